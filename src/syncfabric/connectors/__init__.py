@@ -1,0 +1,1 @@
+"""Connectors: one package per system kind, registered explicitly in :mod:`syncfabric.connectors.registry`."""

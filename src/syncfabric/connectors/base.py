@@ -1,0 +1,121 @@
+"""The connector contract: small on purpose.
+
+A connector speaks one protocol to one system. It reads raw records in pages with a resumable cursor, writes
+records idempotently and reports per-record outcomes, and translates every protocol or driver error once, here at
+the boundary, into :class:`~syncfabric.errors.TransientError` or :class:`~syncfabric.errors.PermanentError`.
+
+Mapping to and from the canonical model happens outside the connector (``syncfabric.mapping``); a connector only
+moves raw records (``dict``) with a ``location`` saying where each came from.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Flag, auto
+from typing import Any, ClassVar
+
+from syncfabric.errors import PermanentError
+
+
+class Capability(Flag):
+    READ_FULL = auto()
+    READ_CHANGES = auto()
+    SUBSCRIBE = auto()
+    WRITE = auto()
+    CALL = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A record as the system gave it, before mapping. ``location`` says where it is (``items.csv:14``)."""
+
+    data: dict[str, Any]
+    location: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of raw records and the cursor to resume after it.
+
+    ``cursor`` is opaque text the connector understands; a flow commits it as its checkpoint in the same
+    transaction as the records of the page. ``complete`` is true on the last page of a full read that is known
+    to contain every record (only then may missing keys become deletions)."""
+
+    records: Sequence[RawRecord]
+    cursor: str | None = None
+    complete: bool = False
+    problems: Sequence[RejectedRaw] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRaw:
+    """Input the connector could not even parse into a raw record (a broken CSV line)."""
+
+    raw: str
+    reason: str
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    """A record to write to a target: its canonical key and version, and the payload in the target's shape.
+    ``payload`` is None for a deletion."""
+
+    key: str
+    version: int
+    payload: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    """Per-record result of a write: keys accepted, and keys rejected with the reason."""
+
+    accepted: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+class Connector(ABC):
+    """Base of every connector. Subclasses set ``kind`` and ``capabilities`` and override what they support."""
+
+    kind: ClassVar[str] = ""
+    capabilities: ClassVar[Capability] = Capability(0)
+
+    def __init__(self, system: str) -> None:
+        self.system = system
+
+    def open(self) -> None:
+        """Acquire connections. Called once before use."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> Connector:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def test_connection(self) -> None:
+        """Raise a ConnectorError if the system cannot be reached or refuses our credentials."""
+
+    def read_full(self, entity: str, cursor: str | None = None) -> Iterator[Page]:
+        """Every record of a source entity, in pages, resuming after ``cursor``."""
+        raise self._unsupported("read_full")
+
+    def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
+        """Records changed since a watermark or cursor, in pages."""
+        raise self._unsupported("read_changes")
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        """Upsert (or delete, for ``payload=None``) idempotently: re-sending the same key and version is harmless."""
+        raise self._unsupported("write")
+
+    def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A request-response operation."""
+        raise self._unsupported("call")
+
+    def _unsupported(self, what: str) -> PermanentError:
+        return PermanentError(f"connector kind {self.kind!r} does not support {what}", system=self.system)

@@ -1,0 +1,25 @@
+"""The canonical manufacturing model: every record syncfabric moves is one of these entities."""
+
+from __future__ import annotations
+
+from syncfabric.model import events, master, planning, transactions
+from syncfabric.model.base import KEY_SEPARATOR, Quantity, Record
+
+ENTITIES: dict[str, type[Record]] = {
+    cls.entity: cls
+    for module in (master, transactions, planning, events)
+    for cls in vars(module).values()
+    if isinstance(cls, type) and issubclass(cls, Record) and cls.entity and cls.__module__ == module.__name__
+}
+"""Every canonical entity by its name, in dependency order (master data first)."""
+
+
+def entity_type(name: str) -> type[Record]:
+    """The record class of a canonical entity, or a KeyError naming the ones that exist."""
+    try:
+        return ENTITIES[name]
+    except KeyError:
+        raise KeyError(f"unknown entity {name!r}; known: {', '.join(sorted(ENTITIES))}") from None
+
+
+__all__ = ["ENTITIES", "KEY_SEPARATOR", "Quantity", "Record", "entity_type"]

@@ -1,0 +1,3 @@
+"""planning."""
+
+from __future__ import annotations

@@ -1,0 +1,46 @@
+"""The canonical store, chosen by URL: ``sqlite:///path/to/file.db`` (embedded default) or ``postgresql://...``."""
+
+from __future__ import annotations
+
+from syncfabric.store.base import (
+    ApplyResult,
+    Change,
+    IncomingRecord,
+    Lineage,
+    NewQuarantine,
+    Op,
+    QuarantineEntry,
+    QuarantineStatus,
+    RunRecord,
+    RunStatus,
+    StateRow,
+    Store,
+    Transaction,
+    content_hash,
+)
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the store a URL names, creating or upgrading its schema unless ``migrate`` is false."""
+    from syncfabric.errors import ConfigError
+
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if scheme == "sqlite":
+        from syncfabric.store.sqlite import SqliteStore
+
+        store: Store = SqliteStore(url)
+    elif scheme in ("postgresql", "postgres"):
+        from syncfabric.store.postgres import PostgresStore
+
+        store = PostgresStore(url)
+    else:
+        raise ConfigError([f"unsupported store URL scheme {scheme!r}; use sqlite:///FILE or postgresql://..."])
+    if migrate:
+        store.migrate()
+    return store
+
+
+__all__ = [
+    "ApplyResult", "Change", "IncomingRecord", "Lineage", "NewQuarantine", "Op", "QuarantineEntry",
+    "QuarantineStatus", "RunRecord", "RunStatus", "StateRow", "Store", "Transaction", "content_hash", "open_store",
+]

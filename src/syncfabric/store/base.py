@@ -1,0 +1,283 @@
+"""The canonical store's interface: current state, change log, checkpoints, cross-reference, quarantine, runs.
+
+One interface, several implementations (``sqlite``, ``postgres``) chosen by URL through :func:`syncfabric.store.open_store`.
+Every implementation passes the same conformance suite (``tests/store``).
+
+Writes happen inside a :class:`Transaction`; everything done in one transaction (records, tombstones, the checkpoint
+that covers them, quarantine entries) commits together or not at all. That is what makes a re-run idempotent and a
+crash lossless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+def content_hash(payload: bytes) -> str:
+    """The content hash the store compares to skip unchanged records: BLAKE2b-128 of the canonical JSON."""
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+class Op(StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Where a record came from: enough to trace it back to its source."""
+
+    source_system: str = ""
+    source_id: str = ""
+    """Where in the source: a file and line (``items.csv:14``), an API id, a message id."""
+    batch_id: str = ""
+    mapping_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRecord:
+    """A canonical record on its way into the store. ``payload`` is the canonical JSON encoding."""
+
+    key: str
+    payload: bytes
+    lineage: Lineage = Lineage()
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """The current state of one (entity, key)."""
+
+    entity: str
+    key: str
+    version: int
+    content_hash: str
+    payload: bytes | None
+    deleted: bool
+    last_seq: int
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the append-only change log."""
+
+    seq: int
+    entity: str
+    key: str
+    version: int
+    op: Op
+    content_hash: str
+    payload: bytes | None
+    recorded_at: dt.datetime
+    lineage: Lineage
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """What one ``apply`` or ``delete`` did."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    last_seq: int | None = None
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def __iadd__(self, other: ApplyResult) -> ApplyResult:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+        if other.last_seq is not None:
+            self.last_seq = other.last_seq
+        return self
+
+
+class QuarantineStatus(StrEnum):
+    OPEN = "open"
+    REPLAYED = "replayed"
+    DISCARDED = "discarded"
+
+
+@dataclass(frozen=True, slots=True)
+class NewQuarantine:
+    """A rejected record with every reason it was rejected and where it came from."""
+
+    flow: str
+    system: str
+    entity: str
+    reasons: Sequence[str]
+    payload: str
+    """The raw record as received (a CSV row as JSON, a message body...), so it can be fixed and replayed."""
+    record_key: str = ""
+    location: str = ""
+    """Where in the source: ``items.csv:14``, a message id, a URL."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    id: int
+    flow: str
+    system: str
+    entity: str
+    record_key: str
+    location: str
+    reasons: list[str]
+    payload: str
+    status: QuarantineStatus
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of one flow, with what it moved."""
+
+    id: int
+    flow: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    status: RunStatus
+    records_in: int = 0
+    records_out: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+class Transaction(ABC):
+    """Writes that commit together. Obtained from :meth:`Store.transaction`."""
+
+    @abstractmethod
+    def apply(self, entity: str, records: Sequence[IncomingRecord]) -> ApplyResult:
+        """Upsert records. A record whose content hash equals the current one writes nothing; any other change
+        bumps the key's version and appends one change-log entry. Keys must be unique within one call."""
+
+    @abstractmethod
+    def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = Lineage()) -> ApplyResult:
+        """Mark keys deleted (a tombstone in the change log). Unknown or already deleted keys write nothing."""
+
+    @abstractmethod
+    def set_checkpoint(self, name: str, value: str) -> None:
+        """Record how far a flow got (a change-log sequence, a watermark, a file list...), as opaque text."""
+
+    @abstractmethod
+    def add_quarantine(self, entries: Sequence[NewQuarantine]) -> list[int]:
+        """Store rejected records; returns their ids."""
+
+    @abstractmethod
+    def set_quarantine_status(self, ids: Sequence[int], status: QuarantineStatus) -> None: ...
+
+    @abstractmethod
+    def put_xref(self, system: str, entity: str, external_id: str, key: str) -> None:
+        """Link a system's own id to a canonical key. Re-linking the same pair is a no-op; linking an external id
+        or a canonical key that is already linked to something else raises :class:`StoreError`."""
+
+
+class Store(ABC):
+    """The canonical store. Thread-safe for reads; one writer transaction at a time per process."""
+
+    url: str
+
+    @abstractmethod
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the current version (idempotent)."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A write transaction: commits when the block ends, rolls back if it raises."""
+
+    @abstractmethod
+    def get(self, entity: str, key: str) -> StateRow | None: ...
+
+    @abstractmethod
+    def current(self, entity: str, *, include_deleted: bool = False) -> Iterator[StateRow]:
+        """Current state of every key of an entity, ordered by key."""
+
+    @abstractmethod
+    def changes(self, after: int, *, entities: Sequence[str] | None = None, limit: int = 1000) -> list[Change]:
+        """Change-log entries with ``seq > after``, oldest first, optionally only of some entities."""
+
+    @abstractmethod
+    def head(self) -> int:
+        """The highest change-log sequence (0 for an empty log)."""
+
+    @abstractmethod
+    def checkpoint(self, name: str) -> str | None: ...
+
+    @abstractmethod
+    def count(self, entity: str) -> int:
+        """Number of live (not deleted) keys of an entity."""
+
+    @abstractmethod
+    def xref(self, system: str, entity: str, external_id: str) -> str | None:
+        """The canonical key a system's id is linked to, if any."""
+
+    @abstractmethod
+    def xref_external(self, system: str, entity: str, key: str) -> str | None:
+        """The system's id linked to a canonical key, if any."""
+
+    @abstractmethod
+    def quarantine(
+        self,
+        *,
+        status: QuarantineStatus | None = QuarantineStatus.OPEN,
+        flow: str | None = None,
+        system: str | None = None,
+        reason: str | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[QuarantineEntry]:
+        """Quarantined records, filtered; ``reason`` matches as a substring of any reason."""
+
+    @abstractmethod
+    def quarantine_counts(self) -> dict[str, int]:
+        """Open quarantine entries per flow."""
+
+    @abstractmethod
+    def start_run(self, flow: str) -> int:
+        """Record that a flow run started (committed at once); returns the run id."""
+
+    @abstractmethod
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        *,
+        records_in: int = 0,
+        records_out: int = 0,
+        unchanged: int = 0,
+        quarantined: int = 0,
+        detail: dict[str, object] | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    def runs(self, flow: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """Most recent runs first."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

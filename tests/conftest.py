@@ -1,0 +1,5 @@
+"""Shared fixtures. Real servers (PostgreSQL, ...) are started by plugins in ``tests/servers/``."""
+
+from __future__ import annotations
+
+pytest_plugins = ["tests.servers.postgres"]
