@@ -81,9 +81,15 @@ class Connector(ABC):
 
     kind: ClassVar[str] = ""
     capabilities: ClassVar[Capability] = Capability(0)
+    config_type: ClassVar[type[Any]]
+    """The msgspec Struct (in the package's ``configuration.py``) that the estate's ``connection`` decodes into."""
+    secret_names: ClassVar[tuple[str, ...]] = ()
+    """Credentials this kind can use, given in the estate as environment-variable references."""
 
-    def __init__(self, system: str) -> None:
+    def __init__(self, system: str, config: Any, secrets: dict[str, str] | None = None) -> None:
         self.system = system
+        self.config = config
+        self.secrets = secrets or {}
 
     def open(self) -> None:
         """Acquire connections. Called once before use."""
