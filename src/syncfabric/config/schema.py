@@ -1,7 +1,8 @@
 """The estate file's shape: systems, domains, mappings and flows.
 
-These Structs are the single source of truth: the JSON Schema shipped for editors (``syncfabric estate schema``)
-is generated from them, and :func:`syncfabric.config.load_estate` decodes into them after validation.
+These Structs are the single source of truth: the JSON Schema shipped for editors (``syncfabric estate schema``,
+``schemas/estate.schema.json``) is generated from them, and :func:`syncfabric.config.load_estate` decodes into them
+after validation. Field help lives in ``msgspec.Meta(description=...)`` so that editors show it on hover.
 """
 
 from __future__ import annotations
@@ -10,44 +11,62 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64,
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+ENV_VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN, max_length=64,
                                    description="lower-case name: letters, digits, '-', '_', '.'")]
 
 SyncModel = Literal["batch_full", "batch_net_change", "near_real_time", "event", "request_response"]
+
+Cron = Annotated[str, msgspec.Meta(
+    description="a cron expression: 5 fields (minute hour day month weekday), 6 with seconds, or @hourly, @daily...",
+    examples=["0 2 * * *", "*/5 * * * *", "@hourly"],
+)]
+
+
+def _doc(text: str, **extra: Any) -> msgspec.Meta:
+    return msgspec.Meta(description=text, **extra)
 
 
 class EnvRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A secret given by reference: the name of the environment variable that holds it. Never the secret itself."""
 
-    env: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    env: Annotated[str, msgspec.Meta(pattern=ENV_VARIABLE_PATTERN,
+                                     description="name of the environment variable holding the secret",
+                                     examples=["PLANNING_TOKEN"])]
 
 
 class System(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A system syncfabric talks to."""
 
-    kind: Annotated[str, msgspec.Meta(description="connector kind: files, planning, ...")]
-    description: str = ""
-    connection: dict[str, Any] = {}
-    """Connector-specific settings; checked against the connector kind's own configuration."""
-    credentials: dict[str, EnvRef] = {}
-    """Secrets by environment-variable reference, e.g. ``token: {env: PLANNING_TOKEN}``."""
+    kind: Annotated[str, _doc("connector kind: files, planning, ...")]
+    description: Annotated[str, _doc("free text for people reading the estate")] = ""
+    connection: Annotated[dict[str, Any], _doc(
+        "connector-specific settings, checked against the connector kind's own configuration; "
+        "never secrets (put those under credentials)")] = {}
+    credentials: Annotated[dict[str, EnvRef], _doc(
+        "secrets by environment-variable reference, e.g. token: {env: PLANNING_TOKEN}")] = {}
 
 
 class Sla(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    freshness_minutes: Annotated[float, msgspec.Meta(gt=0)] | None = None
-    """The newest change at a target may be at most this old."""
-    completeness: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
-    """Share of source keys that must be present and equal at the target after reconciliation."""
+    """What a domain promises its consumers: how fresh and how complete its data is."""
+
+    freshness_minutes: Annotated[float, msgspec.Meta(
+        gt=0, description="the newest change at a target may be at most this old")] | None = None
+    completeness: Annotated[float, msgspec.Meta(
+        ge=0, le=1, description="share of source keys that must be present and equal at the target after "
+                                "reconciliation")] | None = None
 
 
 class Domain(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """How one canonical entity is kept in sync: its sync model, schedule and SLA."""
 
-    entity: str
-    sync_model: SyncModel = "batch_full"
-    schedule: str | None = None
-    """A cron expression (``0 2 * * *``) for batch models."""
-    sla: Sla = Sla()
+    entity: Annotated[str, _doc("canonical entity: item, location, inventory_balance, ...")]
+    sync_model: Annotated[SyncModel, _doc("how changes travel: batch, net-change, near-real-time, events, "
+                                          "or request-response")] = "batch_full"
+    schedule: Cron | None = None
+    sla: Annotated[Sla, _doc("freshness and completeness targets")] = Sla()
 
 
 class Mapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -57,39 +76,45 @@ class Mapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     ``{const: VALUE}`` for a constant, or a nested mapping for a nested record (``on_hand: {value: QTY, unit: UOM}``).
     """
 
-    system: Name
-    entity: str
-    version: Annotated[int, msgspec.Meta(ge=1)] = 1
-    fields: dict[str, Any]
+    system: Annotated[Name, _doc("the system whose records this mapping reads")]
+    entity: Annotated[str, _doc("the canonical entity it produces")]
+    version: Annotated[int, msgspec.Meta(ge=1, description="raise it when the mapping changes; records keep it "
+                                                           "as lineage")] = 1
+    fields: Annotated[dict[str, Any], _doc(
+        "canonical field -> source field name or dotted path, {const: VALUE}, or a nested mapping "
+        "(on_hand: {value: QTY, unit: UOM})")]
 
 
 class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A movement of records: ``inbound`` (system → canonical store) or ``outbound`` (store → system)."""
 
-    direction: Literal["inbound", "outbound"]
-    system: Name
-    entities: list[str]
-    """Canonical entities this flow moves; an inbound flow moves one."""
-    mode: Literal["full", "changes"] = "changes"
-    """inbound: ``full`` reads every record (missing keys become deletions when the snapshot is complete),
-    ``changes`` reads what changed since the checkpoint. outbound: ``full`` sends the current state,
-    ``changes`` sends changes since the target's checkpoint."""
-    source: str | None = None
-    """inbound: the system's name for what is read (a file pattern, a table, an endpoint); defaults to the entity."""
-    mapping: Name | None = None
-    """inbound: the mapping to apply (required)."""
-    schedule: str | None = None
-    batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    direction: Annotated[Literal["inbound", "outbound"], _doc(
+        "inbound: system -> canonical store; outbound: canonical store -> system")]
+    system: Annotated[Name, _doc("the system read from (inbound) or written to (outbound)")]
+    entities: Annotated[list[str], msgspec.Meta(
+        min_length=1, description="canonical entities this flow moves; an inbound flow moves exactly one")]
+    mode: Annotated[Literal["full", "changes"], _doc(
+        "inbound: full reads every record (missing keys become deletions when the snapshot is complete), "
+        "changes reads what changed since the checkpoint; outbound: full sends the current state, "
+        "changes sends changes since the target's checkpoint")] = "changes"
+    source: Annotated[str, _doc(
+        "inbound: the system's name for what is read (a file pattern, a table, an endpoint); "
+        "defaults to the entity")] | None = None
+    mapping: Annotated[Name, _doc("inbound: the mapping to apply (required)")] | None = None
+    schedule: Cron | None = None
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000, description="records per page and per commit")] = 1000
 
 
 class Estate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A whole estate: every system, domain, mapping and flow syncfabric runs for one manufacturer."""
 
-    version: Literal[1] = 1
-    name: str = "estate"
-    store: str = "sqlite:///.syncfabric/syncfabric.db"
-    """Store URL; a relative SQLite path is relative to the estate file's folder."""
-    systems: dict[Name, System]
-    domains: dict[Name, Domain] = {}
-    mappings: dict[Name, Mapping] = {}
-    flows: dict[Name, Flow] = {}
+    version: Annotated[Literal[1], _doc("version of the estate file format")] = 1
+    name: Annotated[str, _doc("name of the estate, shown in the console and in logs")] = "estate"
+    store: Annotated[str, _doc(
+        "store URL (sqlite:///path/to.db or postgresql://host/db); a relative SQLite path is relative to the "
+        "estate file's folder; a password belongs in SYNCFABRIC__STORE, not here")] = \
+        "sqlite:///.syncfabric/syncfabric.db"
+    systems: Annotated[dict[Name, System], _doc("the systems syncfabric talks to, by name")]
+    domains: Annotated[dict[Name, Domain], _doc("sync policy per canonical entity, by name")] = {}
+    mappings: Annotated[dict[Name, Mapping], _doc("how each system's records map to canonical entities")] = {}
+    flows: Annotated[dict[Name, Flow], _doc("the inbound and outbound movements of records, by name")] = {}

@@ -14,6 +14,7 @@ from abc import ABC
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Flag, auto
+from pathlib import Path
 from typing import Any, ClassVar
 
 from syncfabric.errors import PermanentError
@@ -86,10 +87,14 @@ class Connector(ABC):
     secret_names: ClassVar[tuple[str, ...]] = ()
     """Credentials this kind can use, given in the estate as environment-variable references."""
 
-    def __init__(self, system: str, config: Any, secrets: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, system: str, config: Any, secrets: dict[str, str] | None = None, *, base_dir: Path | None = None
+    ) -> None:
         self.system = system
         self.config = config
         self.secrets = secrets or {}
+        self.base_dir = base_dir or Path.cwd()
+        """Where relative paths in the configuration are resolved: the estate file's folder."""
 
     def open(self) -> None:
         """Acquire connections. Called once before use."""
@@ -114,6 +119,10 @@ class Connector(ABC):
     def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
         """Records changed since a watermark or cursor, in pages."""
         raise self._unsupported("read_changes")
+
+    def acknowledge(self, entity: str, cursor: str) -> None:
+        """Called after the records up to ``cursor`` are committed in the store: the source may now forget them
+        (archive a file, acknowledge a message). Must be safe to call twice."""
 
     def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
         """Upsert (or delete, for ``payload=None``) idempotently: re-sending the same key and version is harmless."""

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from syncfabric.model import events, master, planning, transactions
+from syncfabric.model import events, execution, master, planning, structures, transactions
 from syncfabric.model.base import KEY_SEPARATOR, Quantity, Record
 
 ENTITIES: dict[str, type[Record]] = {
     cls.entity: cls
-    for module in (master, transactions, planning, events)
+    for module in (master, structures, transactions, execution, planning, events)
     for cls in vars(module).values()
     if isinstance(cls, type) and issubclass(cls, Record) and cls.entity and cls.__module__ == module.__name__
 }
-"""Every canonical entity by its name, in dependency order (master data first)."""
+"""Every canonical entity by its name, in dependency order: an entity comes after those it refers to."""
 
 
 def entity_type(name: str) -> type[Record]:

@@ -36,7 +36,11 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     else:
         raise ConfigError([f"unsupported store URL scheme {scheme!r}; use sqlite:///FILE or postgresql://..."])
     if migrate:
-        store.migrate()
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()  # do not leak the connection pool of a store the caller never receives
+            raise
     return store
 
 

@@ -1,6 +1,7 @@
 """The canonical store's interface: current state, change log, checkpoints, cross-reference, quarantine, runs.
 
-One interface, several implementations (``sqlite``, ``postgres``) chosen by URL through :func:`syncfabric.store.open_store`.
+One interface, several implementations (``sqlite``, ``postgres``) chosen by URL through
+:func:`syncfabric.store.open_store`.
 Every implementation passes the same conformance suite (``tests/store``).
 
 Writes happen inside a :class:`Transaction`; everything done in one transaction (records, tombstones, the checkpoint

@@ -1,0 +1,1 @@
+"""Drop-folder files (CSV) written by legacy systems: read complete files only, archive after success."""

@@ -1,0 +1,163 @@
+"""Reads CSV exports from a drop folder, page by page, with a cursor that survives a crash.
+
+A cursor names the file (by name and fingerprint: size and modification time), the last line committed, and
+whether the file is finished. A finished file is moved to the archive folder once the store has committed it
+(:meth:`FilesConnector.acknowledge`); if the process dies before the move, the next run recognises the file by its
+fingerprint and archives it without reading it again. So no file is read twice and none is lost.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from syncfabric.connectors.base import Capability, Connector, Page, RawRecord, RejectedRaw
+from syncfabric.connectors.files.configuration import FilesConfig
+from syncfabric.errors import PermanentError, TransientError
+
+_INCOMPLETE_SUFFIXES = (".tmp", ".part", ".partial", ".swp")
+
+
+class FileCursor(msgspec.Struct, frozen=True, kw_only=True):
+    file: str
+    fingerprint: str
+    line: int = 0
+    """Physical line number of the last row included (0 = none yet)."""
+    done: bool = False
+
+
+def encode_cursor(cursor: FileCursor) -> str:
+    return msgspec.json.encode(cursor).decode()
+
+
+def decode_cursor(text: str | None) -> FileCursor | None:
+    return msgspec.json.decode(text, type=FileCursor) if text else None
+
+
+class FilesConnector(Connector):
+    kind = "files"
+    capabilities = Capability.READ_FULL | Capability.READ_CHANGES
+    config_type = FilesConfig
+    config: FilesConfig
+    page_size = 1000
+
+    @property
+    def folder(self) -> Path:
+        return (self.base_dir / self.config.folder).resolve()
+
+    @property
+    def archive(self) -> Path:
+        return self.folder / self.config.archive_folder
+
+    def test_connection(self) -> None:
+        if not self.folder.is_dir():
+            raise PermanentError(f"drop folder {self.folder} does not exist", system=self.system)
+
+    def pending_files(self, pattern: str) -> list[Path]:
+        """Complete files matching ``pattern``, oldest first."""
+        self.test_connection()
+        found = []
+        for path in self.folder.iterdir():
+            name = path.name
+            if not path.is_file() or name.startswith(".") or name.endswith(_INCOMPLETE_SUFFIXES):
+                continue
+            if not fnmatch.fnmatch(name, pattern):
+                continue
+            if self.config.marker_suffix and not path.with_name(name + self.config.marker_suffix).exists():
+                continue
+            found.append(path)
+        return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+    def read_full(self, entity: str, cursor: str | None = None) -> Iterator[Page]:
+        """Each pending file is one complete snapshot: its last page has ``complete=True``."""
+        return self._read(entity, cursor)
+
+    def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
+        """Each pending file holds changed records only; same paging, same cursor."""
+        return self._read(entity, since)
+
+    def _read(self, pattern: str, cursor_text: str | None) -> Iterator[Page]:
+        cursor = decode_cursor(cursor_text)
+        for path in self.pending_files(pattern):
+            fingerprint = _fingerprint(path)
+            start_after = 0
+            if cursor is not None and cursor.file == path.name and cursor.fingerprint == fingerprint:
+                if cursor.done:
+                    self._archive(path)  # committed by an earlier run that stopped before archiving
+                    continue
+                start_after = cursor.line
+            yield from self._read_file(path, fingerprint, start_after)
+
+    def _read_file(self, path: Path, fingerprint: str, start_after: int) -> Iterator[Page]:
+        records: list[RawRecord] = []
+        problems: list[RejectedRaw] = []
+        last_line = start_after
+        try:
+            with path.open(newline="", encoding=self.config.encoding) as handle:
+                reader = csv.reader(handle, delimiter=self.config.delimiter)
+                header = next(reader, None)
+                if not header:
+                    raise PermanentError(f"{path.name}: file is empty, expected a header row", system=self.system)
+                header = [column.strip() for column in header]
+                for row in reader:
+                    line = reader.line_num
+                    if line <= start_after:
+                        continue
+                    location = f"{path.name}:{line}"
+                    if not any(cell.strip() for cell in row):
+                        last_line = line
+                        continue
+                    if len(row) != len(header):
+                        problems.append(RejectedRaw(
+                            raw=self.config.delimiter.join(row), location=location,
+                            reason=f"expected {len(header)} columns ({', '.join(header)}), got {len(row)}",
+                        ))
+                    else:
+                        records.append(RawRecord(dict(zip(header, row, strict=True)), location))
+                    last_line = line
+                    if len(records) + len(problems) >= self.page_size:
+                        yield Page(records, encode_cursor(FileCursor(file=path.name, fingerprint=fingerprint,
+                                                                     line=last_line)), problems=problems)
+                        records, problems = [], []
+        except UnicodeDecodeError as exc:
+            raise PermanentError(f"{path.name}: not {self.config.encoding} text ({exc.reason})",
+                                 system=self.system) from exc
+        except csv.Error as exc:
+            raise PermanentError(f"{path.name}:{last_line + 1}: {exc}", system=self.system) from exc
+        except OSError as exc:
+            raise TransientError(f"{path.name}: {exc.strerror}", system=self.system) from exc
+        done = FileCursor(file=path.name, fingerprint=fingerprint, line=last_line, done=True)
+        yield Page(records, encode_cursor(done), complete=True, problems=problems)
+
+    def acknowledge(self, entity: str, cursor: str) -> None:
+        decoded = decode_cursor(cursor)
+        if decoded is None or not decoded.done:
+            return
+        path = self.folder / decoded.file
+        if path.exists() and _fingerprint(path) == decoded.fingerprint:
+            self._archive(path)
+
+    def _archive(self, path: Path) -> None:
+        self.archive.mkdir(parents=True, exist_ok=True)
+        target = self.archive / path.name
+        if target.exists():
+            target = self.archive / f"{path.stem}.{path.stat().st_mtime_ns}{path.suffix}"
+        try:
+            shutil.move(os.fspath(path), os.fspath(target))
+            if self.config.marker_suffix:
+                marker = path.with_name(path.name + self.config.marker_suffix)
+                if marker.exists():
+                    marker.unlink()
+        except OSError as exc:
+            raise TransientError(f"cannot archive {path.name}: {exc.strerror}", system=self.system) from exc
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}-{stat.st_mtime_ns}"

@@ -1,0 +1,203 @@
+"""Writes canonical records to a planning platform through frePPLe's bulk REST input, and reads them back.
+
+A write turns each canonical record into the platform's shape (:mod:`.shapes`) and sends them in bulk requests of
+``batch_size``: ``PUT`` to upsert (the platform merges the fields given into the stored record), ``DELETE`` to
+delete. An order with lines becomes one platform record per line; the lines it no longer has are found by reading
+the order's records first, and deleted. A canonical record is accepted when all of its requests are.
+
+Every record carries ``_version`` (the canonical version) and ``_stream`` (the canonical entity): the
+platform applies a version only if it is newer than the last one it applied for that key and stream, so re-sending
+a batch after a crash or a retry changes nothing, and a late older version never overwrites a newer one.
+
+If a request fails half-way through a write, the error is raised and the whole write can be sent again: batches
+already applied answer ``duplicate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import httpx
+
+from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.planning import shapes
+from syncfabric.connectors.planning.configuration import PlanningConfig
+from syncfabric.connectors.planning.exceptions import translate_error
+from syncfabric.errors import PermanentError
+
+_Request = tuple[int, shapes.Method, dict[str, Any]]
+"""(index of the record in the write, method, body): one record may need several requests."""
+
+
+class PlanningConnector(Connector):
+    kind = "planning"
+    capabilities = Capability.READ_FULL | Capability.WRITE
+    config_type = PlanningConfig
+    config: PlanningConfig
+    secret_names = ("token",)
+
+    _client: httpx.Client | None = None
+
+    def open(self) -> None:
+        if self._client is None:
+            headers = {"Accept": "application/json"}
+            if token := self.secrets.get("token"):
+                headers["Authorization"] = f"Bearer {token}"
+            self._client = httpx.Client(
+                base_url=self.config.base_url.rstrip("/"), headers=headers,
+                timeout=self.config.timeout_seconds, verify=self.config.verify_tls,
+            )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.Client:
+        self.open()
+        assert self._client is not None
+        return self._client
+
+    def test_connection(self) -> None:
+        self._request("GET", "item", params={"limit": 1})
+
+    # ---- reading back ------------------------------------------------------------------------------------------
+
+    def read_full(self, entity: str, cursor: str | None = None) -> Iterator[Page]:
+        """The platform's records of a canonical entity (only the fields it writes), or of a frePPLe entity (as
+        stored). Paged by offset; ``cursor`` is the offset to resume at."""
+        shape = shapes.SHAPES.get(entity)
+        target = shape.target if shape else entity
+        params: dict[str, Any] = {"limit": self.config.batch_size, "offset": int(cursor or 0)}
+        if shape:
+            params.update(shape.fixed)
+        while True:
+            rows = self._request("GET", target, entity=entity, params=params).json()
+            offset = params["offset"] + len(rows)
+            records = []
+            for row in rows:
+                key = shape.canonical_key(row) if shape else None
+                if shape and key is None:
+                    continue
+                data = shape.project(row) if shape else row
+                records.append(RawRecord(data, location=f"{target}:{key if shape else _target_key(row)}"))
+            done = len(rows) < params["limit"]
+            yield Page(records, cursor=str(offset), complete=done)
+            if done:
+                return
+            params["offset"] = offset
+
+    # ---- writing -----------------------------------------------------------------------------------------------
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        try:
+            shape = shapes.shape_for(entity)
+        except KeyError as exc:
+            raise PermanentError(str(exc.args[0]), system=self.system, entity=entity) from None
+        ordered = shapes.parents_first(shape, records)
+        unshaped: dict[int, str] = {}
+        requests: list[_Request] = []
+        held: dict[str, set[str]] = {}
+        for index, record in enumerate(ordered):
+            try:
+                planned = self._plan(shape, entity, record, held)
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                unshaped[index] = f"cannot shape for {shape.target}: {type(exc).__name__}: {exc}"
+                continue
+            requests.extend((index, method, body) for method, body in planned)
+        errors: dict[int, list[str]] = {}
+        for batch in _batches(requests, self.config.batch_size):
+            response = self._request(batch[0][1], shape.target, entity=entity, json=[body for _, _, body in batch])
+            for (index, _, _), result in zip(batch, _results(response, len(batch), self.system, entity), strict=True):
+                if result.get("status") != "ok":
+                    errors.setdefault(index, []).append(str(result.get("error") or "rejected by the platform"))
+        outcome = WriteOutcome()
+        for index, record in enumerate(ordered):
+            reasons = [unshaped[index]] if index in unshaped else errors.get(index)
+            if reasons:
+                outcome.rejected[record.key] = "; ".join(reasons)
+            else:
+                outcome.accepted.append(record.key)
+        return outcome
+
+    def _plan(
+        self, shape: shapes.Shape, entity: str, record: OutboundRecord, held: dict[str, set[str]]
+    ) -> list[tuple[shapes.Method, dict]]:
+        """The requests that bring the platform to this record's state, each body marked with its version.
+
+        ``held`` remembers, per order key, the line records the platform will hold once the requests planned so far
+        are applied, so that a second version of an order in the same write deletes what the first one added."""
+        marks = {"_version": record.version, "_stream": entity}
+        lines = shape.lines_filter(record.key)
+        if record.payload is None and lines is None:
+            method, body = shape.deletion(record.key)
+            if method == "PUT":
+                body["source"] = self.config.source
+            return [(method, {**body, **marks})]
+        wanted = shape.payloads(record.payload) if record.payload is not None else []
+        for body in wanted:
+            if not shape.owns(record.key, body):
+                raise ValueError(f"payload does not match key {record.key!r}")
+        plan: list[tuple[shapes.Method, dict]] = [("PUT", {**body, "source": self.config.source, **marks})
+                                                  for body in wanted]
+        if lines is not None:
+            name = shape.key_fields[0]
+            keep = {body[name] for body in wanted}
+            now = held[record.key] if record.key in held else self._held(shape, entity, record.key, lines)
+            plan += [("DELETE", {name: gone, **marks}) for gone in sorted(now - keep)]
+            held[record.key] = keep
+        return plan
+
+    def _held(self, shape: shapes.Shape, entity: str, key: str, lines: dict[str, str]) -> set[str]:
+        """Names of the platform's records an order has now (all pages)."""
+        name, offset = shape.key_fields[0], 0
+        held: set[str] = set()
+        while True:
+            params = {**lines, "limit": self.config.batch_size, "offset": offset}
+            rows = self._request("GET", shape.target, entity=entity, params=params).json()
+            held.update(row[name] for row in rows if shape.canonical_key(row) == key)
+            if len(rows) < self.config.batch_size:
+                return held
+            offset += len(rows)
+
+    def _request(self, method: str, target: str, *, entity: str = "", **kwargs: Any) -> httpx.Response:
+        app = shapes.TARGET_APPS.get(target, "input")
+        try:
+            response = self.client.request(method, f"/api/{app}/{target}/", **kwargs)
+        except httpx.HTTPError as exc:
+            raise translate_error(exc, system=self.system, entity=entity) from exc
+        if response.status_code not in (200, 207):
+            raise translate_error(response, system=self.system, entity=entity)
+        return response
+
+
+def _batches(requests: list[_Request], size: int) -> Iterator[list[_Request]]:
+    """Consecutive requests of one method, at most ``size`` at a time, in the given order."""
+    batch: list[_Request] = []
+    for request in requests:
+        if batch and (len(batch) == size or batch[-1][1] != request[1]):
+            yield batch
+            batch = []
+        batch.append(request)
+    if batch:
+        yield batch
+
+
+def _results(response: httpx.Response, expected: int, system: str, entity: str) -> list[dict[str, Any]]:
+    try:
+        results = response.json()["results"]
+    except (ValueError, KeyError, TypeError):
+        raise PermanentError("planning platform answered without per-record results", system=system,
+                             entity=entity) from None
+    if not isinstance(results, list) or len(results) != expected:
+        raise PermanentError(f"planning platform answered {len(results)} outcomes for {expected} records",
+                             system=system, entity=entity)
+    return results
+
+
+def _target_key(row: dict[str, Any]) -> str:
+    return str(row.get("name") or row.get("reference") or "/".join(
+        str(row.get(name) or "") for name in ("item", "location", "supplier", "origin", "batch") if name in row
+    ))

@@ -1,0 +1,1 @@
+"""Flows move records: inbound (system → canonical store) and outbound (store → system)."""

@@ -1,0 +1,79 @@
+"""Runs an estate's flows: builds connectors and mappings from the estate file and records every run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import cached_property
+
+from syncfabric.config import LoadedEstate
+from syncfabric.connectors.base import Connector
+from syncfabric.connectors.registry import connector_class
+from syncfabric.errors import ConfigError
+from syncfabric.flows.inbound import run_inbound
+from syncfabric.flows.outbound import run_outbound
+from syncfabric.flows.result import FlowResult, Progress
+from syncfabric.mapping import FieldMap
+from syncfabric.store import RunStatus, Store, open_store
+
+
+class Runtime:
+    """One estate, opened: its store, connectors and mappings. Use as a context manager."""
+
+    def __init__(self, loaded: LoadedEstate, store: Store | None = None) -> None:
+        self.loaded = loaded
+        self.estate = loaded.estate
+        self._store = store
+
+    @cached_property
+    def store(self) -> Store:
+        return self._store or open_store(self.loaded.store_url)
+
+    def connector(self, system: str) -> Connector:
+        spec = self.estate.systems[system]
+        cls = connector_class(spec.kind)
+        return cls(system, self.loaded.connection(system), self.loaded.secrets(system), base_dir=self.loaded.base_dir)
+
+    def field_map(self, name: str) -> FieldMap:
+        return FieldMap(name, self.estate.mappings[name])
+
+    def run_flow(self, name: str, *, progress: Progress | None = None,
+                 on_start: Callable[[int], None] | None = None) -> FlowResult:
+        """Run one flow once and record it in the run history; re-raises what made it fail after recording it."""
+        try:
+            flow = self.estate.flows[name]
+        except KeyError:
+            raise ConfigError([f"unknown flow {name!r}; flows: {', '.join(self.estate.flows) or 'none'}"]) from None
+        run_id = self.store.start_run(name)
+        if on_start is not None:
+            on_start(run_id)
+        try:
+            with self.connector(flow.system) as connector:
+                if flow.direction == "inbound":
+                    assert flow.mapping is not None  # guaranteed by validation
+                    result = run_inbound(
+                        self.store, name, connector, self.field_map(flow.mapping), mode=flow.mode,
+                        source=flow.source or flow.entities[0], batch_id=f"run-{run_id}-{uuid.uuid4().hex[:8]}",
+                        progress=progress,
+                    )
+                else:
+                    result = run_outbound(self.store, name, connector, entities=flow.entities, mode=flow.mode,
+                                          batch_size=flow.batch_size, progress=progress)
+        except BaseException as exc:
+            self.store.finish_run(run_id, RunStatus.FAILED, detail={"error": str(exc) or type(exc).__name__})
+            raise
+        self.store.finish_run(
+            run_id, RunStatus.SUCCEEDED, records_in=result.records_in, records_out=result.records_out,
+            unchanged=result.unchanged, quarantined=result.quarantined, detail=result.detail(),
+        )
+        return result
+
+    def close(self) -> None:
+        if self._store is None and "store" in self.__dict__:
+            self.store.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the canonical store's schema (run by ``Store.migrate()``)."""

@@ -1,0 +1,617 @@
+"""The store on SQLAlchemy Core: one implementation shared by the SQLite and PostgreSQL backends.
+
+A backend differs from another in a few places only, each a hook on :class:`SqlStore`:
+
+- ``insert``: the dialect's INSERT construct (both offer ``ON CONFLICT DO UPDATE``);
+- ``_begin_write``: how a write transaction starts. Each backend serializes writers, so that a writer reads the
+  versions it bumps without a race and change-log sequence order equals commit order;
+- ``_allocate_seqs``: how a writer takes change-log sequence numbers (it holds the write lock when it does);
+- ``_driver_errors``: the driver's own exception root, for errors raised outside SQLAlchemy's wrapping;
+- ``_lookup``: the query fetching the version, hash and deleted flag of a chunk of keys;
+- ``_bulk_writers``: how a batch of state rows and of change-log rows is written.
+
+``apply`` is written for batches of thousands of records: one indexed lookup per 500 keys, then one bulk write
+of the state rows and one of the change-log rows. Unchanged records write nothing.
+
+Driver errors become :class:`~syncfabric.errors.StoreError` here, once, with the driver's exception as
+``__cause__``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import msgspec
+from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import Executable
+
+from syncfabric.errors import StoreError
+from syncfabric.store import tables as t
+from syncfabric.store.base import (
+    ApplyResult,
+    Change,
+    IncomingRecord,
+    Lineage,
+    NewQuarantine,
+    Op,
+    QuarantineEntry,
+    QuarantineStatus,
+    RunRecord,
+    RunStatus,
+    StateRow,
+    Store,
+    Transaction,
+    content_hash,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+KEY_CHUNK = 500
+"""Keys per ``IN (...)`` lookup: well under every backend's bound-parameter limit, big enough to be cheap."""
+STREAM_ROWS = 1000
+NO_LINEAGE = Lineage()
+TOMBSTONE_HASH = ""
+"""The content hash of a deleted key: it has no content."""
+STATE_UPDATES = ("version", "content_hash", "payload", "deleted", "last_seq", "updated_at")
+"""The state columns an upsert of an existing key overwrites."""
+
+LOOKUP = (
+    select(t.state.c.key, t.state.c.version, t.state.c.content_hash, t.state.c.deleted)
+    .where(t.state.c.entity == bindparam("entity"), t.state.c.key.in_(bindparam("keys", expanding=True)))
+)
+
+
+class BulkWriter:
+    """Writes many rows of one table: a statement compiled once for the driver and run as a plain executemany.
+
+    On batches of thousands of rows, SQLAlchemy's per-row parameter processing costs more than the database does.
+    Rows here are tuples in column order carrying only values the driver takes as they are (str, int, None); a value
+    that needs converting (timestamps, booleans) is the same for the whole batch and is converted once with
+    :meth:`bind`. A backend may run the rows differently (PostgreSQL: one statement over a JSON document).
+    """
+
+    def __init__(self, stmt: Any, table: Table, dialect: Dialect) -> None:
+        columns = list(table.c)
+        self.names = [c.name for c in columns]
+        self._processors = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
+        compiled = stmt.compile(dialect=dialect, column_keys=self.names)
+        if compiled.positional and list(compiled.positiontup or ()) != self.names:
+            raise AssertionError(f"unexpected parameter order {compiled.positiontup} for {self.names}")
+        self.sql = compiled.string
+        self.positional = compiled.positional
+
+    def bind(self, name: str, value: Any) -> Any:
+        """A value as the driver takes it for column ``name`` (what SQLAlchemy would have sent)."""
+        processor = self._processors[name]
+        return value if processor is None else processor(value)
+
+    def execute(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        if self.positional:
+            conn.exec_driver_sql(self.sql, rows)
+        else:
+            names = self.names
+            conn.exec_driver_sql(self.sql, [dict(zip(names, row, strict=True)) for row in rows])
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 1000 else text[:1000] + " ..."
+
+
+class SqlStore(Store):
+    """The canonical store on a SQL database. Subclasses make the engine and fill in the backend hooks."""
+
+    insert: ClassVar[Callable[..., Any]]
+    _driver_errors: tuple[type[BaseException], ...] = ()
+    _lookup: ClassVar[Executable] = LOOKUP
+    """Parameters ``entity`` and ``keys`` (a list); rows of (key, version, content_hash, deleted)."""
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.url = url
+        self._engine = engine
+        self._local = threading.local()
+        self._closed = False
+        self._bulk_state, self._bulk_log = self._bulk_writers(engine.dialect)
+        excluded = self.insert(t.checkpoint).excluded
+        self._checkpoint_upsert = self.insert(t.checkpoint).on_conflict_do_update(
+            index_elements=[t.checkpoint.c.name],
+            set_={"value": excluded.value, "updated_at": excluded.updated_at},
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    # -- backend hooks ---------------------------------------------------------------------------------------------
+
+    def _begin_write(self, conn: Connection) -> None:
+        """Begin the write transaction on ``conn``, holding the store-wide write lock when this returns."""
+        raise NotImplementedError
+
+    def _allocate_seqs(self, conn: Connection, n: int) -> list[int]:
+        """``n`` new change-log sequence numbers, ascending, above every committed one. Called with the write lock."""
+        raise NotImplementedError
+
+    def _bulk_writers(self, dialect: Dialect) -> tuple[BulkWriter, BulkWriter]:
+        """Writers of state rows (an upsert on the key) and of change-log rows (an insert)."""
+        excluded = self.insert(t.state).excluded
+        state_upsert = self.insert(t.state).on_conflict_do_update(
+            index_elements=[t.state.c.entity, t.state.c.key],
+            set_={name: excluded[name] for name in STATE_UPDATES},
+        )
+        return BulkWriter(state_upsert, t.state, dialect), BulkWriter(t.change_log.insert(), t.change_log, dialect)
+
+    # -- plumbing ---------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Translate driver errors into StoreError, keeping the driver's exception as the cause."""
+        catch: tuple[type[BaseException], ...] = (SQLAlchemyError, *self._driver_errors)
+        try:
+            yield
+        except catch as exc:
+            orig = getattr(exc, "orig", None)
+            cause = orig if isinstance(orig, BaseException) else exc
+            raise StoreError(f"{action}: {_describe(cause)}") from cause
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self!r} is closed")
+
+    def _check_not_writing(self, action: str) -> None:
+        if getattr(self._local, "writing", False):
+            raise StoreError(
+                f"{action} inside an open write transaction of the same thread: it would wait for that "
+                "transaction's own lock; do it before or after the transaction"
+            )
+
+    @contextmanager
+    def _writing(self, action: str) -> Iterator[Connection]:
+        """A connection inside a write transaction holding the write lock; commits at the end, rolls back on error."""
+        self._check_open()
+        self._check_not_writing(action)
+        self._local.writing = True
+        try:
+            with self._errors(action):
+                conn = self._engine.connect()
+            try:
+                with self._errors(action):
+                    self._begin_write(conn)
+                try:
+                    yield conn
+                except BaseException:
+                    try:
+                        conn.rollback()
+                    except Exception:  # the original error matters more; closing the connection discards it anyway
+                        log.warning("rollback failed after an error in %s", action, exc_info=True)
+                    raise
+                with self._errors(f"{action}: commit"):
+                    conn.commit()
+            finally:
+                conn.close()
+        finally:
+            self._local.writing = False
+
+    @contextmanager
+    def _autonomous(self, action: str) -> Iterator[Connection]:
+        """A short transaction of its own that commits at once (runs), without the change-log write lock."""
+        self._check_open()
+        self._check_not_writing(action)
+        with self._errors(action), self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _reading(self, action: str) -> Iterator[Connection]:
+        self._check_open()
+        with self._errors(action), self._engine.connect() as conn:
+            yield conn
+
+    # -- Store ------------------------------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        from alembic.util import CommandError
+
+        with self._writing("migrate the store schema") as conn:
+            config.attributes["connection"] = conn
+            try:
+                with self._errors("migrate the store schema"):
+                    command.upgrade(config, "head")
+            except CommandError as exc:  # e.g. a schema revision newer than this release knows
+                raise StoreError(f"migrate the store schema: {exc}") from exc
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        with self._writing("write transaction") as conn:
+            tx = SqlTransaction(self, conn)
+            try:
+                yield tx
+            finally:
+                tx._conn = None
+
+    def get(self, entity: str, key: str) -> StateRow | None:
+        with self._reading(f"get {entity} {key!r}") as conn:
+            row = conn.execute(
+                select(t.state).where(t.state.c.entity == entity, t.state.c.key == key)
+            ).one_or_none()
+        return None if row is None else _state_row(row)
+
+    def current(self, entity: str, *, include_deleted: bool = False) -> Iterator[StateRow]:
+        stmt = select(t.state).where(t.state.c.entity == entity).order_by(t.state.c.key)
+        if not include_deleted:
+            stmt = stmt.where(t.state.c.deleted.is_(False))
+        with self._reading(f"read current {entity}") as conn:
+            # One read transaction for the whole walk: a consistent snapshot, streamed in chunks.
+            for row in conn.execution_options(yield_per=STREAM_ROWS).execute(stmt):
+                yield _state_row(row)
+
+    def changes(self, after: int, *, entities: Sequence[str] | None = None, limit: int = 1000) -> list[Change]:
+        if limit <= 0 or (entities is not None and not entities):
+            return []
+        stmt = select(t.change_log).where(t.change_log.c.seq > after).order_by(t.change_log.c.seq).limit(limit)
+        if entities is not None:
+            stmt = stmt.where(t.change_log.c.entity.in_(list(entities)))
+        with self._reading(f"read changes after {after}") as conn:
+            return [_change(row) for row in conn.execute(stmt)]
+
+    def head(self) -> int:
+        with self._reading("read the change-log head") as conn:
+            return int(conn.execute(select(func.coalesce(func.max(t.change_log.c.seq), 0))).scalar_one())
+
+    def checkpoint(self, name: str) -> str | None:
+        with self._reading(f"read checkpoint {name!r}") as conn:
+            value: str | None = conn.execute(
+                select(t.checkpoint.c.value).where(t.checkpoint.c.name == name)
+            ).scalar_one_or_none()
+        return value
+
+    def count(self, entity: str) -> int:
+        stmt = select(func.count()).select_from(t.state).where(
+            t.state.c.entity == entity, t.state.c.deleted.is_(False)
+        )
+        with self._reading(f"count {entity}") as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def xref(self, system: str, entity: str, external_id: str) -> str | None:
+        with self._reading(f"read xref {system}/{entity}") as conn:
+            return _xref_key(conn, system, entity, external_id)
+
+    def xref_external(self, system: str, entity: str, key: str) -> str | None:
+        with self._reading(f"read xref {system}/{entity}") as conn:
+            return _xref_external(conn, system, entity, key)
+
+    def quarantine(
+        self,
+        *,
+        status: QuarantineStatus | None = QuarantineStatus.OPEN,
+        flow: str | None = None,
+        system: str | None = None,
+        reason: str | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[QuarantineEntry]:
+        q = t.quarantine
+        stmt = select(q).order_by(q.c.id)
+        if status is not None:
+            stmt = stmt.where(q.c.status == QuarantineStatus(status).value)
+        if flow is not None:
+            stmt = stmt.where(q.c.flow == flow)
+        if system is not None:
+            stmt = stmt.where(q.c.system == system)
+        if reason:
+            # Coarse filter in SQL on the JSON text, exact substring match per reason below.
+            stmt = stmt.where(q.c.reasons.contains(_json(reason)[1:-1], autoescape=True))
+        if ids is not None:
+            if not ids:
+                return []
+            stmt = stmt.where(q.c.id.in_(list(ids)))
+        with self._reading("read quarantine") as conn:
+            entries = [_quarantine_entry(row) for row in conn.execute(stmt)]
+        if reason:
+            entries = [e for e in entries if any(reason in r for r in e.reasons)]
+        return entries
+
+    def quarantine_counts(self) -> dict[str, int]:
+        q = t.quarantine
+        stmt = (
+            select(q.c.flow, func.count())
+            .where(q.c.status == QuarantineStatus.OPEN.value)
+            .group_by(q.c.flow)
+            .order_by(q.c.flow)
+        )
+        with self._reading("count quarantine") as conn:
+            return {flow: int(n) for flow, n in conn.execute(stmt)}
+
+    def start_run(self, flow: str) -> int:
+        with self._autonomous(f"start a run of {flow}") as conn:
+            run_id = conn.execute(
+                t.run.insert().returning(t.run.c.id),
+                {
+                    "flow": flow, "started_at": _now(), "finished_at": None, "status": RunStatus.RUNNING.value,
+                    "records_in": 0, "records_out": 0, "unchanged": 0, "quarantined": 0, "detail": "{}",
+                },
+            ).scalar_one()
+        return int(run_id)
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        *,
+        records_in: int = 0,
+        records_out: int = 0,
+        unchanged: int = 0,
+        quarantined: int = 0,
+        detail: dict[str, object] | None = None,
+    ) -> None:
+        try:
+            detail_text = _json(detail or {})
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise StoreError(f"finish run {run_id}: detail is not JSON-serializable: {exc}") from exc
+        with self._autonomous(f"finish run {run_id}") as conn:
+            done = conn.execute(
+                t.run.update().where(t.run.c.id == run_id).values(
+                    finished_at=_now(), status=RunStatus(status).value, records_in=records_in,
+                    records_out=records_out, unchanged=unchanged, quarantined=quarantined, detail=detail_text,
+                )
+            )
+            if done.rowcount != 1:
+                raise StoreError(f"finish run {run_id}: no such run")
+
+    def runs(self, flow: str | None = None, limit: int = 20) -> list[RunRecord]:
+        stmt = select(t.run).order_by(t.run.c.id.desc()).limit(max(limit, 0))
+        if flow is not None:
+            stmt = stmt.where(t.run.c.flow == flow)
+        with self._reading("read runs") as conn:
+            return [_run_record(row) for row in conn.execute(stmt)]
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+
+class _Existing(NamedTuple):
+    version: int
+    content_hash: str
+    deleted: bool
+
+
+class SqlTransaction(Transaction):
+    """Writes on one connection inside one database transaction, holding the store's write lock."""
+
+    def __init__(self, store: SqlStore, conn: Connection) -> None:
+        self._store = store
+        self._conn: Connection | None = conn
+
+    def _live(self) -> Connection:
+        if self._conn is None:
+            raise StoreError("the transaction is over; open a new one with store.transaction()")
+        return self._conn
+
+    def _existing(self, conn: Connection, entity: str, keys: Sequence[str]) -> dict[str, _Existing]:
+        """The current version, hash and deleted flag of those ``keys`` that exist, one query per chunk of keys."""
+        found: dict[str, _Existing] = {}
+        for start in range(0, len(keys), KEY_CHUNK):
+            chunk = {"entity": entity, "keys": list(keys[start:start + KEY_CHUNK])}
+            for key, version, digest, deleted in conn.execute(self._store._lookup, chunk):
+                found[key] = _Existing(version, digest, bool(deleted))
+        return found
+
+    def apply(self, entity: str, records: Sequence[IncomingRecord]) -> ApplyResult:
+        conn = self._live()
+        result = ApplyResult()
+        if not records:
+            return result
+        keys = [record.key for record in records]
+        if len(set(keys)) != len(keys):
+            twice = sorted(k for k, n in Counter(keys).items() if n > 1)
+            raise StoreError(f"apply {entity}: keys must be unique within one call; repeated: {twice[:10]}")
+        with self._store._errors(f"apply {entity}"):
+            existing = self._existing(conn, entity, keys)
+        changed: list[tuple[IncomingRecord, int, str, str]] = []
+        for record in records:
+            digest = content_hash(record.payload)
+            old = existing.get(record.key)
+            if old is None:
+                version = 1
+                result.inserted += 1
+            elif old.deleted or old.content_hash != digest:
+                version = old.version + 1
+                result.updated += 1
+            else:
+                result.unchanged += 1
+                continue
+            try:
+                text = record.payload.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise StoreError(f"apply {entity}: payload of key {record.key!r} is not UTF-8 JSON: {exc}") from exc
+            changed.append((record, version, digest, text))
+        if not changed:
+            return result
+        store = self._store
+        now = _now()
+        now_state = store._bulk_state.bind("updated_at", now)
+        now_log = store._bulk_log.bind("recorded_at", now)
+        live = store._bulk_state.bind("deleted", False)
+        upsert = Op.UPSERT.value
+        with store._errors(f"apply {entity}"):
+            seqs = store._allocate_seqs(conn, len(changed))
+            store._bulk_state.execute(conn, [
+                (entity, record.key, version, digest, text, live, seq, now_state)
+                for (record, version, digest, text), seq in zip(changed, seqs, strict=True)
+            ])
+            store._bulk_log.execute(conn, [
+                (seq, entity, record.key, version, upsert, digest, text, now_log, record.lineage.source_system,
+                 record.lineage.source_id, record.lineage.batch_id, record.lineage.mapping_version)
+                for (record, version, digest, text), seq in zip(changed, seqs, strict=True)
+            ])
+        result.last_seq = seqs[-1]
+        return result
+
+    def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = NO_LINEAGE) -> ApplyResult:
+        conn = self._live()
+        result = ApplyResult()
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return result
+        with self._store._errors(f"delete {entity}"):
+            existing = self._existing(conn, entity, unique)
+            live = [(key, existing[key].version + 1) for key in unique if key in existing and not existing[key].deleted]
+            if not live:
+                return result
+            store = self._store
+            now = _now()
+            now_state = store._bulk_state.bind("updated_at", now)
+            now_log = store._bulk_log.bind("recorded_at", now)
+            dead = store._bulk_state.bind("deleted", True)
+            seqs = store._allocate_seqs(conn, len(live))
+            store._bulk_state.execute(conn, [
+                (entity, key, version, TOMBSTONE_HASH, None, dead, seq, now_state)
+                for (key, version), seq in zip(live, seqs, strict=True)
+            ])
+            store._bulk_log.execute(conn, [
+                (seq, entity, key, version, Op.DELETE.value, TOMBSTONE_HASH, None, now_log, lineage.source_system,
+                 lineage.source_id, lineage.batch_id, lineage.mapping_version)
+                for (key, version), seq in zip(live, seqs, strict=True)
+            ])
+        result.deleted = len(live)
+        result.last_seq = seqs[-1]
+        return result
+
+    def set_checkpoint(self, name: str, value: str) -> None:
+        conn = self._live()
+        with self._store._errors(f"set checkpoint {name!r}"):
+            conn.execute(self._store._checkpoint_upsert, {"name": name, "value": value, "updated_at": _now()})
+
+    def add_quarantine(self, entries: Sequence[NewQuarantine]) -> list[int]:
+        conn = self._live()
+        if not entries:
+            return []
+        now = _now()
+        rows = [
+            {"flow": e.flow, "system": e.system, "entity": e.entity, "record_key": e.record_key,
+             "location": e.location, "reasons": _json(list(e.reasons)), "payload": e.payload,
+             "status": QuarantineStatus.OPEN.value, "created_at": now, "updated_at": now}
+            for e in entries
+        ]
+        stmt = t.quarantine.insert().returning(t.quarantine.c.id, sort_by_parameter_order=True)
+        with self._store._errors("add quarantine entries"):
+            return [int(row[0]) for row in conn.execute(stmt, rows)]
+
+    def set_quarantine_status(self, ids: Sequence[int], status: QuarantineStatus) -> None:
+        conn = self._live()
+        unique = sorted(set(ids))
+        if not unique:
+            return
+        q = t.quarantine
+        stmt = q.update().where(q.c.id.in_(bindparam("ids", expanding=True))).values(
+            status=QuarantineStatus(status).value, updated_at=_now()
+        )
+        with self._store._errors("set quarantine status"):
+            done = sum(
+                conn.execute(stmt, {"ids": unique[i:i + KEY_CHUNK]}).rowcount for i in range(0, len(unique), KEY_CHUNK)
+            )
+        if done != len(unique):
+            raise StoreError(f"set quarantine status: {len(unique) - done} of ids {unique[:20]} do not exist")
+
+    def put_xref(self, system: str, entity: str, external_id: str, key: str) -> None:
+        conn = self._live()
+        where = f"xref {system}/{entity}"
+        with self._store._errors(f"put {where}"):
+            linked_key = _xref_key(conn, system, entity, external_id)
+            linked_external = _xref_external(conn, system, entity, key)
+            if linked_key == key and linked_external == external_id:
+                return
+            if linked_key is not None:
+                raise StoreError(
+                    f"{where}: external id {external_id!r} is already linked to key {linked_key!r}; "
+                    f"cannot link it to key {key!r}"
+                )
+            if linked_external is not None:
+                raise StoreError(
+                    f"{where}: key {key!r} is already linked to external id {linked_external!r}; "
+                    f"cannot link it to external id {external_id!r}"
+                )
+            conn.execute(t.xref.insert(), {
+                "system": system, "entity": entity, "external_id": external_id, "canonical_key": key,
+            })
+
+
+# -- row conversions ----------------------------------------------------------------------------------------------
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _json(value: object) -> str:
+    return _json_encoder.encode(value).decode("utf-8")
+
+
+def _bytes(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8")
+
+
+def _state_row(row: Row[Any]) -> StateRow:
+    return StateRow(
+        entity=row.entity, key=row.key, version=row.version, content_hash=row.content_hash,
+        payload=_bytes(row.payload), deleted=bool(row.deleted), last_seq=row.last_seq, updated_at=row.updated_at,
+    )
+
+
+def _change(row: Row[Any]) -> Change:
+    return Change(
+        seq=row.seq, entity=row.entity, key=row.key, version=row.version, op=Op(row.op),
+        content_hash=row.content_hash, payload=_bytes(row.payload), recorded_at=row.recorded_at,
+        lineage=Lineage(row.source_system, row.source_id, row.batch_id, row.mapping_version),
+    )
+
+
+def _quarantine_entry(row: Row[Any]) -> QuarantineEntry:
+    return QuarantineEntry(
+        id=row.id, flow=row.flow, system=row.system, entity=row.entity, record_key=row.record_key,
+        location=row.location, reasons=msgspec.json.decode(row.reasons, type=list[str]), payload=row.payload,
+        status=QuarantineStatus(row.status), created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def _run_record(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id, flow=row.flow, started_at=row.started_at, finished_at=row.finished_at,
+        status=RunStatus(row.status), records_in=row.records_in, records_out=row.records_out,
+        unchanged=row.unchanged, quarantined=row.quarantined,
+        detail=msgspec.json.decode(row.detail, type=dict[str, object]),
+    )
+
+
+def _xref_key(conn: Connection, system: str, entity: str, external_id: str) -> str | None:
+    x = t.xref
+    key: str | None = conn.execute(
+        select(x.c.canonical_key).where(x.c.system == system, x.c.entity == entity, x.c.external_id == external_id)
+    ).scalar_one_or_none()
+    return key
+
+
+def _xref_external(conn: Connection, system: str, entity: str, key: str) -> str | None:
+    x = t.xref
+    external_id: str | None = conn.execute(
+        select(x.c.external_id).where(x.c.system == system, x.c.entity == entity, x.c.canonical_key == key)
+    ).scalar_one_or_none()
+    return external_id

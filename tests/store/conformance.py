@@ -1,0 +1,577 @@
+"""The store conformance suite: what every :class:`~syncfabric.store.Store` implementation guarantees.
+
+A backend's test module subclasses :class:`StoreConformance` and provides one fixture, ``store_url``; everything
+else comes from here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import msgspec
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncfabric.errors import StoreError
+from syncfabric.store import (
+    IncomingRecord,
+    Lineage,
+    NewQuarantine,
+    Op,
+    QuarantineStatus,
+    RunStatus,
+    Store,
+    content_hash,
+    open_store,
+)
+
+MakeStore = Callable[..., Store]
+
+
+def rec(key: str, **fields: object) -> IncomingRecord:
+    return IncomingRecord(key=key, payload=msgspec.json.encode({"key": key, **fields}))
+
+
+def assert_utc(value: dt.datetime) -> None:
+    assert value.tzinfo is not None and value.utcoffset() == dt.timedelta(0), value
+    assert abs(dt.datetime.now(dt.UTC) - value) < dt.timedelta(minutes=5), value
+
+
+class StoreConformance:
+    """Subclasses provide the ``store_url`` fixture (a fresh, empty store per test) and ``store_class``."""
+
+    store_class: type[Store]
+
+    @pytest.fixture
+    def store_url(self) -> str:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def make_store(self, store_url: str) -> Iterator[MakeStore]:
+        opened: list[Store] = []
+
+        def make(*, migrate: bool = True) -> Store:
+            store = open_store(store_url, migrate=migrate)
+            opened.append(store)
+            return store
+
+        yield make
+        for store in opened:
+            store.close()
+
+    @pytest.fixture
+    def store(self, make_store: MakeStore) -> Store:
+        return make_store()
+
+    # -- opening, schema -------------------------------------------------------------------------------------------
+
+    def test_open_store_picks_the_backend(self, store: Store) -> None:
+        assert isinstance(store, self.store_class)
+        assert store.head() == 0
+
+    def test_migrate_twice_is_harmless(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A")])
+        store.migrate()
+        store.migrate()
+        assert store.get("item", "A") is not None
+        assert store.head() == 1
+
+    def test_schema_from_migrations_matches_the_tables(self, store: Store, store_url: str) -> None:
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        from syncfabric.store.tables import VERSION_TABLE, metadata
+
+        engine = create_engine(_driver_url(store_url))
+        try:
+            with engine.connect() as conn:
+                context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+                assert compare_metadata(context, metadata) == []
+                assert context.get_current_revision() is not None
+        finally:
+            engine.dispose()
+
+    def test_a_schema_newer_than_the_code_is_refused(self, store: Store, make_store: MakeStore, store_url: str) -> None:
+        from sqlalchemy import text
+
+        engine = create_engine(_driver_url(store_url))
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE sf_schema_version SET version_num = '9999'"))
+        finally:
+            engine.dispose()
+        with pytest.raises(StoreError, match="9999"):
+            make_store()
+
+    def test_reopening_sees_the_data(self, make_store: MakeStore) -> None:
+        first = make_store()
+        with first.transaction() as tx:
+            tx.apply("item", [rec("A", qty=1)])
+            tx.set_checkpoint("inbound.erp", "42")
+        first.close()
+        again = make_store()
+        row = again.get("item", "A")
+        assert row is not None and row.version == 1
+        assert again.checkpoint("inbound.erp") == "42"
+        assert again.head() == 1
+
+    def test_closed_store_refuses_work(self, make_store: MakeStore) -> None:
+        store = make_store()
+        store.close()
+        with pytest.raises(StoreError, match="closed"):
+            store.head()
+
+    # -- apply ---------------------------------------------------------------------------------------------------
+
+    def test_apply_inserts_and_reads_back(self, store: Store) -> None:
+        lineage = Lineage(source_system="erp-eu", source_id="items.csv:14", batch_id="b1", mapping_version="m3")
+        record = IncomingRecord("ITEM-1|P01", msgspec.json.encode({"item": "ITEM-1", "qty": "5"}), lineage)
+        with store.transaction() as tx:
+            result = tx.apply("item", [record])
+        assert (result.inserted, result.updated, result.unchanged, result.deleted) == (1, 0, 0, 0)
+        assert result.last_seq == 1 == store.head()
+        row = store.get("item", "ITEM-1|P01")
+        assert row is not None
+        assert (row.entity, row.key, row.version, row.deleted, row.last_seq) == ("item", "ITEM-1|P01", 1, False, 1)
+        assert row.payload == record.payload
+        assert row.content_hash == content_hash(record.payload)
+        [change] = store.changes(0)
+        assert (change.seq, change.entity, change.key, change.version, change.op) == (1, "item", "ITEM-1|P01", 1,
+                                                                                       Op.UPSERT)
+        assert change.payload == record.payload and change.content_hash == row.content_hash
+        assert change.lineage == lineage
+        assert store.get("item", "nope") is None
+        assert store.get("location", "ITEM-1|P01") is None
+
+    def test_same_payload_twice_writes_nothing(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A", qty=1), rec("B", qty=2)])
+        before = store.get("item", "A")
+        with store.transaction() as tx:
+            again = tx.apply("item", [rec("A", qty=1), rec("B", qty=2)])
+        assert (again.inserted, again.updated, again.unchanged, again.changed) == (0, 0, 2, 0)
+        assert again.last_seq is None
+        assert store.head() == 2
+        assert len(store.changes(0)) == 2
+        assert store.get("item", "A") == before
+
+    def test_changed_payload_bumps_the_version(self, store: Store) -> None:
+        for qty in (1, 2, 3):
+            with store.transaction() as tx:
+                tx.apply("item", [rec("A", qty=qty)])
+        row = store.get("item", "A")
+        assert row is not None and row.version == 3 and row.last_seq == 3
+        assert row.payload == rec("A", qty=3).payload
+        assert [(c.version, c.payload) for c in store.changes(0)] == [
+            (n, rec("A", qty=n).payload) for n in (1, 2, 3)
+        ]
+
+    def test_mixed_batch_counts_each_outcome(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A", qty=1), rec("B", qty=1)])
+        with store.transaction() as tx:
+            result = tx.apply("item", [rec("A", qty=1), rec("B", qty=2), rec("C", qty=1)])
+        assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
+        assert result.last_seq == 4
+        assert [(c.seq, c.key, c.version) for c in store.changes(2)] == [(3, "B", 2), (4, "C", 1)]
+
+    def test_large_batches_span_lookup_chunks(self, store: Store) -> None:
+        keys = [f"K{i:05d}" for i in range(1234)]
+        with store.transaction() as tx:
+            first = tx.apply("item", [rec(k, qty=0) for k in keys])
+        assert first.inserted == 1234 and first.last_seq == 1234
+        with store.transaction() as tx:
+            second = tx.apply("item", [rec(k, qty=i % 2) for i, k in enumerate(keys)])
+        assert (second.updated, second.unchanged, second.last_seq) == (617, 617, 1234 + 617)
+        assert store.count("item") == 1234
+
+    def test_payload_bytes_round_trip_exactly(self, store: Store) -> None:
+        payload = msgspec.json.encode({"name": 'Ventil "DN50" \\ Ø 50 mm\n\t✓ 🏭', "qty": "1e-3", "tags": []})
+        key = "Ü-1|Pläntß 01|'quoted'"
+        with store.transaction() as tx:
+            tx.apply("item", [IncomingRecord(key, payload)])
+        row = store.get("item", key)
+        assert row is not None and row.payload == payload
+        assert store.changes(0)[0].payload == payload and store.changes(0)[0].key == key
+        with store.transaction() as tx:
+            assert tx.apply("item", [IncomingRecord(key, payload)]).unchanged == 1
+
+    def test_a_payload_that_is_not_utf8_is_refused(self, store: Store) -> None:
+        with pytest.raises(StoreError, match="UTF-8"), store.transaction() as tx:
+            tx.apply("item", [rec("A"), IncomingRecord("B", b'{"x": "\xff"}')])
+        assert store.head() == 0
+
+    def test_keys_must_be_unique_within_one_call(self, store: Store) -> None:
+        with pytest.raises(StoreError, match="'A'"), store.transaction() as tx:
+            tx.apply("item", [rec("A", qty=1), rec("B"), rec("A", qty=2)])
+        assert store.head() == 0
+
+    def test_apply_and_delete_of_nothing(self, store: Store) -> None:
+        with store.transaction() as tx:
+            assert tx.apply("item", []).last_seq is None
+            assert tx.delete("item", []).last_seq is None
+        assert store.head() == 0
+
+    def test_writes_are_seen_by_later_writes_of_the_same_transaction(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A", qty=1)])
+            second = tx.apply("item", [rec("A", qty=2)])
+            third = tx.apply("item", [rec("A", qty=2)])
+        assert second.updated == 1 and third.unchanged == 1
+        row = store.get("item", "A")
+        assert row is not None and row.version == 2
+
+    # -- change log ----------------------------------------------------------------------------------------------
+
+    def test_one_global_sequence_across_entities(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A"), rec("B")])
+            tx.apply("location", [rec("P01")])
+        with store.transaction() as tx:
+            tx.apply("item", [rec("C")])
+            tx.delete("location", ["P01"])
+            tx.apply("supplier", [rec("S1")])
+        changes = store.changes(0)
+        assert [(c.seq, c.entity, c.key) for c in changes] == [
+            (1, "item", "A"), (2, "item", "B"), (3, "location", "P01"), (4, "item", "C"), (5, "location", "P01"),
+            (6, "supplier", "S1"),
+        ]
+        assert store.head() == 6
+
+    def test_changes_filters_by_entity_and_pages(self, store: Store) -> None:
+        for i in range(7):
+            with store.transaction() as tx:
+                tx.apply("item", [rec(f"I{i}")])
+                tx.apply("location", [rec(f"L{i}")])
+                tx.apply("supplier", [rec(f"S{i}")])
+        assert [c.key for c in store.changes(0, entities=["location"])] == [f"L{i}" for i in range(7)]
+        both = store.changes(0, entities=["item", "supplier"], limit=100)
+        assert {c.entity for c in both} == {"item", "supplier"} and len(both) == 14
+        assert store.changes(0, entities=[]) == []
+        assert store.changes(store.head()) == []
+
+        paged: list[int] = []
+        after = 0
+        while page := store.changes(after, limit=4):
+            assert len(page) <= 4
+            paged += [c.seq for c in page]
+            after = page[-1].seq
+        assert paged == list(range(1, 22))
+
+        after, items = 0, []
+        while page := store.changes(after, entities=["item"], limit=3):
+            items += [c.key for c in page]
+            after = page[-1].seq
+        assert items == [f"I{i}" for i in range(7)]
+        assert [c.seq for c in store.changes(10, limit=2)] == [11, 12]
+
+    # -- delete ---------------------------------------------------------------------------------------------------
+
+    def test_delete_writes_tombstones_for_live_keys_only(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A"), rec("B")])
+        lineage = Lineage(source_system="erp-eu", batch_id="full-7")
+        with store.transaction() as tx:
+            result = tx.delete("item", ["A", "unknown", "A"], lineage)
+        assert (result.deleted, result.changed, result.last_seq) == (1, 1, 3)
+        row = store.get("item", "A")
+        assert row is not None
+        assert (row.deleted, row.version, row.payload, row.last_seq) == (True, 2, None, 3)
+        tombstone = store.changes(2)[0]
+        assert (tombstone.op, tombstone.version, tombstone.payload, tombstone.key) == (Op.DELETE, 2, None, "A")
+        assert tombstone.lineage == lineage
+
+        with store.transaction() as tx:
+            again = tx.delete("item", ["A"])
+        assert (again.deleted, again.last_seq) == (0, None)
+        assert store.head() == 3
+        assert store.count("item") == 1
+        assert [r.key for r in store.current("item")] == ["B"]
+        assert [(r.key, r.deleted) for r in store.current("item", include_deleted=True)] == [("A", True),
+                                                                                            ("B", False)]
+
+    def test_a_deleted_key_that_comes_back_is_an_update(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A", qty=1)])
+            tx.delete("item", ["A"])
+        with store.transaction() as tx:
+            result = tx.apply("item", [rec("A", qty=1)])  # the very payload it had before deletion
+        assert (result.inserted, result.updated, result.unchanged) == (0, 1, 0)
+        row = store.get("item", "A")
+        assert row is not None
+        assert (row.deleted, row.version, row.payload) == (False, 3, rec("A", qty=1).payload)
+        assert [(c.op, c.version) for c in store.changes(0)] == [(Op.UPSERT, 1), (Op.DELETE, 2), (Op.UPSERT, 3)]
+        assert store.count("item") == 1
+
+    # -- state ---------------------------------------------------------------------------------------------------
+
+    def test_current_is_ordered_by_key_and_per_entity(self, store: Store) -> None:
+        keys = [f"K{i:04d}" for i in range(2500)]
+        with store.transaction() as tx:
+            tx.apply("item", [rec(k) for k in reversed(keys)])
+            tx.apply("location", [rec("K0001")])
+        rows = list(store.current("item"))
+        assert [r.key for r in rows] == keys
+        assert all(r.entity == "item" for r in rows)
+        assert store.count("item") == 2500 and store.count("location") == 1 and store.count("nothing") == 0
+        assert list(store.current("nothing")) == []
+
+    def test_timestamps_are_utc(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A")])
+            [qid] = tx.add_quarantine([NewQuarantine("f", "s", "item", ["bad"], "{}")])
+        run_id = store.start_run("f")
+        store.finish_run(run_id, RunStatus.SUCCEEDED)
+        row = store.get("item", "A")
+        assert row is not None
+        assert_utc(row.updated_at)
+        assert_utc(store.changes(0)[0].recorded_at)
+        entry = store.quarantine(ids=[qid])[0]
+        assert_utc(entry.created_at)
+        assert_utc(entry.updated_at)
+        [run] = store.runs()
+        assert_utc(run.started_at)
+        assert run.finished_at is not None
+        assert_utc(run.finished_at)
+        assert run.started_at <= run.finished_at
+
+    # -- transactions and checkpoints -------------------------------------------------------------------------
+
+    def test_a_failing_transaction_leaves_nothing(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A", qty=1)])
+            tx.set_checkpoint("inbound.erp", "1")
+
+        class Boom(Exception):
+            pass
+
+        with pytest.raises(Boom), store.transaction() as tx:
+            tx.apply("item", [rec("A", qty=2), rec("B")])
+            tx.delete("item", ["A"])
+            tx.set_checkpoint("inbound.erp", "2")
+            tx.add_quarantine([NewQuarantine("inbound.erp", "erp", "item", ["bad"], "{}")])
+            tx.put_xref("erp", "item", "100", "A")
+            raise Boom
+        assert store.checkpoint("inbound.erp") == "1"
+        row = store.get("item", "A")
+        assert row is not None and row.version == 1 and not row.deleted
+        assert store.get("item", "B") is None
+        assert store.head() == 1
+        assert store.quarantine() == []
+        assert store.xref("erp", "item", "100") is None
+        # The sequence goes on above everything committed (a backend may skip the numbers the rollback took).
+        with store.transaction() as tx:
+            last = tx.apply("item", [rec("C")]).last_seq
+        assert last is not None and last > 1 and store.head() == last
+        assert [c.key for c in store.changes(0)] == ["A", "C"]
+
+    def test_checkpoint_commits_with_the_data(self, store: Store) -> None:
+        assert store.checkpoint("outbound.planning") is None
+        with store.transaction() as tx:
+            result = tx.apply("item", [rec("A"), rec("B")])
+            tx.set_checkpoint("outbound.planning", str(result.last_seq))
+        assert store.checkpoint("outbound.planning") == "2"
+        assert store.head() == 2
+        with store.transaction() as tx:
+            tx.set_checkpoint("outbound.planning", "files: a.csv, b.csv")
+        assert store.checkpoint("outbound.planning") == "files: a.csv, b.csv"
+
+    def test_data_and_checkpoint_are_invisible_until_commit(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A")])
+            tx.set_checkpoint("cp", "1")
+            assert store.get("item", "A") is None
+            assert store.checkpoint("cp") is None
+            assert store.head() == 0
+        assert store.get("item", "A") is not None and store.checkpoint("cp") == "1"
+
+    def test_a_transaction_is_over_when_its_block_ends(self, store: Store) -> None:
+        with store.transaction() as tx:
+            pass
+        with pytest.raises(StoreError, match="over"):
+            tx.apply("item", [rec("A")])
+
+    def test_nested_write_transactions_are_refused(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A")])
+            with pytest.raises(StoreError, match="transaction"), store.transaction():
+                pass
+            with pytest.raises(StoreError, match="transaction"):
+                store.start_run("f")
+        assert store.get("item", "A") is not None
+
+    def test_driver_errors_become_store_errors(self, make_store: MakeStore) -> None:
+        bare = make_store(migrate=False)  # no tables yet
+        with pytest.raises(StoreError) as raised:
+            bare.get("item", "A")
+        assert raised.value.__cause__ is not None
+        assert not isinstance(raised.value.__cause__, SQLAlchemyError)  # the driver's own exception
+        with pytest.raises(StoreError), bare.transaction() as tx:
+            tx.apply("item", [rec("A")])
+
+    # -- quarantine ----------------------------------------------------------------------------------------------
+
+    def test_quarantine_add_filter_and_status(self, store: Store) -> None:
+        entries = [
+            NewQuarantine("inbound.erp-eu", "erp-eu", "item", ["unknown unit 'BOX' @ $.uom"], '{"uom": "BOX"}',
+                          record_key="I1", location="items.csv:14"),
+            NewQuarantine("inbound.erp-eu", "erp-eu", "item", ["qty must be >= 0 @ $.qty", "missing plant @ $"],
+                          '{"qty": -1}', record_key="I2", location="items.csv:15"),
+            NewQuarantine("inbound.mes", "mes-p01", "work_order", ['bad "status" 100% @ $.status'], "{}"),
+        ]
+        with store.transaction() as tx:
+            ids = tx.add_quarantine(entries)
+        assert len(ids) == 3 and len(set(ids)) == 3
+        got = store.quarantine()
+        assert [e.id for e in got] == ids
+        assert [e.record_key for e in store.quarantine(ids=ids)] == ["I1", "I2", ""]  # ids follow entry order
+        first = got[0]
+        assert (first.flow, first.system, first.entity, first.record_key, first.location) == (
+            "inbound.erp-eu", "erp-eu", "item", "I1", "items.csv:14")
+        assert first.reasons == ["unknown unit 'BOX' @ $.uom"] and first.payload == '{"uom": "BOX"}'
+        assert first.status is QuarantineStatus.OPEN
+        assert got[1].reasons == ["qty must be >= 0 @ $.qty", "missing plant @ $"]
+
+        assert [e.id for e in store.quarantine(flow="inbound.mes")] == [ids[2]]
+        assert [e.id for e in store.quarantine(system="erp-eu")] == ids[:2]
+        assert [e.id for e in store.quarantine(reason="missing plant")] == [ids[1]]
+        assert [e.id for e in store.quarantine(reason='"status" 100%')] == [ids[2]]
+        assert [e.id for e in store.quarantine(reason="@ $")] == ids
+        assert store.quarantine(reason="@ $.qty\", \"missing") == []  # never across two reasons
+        assert store.quarantine(reason="MISSING PLANT") == []  # case matters
+        assert store.quarantine(flow="inbound.erp-eu", reason="BOX") == [first]
+        assert store.quarantine(ids=[]) == []
+        assert store.quarantine_counts() == {"inbound.erp-eu": 2, "inbound.mes": 1}
+
+        with store.transaction() as tx:
+            tx.set_quarantine_status([ids[0], ids[0]], QuarantineStatus.REPLAYED)
+            tx.set_quarantine_status([ids[2]], QuarantineStatus.DISCARDED)
+        assert [e.id for e in store.quarantine()] == [ids[1]]
+        assert [e.id for e in store.quarantine(status=QuarantineStatus.REPLAYED)] == [ids[0]]
+        assert [e.id for e in store.quarantine(status=None)] == ids
+        replayed = store.quarantine(status=None, ids=[ids[0]])[0]
+        assert replayed.status is QuarantineStatus.REPLAYED and replayed.updated_at >= replayed.created_at
+        assert store.quarantine_counts() == {"inbound.erp-eu": 1}
+
+        with pytest.raises(StoreError, match="do not exist"), store.transaction() as tx:
+            tx.set_quarantine_status([ids[1], 999_999], QuarantineStatus.DISCARDED)
+        assert store.quarantine(ids=[ids[1]])[0].status is QuarantineStatus.OPEN
+
+    # -- xref ----------------------------------------------------------------------------------------------------
+
+    def test_xref_links_both_ways_and_refuses_conflicts(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.put_xref("erp-eu", "item", "100045", "ITEM-1")
+            tx.put_xref("erp-eu", "item", "100045", "ITEM-1")  # same pair: no-op
+            tx.put_xref("erp-us", "item", "100045", "ITEM-2")  # another system may reuse the id
+            tx.put_xref("erp-eu", "location", "100045", "P01")  # so may another entity
+        assert store.xref("erp-eu", "item", "100045") == "ITEM-1"
+        assert store.xref_external("erp-eu", "item", "ITEM-1") == "100045"
+        assert store.xref("erp-us", "item", "100045") == "ITEM-2"
+        assert store.xref("erp-eu", "location", "100045") == "P01"
+        assert store.xref("erp-eu", "item", "999") is None
+        assert store.xref_external("erp-eu", "item", "ITEM-9") is None
+
+        with pytest.raises(StoreError) as raised, store.transaction() as tx:
+            tx.put_xref("erp-eu", "item", "100045", "ITEM-3")
+        message = str(raised.value)
+        assert "100045" in message and "ITEM-1" in message and "ITEM-3" in message
+
+        with pytest.raises(StoreError) as raised, store.transaction() as tx:
+            tx.put_xref("erp-eu", "item", "200000", "ITEM-1")
+        message = str(raised.value)
+        assert "200000" in message and "100045" in message and "ITEM-1" in message
+        assert store.xref("erp-eu", "item", "200000") is None
+
+    # -- runs ----------------------------------------------------------------------------------------------------
+
+    def test_runs_start_finish_and_list_newest_first(self, store: Store) -> None:
+        first = store.start_run("inbound.erp")
+        second = store.start_run("outbound.planning")
+        third = store.start_run("inbound.erp")
+        assert first < second < third
+        running = store.runs()[0]
+        assert (running.id, running.status, running.finished_at, running.detail) == (third, RunStatus.RUNNING,
+                                                                                     None, {})
+        store.finish_run(first, RunStatus.SUCCEEDED, records_in=10, records_out=8, unchanged=1, quarantined=1,
+                         detail={"files": ["a.csv"], "seconds": 1.5})
+        store.finish_run(third, RunStatus.FAILED, detail={"error": "timeout"})
+        assert [r.id for r in store.runs()] == [third, second, first]
+        assert [r.id for r in store.runs("inbound.erp")] == [third, first]
+        assert [r.id for r in store.runs(limit=1)] == [third]
+        done = store.runs("inbound.erp")[1]
+        assert (done.status, done.records_in, done.records_out, done.unchanged, done.quarantined) == (
+            RunStatus.SUCCEEDED, 10, 8, 1, 1)
+        assert done.detail == {"files": ["a.csv"], "seconds": 1.5}
+        assert store.runs("inbound.erp")[0].status is RunStatus.FAILED
+        with pytest.raises(StoreError, match="no such run"):
+            store.finish_run(999_999, RunStatus.SUCCEEDED)
+        with pytest.raises(StoreError, match="JSON"):
+            store.finish_run(second, RunStatus.SUCCEEDED, detail={"when": object()})
+
+    # -- concurrency -----------------------------------------------------------------------------------------
+
+    def test_concurrent_writers_keep_sequence_in_commit_order(self, make_store: MakeStore) -> None:
+        """Two writers (separate store objects, like two processes) append while a reader polls
+        ``changes(after=checkpoint)`` and moves its checkpoint to the last seq it saw: it must never miss one."""
+        writers = [make_store() for _ in range(2)]
+        reader = make_store()
+        transactions, per_transaction = 60, 3
+        done = threading.Event()
+        seen: list[int] = []
+        failures: list[BaseException] = []
+
+        def write(n: int) -> None:
+            try:
+                for i in range(transactions):
+                    with writers[n].transaction() as tx:
+                        tx.apply(f"entity{n}", [rec(f"k{i}-{j}", writer=n) for j in range(per_transaction)])
+                        tx.set_checkpoint(f"writer{n}", str(i))
+            except BaseException as exc:
+                failures.append(exc)
+
+        def read() -> None:
+            try:
+                checkpoint = 0
+                while True:
+                    finished = done.is_set()
+                    page = reader.changes(checkpoint, limit=7)
+                    seen.extend(c.seq for c in page)
+                    if page:
+                        checkpoint = page[-1].seq
+                    elif finished:
+                        return
+                    else:
+                        time.sleep(0.0005)
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+        polling = threading.Thread(target=read)
+        polling.start()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        done.set()
+        polling.join(timeout=120)
+        assert not failures, failures
+
+        total = 2 * transactions * per_transaction
+        every = [c.seq for c in reader.changes(0, limit=total + 10)]
+        assert every == list(range(1, total + 1))
+        assert seen == every  # no entry was missed or seen twice
+        for n in range(2):  # per key and per writer, the log keeps each writer's own order
+            mine = [c.key for c in reader.changes(0, entities=[f"entity{n}"], limit=total)]
+            assert mine == [f"k{i}-{j}" for i in range(transactions) for j in range(per_transaction)]
+
+
+def _driver_url(url: str) -> str:
+    from syncfabric.store.postgres import driver_url
+
+    return driver_url(url) if url.startswith("postgres") else url
