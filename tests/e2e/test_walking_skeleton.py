@@ -80,7 +80,7 @@ def test_three_changed_records_send_exactly_three(estate) -> None:
 
 
 def test_bad_rows_are_quarantined_with_file_line_and_reason_and_the_rest_goes_through(estate) -> None:
-    runtime, erp, url = estate
+    runtime, erp, _url = estate
     sync_all(runtime)
     erp.change_inventory(2)
     erp.add_bad_rows("inventory",
@@ -106,7 +106,7 @@ def test_bad_rows_are_quarantined_with_file_line_and_reason_and_the_rest_goes_th
 
 
 def test_rows_missing_from_a_complete_snapshot_become_deletions(estate) -> None:
-    runtime, erp, url = estate
+    runtime, erp, _url = estate
     sync_all(runtime)
     gone = sorted(erp.rows["inventory"])[0]
     del erp.rows["inventory"][gone]

@@ -10,7 +10,6 @@ moves raw records (``dict``) with a ``location`` saying where each came from.
 
 from __future__ import annotations
 
-from abc import ABC
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Flag, auto
@@ -77,7 +76,7 @@ class WriteOutcome:
     rejected: dict[str, str] = field(default_factory=dict)
 
 
-class Connector(ABC):
+class Connector:
     """Base of every connector. Subclasses set ``kind`` and ``capabilities`` and override what they support."""
 
     kind: ClassVar[str] = ""

@@ -34,10 +34,11 @@ def run_outbound(
     entities: Sequence[str],
     mode: str,
     batch_size: int = 1000,
-    retry: RetryPolicy = RetryPolicy(),
+    retry: RetryPolicy | None = None,
     progress: Progress | None = None,
 ) -> FlowResult:
     result = FlowResult(flow=flow_name, direction="outbound")
+    retry = retry or RetryPolicy()
     if mode == "full":
         _send_full(store, flow_name, connector, dependency_order(entities), batch_size, retry, result, progress)
     else:

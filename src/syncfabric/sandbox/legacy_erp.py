@@ -41,7 +41,7 @@ class LegacyErp:
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
         self.random = random.Random(self.seed)
-        self.clock = dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.timezone.utc)
+        self.clock = dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.UTC)
         self._generate()
 
     def _generate(self) -> None:

@@ -1,0 +1,220 @@
+"""The ``syncfabric`` command line. Errors are translated here once: a ConfigError lists every problem and exits 2,
+any other SyncfabricError prints its message and exits 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from syncfabric.errors import ConfigError, SyncfabricError
+
+app = typer.Typer(help="syncfabric: keep the planning platform fed with fresh, complete, trusted data.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+model_app = typer.Typer(help="The canonical manufacturing model.", no_args_is_help=True)
+estate_app = typer.Typer(help="The estate file.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Records rejected with their reasons.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+app.add_typer(estate_app, name="estate")
+app.add_typer(quarantine_app, name="quarantine")
+
+console = Console()
+errors = Console(stderr=True)
+for _console in (console, errors):
+    if not _console.is_terminal:  # logs and pipes: wide enough that tables stay readable
+        _console.width = max(_console.width, 140)
+
+EstateOption = Annotated[Path, typer.Option("--estate", "-e", envvar="SYNCFABRIC_ESTATE",
+                                            help="The estate file.", show_default=True)]
+DEFAULT_ESTATE = Path("estate.yaml")
+
+
+@contextmanager
+def _boundary() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        errors.print(f"[bold red]invalid configuration[/] {exc.source}".rstrip())
+        for problem in exc.problems:
+            errors.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    except SyncfabricError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _runtime(estate: Path):
+    from syncfabric.config import load_estate
+    from syncfabric.flows.runtime import Runtime
+
+    return Runtime(load_estate(estate))
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="Estate file to check.")] = DEFAULT_ESTATE) -> None:
+    """Check an estate file; report every problem with file, line and JSON path."""
+    from syncfabric.config import validate_estate_file
+
+    problems = validate_estate_file(file)
+    if problems:
+        errors.print(f"[bold red]{len(problems)} problem(s)[/] in {file}")
+        for problem in problems:
+            errors.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(2)
+    console.print(f"[green]✓[/] {file} is valid")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """List the canonical entities, in dependency order."""
+    from syncfabric.model.schema import describe
+
+    table = Table("entity", "domain", "key", "fields", "what it is", title="Canonical entities")
+    for row in describe():
+        table.add_row(row.entity, row.domain, ", ".join(row.key_fields), str(row.field_count), row.summary)
+    console.print(table)
+
+
+@model_app.command("schema")
+def model_schema(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one <entity>.schema.json per entity.")] = Path(
+        "schemas/model"),
+) -> None:
+    """Write a JSON Schema per canonical entity."""
+    from syncfabric.model.schema import write_schemas
+
+    written = write_schemas(out)
+    console.print(f"wrote {len(written)} schemas to {out}")
+
+
+@estate_app.command("schema")
+def estate_schema() -> None:
+    """Print the estate file's JSON Schema (for editors)."""
+    from syncfabric.config import estate_json_schema
+
+    sys.stdout.write(json.dumps(estate_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def sync(
+    flows: Annotated[list[str] | None, typer.Argument(help="Flows to run, in order.")] = None,
+    all_flows: Annotated[bool, typer.Option("--all", help="Run every flow: inbound first, then outbound.")] = False,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Run flows once, with progress, and summarize what moved."""
+    with _boundary(), _runtime(estate) as runtime:
+        names = list(flows or [])
+        if all_flows:
+            names = sorted(runtime.estate.flows, key=lambda n: runtime.estate.flows[n].direction != "inbound")
+        if not names:
+            raise ConfigError(["name at least one flow, or use --all"])
+        results = [run_with_progress(runtime, name) for name in names]
+        console.print(results_table(results))
+
+
+def run_with_progress(runtime, name: str):
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,} records"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(name, total=None)
+        return runtime.run_flow(name, progress=lambda n: progress.advance(task, n))
+
+
+def results_table(results) -> Table:
+    table = Table("flow", "direction", "read", "inserted", "updated", "deleted", "unchanged", "sent",
+                  "quarantined", title="What moved")
+    for r in results:
+        table.add_row(r.flow, r.direction, f"{r.records_in:,}", f"{r.inserted:,}", f"{r.updated:,}",
+                      f"{r.deleted:,}", f"{r.unchanged:,}", f"{r.records_out:,}",
+                      f"[red]{r.quarantined:,}[/]" if r.quarantined else "0")
+    return table
+
+
+@app.command()
+def status(estate: EstateOption = DEFAULT_ESTATE) -> None:
+    """Per flow: last run, records in and out, checkpoint, quarantined records."""
+    with _boundary(), _runtime(estate) as runtime:
+        console.print(status_table(runtime))
+
+
+def status_table(runtime) -> Table:
+    store = runtime.store
+    open_counts = store.quarantine_counts()
+    table = Table("flow", "direction", "system", "last run", "status", "in", "out", "checkpoint", "quarantined",
+                  title=f"Estate {runtime.estate.name} — store {_masked(runtime.loaded.store_url)}")
+    for name, flow in runtime.estate.flows.items():
+        runs = store.runs(name, limit=1)
+        last = runs[0] if runs else None
+        checkpoint = store.checkpoint(name)
+        table.add_row(
+            name, flow.direction, flow.system,
+            last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
+            _status_text(last.status.value) if last else "",
+            f"{last.records_in:,}" if last else "", f"{last.records_out:,}" if last else "",
+            _short(checkpoint), f"[red]{open_counts[name]:,}[/]" if open_counts.get(name) else "0",
+        )
+    return table
+
+
+def _status_text(value: str) -> str:
+    return {"succeeded": "[green]succeeded[/]", "failed": "[red]failed[/]"}.get(value, value)
+
+
+def _short(checkpoint: str | None) -> str:
+    if checkpoint is None:
+        return "—"
+    if checkpoint.isdigit():
+        return f"seq {checkpoint}"
+    try:
+        cursor = json.loads(json.loads(checkpoint).get("cursor") or "{}")
+        return f"{cursor.get('file', '')}:{cursor.get('line', '')}" if cursor else "—"
+    except (ValueError, AttributeError):
+        return checkpoint[:40]
+
+
+def _masked(url: str) -> str:
+    from syncfabric.config._secrets import mask_url
+
+    return mask_url(url)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
+    system: Annotated[str | None, typer.Option(help="Only this system.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only reasons containing this text.")] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """List open quarantine entries with where they came from and why."""
+    with _boundary(), _runtime(estate) as runtime:
+        entries = runtime.store.quarantine(flow=flow, system=system, reason=reason)
+        table = Table("id", "flow", "system", "where", "key", "reasons", title=f"{len(entries)} quarantined")
+        for entry in entries:
+            table.add_row(str(entry.id), entry.flow, entry.system, entry.location, entry.record_key,
+                          "\n".join(entry.reasons))
+        console.print(table)
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Seed of the simulated data.")] = 7,
+    items: Annotated[int, typer.Option(help="Items in the simulated legacy ERP.")] = 200,
+    keep: Annotated[Path | None, typer.Option(help="Build the demo estate in this folder and keep it.")] = None,
+) -> None:
+    """Build the sandbox estate in a temporary folder, run the walking skeleton, and show what moved."""
+    from syncfabric.sandbox.demo import run_demo
+
+    with _boundary():
+        run_demo(console, seed=seed, items=items, folder=keep)
+
+
+if __name__ == "__main__":
+    app()
