@@ -44,7 +44,7 @@ def _boundary() -> Iterator[None]:
     except ConfigError as exc:
         errors.print(f"[bold red]invalid configuration[/] {exc.source}".rstrip())
         for problem in exc.problems:
-            errors.print(f"  {problem}", highlight=False, markup=False)
+            errors.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except SyncfabricError as exc:
         errors.print(f"[bold red]error:[/] {exc}", highlight=False)
@@ -67,7 +67,7 @@ def validate(file: Annotated[Path, typer.Argument(help="Estate file to check.")]
     if problems:
         errors.print(f"[bold red]{len(problems)} problem(s)[/] in {file}")
         for problem in problems:
-            errors.print(f"  {problem}", highlight=False, markup=False)
+            errors.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2)
     console.print(f"[green]✓[/] {file} is valid")
 
