@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import operator
 import typing
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -137,7 +138,15 @@ class Record(ModelStruct, frozen=True, kw_only=True):
     @property
     def key(self) -> str:
         """The canonical key: the key fields' values joined by ``|``."""
-        return KEY_SEPARATOR.join(_key_part(getattr(self, name)) for name in self.key_fields)
+        getter = _KEY_GETTERS.get(type(self))
+        if getter is None:
+            getter = _KEY_GETTERS[type(self)] = operator.attrgetter(*self.key_fields, self.key_fields[0])
+        return KEY_SEPARATOR.join([part if type(part) is str else _key_part(part) for part in getter(self)[:-1]])
+
+
+_KEY_GETTERS: dict[type, operator.attrgetter[Any]] = {}
+"""Per record class, a getter returning the key fields' values as a tuple (the last field repeated so that a
+single-field key also comes back as a tuple)."""
 
 
 def _key_part(value: Any) -> str:

@@ -1,0 +1,185 @@
+"""Batch sync, side by side with dlt: full-refresh ingest and a net-change load of item-location records.
+
+Both tools get the same CSV data generated from a fixed seed, on the same machine, in the same run:
+
+1. full refresh: a CSV export of N item-location records into an empty destination;
+2. net change: the next export, with 2% of the records changed, 0.5% deleted and 0.5% new.
+
+syncfabric reads the files from a drop folder through its files connector, maps and validates every row into
+canonical ItemLocation records, and writes them to its embedded SQLite store (WAL, synchronous=full) with the change
+log; in step 2 it detects the changes itself, by content hash, and the deletions from the complete snapshot.
+dlt loads the same rows with ``write_disposition="merge"`` and a primary key into its local DuckDB destination;
+merge cannot detect deletions from a snapshot, so dlt gets the deleted keys handed to it as rows flagged by a
+``hard_delete`` column, which is less work than syncfabric's step 2.
+
+Results go to benchmarks/results/batch_sync.json and are shown as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from syncfabric.config.schema import Mapping
+from syncfabric.connectors.files.configuration import FilesConfig
+from syncfabric.connectors.files.connector import FilesConnector
+from syncfabric.flows.inbound import run_inbound
+from syncfabric.mapping import FieldMap
+from syncfabric.store import open_store
+
+COLUMNS = ["ITEM_NO", "SITE", "PROCUREMENT", "LEAD_TIME_DAYS", "SAFETY_STOCK", "PLANNER"]
+PLANTS = ["P100", "P200", "P300", "P400"]
+MAPPING = Mapping(system="erp", entity="item_location", fields={
+    "item_id": "ITEM_NO", "location_id": "SITE", "make_or_buy": "PROCUREMENT", "lead_time_days": "LEAD_TIME_DAYS",
+    "safety_stock": "SAFETY_STOCK", "planner": "PLANNER"})
+
+
+def generate(records: int, seed: int) -> dict[tuple[str, str], list[str]]:
+    rng = random.Random(seed)
+    rows = {}
+    for index in range(records):
+        item, plant = f"ITEM-{index // len(PLANTS):07d}", PLANTS[index % len(PLANTS)]
+        rows[(item, plant)] = [item, plant, rng.choice(("make", "buy")), str(rng.randint(1, 60)),
+                               str(rng.randint(0, 900)), rng.choice(("ALEE", "BTAN", "CWONG", "DMEYER"))]
+    return rows
+
+
+def next_export(rows: dict, seed: int) -> tuple[dict, list[tuple[str, str]]]:
+    rng = random.Random(seed + 1)
+    keys = list(rows)
+    rng.shuffle(keys)
+    n = len(keys)
+    changed, deleted = keys[: n * 2 // 100], keys[n * 2 // 100: n * 25 // 1000]
+    after = dict(rows)
+    for key in changed:
+        after[key] = [*after[key][:4], str(int(after[key][4]) + 1), after[key][5]]
+    for key in deleted:
+        del after[key]
+    for index in range(n * 5 // 1000):
+        item = f"NEW-{index:07d}"
+        after[(item, "P100")] = [item, "P100", "buy", "7", "10", "ALEE"]
+    return after, deleted
+
+
+def write_csv(path: Path, rows: dict) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows(rows.values())
+
+
+def run_syncfabric(work: Path, exports: list[dict]) -> list[float]:
+    drop = work / "drop"
+    drop.mkdir()
+    store = open_store(f"sqlite:///{work / 'store.db'}")
+    connector = FilesConnector("erp", FilesConfig(folder=str(drop)), base_dir=work)
+    connector.page_size = 5000
+    field_map = FieldMap("bench", MAPPING)
+    timings = []
+    for number, rows in enumerate(exports):
+        write_csv(drop / f"item_locations_{number}.csv", rows)
+        started = time.perf_counter()
+        result = run_inbound(store, "bench", connector, field_map, mode="full", source="item_locations_*.csv")
+        timings.append(time.perf_counter() - started)
+        assert result.quarantined == 0
+    assert store.count("item_location") == len(exports[-1])
+    store.close()
+    return timings
+
+
+def run_dlt(work: Path, exports: list[dict], deleted: list[tuple[str, str]]) -> list[float]:
+    import dlt
+
+    pipeline = dlt.pipeline(pipeline_name="bench", destination=dlt.destinations.duckdb(str(work / "dlt.duckdb")),
+                            dataset_name="bench", pipelines_dir=str(work / "dlt-pipelines"), progress=None)
+    columns = {"deleted": {"hard_delete": True, "data_type": "bool"}}
+    timings = []
+    for number, rows in enumerate(exports):
+        path = work / f"dlt_{number}.csv"
+        write_csv(path, rows)
+
+        def read(path: Path = path, number: int = number):
+            with path.open(newline="") as handle:
+                for record in csv.DictReader(handle):
+                    yield {"item_id": record["ITEM_NO"], "location_id": record["SITE"],
+                           "make_or_buy": record["PROCUREMENT"], "lead_time_days": int(record["LEAD_TIME_DAYS"]),
+                           "safety_stock": int(record["SAFETY_STOCK"]), "planner": record["PLANNER"],
+                           "deleted": False}
+            if number:
+                for item, plant in deleted:
+                    yield {"item_id": item, "location_id": plant, "deleted": True}
+
+        resource = dlt.resource(read, name="item_location", write_disposition="merge",
+                                primary_key=("item_id", "location_id"), columns=columns)
+        started = time.perf_counter()
+        pipeline.run(resource)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "batch_sync.json")
+    args = parser.parse_args()
+    console = Console()
+
+    with console.status("generating data"):
+        first = generate(args.records, args.seed)
+        second, deleted = next_export(first, args.seed)
+    work = Path(tempfile.mkdtemp(prefix="syncfabric-bench-"))
+    (work / "syncfabric").mkdir()
+    (work / "dlt").mkdir()
+    try:
+        with console.status("syncfabric: full refresh, then net change"):
+            ours = run_syncfabric(work / "syncfabric", [first, second])
+        with console.status("dlt: merge, then merge with deletions"):
+            theirs = run_dlt(work / "dlt", [first, second], deleted)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    import dlt
+
+    result = {
+        "benchmark": "batch_sync", "records": args.records, "seed": args.seed,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "processor": platform.processor() or platform.machine(), "cpus": _cpus()},
+        "peer": f"dlt {dlt.__version__} (duckdb destination, write_disposition=merge)",
+        "syncfabric": {"full_refresh_s": ours[0], "full_refresh_records_per_s": args.records / ours[0],
+                       "net_change_s": ours[1]},
+        "dlt": {"full_refresh_s": theirs[0], "full_refresh_records_per_s": args.records / theirs[0],
+                "net_change_s": theirs[1]},
+        "ratio_dlt_over_syncfabric": {"full_refresh": theirs[0] / ours[0], "net_change": theirs[1] / ours[1]},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    table = Table("load", "syncfabric", "dlt (merge)", "dlt time / syncfabric time",
+                  title=f"Batch sync of {args.records:,} item-location records")
+    table.add_row("full refresh", f"{ours[0]:.1f} s ({args.records / ours[0]:,.0f} rec/s)",
+                  f"{theirs[0]:.1f} s ({args.records / theirs[0]:,.0f} rec/s)", f"{theirs[0] / ours[0]:.2f}×")
+    table.add_row("net change (2% changed, 0.5% deleted, 0.5% new)", f"{ours[1]:.1f} s", f"{theirs[1]:.1f} s",
+                  f"{theirs[1] / ours[1]:.2f}×")
+    console.print(table)
+    console.print(f"written to {args.out}")
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    main()
