@@ -26,7 +26,8 @@ def test_validate_accepts_the_example_estate() -> None:
 
 
 def test_validate_reports_every_problem_with_line_and_path(tmp_path: Path) -> None:
-    broken = EXAMPLE.read_text().replace("mode: full\n    source: \"items_*.csv\"", "mode: fulll\n    source: \"items_*.csv\"")
+    broken = EXAMPLE.read_text().replace("mode: full\n    source: \"items_*.csv\"",
+                                         "mode: fulll\n    source: \"items_*.csv\"")
     broken = broken.replace("    kind: planning\n", "    kind: planning\n    colour: blue\n")
     estate = tmp_path / "estate.yaml"
     estate.write_text(broken)

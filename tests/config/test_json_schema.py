@@ -31,7 +31,7 @@ def test_schema_is_a_valid_draft_2020_12_schema_with_help() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] and schema["description"]
     assert schema["required"] == ["systems"]
-    assert set(schema["$defs"]) == {"System", "EnvRef", "Domain", "Sla", "Mapping", "Flow"}
+    assert {"System", "EnvRef", "Domain", "Sla", "Mapping", "Flow", "Rule"} <= set(schema["$defs"])
     flow = schema["$defs"]["Flow"]["properties"]
     assert "cron" in flow["schedule"]["description"]
 

@@ -21,7 +21,9 @@ from syncfabric.store import (
     IncomingRecord,
     Lineage,
     NewQuarantine,
+    NewQuarantineEvent,
     Op,
+    QuarantineAction,
     QuarantineStatus,
     RunStatus,
     Store,
@@ -461,6 +463,84 @@ class StoreConformance:
         with pytest.raises(StoreError, match="do not exist"), store.transaction() as tx:
             tx.set_quarantine_status([ids[1], 999_999], QuarantineStatus.DISCARDED)
         assert store.quarantine(ids=[ids[1]])[0].status is QuarantineStatus.OPEN
+
+    def test_quarantine_edit_and_history(self, store: Store) -> None:
+        with store.transaction() as tx:
+            first, second = tx.add_quarantine([
+                NewQuarantine("inbound.erp", "erp", "inventory_balance", ["on_hand must be ≥ 0 @ $.on_hand"],
+                              '{"QTY": "-1"}', record_key="A|P1|"),
+                NewQuarantine("inbound.erp", "erp", "inventory_balance", ["x @ $"], "{}"),
+            ])
+        created = store.quarantine_events(first)
+        assert [e.action for e in created] == [QuarantineAction.CREATED]
+        assert created[0].entry_id == first
+        assert_utc(created[0].recorded_at)
+
+        with store.transaction() as tx:
+            tx.update_quarantine(first, payload='{"QTY": "1"}')
+            tx.add_quarantine_events([NewQuarantineEvent(first, QuarantineAction.EDITED, "QTY=1", actor="ops")])
+        entry = store.quarantine(ids=[first])[0]
+        assert entry.payload == '{"QTY": "1"}' and entry.reasons == ["on_hand must be ≥ 0 @ $.on_hand"]
+        with store.transaction() as tx:
+            tx.update_quarantine(first, reasons=["unknown item 'A' @ $.item_id"])
+            tx.add_quarantine_events([
+                NewQuarantineEvent(first, QuarantineAction.REPLAY_FAILED, "unknown item 'A' @ $.item_id"),
+                NewQuarantineEvent(second, QuarantineAction.DISCARDED),
+            ])
+            tx.set_quarantine_status([second], QuarantineStatus.DISCARDED)
+        entry = store.quarantine(ids=[first])[0]
+        assert entry.payload == '{"QTY": "1"}' and entry.reasons == ["unknown item 'A' @ $.item_id"]
+        history = store.quarantine_events(first)
+        assert [(e.action, e.detail, e.actor) for e in history] == [
+            (QuarantineAction.CREATED, "", ""), (QuarantineAction.EDITED, "QTY=1", "ops"),
+            (QuarantineAction.REPLAY_FAILED, "unknown item 'A' @ $.item_id", ""),
+        ]
+        assert [e.action for e in store.quarantine_events(second)] == [QuarantineAction.CREATED,
+                                                                        QuarantineAction.DISCARDED]
+        assert store.quarantine_events(999_999) == []
+        with pytest.raises(StoreError, match="no such entry"), store.transaction() as tx:
+            tx.update_quarantine(999_999, payload="{}")
+
+    def test_upgrading_gives_existing_entries_their_created_step(self, make_store: MakeStore, store_url: str) -> None:
+        from alembic import command
+        from alembic.config import Config
+        from sqlalchemy import text
+
+        from syncfabric.store.sql import MIGRATIONS
+
+        make_store(migrate=False).close()  # an empty database, as a previous release left it before its upgrade
+        engine = create_engine(_driver_url(store_url))
+        try:
+            with engine.begin() as conn:
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "0001")
+                conn.execute(text(
+                    "INSERT INTO sf_quarantine (flow, system, entity, record_key, location, reasons, payload, status, "
+                    "created_at, updated_at) VALUES ('in', 'erp', 'item', 'A', 'x.csv:2', '[\"bad @ $\"]', '{}', "
+                    "'open', :at, :at)"), {"at": dt.datetime(2025, 1, 2, 3, 4, 5)})
+        finally:
+            engine.dispose()
+        store = make_store()
+        (entry,) = store.quarantine()
+        (event,) = store.quarantine_events(entry.id)
+        assert event.action is QuarantineAction.CREATED and event.recorded_at == entry.created_at
+
+    # -- batch reads -----------------------------------------------------------------------------------------------
+
+    def test_get_many_returns_live_rows_of_known_keys(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec(f"I{n:04}", n=n) for n in range(1200)])
+            tx.apply("location", [rec("I0001")])
+            tx.delete("item", ["I0002"])
+        wanted = [f"I{n:04}" for n in range(0, 1200, 2)] + ["I0000", "NOPE"]
+        found = store.get_many("item", wanted)
+        assert set(found) == {f"I{n:04}" for n in range(0, 1200, 2)} - {"I0002"}
+        row = found["I0004"]
+        assert row.entity == "item" and row.version == 1 and msgspec.json.decode(row.payload or b"")["n"] == 4
+        assert store.get_many("item", []) == {}
+        assert set(store.get_many("location", ["I0001", "I0000"])) == {"I0001"}
 
     # -- xref ----------------------------------------------------------------------------------------------------
 

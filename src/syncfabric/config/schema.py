@@ -73,7 +73,12 @@ class Mapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     """How one system's records map to one canonical entity.
 
     ``fields`` maps each canonical field to: a source field name or dotted path (``"ITEM_NO"``, ``"header.id"``),
-    ``{const: VALUE}`` for a constant, or a nested mapping for a nested record (``on_hand: {value: QTY, unit: UOM}``).
+    ``{const: VALUE}`` for a constant, an expression (``{from: COL, code_map: NAME}``, ``{from: COL, default: X}``,
+    ``{concat: [A, B], sep: "-"}``, ``{from: COL, split: {sep: "/", index: 0}}``, ``{from: COL, pad: {width: 8}}``,
+    ``{from: COL, xref: {entity: item, derive: {strip_prefix: "MAT-"}}}``, ``{from: COL, datetime: {format: ...,
+    location: SITE}}``, ``{function: NAME, args: [...]}``), a nested mapping for a nested record
+    (``on_hand: {value: QTY, unit: UOM, convert_to: base_unit}``), or one line per element of a source list
+    (``lines: {each: ITEMS, fields: {...}}``). See docs/mapping.md.
     """
 
     system: Annotated[Name, _doc("the system whose records this mapping reads")]
@@ -81,8 +86,10 @@ class Mapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     version: Annotated[int, msgspec.Meta(ge=1, description="raise it when the mapping changes; records keep it "
                                                            "as lineage")] = 1
     fields: Annotated[dict[str, Any], _doc(
-        "canonical field -> source field name or dotted path, {const: VALUE}, or a nested mapping "
-        "(on_hand: {value: QTY, unit: UOM})")]
+        "canonical field -> source field name or dotted path, {const: VALUE}, an expression ({from: COL, "
+        "code_map: NAME}, {from: COL, default: X}, concat, split, pad, xref, datetime, {function: NAME, args: [...]}), "
+        "a nested mapping (on_hand: {value: QTY, unit: UOM, convert_to: base_unit}), or a list "
+        "(lines: {each: ITEMS, fields: {...}})")]
 
 
 class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -105,6 +112,85 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000, description="records per page and per commit")] = 1000
 
 
+Rounding = Literal["half_up", "half_even", "up", "down", "ceiling", "floor"]
+
+
+class UnitSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A unit of measure of the estate: how quantities in it are rounded after conversion."""
+
+    decimals: Annotated[int, msgspec.Meta(ge=0, le=12, description="decimal places kept after a conversion")] = 6
+    rounding: Annotated[Rounding, _doc("how a converted quantity is rounded to its decimals")] = "half_up"
+
+
+class Conversion(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``factor`` units of ``to`` make one ``from`` (1 BOX = 12 EA); the inverse is derived."""
+
+    from_: Annotated[str, _doc("the unit converted from", examples=["BOX"])] = msgspec.field(name="from")
+    to: Annotated[str, _doc("the unit converted to", examples=["EA"])]
+    factor: Annotated[float | str, _doc("how many 'to' make one 'from' (a decimal; quote it to keep it exact)")]
+
+
+class ItemUnits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One item's base unit and its own conversions (box of 12, pallet of 480, kg per each)."""
+
+    base_unit: Annotated[str, _doc("the unit the item's quantities are converted to (convert_to: base_unit)")] \
+        | None = None
+    conversions: Annotated[list[Conversion], _doc("conversions of this item only; they win over global ones")] = []
+
+
+class Units(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Units of measure: the global conversion table, per-item conversions, and rounding per unit."""
+
+    units: Annotated[dict[str, UnitSpec], _doc(
+        "rounding per unit (and units beyond the built-in table), by unit code")] = {}
+    conversions: Annotated[list[Conversion], _doc("global conversions (1 DZ = 12 EA, 1 KG = 1000 G)")] = []
+    items: Annotated[dict[str, ItemUnits], _doc("per canonical item id: base unit and item conversions")] = {}
+
+
+class CodeMap(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A versioned translation of a system's codes (order status, plant code) to canonical values."""
+
+    version: Annotated[int, msgspec.Meta(ge=1, description="raise it when the values change; records keep it "
+                                                           "as lineage")] = 1
+    values: Annotated[dict[str, Any], _doc("system code -> canonical value; an unmapped code is an error")]
+    description: Annotated[str, _doc("free text for people reading the estate")] = ""
+
+
+RuleKind = Literal["required", "range", "reference", "item_location", "custom"]
+Severity = Literal["reject", "warn"]
+FieldPath = Annotated[str, msgspec.Meta(
+    min_length=1, description="a field of the canonical record: a name, a dotted path, [*] for every line",
+    examples=["on_hand", "lines[*].quantity", "lines[*].schedule[*].delivery_date"])]
+
+
+class Rule(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A data-quality rule on the canonical records of one entity, checked after mapping.
+
+    ``required``: ``field`` must have a value. ``range``: ``field`` (a number, or a quantity's value) within
+    ``min``/``max``. ``reference``: the value of ``field`` (or of ``key``, several fields joined) must be a key of
+    ``entity`` in the store. ``item_location``: the item of ``item`` must be valid at the location of ``location``
+    (an item_location record exists, and its ``valid_from`` is not after the record's ``date`` field).
+    ``custom``: a registered Python function (``function: NAME`` or ``module:function``).
+    """
+
+    kind: Annotated[RuleKind, _doc("what the rule checks: required, range, reference, item_location or custom")]
+    field: FieldPath | None = None
+    min: Annotated[float | str, _doc("range: the smallest allowed value (inclusive)")] | None = None
+    max: Annotated[float | str, _doc("range: the largest allowed value (inclusive)")] | None = None
+    entity: Annotated[str, _doc("reference: the canonical entity the value must be a key of")] | None = None
+    key: Annotated[list[FieldPath], _doc(
+        "reference: fields whose values, joined by '|', form the referenced key (instead of field)")] = []
+    item: Annotated[FieldPath, _doc("item_location: the field holding the item id")] = "item_id"
+    location: Annotated[FieldPath, _doc("item_location: the field holding the location id")] = "location_id"
+    date: Annotated[FieldPath, _doc(
+        "item_location: the field with the record's date, checked against the item-location's valid_from")] \
+        | None = None
+    function: Annotated[str, _doc("custom: a registered rule name or module:function")] | None = None
+    severity: Annotated[Severity, _doc(
+        "reject: the record goes to quarantine; warn: it passes, flagged and counted in the run")] = "reject"
+    message: Annotated[str, _doc("replaces the rule's own description of a violation")] | None = None
+
+
 class Estate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A whole estate: every system, domain, mapping and flow syncfabric runs for one manufacturer."""
 
@@ -118,3 +204,8 @@ class Estate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     domains: Annotated[dict[Name, Domain], _doc("sync policy per canonical entity, by name")] = {}
     mappings: Annotated[dict[Name, Mapping], _doc("how each system's records map to canonical entities")] = {}
     flows: Annotated[dict[Name, Flow], _doc("the inbound and outbound movements of records, by name")] = {}
+    units: Annotated[Units, _doc("units of measure: conversions (global and per item) and rounding")] = Units()
+    code_maps: Annotated[dict[Name, CodeMap], _doc("versioned code translations used by mappings (code_map: NAME)")] \
+        = {}
+    rules: Annotated[dict[str, list[Rule]], _doc(
+        "data-quality rules per canonical entity, checked on every inbound record and on replay")] = {}

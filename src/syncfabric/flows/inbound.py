@@ -4,17 +4,27 @@ together with the cursor that covers it.
 Full refresh: a page marked ``complete`` ends a snapshot; keys of the entity that the snapshot did not contain
 become deletions. Because the keys seen so far are needed for that, a snapshot interrupted by a crash is resumed by
 reading it again from its start: pages already committed are only scanned for their keys (no writes, no new
-quarantine entries), then the run continues where it stopped. Nothing is lost and no effect happens twice.
+quarantine entries), then the run continues where it stopped. Nothing is lost and no effect happens twice. If the
+source no longer serves the pages that were committed (the last one is not where it was), the snapshot is read
+again in full instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 import msgspec
 
 from syncfabric.connectors.base import Connector, Page
-from syncfabric.errors import RecordError
+from syncfabric.errors import RecordError, StoreError
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.mapping import FieldMap
+from syncfabric.mapping.rules import RuleSet, describe
+from syncfabric.mapping.xref import XrefClaim, conflicts
+from syncfabric.model import Record
 from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, Store, Transaction
 
 
@@ -27,6 +37,8 @@ class InboundCheckpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Full refresh in progress: the cursor the snapshot started from."""
     snapshot_pages: int = 0
     """Full refresh in progress: pages of it already committed."""
+    snapshot_cursor: str | None = None
+    """Full refresh in progress: the cursor of its last committed page, to recognise that page when reading again."""
 
 
 def run_inbound(
@@ -39,6 +51,7 @@ def run_inbound(
     source: str,
     batch_id: str = "",
     progress: Progress | None = None,
+    rules: RuleSet | None = None,
 ) -> FlowResult:
     entity = field_map.entity_cls.entity
     result = FlowResult(flow=flow_name, direction="inbound")
@@ -51,15 +64,28 @@ def run_inbound(
     page_no, seen = 0, set[str]()
     for page in pages:
         page_no += 1
-        records, rejected = _map_page(page, field_map, flow_name, batch_id)
+        records, rejected, warnings, links = _map_page(page, field_map, flow_name, batch_id, rules, store)
         if full:
             seen.update(record.key for record in records)
+            # A key whose row is in the snapshot but does not map is not missing: keep its last accepted state.
+            seen.update(entry.record_key for entry in rejected if entry.record_key)
         committed_before = page_no <= skip
-        if committed_before and not page.complete:
+        if committed_before and (page.complete or (page_no == skip and page.cursor != saved.snapshot_cursor)):
+            # The source no longer serves the pages committed before the crash (an older file arrived, the data
+            # moved): read the snapshot again from its start and write every page; stored records that did not
+            # change write nothing.
+            getattr(pages, "close", lambda: None)()  # release the files the abandoned read holds open
+            with store.transaction() as tx:
+                tx.set_checkpoint(flow_name, msgspec.json.encode(InboundCheckpoint(cursor=snapshot_start)).decode())
+            return run_inbound(store, flow_name, connector, field_map, mode=mode, source=source, batch_id=batch_id,
+                               progress=progress, rules=rules)
+        if committed_before:
             continue
         with store.transaction() as tx:
             if not committed_before:
+                records, rejected = _link(tx, records, rejected, links)
                 _write_page(tx, entity, records, rejected, result)
+                result.warn(warnings)
             if full and page.complete:
                 missing = [key for key in _live_keys(store, entity) if key not in seen]
                 lineage = Lineage(field_map.system, "missing from complete snapshot", batch_id, field_map.version)
@@ -67,7 +93,7 @@ def run_inbound(
                 checkpoint = InboundCheckpoint(cursor=page.cursor)
             elif full:
                 checkpoint = InboundCheckpoint(cursor=snapshot_start, snapshot_start=snapshot_start,
-                                               snapshot_pages=page_no)
+                                               snapshot_pages=page_no, snapshot_cursor=page.cursor)
             else:
                 checkpoint = InboundCheckpoint(cursor=page.cursor)
             tx.set_checkpoint(flow_name, msgspec.json.encode(checkpoint).decode())
@@ -82,28 +108,105 @@ def run_inbound(
     return result
 
 
+@dataclass(slots=True)
+class Outcome:
+    """What mapping and the data-quality rules made of one raw record: a record to store, or the reasons not to."""
+
+    key: str = ""
+    record: Record | None = None
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    claims: list[XrefClaim] = field(default_factory=list)
+    """Cross-reference links the record claims; stored with it, in the same transaction."""
+
+
+def map_and_check(
+    rows: Sequence[dict[str, Any]], field_map: FieldMap, rules: RuleSet | None, store: Store | None
+) -> list[Outcome]:
+    """Map raw records and check the entity's rules on those that map, one outcome per row, in order.
+
+    Both fresh input (inbound pages) and quarantined records being replayed take this path, so a replayed record
+    meets exactly the checks a new one would. References to master data are read once per page. The cross-reference
+    links a record claims are checked against the store and the rows before it: a conflict rejects the record; the
+    caller stores ``Outcome.claims`` of accepted records with ``tx.put_xref`` in the transaction that stores them.
+    """
+    outcomes: list[Outcome] = []
+    pending: dict[tuple[str, str, str], str] = {}
+    pending_keys: dict[tuple[str, str, str], str] = {}
+    for data in rows:
+        try:
+            record, claims = field_map.map(data)
+        except RecordError as exc:
+            outcomes.append(Outcome(key=exc.key, reasons=[str(problem) for problem in exc.problems]))
+            continue
+        reasons = conflicts(claims, store, pending, pending_keys) if claims and store is not None else []
+        if reasons:
+            outcomes.append(Outcome(key=record.key, reasons=reasons))
+            continue
+        outcomes.append(Outcome(key=record.key, record=record, claims=claims))
+    if rules:
+        mapped = [outcome for outcome in outcomes if outcome.record is not None]
+        verdicts = rules.check([outcome.record for outcome in mapped if outcome.record is not None], store)
+        for outcome, verdict in zip(mapped, verdicts, strict=True):
+            where = {"system": field_map.system, "key": outcome.key}
+            outcome.warnings = [describe(problem, **where) for problem in verdict.warnings]
+            if verdict.rejected:
+                outcome.reasons = [describe(problem, **where) for problem in verdict.rejected]
+                outcome.record = None
+    return outcomes
+
+
 def _map_page(
-    page: Page, field_map: FieldMap, flow_name: str, batch_id: str
-) -> tuple[list[IncomingRecord], list[NewQuarantine]]:
+    page: Page, field_map: FieldMap, flow_name: str, batch_id: str, rules: RuleSet | None = None,
+    store: Store | None = None,
+) -> tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Links]]:
     by_key: dict[str, IncomingRecord] = {}
+    links: dict[str, Links] = {}
+    warnings: dict[str, list[str]] = {}
     rejected = [
         NewQuarantine(flow=flow_name, system=field_map.system, entity=field_map.entity_cls.entity,
                       reasons=[problem.reason], payload=problem.raw, location=problem.location)
         for problem in page.problems
     ]
-    for raw in page.records:
-        try:
-            record = field_map.apply(raw.data)
-        except RecordError as exc:
+    outcomes = map_and_check([raw.data for raw in page.records], field_map, rules, store)
+    for raw, outcome in zip(page.records, outcomes, strict=True):
+        if outcome.record is None:
             rejected.append(NewQuarantine(
                 flow=flow_name, system=field_map.system, entity=field_map.entity_cls.entity,
-                reasons=[str(problem) for problem in exc.problems], payload=msgspec.json.encode(raw.data).decode(),
-                record_key=exc.key, location=raw.location,
+                reasons=outcome.reasons, payload=msgspec.json.encode(raw.data).decode(),
+                record_key=outcome.key, location=raw.location,
             ))
             continue
         lineage = Lineage(field_map.system, raw.location, batch_id, field_map.version)
-        by_key[record.key] = IncomingRecord(record.key, msgspec.json.encode(record), lineage)
-    return list(by_key.values()), rejected
+        by_key[outcome.key] = IncomingRecord(outcome.key, msgspec.json.encode(outcome.record), lineage)
+        warnings[outcome.key] = outcome.warnings
+        if outcome.claims:
+            links[outcome.key] = (outcome.claims, NewQuarantine(
+                flow=flow_name, system=field_map.system, entity=field_map.entity_cls.entity, reasons=[],
+                payload=msgspec.json.encode(raw.data).decode(), record_key=outcome.key, location=raw.location))
+    return list(by_key.values()), rejected, [w for key in by_key for w in warnings[key]], links
+
+
+Links = tuple[list[XrefClaim], NewQuarantine]
+"""A record's cross-reference claims, and the quarantine entry it becomes if the store refuses one of them."""
+
+
+def _link(
+    tx: Transaction, records: list[IncomingRecord], rejected: list[NewQuarantine], links: dict[str, Links]
+) -> tuple[list[IncomingRecord], list[NewQuarantine]]:
+    """Store each record's xref links in the page's transaction; a record whose link conflicts is quarantined."""
+    if not links:
+        return records, rejected
+    refused: set[str] = set()
+    for key, (claims, entry) in links.items():
+        for claim in claims:
+            try:
+                tx.put_xref(claim.system, claim.entity, claim.external_id, claim.key)
+            except StoreError as exc:
+                refused.add(key)
+                rejected = [*rejected, dataclasses.replace(entry, reasons=[f"xref conflict: {exc}"])]
+                break
+    return [record for record in records if record.key not in refused], rejected
 
 
 def _write_page(

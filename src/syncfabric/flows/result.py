@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+MAX_WARNINGS = 100
 Progress = Callable[[int], None]
 """Called with the number of records just handled, so a caller can advance a progress bar."""
 
@@ -20,6 +21,10 @@ class FlowResult:
     unchanged: int = 0
     records_out: int = 0
     quarantined: int = 0
+    warned: int = 0
+    """Violations of rules of severity ``warn`` on accepted records: they passed, flagged."""
+    warnings: list[str] = field(default_factory=list)
+    """The first :data:`MAX_WARNINGS` warnings, as the run history keeps them."""
     checkpoint: str | None = None
     per_entity: dict[str, int] = field(default_factory=dict)
 
@@ -27,8 +32,16 @@ class FlowResult:
     def changed(self) -> int:
         return self.inserted + self.updated + self.deleted
 
+    def warn(self, warnings: list[str]) -> None:
+        self.warned += len(warnings)
+        self.warnings.extend(warnings[:max(MAX_WARNINGS - len(self.warnings), 0)])
+
     def detail(self) -> dict[str, object]:
-        return {
+        detail: dict[str, object] = {
             "inserted": self.inserted, "updated": self.updated, "deleted": self.deleted,
             "per_entity": self.per_entity, "checkpoint": self.checkpoint,
         }
+        if self.warned:
+            detail["warned"] = self.warned
+            detail["warnings"] = self.warnings
+        return detail

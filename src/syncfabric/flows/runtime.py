@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Callable
 from functools import cached_property
 
+import msgspec
+
 from syncfabric.config import LoadedEstate
 from syncfabric.connectors.base import Connector
 from syncfabric.connectors.registry import connector_class
@@ -14,6 +16,7 @@ from syncfabric.flows.inbound import run_inbound
 from syncfabric.flows.outbound import run_outbound
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.mapping import FieldMap
+from syncfabric.mapping.rules import RuleSet
 from syncfabric.store import RunStatus, Store, open_store
 
 
@@ -35,7 +38,26 @@ class Runtime:
         return cls(system, self.loaded.connection(system), self.loaded.secrets(system), base_dir=self.loaded.base_dir)
 
     def field_map(self, name: str) -> FieldMap:
-        return FieldMap(name, self.estate.mappings[name])
+        zones: dict[str, str | None] = {}  # read once per location and run: locations change rarely
+
+        def time_zone(location_id: str) -> str | None:
+            if location_id not in zones:
+                zones[location_id] = self.location_time_zone(location_id)
+            return zones[location_id]
+
+        return FieldMap.for_estate(self.estate, name, time_zones=time_zone)
+
+    def location_time_zone(self, location_id: str) -> str | None:
+        """The IANA time zone of a canonical location, as stored; a mapping converts its local times with it."""
+        row = self.store.get("location", location_id)
+        if row is None or row.deleted or row.payload is None:
+            return None
+        zone = msgspec.json.decode(row.payload).get("time_zone")
+        return zone if isinstance(zone, str) else None
+
+    def rules(self, entity: str) -> RuleSet:
+        """The data-quality rules the estate declares for one entity."""
+        return RuleSet.for_entity(self.estate.rules, entity)
 
     def run_flow(self, name: str, *, progress: Progress | None = None,
                  on_start: Callable[[int], None] | None = None) -> FlowResult:
@@ -51,10 +73,11 @@ class Runtime:
             with self.connector(flow.system) as connector:
                 if flow.direction == "inbound":
                     assert flow.mapping is not None  # guaranteed by validation
+                    field_map = self.field_map(flow.mapping)
                     result = run_inbound(
-                        self.store, name, connector, self.field_map(flow.mapping), mode=flow.mode,
+                        self.store, name, connector, field_map, mode=flow.mode,
                         source=flow.source or flow.entities[0], batch_id=f"run-{run_id}-{uuid.uuid4().hex[:8]}",
-                        progress=progress,
+                        progress=progress, rules=self.rules(field_map.entity_cls.entity),
                     )
                 else:
                     result = run_outbound(self.store, name, connector, entities=flow.entities, mode=flow.mode,

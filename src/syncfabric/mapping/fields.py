@@ -1,57 +1,135 @@
 """Field maps: turn a system's raw record into a canonical record, reporting every problem with its path.
 
-A mapping's ``fields`` gives, per canonical field, a source field name or dotted path, ``{const: VALUE}``, or a
-nested mapping for a nested record. Empty source values count as absent, so defaults apply and required fields
-are reported as missing. Problems read ``expected decimal, got 'abc' @ $.on_hand.value (column QTY)``.
+A mapping's ``fields`` gives, per canonical field, a source field name or dotted path, ``{const: VALUE}``, an
+expression (:mod:`syncfabric.mapping.expressions`: defaults, concat, split, pad, code maps, xref, date-times,
+functions), or a nested mapping for a nested record. A nested quantity with ``convert_to: UNIT`` (or ``convert_to:
+base_unit``, the item's base unit from the estate's ``units:``) is converted and rounded. Empty source values count
+as absent, so defaults apply and required fields are reported as missing. Problems read
+``expected decimal, got 'abc' @ $.on_hand.value (column QTY)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from collections.abc import Mapping as MappingOf
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
 
-from syncfabric.config.schema import Mapping
+from syncfabric.config.schema import CodeMap, Estate, Mapping, Units
 from syncfabric.errors import Problem, RecordError
-from syncfabric.mapping.units import is_known_unit
+from syncfabric.mapping.codes import CodeMaps
+from syncfabric.mapping.expressions import (
+    MISSING,
+    Environment,
+    ExpressionError,
+    Getter,
+    Scope,
+    code_maps_used,
+    compile_spec,
+    is_expression,
+    source_column,
+)
+from syncfabric.mapping.units import UnitError, UnitTable
+from syncfabric.mapping.xref import XrefClaim
 from syncfabric.model import Quantity, Record, entity_type
+from syncfabric.model.base import Check, _compile_checks
 
-_MISSING = object()
-Getter = Callable[[dict[str, Any]], Any]
+_ANY_INDEX = re.compile(r"\[\d+\]")
+
+Conversion = tuple[tuple[str, ...], str]
+"""Where a nested quantity is (``("on_hand",)``) and the unit it converts to (a code, or ``base_unit``)."""
 
 
 class FieldMap:
     """One compiled mapping: system record → canonical record of one entity."""
 
-    def __init__(self, name: str, mapping: Mapping) -> None:
+    def __init__(
+        self,
+        name: str,
+        mapping: Mapping,
+        *,
+        units: Units | UnitTable | None = None,
+        code_maps: MappingOf[str, CodeMap] | None = None,
+        time_zones: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.name = name
         self.system = mapping.system
         self.entity_cls: type[Record] = entity_type(mapping.entity)
-        self.version = f"{name}@{mapping.version}"
-        self._getters = _compile(mapping.fields)
+        self.units = units if isinstance(units, UnitTable) else UnitTable(units)
+        codes = CodeMaps(code_maps)
+        env = Environment(system=mapping.system, code_maps=codes, time_zones=time_zones)
+        self._conversions: list[Conversion] = []
+        self._getters = _compile(mapping.fields, env, self._conversions)
         self._sources = dict(_source_columns(mapping.fields))
         self._fields = {field.name: field for field in msgspec.structs.fields(self.entity_cls)}
         self._quantities = [name for name, field in self._fields.items() if _mentions(field.type, Quantity)]
+        self._checks: dict[str, list[Check]] = {}
+        for field_name, check in _compile_checks(self.entity_cls):
+            self._checks.setdefault(field_name, []).append(check)
+        lineage = [f"{name}@{mapping.version}"]
+        lineage += [f"{code}@{codes.version(code)}" for code in sorted(code_maps_used(mapping.fields)) if code in codes]
+        if self._conversions:
+            lineage.append(f"units@{self.units.version}")
+        self.version = "+".join(lineage)
+        """Mapping version with the versions of the code maps and unit table it uses: the lineage of a record."""
+
+    @classmethod
+    def for_estate(
+        cls, estate: Estate, name: str, *, time_zones: Callable[[str], str | None] | None = None
+    ) -> FieldMap:
+        """Mapping ``name`` of the estate with the estate's unit table and code maps."""
+        return cls(name, estate.mappings[name], units=estate.units, code_maps=estate.code_maps, time_zones=time_zones)
 
     def apply(self, raw: dict[str, Any]) -> Record:
         """The canonical record for ``raw``, or RecordError listing every problem found."""
-        data = _build(self._getters, raw)
+        return self.map(raw)[0]
+
+    def map(self, raw: dict[str, Any]) -> tuple[Record, list[XrefClaim]]:
+        """The canonical record for ``raw`` with the cross-reference links it claims, or RecordError."""
+        scope = Scope(raw)
+        failed: dict[str, str] = {}
+        data = _build(self._getters, scope, failed, "$")
+        early = [Problem(message, self._at(path)) for path, message in failed.items()]
         unit_problems = self._unit_problems(data)
+        early += [problem for problem in self._convert(data) if problem not in unit_problems]
         try:
             record = msgspec.convert(data, self.entity_cls, strict=False)
         except msgspec.ValidationError:
-            raise RecordError(self._problems(data) + unit_problems, key=self._guess_key(data)) from None
-        if unit_problems:
-            raise RecordError(unit_problems, key=record.key)
-        return record
+            later = [p for p in self._problems(data) if not _reported(p, failed)]
+            raise RecordError(early + later + unit_problems, key=self._guess_key(data)) from None
+        if early or unit_problems:
+            raise RecordError(early + unit_problems, key=record.key)
+        return record, scope.claims
+
+    def _convert(self, data: dict[str, Any]) -> list[Problem]:
+        problems = []
+        for path, target in self._conversions:
+            for quantity, item, at in _walk(data, path, "", "$"):
+                if not isinstance(quantity, dict) or "value" not in quantity \
+                        or not isinstance(quantity.get("unit"), str):
+                    continue
+                try:
+                    value = Decimal(str(quantity["value"]))
+                except InvalidOperation:
+                    continue  # reported as not a decimal by the record's own checks
+                try:
+                    to_unit = self.units.base_unit(item) if target == "base_unit" else target
+                    quantity["value"] = str(self.units.convert(value, quantity["unit"], to_unit, item))
+                    quantity["unit"] = to_unit
+                except UnitError as exc:
+                    problems.append(Problem(str(exc), self._at(f"{at}.unit")))
+        return problems
 
     def _unit_problems(self, data: dict[str, Any]) -> list[Problem]:
         problems = []
         for name in self._quantities:
             quantity = data.get(name)
             unit = quantity.get("unit") if isinstance(quantity, dict) else None
-            if isinstance(unit, str) and not is_known_unit(unit):
+            if isinstance(unit, str) and unit not in self.units.known:
                 problems.append(Problem(f"unknown unit {unit!r}", self._at(f"$.{name}.unit")))
         return problems
 
@@ -64,11 +142,19 @@ class FieldMap:
                     problems.append(Problem("missing required field", self._at(f"$.{name}")))
                 continue
             try:
-                msgspec.convert(data[name], field.type, strict=False)
+                value = msgspec.convert(data[name], field.type, strict=False)
             except msgspec.ValidationError as exc:
                 message, _, where = str(exc).partition(" - at `")
                 path = f"$.{name}" + where.rstrip("`").removeprefix("$")
                 problems.append(Problem(_humanize(message, _value_at(data, path)), self._at(path)))
+                continue
+            # The record's own checks of this field (bounds, UTC, key parts) run after decoding, which a problem
+            # elsewhere in the record prevents: run them here, so that they are reported too, at the field.
+            for check in self._checks.get(name, ()):
+                try:
+                    check(name, value)
+                except ValueError as exc:
+                    problems.append(Problem(str(exc), self._at(f"$.{name}")))
         if not problems:  # a rule that spans fields, raised from __post_init__
             try:
                 msgspec.convert(data, self.entity_cls, strict=False)
@@ -77,7 +163,7 @@ class FieldMap:
         return problems
 
     def _at(self, path: str) -> str:
-        column = self._sources.get(path)
+        column = self._sources.get(path) or self._sources.get(_ANY_INDEX.sub("[*]", path))
         return f"{path} (column {column})" if column else path
 
     def _guess_key(self, data: dict[str, Any]) -> str:
@@ -89,63 +175,97 @@ class FieldMap:
         return "|".join(parts)
 
 
-def _compile(spec: dict[str, Any]) -> dict[str, Getter | dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class _Each:
+    """A list field: one nested record per element of a source list (``lines: {each: ITEMS, fields: {...}}``)."""
+
+    rows: Getter
+    fields: dict[str, Any]
+
+
+def _compile(spec: dict[str, Any], env: Environment, conversions: list[Conversion],
+             at: tuple[str, ...] = ()) -> dict[str, Getter | dict[str, Any]]:
     compiled: dict[str, Any] = {}
     for target, source in spec.items():
-        if isinstance(source, str):
-            compiled[target] = _path_getter(source)
-        elif isinstance(source, dict) and set(source) == {"const"}:
-            value = source["const"]
-            compiled[target] = lambda _raw, value=value: value
-        elif isinstance(source, dict):
-            compiled[target] = _compile(source)
+        if isinstance(source, dict) and "each" in source:
+            fields = source.get("fields") or {}
+            compiled[target] = _Each(compile_spec(source["each"], env),
+                                     _compile(fields, env, conversions, (*at, target, "*")))
+        elif isinstance(source, dict) and not is_expression(source):
+            nested = dict(source)
+            if "convert_to" in nested:
+                conversions.append(((*at, target), str(nested.pop("convert_to"))))
+            compiled[target] = _compile(nested, env, conversions, (*at, target))
         else:
-            compiled[target] = lambda _raw, value=source: value
+            compiled[target] = compile_spec(source, env)
     return compiled
 
 
-def _path_getter(path: str) -> Getter:
-    parts = path.split(".")
-
-    def get(raw: dict[str, Any]) -> Any:
-        if path in raw:
-            return raw[path]
-        value: Any = raw
-        for part in parts:
-            if not isinstance(value, dict) or part not in value:
-                return _MISSING
-            value = value[part]
-        return value
-
-    return get
-
-
-def _build(getters: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+def _build(getters: dict[str, Any], scope: Scope, failed: dict[str, str], prefix: str) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for target, getter in getters.items():
+        path = f"{prefix}.{target}"
+        if isinstance(getter, _Each):
+            rows = getter.rows(scope)
+            if rows is MISSING:
+                continue
+            if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+                failed[path] = f"expected a list of records to map each of, got {type(rows).__name__}"
+                continue
+            # Each element is read with the record around it, so a line's spec can name a header field too.
+            data[target] = [_build(getter.fields, Scope({**scope.raw, **row}, scope.claims), failed,
+                                   f"{path}[{index}]") for index, row in enumerate(rows)]
+            continue
         if isinstance(getter, dict):
-            nested = _build(getter, raw)
-            if nested:
+            nested = _build(getter, scope, failed, path)
+            if nested and ("value" in nested or "value" not in getter):  # a quantity without a value is absent
                 data[target] = nested
             continue
-        value = getter(raw)
-        if isinstance(value, str):
-            value = value.strip()
-            if value == "":
-                continue
-        if value is _MISSING or value is None:
+        try:
+            value = getter(scope)
+        except ExpressionError as exc:
+            failed[path] = str(exc)
             continue
-        data[target] = value
+        if value is MISSING or value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        data[target] = value.strip() if isinstance(value, str) else value
     return data
+
+
+def _reported(problem: Problem, failed: dict[str, str]) -> bool:
+    """Whether ``problem`` only repeats that a field which failed to compute is missing."""
+    path = problem.path.split(" ")[0]
+    missing = _MISSING_FIELD.fullmatch(problem.message)
+    return path in failed or (missing is not None and f"{path}.{missing.group(1)}" in failed)
+
+
+_MISSING_FIELD = re.compile(r"object missing required field `?([A-Za-z0-9_]+)`?")
+
+
+def _walk(value: Any, path: tuple[str, ...], item: str, at: str) -> Iterator[tuple[Any, str, str]]:
+    """Every value at ``path`` (``*`` for each element of a list) with its path and the item it is of: the
+    ``item_id`` of the innermost record or line around it that has one."""
+    if isinstance(value, dict) and isinstance(value.get("item_id"), str):
+        item = value["item_id"]
+    if not path:
+        yield value, item, at
+    elif path[0] == "*":
+        for index, element in enumerate(value if isinstance(value, list) else []):
+            yield from _walk(element, path[1:], item, f"{at}[{index}]")
+    elif isinstance(value, dict):
+        yield from _walk(value.get(path[0]), path[1:], item, f"{at}.{path[0]}")
 
 
 def _source_columns(spec: dict[str, Any], prefix: str = "$") -> list[tuple[str, str]]:
     found = []
     for target, source in spec.items():
         path = f"{prefix}.{target}"
-        if isinstance(source, str):
-            found.append((path, source))
-        elif isinstance(source, dict) and set(source) != {"const"}:
+        column = source_column(source)
+        if isinstance(source, dict) and "each" in source:
+            found.extend(_source_columns(source.get("fields") or {}, f"{path}[*]"))
+        elif column is not None:
+            found.append((path, column))
+        elif isinstance(source, dict) and not is_expression(source):
             found.extend(_source_columns(source, path))
     return found
 

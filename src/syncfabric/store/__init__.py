@@ -8,8 +8,11 @@ from syncfabric.store.base import (
     IncomingRecord,
     Lineage,
     NewQuarantine,
+    NewQuarantineEvent,
     Op,
+    QuarantineAction,
     QuarantineEntry,
+    QuarantineEvent,
     QuarantineStatus,
     RunRecord,
     RunStatus,
@@ -45,6 +48,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
 
 
 __all__ = [
-    "ApplyResult", "Change", "IncomingRecord", "Lineage", "NewQuarantine", "Op", "QuarantineEntry",
-    "QuarantineStatus", "RunRecord", "RunStatus", "StateRow", "Store", "Transaction", "content_hash", "open_store",
+    "ApplyResult", "Change", "IncomingRecord", "Lineage", "NewQuarantine", "NewQuarantineEvent", "Op",
+    "QuarantineAction", "QuarantineEntry", "QuarantineEvent", "QuarantineStatus", "RunRecord", "RunStatus",
+    "StateRow", "Store", "Transaction", "content_hash", "open_store",
 ]

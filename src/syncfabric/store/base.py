@@ -128,6 +128,37 @@ class NewQuarantine:
     """Where in the source: ``items.csv:14``, a message id, a URL."""
 
 
+class QuarantineAction(StrEnum):
+    """A step in a quarantine entry's history."""
+
+    CREATED = "created"
+    EDITED = "edited"
+    REPLAYED = "replayed"
+    REPLAY_FAILED = "replay_failed"
+    DISCARDED = "discarded"
+
+
+@dataclass(frozen=True, slots=True)
+class NewQuarantineEvent:
+    """One step to record in a quarantine entry's history."""
+
+    entry_id: int
+    action: QuarantineAction
+    detail: str = ""
+    """What changed or why: the fields edited, the reasons a replay failed, the key a replay wrote..."""
+    actor: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEvent:
+    id: int
+    entry_id: int
+    action: QuarantineAction
+    detail: str
+    actor: str
+    recorded_at: dt.datetime
+
+
 @dataclass(frozen=True, slots=True)
 class QuarantineEntry:
     id: int
@@ -189,6 +220,17 @@ class Transaction(ABC):
     def set_quarantine_status(self, ids: Sequence[int], status: QuarantineStatus) -> None: ...
 
     @abstractmethod
+    def update_quarantine(
+        self, entry_id: int, *, payload: str | None = None, reasons: Sequence[str] | None = None
+    ) -> None:
+        """Replace an entry's raw payload (a fix) and/or its reasons (a replay that failed again).
+        An unknown id raises :class:`StoreError`."""
+
+    @abstractmethod
+    def add_quarantine_events(self, events: Sequence[NewQuarantineEvent]) -> None:
+        """Append steps to quarantine entries' histories (``add_quarantine`` records ``created`` by itself)."""
+
+    @abstractmethod
     def put_xref(self, system: str, entity: str, external_id: str, key: str) -> None:
         """Link a system's own id to a canonical key. Re-linking the same pair is a no-op; linking an external id
         or a canonical key that is already linked to something else raises :class:`StoreError`."""
@@ -209,6 +251,11 @@ class Store(ABC):
 
     @abstractmethod
     def get(self, entity: str, key: str) -> StateRow | None: ...
+
+    @abstractmethod
+    def get_many(self, entity: str, keys: Sequence[str]) -> dict[str, StateRow]:
+        """The live (not deleted) rows of those ``keys`` that exist, by key: one look-up for a whole page of
+        references rather than one per record."""
 
     @abstractmethod
     def current(self, entity: str, *, include_deleted: bool = False) -> Iterator[StateRow]:
@@ -248,6 +295,10 @@ class Store(ABC):
         ids: Sequence[int] | None = None,
     ) -> list[QuarantineEntry]:
         """Quarantined records, filtered; ``reason`` matches as a substring of any reason."""
+
+    @abstractmethod
+    def quarantine_events(self, entry_id: int) -> list[QuarantineEvent]:
+        """The history of one quarantine entry, oldest first."""
 
     @abstractmethod
     def quarantine_counts(self) -> dict[str, int]:

@@ -41,8 +41,11 @@ from syncfabric.store.base import (
     IncomingRecord,
     Lineage,
     NewQuarantine,
+    NewQuarantineEvent,
     Op,
+    QuarantineAction,
     QuarantineEntry,
+    QuarantineEvent,
     QuarantineStatus,
     RunRecord,
     RunStatus,
@@ -255,6 +258,21 @@ class SqlStore(Store):
             ).one_or_none()
         return None if row is None else _state_row(row)
 
+    def get_many(self, entity: str, keys: Sequence[str]) -> dict[str, StateRow]:
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, StateRow] = {}
+        if not unique:
+            return found
+        stmt = select(t.state).where(
+            t.state.c.entity == entity, t.state.c.deleted.is_(False),
+            t.state.c.key.in_(bindparam("keys", expanding=True)),
+        )
+        with self._reading(f"get many {entity}") as conn:
+            for start in range(0, len(unique), KEY_CHUNK):
+                for row in conn.execute(stmt, {"keys": unique[start:start + KEY_CHUNK]}):
+                    found[row.key] = _state_row(row)
+        return found
+
     def current(self, entity: str, *, include_deleted: bool = False) -> Iterator[StateRow]:
         stmt = select(t.state).where(t.state.c.entity == entity).order_by(t.state.c.key)
         if not include_deleted:
@@ -328,6 +346,16 @@ class SqlStore(Store):
         if reason:
             entries = [e for e in entries if any(reason in r for r in e.reasons)]
         return entries
+
+    def quarantine_events(self, entry_id: int) -> list[QuarantineEvent]:
+        e = t.quarantine_event
+        stmt = select(e).where(e.c.entry_id == entry_id).order_by(e.c.id)
+        with self._reading(f"read the history of quarantine entry {entry_id}") as conn:
+            return [
+                QuarantineEvent(id=row.id, entry_id=row.entry_id, action=QuarantineAction(row.action),
+                                detail=row.detail, actor=row.actor, recorded_at=row.recorded_at)
+                for row in conn.execute(stmt)
+            ]
 
     def quarantine_counts(self) -> dict[str, int]:
         q = t.quarantine
@@ -515,7 +543,41 @@ class SqlTransaction(Transaction):
         ]
         stmt = t.quarantine.insert().returning(t.quarantine.c.id, sort_by_parameter_order=True)
         with self._store._errors("add quarantine entries"):
-            return [int(row[0]) for row in conn.execute(stmt, rows)]
+            ids = [int(row[0]) for row in conn.execute(stmt, rows)]
+            conn.execute(t.quarantine_event.insert(), [
+                {"entry_id": entry_id, "action": QuarantineAction.CREATED.value, "detail": "", "actor": "",
+                 "recorded_at": now}
+                for entry_id in ids
+            ])
+        return ids
+
+    def update_quarantine(
+        self, entry_id: int, *, payload: str | None = None, reasons: Sequence[str] | None = None
+    ) -> None:
+        conn = self._live()
+        values: dict[str, Any] = {"updated_at": _now()}
+        if payload is not None:
+            values["payload"] = payload
+        if reasons is not None:
+            values["reasons"] = _json(list(reasons))
+        q = t.quarantine
+        with self._store._errors(f"update quarantine entry {entry_id}"):
+            done = conn.execute(q.update().where(q.c.id == entry_id).values(**values)).rowcount
+        if done != 1:
+            raise StoreError(f"update quarantine entry {entry_id}: no such entry")
+
+    def add_quarantine_events(self, events: Sequence[NewQuarantineEvent]) -> None:
+        conn = self._live()
+        if not events:
+            return
+        now = _now()
+        rows = [
+            {"entry_id": e.entry_id, "action": QuarantineAction(e.action).value, "detail": e.detail,
+             "actor": e.actor, "recorded_at": now}
+            for e in events
+        ]
+        with self._store._errors("add quarantine events"):
+            conn.execute(t.quarantine_event.insert(), rows)
 
     def set_quarantine_status(self, ids: Sequence[int], status: QuarantineStatus) -> None:
         conn = self._live()

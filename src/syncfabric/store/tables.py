@@ -141,6 +141,19 @@ quarantine = Table(
     Index(None, "status", "flow"),
 )
 
+quarantine_event = Table(
+    "sf_quarantine_event",
+    metadata,
+    Column("id", SEQUENCE, autoincrement=True),
+    Column("entry_id", SEQUENCE, nullable=False),
+    Column("action", String, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("actor", String, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("id"),
+    Index(None, "entry_id", "id"),
+)
+
 run = Table(
     "sf_run",
     metadata,

@@ -104,12 +104,15 @@ class FilesConnector(Connector):
                 header = next(reader, None)
                 if not header:
                     raise PermanentError(f"{path.name}: file is empty, expected a header row", system=self.system)
+                header[0] = header[0].removeprefix("\ufeff")  # the byte order mark spreadsheet tools write
                 header = [column.strip() for column in header]
+                line = reader.line_num
                 for row in reader:
-                    line = reader.line_num
+                    # A quoted cell may span lines: a row is located where it starts, resumed after where it ends.
+                    first, line = line + 1, reader.line_num
                     if line <= start_after:
                         continue
-                    location = f"{path.name}:{line}"
+                    location = f"{path.name}:{first}"
                     if not any(cell.strip() for cell in row):
                         last_line = line
                         continue

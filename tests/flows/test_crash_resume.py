@@ -1,0 +1,132 @@
+"""A real crash: the inventory flow of the walking skeleton runs in a child process that is killed with SIGKILL at
+random moments, restarted each time, and finally left to finish. The store must then hold exactly what a clean,
+uninterrupted run stores: every record once, no effect twice, and the export archived."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncfabric.config import load_estate
+from syncfabric.connectors.files.connector import FilesConnector
+from syncfabric.flows.runtime import Runtime
+from syncfabric.sandbox.legacy_erp import LegacyErp
+from syncfabric.store import RunStatus, Store, open_store
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
+PAGE_SIZE = 500
+KILLS = 5
+
+CHILD = textwrap.dedent(f"""
+    import sys
+
+    from syncfabric.config import load_estate
+    from syncfabric.connectors.files.connector import FilesConnector
+    from syncfabric.flows.runtime import Runtime
+
+    FilesConnector.page_size = {PAGE_SIZE}
+    loaded = load_estate(sys.argv[1], environ={{}})
+    print("ready", flush=True)
+    with Runtime(loaded) as runtime:
+        result = runtime.run_flow("inventory-in", progress=lambda n: print("page", n, flush=True))
+    print("done", result.records_in, flush=True)
+""")
+
+
+def make_estate(root: Path, export: Path) -> Path:
+    """An estate folder of its own (store and drop folder) holding a copy of ``export``."""
+    drop = root / "drop" / "erp-legacy"
+    drop.mkdir(parents=True)
+    shutil.copy2(export, drop / export.name)
+    shutil.copy(EXAMPLE, root / "estate.yaml")
+    return root / "estate.yaml"
+
+
+def stored(store: Store) -> tuple[list[Any], list[Any]]:
+    state = [(row.key, row.version, row.content_hash, row.deleted)
+             for row in store.current("inventory_balance", include_deleted=True)]
+    log = sorted((c.entity, c.key, c.version, c.op, c.content_hash, c.lineage.source_id)
+                 for c in store.changes(0, limit=1_000_000))
+    return state, log
+
+
+def start(script: Path, estate: Path) -> subprocess.Popen[str]:
+    child = subprocess.Popen([sys.executable, str(script), str(estate)], cwd=estate.parent,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if line.strip() != "ready":
+        child.kill()
+        _, err = child.communicate()
+        pytest.fail(f"child did not start: {line!r} {err}")
+    return child
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_killed_runs_resume_to_exactly_the_state_of_a_clean_run(tmp_path: Path, monkeypatch) -> None:
+    erp = LegacyErp(tmp_path / "erp", seed=11, item_count=10_000)
+    [export] = erp.export(("inventory",))
+    rows = len(erp.rows["inventory"])
+    assert rows > 19_000
+
+    clean_estate = make_estate(tmp_path / "clean", export)
+    monkeypatch.setattr(FilesConnector, "page_size", PAGE_SIZE)
+    began = time.perf_counter()
+    with Runtime(load_estate(clean_estate, environ={})) as runtime:
+        assert runtime.run_flow("inventory-in").inserted == rows
+        clean = stored(runtime.store)
+    clean_duration = time.perf_counter() - began
+
+    estate = make_estate(tmp_path / "crashing", export)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    pages = -(-rows // PAGE_SIZE)
+    page_time = clean_duration / pages
+    rng = random.Random(20261102)
+    lives: list[tuple[int, int]] = []  # per run of the child: exit code, pages it reported committed
+    for _ in range(KILLS):
+        # A random moment: some pages into the run, then somewhere within the next page (mapping, writing,
+        # committing, archiving).
+        child = start(script, estate)
+        assert child.stdout is not None
+        seen, target = 0, rng.randint(1, 6)
+        while seen < target and child.stdout.readline().startswith("page"):
+            seen += 1
+        time.sleep(rng.uniform(0.0, 1.5) * page_time)
+        child.send_signal(signal.SIGKILL)
+        out, err = child.communicate(timeout=60)
+        lives.append((child.returncode, seen + out.count("page")))
+    child = start(script, estate)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert out.splitlines()[-1].startswith("done ")
+    lives.append((0, out.count("page")))
+
+    assert all(code == -signal.SIGKILL for code, _ in lives[:-1]), f"a run ended before it was killed: {lives}"
+    assert 0 < lives[-1][1] < pages, f"the last run did not resume: {lives}"
+    assert sum(committed for _, committed in lives) <= pages, f"a page was committed twice: {lives}"
+    with open_store(loaded_url(estate)) as store:
+        state, log = stored(store)
+        assert state == clean[0]
+        assert all(version == 1 and not deleted for _key, version, _hash, deleted in state)
+        assert len(state) == rows
+        assert len(log) == rows and len({entry[1] for entry in log}) == rows  # one change per key
+        assert log == clean[1]
+        assert store.quarantine() == []
+        assert store.runs("inventory-in", limit=1)[0].status is RunStatus.SUCCEEDED
+    drop = estate.parent / "drop" / "erp-legacy"
+    assert list(drop.glob("*.csv")) == []
+    assert [path.name for path in (drop / "archive").glob("*.csv")] == [export.name]
+
+
+def loaded_url(estate: Path) -> str:
+    return load_estate(estate, environ={}).store_url

@@ -1,0 +1,251 @@
+"""Outbound flows from a real SQLite store to an in-test target that records every write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pytest
+
+from syncfabric.connectors.base import Capability, Connector, OutboundRecord, WriteOutcome
+from syncfabric.errors import PermanentError, TransientError
+from syncfabric.flows.outbound import dependency_order, run_outbound
+from syncfabric.flows.result import FlowResult
+from syncfabric.flows.retry import RetryPolicy
+from syncfabric.model import ENTITIES
+from syncfabric.store import IncomingRecord, Lineage, Store
+
+FLOW = "planning-out"
+ALL = ["location", "item", "item_location", "inventory_balance"]
+
+
+class Target(Connector):
+    """A target system that keeps what it was sent. ``failures`` are raised by the next writes, in turn;
+    ``reject`` names keys it refuses, with the reason."""
+
+    kind = "recording"
+    capabilities = Capability.WRITE
+
+    def __init__(self, *, failures: Sequence[Exception] = (), reject: dict[str, str] | None = None) -> None:
+        super().__init__("planning", None)
+        self.failures = list(failures)
+        self.reject = reject or {}
+        self.attempts = 0
+        self.writes: list[tuple[str, list[OutboundRecord]]] = []
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.writes.append((entity, list(records)))
+        outcome = WriteOutcome()
+        for record in records:
+            if record.key in self.reject:
+                outcome.rejected[record.key] = self.reject[record.key]
+            else:
+                outcome.accepted.append(record.key)
+        return outcome
+
+    def sent(self) -> list[tuple[str, str, int, dict[str, Any] | None]]:
+        return [(entity, record.key, record.version, record.payload)
+                for entity, records in self.writes for record in records]
+
+
+@dataclass(frozen=True)
+class NoWait(RetryPolicy):
+    """A retry policy that records the delays it is asked for and never waits."""
+
+    asked: list[tuple[int, float | None]] = field(default_factory=list, compare=False)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        self.asked.append((attempt, retry_after))
+        return 0.0
+
+
+def put(store: Store, entity: str, key: str, **payload: Any) -> None:
+    with store.transaction() as tx:
+        tx.apply(entity, [IncomingRecord(key, msgspec.json.encode({"key": key, **payload}), Lineage("erp"))])
+
+
+def remove(store: Store, entity: str, key: str) -> None:
+    with store.transaction() as tx:
+        tx.delete(entity, [key], Lineage("erp"))
+
+
+def send(store: Store, target: Target, *, mode: str = "changes", batch_size: int = 1000,
+         retry: RetryPolicy | None = None) -> FlowResult:
+    return run_outbound(store, FLOW, target, entities=ALL, mode=mode, batch_size=batch_size,
+                        retry=retry or NoWait(max_attempts=3))
+
+
+def seed_in_reverse_dependency_order(store: Store) -> None:
+    put(store, "inventory_balance", "RM-1|P100|", on_hand=5)
+    put(store, "item_location", "RM-1|P100", lead_time_days=3)
+    put(store, "item", "RM-1", base_unit="EA")
+    put(store, "location", "P100", kind="plant")
+
+
+def test_changes_go_out_in_dependency_order(store: Store) -> None:
+    seed_in_reverse_dependency_order(store)
+    target = Target()
+
+    result = send(store, target)
+
+    assert [entity for entity, _ in target.writes] == ["location", "item", "item_location", "inventory_balance"]
+    positions = [list(ENTITIES).index(entity) for entity, _ in target.writes]
+    assert positions == sorted(positions)
+    assert result.records_out == 4 and result.checkpoint == str(store.head())
+    assert store.checkpoint(FLOW) == str(store.head())
+
+
+def test_dependency_order_follows_the_model_and_puts_unknown_entities_last() -> None:
+    assert dependency_order(["inventory_balance", "x_custom", "item_location", "item", "location", "item"]) == [
+        "location", "item", "item_location", "inventory_balance", "x_custom"]
+
+
+def test_only_the_newest_change_of_a_key_in_a_batch_is_sent_and_deletions_have_no_payload(store: Store) -> None:
+    put(store, "item", "A", base_unit="EA")
+    put(store, "item", "B", base_unit="EA")
+    put(store, "item", "A", base_unit="KG")
+    remove(store, "item", "B")
+    put(store, "item", "A", base_unit="G")
+    target = Target()
+
+    result = send(store, target)
+
+    assert sorted(target.sent()) == [
+        ("item", "A", 3, {"key": "A", "base_unit": "G"}),
+        ("item", "B", 2, None),
+    ]
+    assert result.records_out == 2
+    assert store.checkpoint(FLOW) == "5"
+
+
+def test_changes_of_one_key_across_batches_arrive_in_the_order_recorded(store: Store) -> None:
+    for unit in ("EA", "KG", "G"):
+        put(store, "item", "A", base_unit=unit)
+    remove(store, "item", "A")
+    target = Target()
+
+    send(store, target, batch_size=1)
+
+    assert [(version, payload) for _, _, version, payload in target.sent()] == [
+        (1, {"key": "A", "base_unit": "EA"}), (2, {"key": "A", "base_unit": "KG"}),
+        (3, {"key": "A", "base_unit": "G"}), (4, None)]
+
+
+def test_only_changes_after_the_checkpoint_are_sent(store: Store) -> None:
+    seed_in_reverse_dependency_order(store)
+    send(store, Target())
+    put(store, "item", "RM-1", base_unit="KG")
+    put(store, "sales_order", "SO-1", qty=1)  # not one of the flow's entities
+    target = Target()
+
+    result = send(store, target)
+
+    assert target.sent() == [("item", "RM-1", 2, {"key": "RM-1", "base_unit": "KG"})]
+    assert result.checkpoint == str(store.head() - 1)  # the last change the flow covers
+    again = Target()
+    assert send(store, again).records_out == 0 and again.writes == []
+
+
+@pytest.mark.parametrize("failure", [
+    PermanentError("422 unprocessable", system="planning"),
+    TransientError("503 unavailable", system="planning"),
+])
+def test_the_checkpoint_does_not_move_when_the_target_fails(store: Store, failure: Exception) -> None:
+    seed_in_reverse_dependency_order(store)
+    target = Target(failures=[failure] * 3)  # a transient failure three times exhausts the policy's attempts
+
+    with pytest.raises(type(failure)):
+        send(store, target, retry=NoWait(max_attempts=3))
+
+    assert store.checkpoint(FLOW) is None
+    assert target.attempts == (1 if isinstance(failure, PermanentError) else 3)
+
+    again = Target()
+    result = send(store, again)
+
+    assert [entity for entity, _ in again.writes] == ["location", "item", "item_location", "inventory_balance"]
+    assert result.records_out == 4 and store.checkpoint(FLOW) == str(store.head())
+
+
+def test_a_failed_batch_keeps_the_checkpoint_of_the_last_delivered_one(store: Store) -> None:
+    for key in ("A", "B", "C", "D"):
+        put(store, "item", key, base_unit="EA")
+    delivered = 0
+
+    class FailsOnThirdBatch(Target):
+        def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+            nonlocal delivered
+            if delivered == 2:
+                raise PermanentError("400 bad request", system="planning")
+            delivered += 1
+            return super().write(entity, records)
+
+    with pytest.raises(PermanentError):
+        send(store, FailsOnThirdBatch(), batch_size=1)
+
+    assert store.checkpoint(FLOW) == "2"
+    again = Target()
+    send(store, again, batch_size=1)
+    assert [key for _, key, _, _ in again.sent()] == ["C", "D"]
+
+
+def test_transient_failures_are_retried_honouring_retry_after(store: Store) -> None:
+    put(store, "item", "A", base_unit="EA")
+    target = Target(failures=[TransientError("429 too many requests", retry_after=7.5, system="planning"),
+                              TransientError("503 unavailable", system="planning")])
+    policy = NoWait(max_attempts=5)
+
+    result = send(store, target, retry=policy)
+
+    assert policy.asked == [(1, 7.5), (2, None)]
+    assert target.attempts == 3
+    assert target.sent() == [("item", "A", 1, {"key": "A", "base_unit": "EA"})]
+    assert result.records_out == 1 and store.checkpoint(FLOW) == "1"
+
+
+def test_rejected_records_are_quarantined_with_reason_and_target(store: Store) -> None:
+    put(store, "item", "A", base_unit="EA")
+    put(store, "item", "B", base_unit="BOX")
+    put(store, "location", "P1", kind="plant")
+    target = Target(reject={"B": "unit BOX is not configured"})
+
+    result = send(store, target)
+
+    assert result.records_out == 2 and result.quarantined == 1
+    assert result.per_entity == {"location": 1, "item": 1}
+    [entry] = store.quarantine(flow=FLOW)
+    assert (entry.system, entry.entity, entry.record_key) == ("planning", "item", "B")
+    assert entry.reasons == ["unit BOX is not configured"]
+    assert "planning" in entry.location
+    assert msgspec.json.decode(entry.payload) == {"key": "B", "base_unit": "BOX"}
+    assert store.checkpoint(FLOW) == str(store.head())  # a rejection is handled: it is not re-sent
+    assert send(store, Target()).records_out == 0
+
+
+def test_full_sends_the_current_state_and_sets_the_checkpoint_to_the_head(store: Store) -> None:
+    seed_in_reverse_dependency_order(store)
+    put(store, "item", "RM-2", base_unit="EA")
+    put(store, "item", "RM-2", base_unit="KG")
+    put(store, "item", "RM-3", base_unit="EA")
+    remove(store, "item", "RM-3")
+    target = Target()
+
+    result = send(store, target, mode="full", batch_size=1)
+
+    assert target.sent() == [
+        ("location", "P100", 1, {"key": "P100", "kind": "plant"}),
+        ("item", "RM-1", 1, {"key": "RM-1", "base_unit": "EA"}),
+        ("item", "RM-2", 2, {"key": "RM-2", "base_unit": "KG"}),
+        ("item_location", "RM-1|P100", 1, {"key": "RM-1|P100", "lead_time_days": 3}),
+        ("inventory_balance", "RM-1|P100|", 1, {"key": "RM-1|P100|", "on_hand": 5}),
+    ]
+    assert result.records_out == 5
+    assert store.checkpoint(FLOW) == str(store.head()) == result.checkpoint
+
+    after = Target()
+    assert send(store, after).records_out == 0 and after.writes == []
