@@ -74,6 +74,9 @@ class WriteOutcome:
 
     accepted: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    """Accepted keys → the id the target gave the record (a purchase order number); the outbound flow keeps each
+    link in the cross-reference (system, entity, that id → canonical key)."""
 
 
 class Connector:

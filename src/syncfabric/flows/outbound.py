@@ -17,7 +17,7 @@ from syncfabric.connectors.base import Connector, OutboundRecord
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy, call_with_retry
 from syncfabric.model import ENTITIES
-from syncfabric.store import Change, NewQuarantine, Op, StateRow, Store
+from syncfabric.store import Change, NewQuarantine, Op, StateRow, Store, Transaction
 
 
 def dependency_order(entities: Iterable[str]) -> list[str]:
@@ -59,11 +59,13 @@ def _send_changes(
         by_entity: dict[str, list[OutboundRecord]] = {}
         for change in latest.values():
             by_entity.setdefault(change.entity, []).append(_from_change(change))
-        rejected = _deliver(connector, flow_name, by_entity, retry, result)
+        links: list[Link] = []
+        rejected = _deliver(connector, flow_name, by_entity, retry, result, links)
         after = changes[-1].seq
         with store.transaction() as tx:
             if rejected:
                 tx.add_quarantine(rejected)
+            _keep_links(tx, connector.system, links)
             tx.set_checkpoint(flow_name, str(after))
         result.checkpoint = str(after)
         if progress is not None:
@@ -94,18 +96,21 @@ def _deliver_and_record(
     store: Store, connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]],
     retry: RetryPolicy, result: FlowResult, progress: Progress | None,
 ) -> None:
-    rejected = _deliver(connector, flow_name, by_entity, retry, result)
-    if rejected:
+    links: list[Link] = []
+    rejected = _deliver(connector, flow_name, by_entity, retry, result, links)
+    if rejected or links:
         with store.transaction() as tx:
             tx.add_quarantine(rejected)
+            _keep_links(tx, connector.system, links)
     if progress is not None:
         progress(sum(len(records) for records in by_entity.values()))
 
 
 def _deliver(
     connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]], retry: RetryPolicy,
-    result: FlowResult,
+    result: FlowResult, links: list[Link] | None = None,
 ) -> list[NewQuarantine]:
+    """Write each entity's records; ``links`` collects the ids the target gave them (``WriteOutcome.links``)."""
     rejected: list[NewQuarantine] = []
     for entity in dependency_order(by_entity):
         records = by_entity[entity]
@@ -120,7 +125,18 @@ def _deliver(
                 location=f"target {connector.system}",
             ))
         result.quarantined += len(outcome.rejected)
+        if links is not None:
+            links.extend((entity, external, key) for key, external in outcome.links.items())
     return rejected
+
+
+Link = tuple[str, str, str]
+"""(entity, the target's id, canonical key)."""
+
+
+def _keep_links(tx: Transaction, system: str, links: list[Link]) -> None:
+    for entity, external, key in links:
+        tx.put_xref(system, entity, external, key)
 
 
 def _from_change(change: Change) -> OutboundRecord:

@@ -8,12 +8,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
-
 import httpx
 
+from syncfabric.connectors.http import retry_after
 from syncfabric.errors import ConnectorError, PermanentError, TransientError
+
+__all__ = ["retry_after", "translate_error"]
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 _FINAL_SERVER_STATUS = frozenset({501, 505})
@@ -34,24 +34,6 @@ def translate_error(
         return TransientError(message, system=system, entity=entity, key=key)
     message = f"request to planning platform failed: {type(problem).__name__}: {problem}"
     return PermanentError(message, system=system, entity=entity, key=key)
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait from ``Retry-After`` (delay in seconds or an HTTP date), None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _detail(response: httpx.Response) -> str:

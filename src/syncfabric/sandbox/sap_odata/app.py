@@ -19,7 +19,8 @@ Sandbox control surface under ``/_sandbox/`` (no auth, no faults): ``GET|POST fa
 latency, outage; see :mod:`syncfabric.sandbox.faults`), ``POST reset``, ``GET stats`` (requests served, most
 requests in flight at once, their start times), ``POST stats/reset``, ``POST csrf/expire`` (every session's token
 becomes invalid, as after a session timeout), ``POST products/{product}`` (change a product's fields, as a user
-in the SAP GUI would) and ``POST stock`` (a goods movement).
+in the SAP GUI would), ``POST stock`` (a goods movement) and ``POST lose_create_answers?count=N`` (the next N
+purchase orders are created but answered 503, as when the connection drops after SAP committed).
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def create_app(users: dict[str, str] | None = None, *, seed: int = 42, products:
     faults, traffic = Faults(), Traffic()
     sessions: dict[str, str | None] = {}
     """Session cookie → its CSRF token (None until one is fetched)."""
+    lost_answers = [0]
+    """The next N purchase orders are created but answered 503, as when the connection drops after SAP's commit."""
     app = FastAPI(title="SAP S/4HANA OData v2 (sandbox)", version="1")
     app.state.sap, app.state.faults, app.state.traffic = state, faults, traffic
     _install_faults(app, faults, applies_to=lambda path: path.startswith(ROOT))
@@ -117,6 +120,11 @@ def create_app(users: dict[str, str] | None = None, *, seed: int = 42, products:
 
     app.include_router(faults_router(faults), prefix="/_sandbox")
     _control(app, state, faults, traffic, sessions)
+
+    @app.post("/_sandbox/lose_create_answers")
+    def lose_create_answers(count: int = 1) -> dict[str, int]:
+        lost_answers[0] = count
+        return {"count": count}
 
     @app.exception_handler(ODataError)
     async def odata_error(request: Request, exc: ODataError) -> JSONResponse:
@@ -193,6 +201,9 @@ def create_app(users: dict[str, str] | None = None, *, seed: int = 42, products:
         except ValueError as exc:
             code, _, message = str(exc).partition("|")
             raise ODataError(400, code if message else "ME/000", message or code) from None
+        if lost_answers[0] > 0:
+            lost_answers[0] -= 1
+            raise ODataError(503, "/IWFND/CM_BEC/026", "Connection to the backend system was lost")
         base = f"{str(request.base_url).rstrip('/')}{ROOT}/{service}"
         payload = _entity(state, base, spec, created, _expand_tree("to_PurchaseOrderItem/to_ScheduleLine"), None)
         return JSONResponse({"d": payload}, status_code=201,
