@@ -345,5 +345,28 @@ def demo(
         run_demo(console, seed=seed, items=items, folder=keep)
 
 
+@app.command("sap-sandbox")
+def sap_sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 to serve on.")] = 8710,
+    user: Annotated[str, typer.Option(help="Basic-auth user.")] = "INTEGRATION",
+    password: Annotated[str, typer.Option(envvar="S4_PASSWORD", help="Basic-auth password.")] = "Welcome1!",
+    seed: Annotated[int, typer.Option(help="Seed of the simulated company's data.")] = 42,
+) -> None:
+    """Serve the SAP S/4HANA OData v2 emulator (products, stock, purchase and production orders, suppliers) until
+    interrupted; examples/sap-s4hana/estate.yaml points at it."""
+    import time
+
+    from syncfabric.sandbox.sap_odata import ROOT, create_app
+    from syncfabric.sandbox.server import serve
+
+    with serve(create_app({user: password}, seed=seed), port=port) as url:
+        console.print(f"SAP S/4HANA emulator on [bold]{url}{ROOT}/[/] (user {user}); Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
 if __name__ == "__main__":
     app()
