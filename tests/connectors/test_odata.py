@@ -154,6 +154,18 @@ def test_changes_are_paged_by_watermark_and_key_without_skipping_rows_that_move(
     assert cursor["after"] == ["RM1010"]
 
 
+def test_changes_on_an_edm_datetime_watermark(base_url: str, sap: httpx.Client) -> None:
+    partners = {"partners": {"service": "API_BUSINESS_PARTNER", "entity_set": "A_BusinessPartner",
+                             "watermark": "LastChangeDate", "watermark_type": "datetime", "key": ["BusinessPartner"]}}
+    with make_connector(base_url, entities=partners) as connector:
+        pages = list(connector.read_changes("partners", None))
+        dates = [r.data["LastChangeDate"] for page in pages for r in page.records]
+        assert len(dates) == 6 and dates == sorted(dates) and all(len(day) == 10 for day in dates)
+        again = [r.data["BusinessPartner"] for page in connector.read_changes("partners", pages[-1].cursor)
+                 for r in page.records]
+    assert again == [pages[-1].records[-1].data["BusinessPartner"]]  # only the overlap: the newest one
+
+
 def test_stock_records_carry_the_time_they_were_read(base_url: str, sap: httpx.Client) -> None:
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with make_connector(base_url) as connector:
@@ -236,11 +248,12 @@ def test_sap_refusal_rejects_that_order_only_with_sap_message(base_url: str, sap
     with make_connector(base_url) as connector:
         outcome = connector.write("planned_order", [
             planned("PLN-A"), planned("PLN-B", item="NOPE"), planned("PLN-C", supplier=None),
-            planned("PLN-D", status="proposed"), OutboundRecord("PLN-E", 2, None)])
+            planned("PLN-D", status="proposed"), OutboundRecord("PLN-E", 2, None), planned("PLN-0000000042")])
     assert sorted(outcome.accepted) == ["PLN-A", "PLN-D"]
     assert "[ME/062] Material NOPE is not maintained in plant 1010" in outcome.rejected["PLN-B"]
     assert "needs supplier_id" in outcome.rejected["PLN-C"]
     assert "does not cancel" in outcome.rejected["PLN-E"]
+    assert "CorrespncExternalReference has invalid value 'PLN-0000000042'" in outcome.rejected["PLN-0000000042"]
     assert len(purchase_orders_for(sap, "PLN-A")) == 1 and purchase_orders_for(sap, "PLN-D") == []
 
 

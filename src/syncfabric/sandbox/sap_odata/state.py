@@ -23,6 +23,8 @@ SUPPLIERS = ("Hanse Metallwerke GmbH", "Rheinland Kunststoff AG", "Pacific Faste
              "Bay Area Electronics LLC", "Nordic Packaging AB", "Alpine Precision Parts GmbH")
 _UNITS = ("PC", "PC", "KG", "M", "L")
 _BASE = dt.datetime(2026, 10, 1, 6, 0, tzinfo=dt.UTC)
+_MAX_LENGTH = {"CorrespncExternalReference": 12, "CorrespncInternalReference": 12, "Supplier": 10}
+"""Header fields whose length SAP checks on creation (their MaxLength in the service's metadata)."""
 
 
 def entity_set(name: str) -> EntitySet:
@@ -135,6 +137,10 @@ class SapState:
             items = items.get("results", [])
         if not items:
             raise ValueError("ME/083|Enter at least one item (to_PurchaseOrderItem)")
+        for name, limit in _MAX_LENGTH.items():
+            if len(str(body.get(name) or "")) > limit:
+                raise ValueError(f"/IWBEP/CM_MGW_RT/004|Property {name} has invalid value '{body[name]}': "
+                                 f"longer than {limit} characters")
         with self.lock:
             supplier = str(body.get("Supplier") or "")
             if (supplier,) not in self.tables["A_Supplier"]:
