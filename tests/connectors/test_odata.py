@@ -273,3 +273,26 @@ def test_creation_whose_answer_was_lost_is_found_again_not_duplicated(runtime: R
         numbers.add(found[0]["PurchaseOrder"])
         assert runtime.store.xref("s4", "planned_order", found[0]["PurchaseOrder"]) == order.key
     assert len(numbers) == 3
+
+
+def test_planned_order_sap_refuses_lands_in_quarantine_with_sap_message(runtime: Runtime, sap: httpx.Client) -> None:
+    order = planned("PLN-BAD", item="RM9999")
+    with runtime.store.transaction() as tx:
+        tx.apply("planned_order", [IncomingRecord(order.key, msgspec.json.encode(order.payload))])
+    result = runtime.run_flow("planned-orders-out")
+    assert (result.records_out, result.quarantined) == (0, 1)
+    [entry] = runtime.store.quarantine(flow="planned-orders-out")
+    assert (entry.system, entry.entity, entry.record_key) == ("s4", "planned_order", "PLN-BAD")
+    assert "[ME/062] Material RM9999 is not maintained in plant 1010" in entry.reasons[0]
+    assert purchase_orders_for(sap, "PLN-BAD") == []
+
+
+def test_a_new_user_syncs_the_example_estate_from_the_command_line(runtime: Runtime, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from syncfabric.cli import app
+
+    result = CliRunner().invoke(app, ["sync", "--all", "--estate", str(tmp_path / "estate.yaml")], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert "items-in" in result.output and "purchase-orders-in" in result.output
+    assert runtime.store.count("item") == 40 and runtime.store.count("purchase_order") == 12

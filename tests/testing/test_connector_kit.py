@@ -48,3 +48,12 @@ def test_undocumented_fields_and_secrets_in_configuration_fail_the_kit() -> None
         Kit().test_configuration_fields_are_documented()
     with pytest.raises(AssertionError, match=r"Careless\.password"):
         Kit().test_secrets_are_not_configuration()
+
+
+def test_syncfabric_runs_without_pytest() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, syncfabric.cli, syncfabric.flows.runtime, syncfabric.connectors.odata.connector; "
+            "sys.exit('pytest' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
