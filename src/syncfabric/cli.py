@@ -245,6 +245,7 @@ def quarantine_show(
         console.print(f"[bold]quarantine entry {entry.id}[/] — {entry.status.value}", highlight=False)
         for label, value in (("flow", entry.flow), ("system", entry.system), ("entity", entry.entity),
                              ("key", entry.record_key), ("where", entry.location),
+                             ("mapping", entry.mapping_version or "—"),
                              ("created", f"{entry.created_at:%Y-%m-%d %H:%M:%S}"),
                              ("updated", f"{entry.updated_at:%Y-%m-%d %H:%M:%S}")):
             console.print(f"  {label:8} {value}", highlight=False, markup=False)
@@ -330,6 +331,43 @@ def quarantine_discard(
         entries = _selected(runtime, ids, flow, system, reason, every)
         discarded = discard_entries(runtime.store, entries, note=note, actor=_actor())
         console.print(f"discarded {len(discarded)} of {len(entries)}", highlight=False)
+
+
+record_app = typer.Typer(help="Stored canonical records.", no_args_is_help=True)
+app.add_typer(record_app, name="record")
+
+
+@record_app.command("show")
+def record_show(
+    entity: Annotated[str, typer.Argument(help="The canonical entity: item, inventory_balance, ...")],
+    key: Annotated[str, typer.Argument(help="The record's canonical key (e.g. B|P1| for a balance).")],
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Show a stored record: its current payload, the raw record it was mapped from, and the lineage of every
+    version (source system, where in the source, batch, mapping version)."""
+    with _boundary(), _runtime(estate) as runtime:
+        store = runtime.store
+        row = store.get(entity, key)
+        if row is None:
+            raise SyncfabricError(f"no {entity} {key!r} in the store")
+        state = "deleted" if row.deleted else "live"
+        console.print(f"[bold]{entity} {key}[/] — version {row.version}, {state}, "
+                      f"updated {row.updated_at:%Y-%m-%d %H:%M:%S}", highlight=False)
+        if row.payload is not None:
+            console.print(json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False), highlight=False,
+                          markup=False, soft_wrap=True)
+        source = next(store.sources(entity, keys=[key]), None)
+        if source is not None:
+            console.print(f"[bold]raw record[/] (flow {source.flow}, {source.source_id or 'no location'})",
+                          highlight=False)
+            console.print(source.raw, highlight=False, markup=False, soft_wrap=True)
+        lineage = Table("seq", "version", "op", "recorded", "system", "where", "batch", "mapping version",
+                        title="lineage")
+        for change in store.history(entity, key):
+            lineage.add_row(str(change.seq), str(change.version), change.op.value,
+                            f"{change.recorded_at:%Y-%m-%d %H:%M:%S}", change.lineage.source_system,
+                            change.lineage.source_id, change.lineage.batch_id, change.lineage.mapping_version)
+        console.print(lineage)
 
 
 @app.command()
