@@ -370,6 +370,38 @@ def record_show(
         console.print(lineage)
 
 
+mapping_app = typer.Typer(help="Mappings: their impact on the store, and their tests.", no_args_is_help=True)
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("diff")
+def mapping_diff(
+    flows: Annotated[list[str] | None, typer.Option("--flow", help="Only this inbound flow (repeatable).")] = None,
+    samples: Annotated[int, typer.Option(help="Records shown per flow.")] = 20,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Dry run: which stored records the estate's mappings, as the file now says, would change, and which
+    quarantined records they would now accept. Writes nothing."""
+    from syncfabric.flows.impact import impact_tables, mapping_impact
+
+    with _boundary(), _runtime(estate) as runtime:
+        columns = (SpinnerColumn(), TextColumn("[bold]re-mapping"), BarColumn(),
+                   TextColumn("{task.completed:,} records"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+            task = progress.add_task("diff", total=None)
+            impact = mapping_impact(runtime.store, runtime.estate, flows=flows, samples=samples,
+                                    progress=lambda n: progress.advance(task, n))
+        summary, versions, samples_table, notes = impact_tables(impact)
+        console.print(summary)
+        for line in versions:
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        if samples_table.row_count:
+            console.print(samples_table)
+        for note in notes:
+            errors.print(note, highlight=False)
+        console.print(impact.summary(), highlight=False)
+
+
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated data.")] = 7,
