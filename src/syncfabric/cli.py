@@ -402,6 +402,40 @@ def mapping_diff(
         console.print(impact.summary(), highlight=False)
 
 
+@mapping_app.command("test")
+def mapping_test(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Fixture files or folders (default: mapping-tests/ next to the estate file).", show_default=False)] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Run mapping tests: YAML fixtures of raw records with the canonical record (or the errors) each must give."""
+    from rich.text import Text
+
+    from syncfabric.config import load_estate
+    from syncfabric.flows.mapping_cases import find_files, load_cases, run_cases
+
+    with _boundary():
+        loaded = load_estate(estate)
+        files = find_files(paths or [], loaded.base_dir / "mapping-tests")
+        cases = [case for file in files for case in load_cases(file, loaded.estate)]
+        results = run_cases(loaded.estate, cases)
+        failed = [result for result in results if not result.passed]
+        table = Table("file", "mapping", "case", "result",
+                      title=f"{len(results) - len(failed)} of {len(results)} mapping tests passed")
+        for result in results:
+            case = result.case
+            table.add_row(f"{case.file.name}:{case.line}", case.mapping, Text(case.name),
+                          "[green]pass[/]" if result.passed else "[red]FAIL[/]")
+        console.print(table)
+        for result in failed:
+            console.print(f"[red]FAIL[/] {result.case.where} {result.case.name} ({result.case.mapping})",
+                          highlight=False)
+            for line in result.failures:
+                console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+        if failed:
+            raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated data.")] = 7,

@@ -217,8 +217,8 @@ def _check_quarantined(result: FlowImpact, entries: list[QuarantineEntry], field
 def field_changes(old: bytes | None, new: bytes) -> list[FieldChange]:
     """The fields that differ between two canonical payloads, by JSON path, in the order of the new record.
     Without an old payload (a new record), the new record's fields that have a value."""
-    before = dict(_flatten(msgspec.json.decode(old))) if old is not None else {}
-    after = dict(_flatten(msgspec.json.decode(new)))
+    before = dict(flatten(msgspec.json.decode(old))) if old is not None else {}
+    after = dict(flatten(msgspec.json.decode(new)))
     if old is None:
         after = {path: value for path, value in after.items() if value not in (None, [], {})}
     changes = [FieldChange(path, before.get(path, ABSENT), value) for path, value in after.items()
@@ -227,13 +227,13 @@ def field_changes(old: bytes | None, new: bytes) -> list[FieldChange]:
     return changes
 
 
-def _flatten(value: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
+def flatten(value: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict) and value:
         for name, child in value.items():
-            yield from _flatten(child, f"{path}.{name}")
+            yield from flatten(child, f"{path}.{name}")
     elif isinstance(value, list) and value:
         for index, child in enumerate(value):
-            yield from _flatten(child, f"{path}[{index}]")
+            yield from flatten(child, f"{path}[{index}]")
     else:
         yield path, value
 
