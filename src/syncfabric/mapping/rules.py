@@ -230,13 +230,12 @@ class _Range(_Compiled):
             if value is _MISSING:
                 continue
             number = _number(value)
-            name = _field_name(path)
             if number is None:
-                yield self.problem(f"{name} must be a number, got {value!r}", path)
+                yield self.problem(f"{_field_name(path)} must be a number, got {value!r}", path)
             elif self.low is not None and number < self.low:
-                yield self.problem(f"{name} must be ≥ {_plain(self.low)}", path)
+                yield self.problem(f"{_field_name(path)} must be ≥ {_plain(self.low)}", path)
             elif self.high is not None and number > self.high:
-                yield self.problem(f"{name} must be ≤ {_plain(self.high)}", path)
+                yield self.problem(f"{_field_name(path)} must be ≤ {_plain(self.high)}", path)
 
 
 def _keys(data: dict[str, Any], paths: Sequence[list[str | int | None]]) -> Iterator[tuple[str, str]]:
