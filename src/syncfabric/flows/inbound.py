@@ -150,6 +150,8 @@ def map_and_check(
         mapped = [outcome for outcome in outcomes if outcome.record is not None]
         verdicts = rules.check([outcome.record for outcome in mapped if outcome.record is not None], store)
         for outcome, verdict in zip(mapped, verdicts, strict=True):
+            if not verdict.violations:
+                continue
             where = {"system": field_map.system, "key": outcome.key}
             outcome.warnings = [describe(problem, **where) for problem in verdict.warnings]
             if verdict.rejected:

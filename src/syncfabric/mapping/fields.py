@@ -93,9 +93,10 @@ class FieldMap:
         scope = Scope(raw)
         failed: dict[str, str] = {}
         data = _build(self._getters, scope, failed, "$")
-        early = [Problem(message, self._at(path)) for path, message in failed.items()]
-        unit_problems = self._unit_problems(data)
-        early += [problem for problem in self._convert(data) if problem not in unit_problems]
+        early = [Problem(message, self._at(path)) for path, message in failed.items()] if failed else []
+        unit_problems = self._unit_problems(data) if self._quantities else []
+        if self._conversions:
+            early += [problem for problem in self._convert(data) if problem not in unit_problems]
         try:
             record = msgspec.convert(data, self.entity_cls, strict=False)
         except msgspec.ValidationError:
