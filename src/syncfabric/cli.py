@@ -245,6 +245,7 @@ def quarantine_show(
         console.print(f"[bold]quarantine entry {entry.id}[/] — {entry.status.value}", highlight=False)
         for label, value in (("flow", entry.flow), ("system", entry.system), ("entity", entry.entity),
                              ("key", entry.record_key), ("where", entry.location),
+                             ("mapping", entry.mapping_version or "—"),
                              ("created", f"{entry.created_at:%Y-%m-%d %H:%M:%S}"),
                              ("updated", f"{entry.updated_at:%Y-%m-%d %H:%M:%S}")):
             console.print(f"  {label:8} {value}", highlight=False, markup=False)
@@ -330,6 +331,109 @@ def quarantine_discard(
         entries = _selected(runtime, ids, flow, system, reason, every)
         discarded = discard_entries(runtime.store, entries, note=note, actor=_actor())
         console.print(f"discarded {len(discarded)} of {len(entries)}", highlight=False)
+
+
+record_app = typer.Typer(help="Stored canonical records.", no_args_is_help=True)
+app.add_typer(record_app, name="record")
+
+
+@record_app.command("show")
+def record_show(
+    entity: Annotated[str, typer.Argument(help="The canonical entity: item, inventory_balance, ...")],
+    key: Annotated[str, typer.Argument(help="The record's canonical key (e.g. B|P1| for a balance).")],
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Show a stored record: its current payload, the raw record it was mapped from, and the lineage of every
+    version (source system, where in the source, batch, mapping version)."""
+    with _boundary(), _runtime(estate) as runtime:
+        store = runtime.store
+        row = store.get(entity, key)
+        if row is None:
+            raise SyncfabricError(f"no {entity} {key!r} in the store")
+        state = "deleted" if row.deleted else "live"
+        console.print(f"[bold]{entity} {key}[/] — version {row.version}, {state}, "
+                      f"updated {row.updated_at:%Y-%m-%d %H:%M:%S}", highlight=False)
+        if row.payload is not None:
+            console.print(json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False), highlight=False,
+                          markup=False, soft_wrap=True)
+        source = next(store.sources(entity, keys=[key]), None)
+        if source is not None:
+            console.print(f"[bold]raw record[/] (flow {source.flow}, {source.source_id or 'no location'})",
+                          highlight=False)
+            console.print(source.raw, highlight=False, markup=False, soft_wrap=True)
+        lineage = Table("seq", "version", "op", "recorded", "system", "where", "batch", "mapping version",
+                        title="lineage")
+        for change in store.history(entity, key):
+            lineage.add_row(str(change.seq), str(change.version), change.op.value,
+                            f"{change.recorded_at:%Y-%m-%d %H:%M:%S}", change.lineage.source_system,
+                            change.lineage.source_id, change.lineage.batch_id, change.lineage.mapping_version)
+        console.print(lineage)
+
+
+mapping_app = typer.Typer(help="Mappings: their impact on the store, and their tests.", no_args_is_help=True)
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("diff")
+def mapping_diff(
+    flows: Annotated[list[str] | None, typer.Option("--flow", help="Only this inbound flow (repeatable).")] = None,
+    samples: Annotated[int, typer.Option(help="Records shown per flow.")] = 20,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Dry run: which stored records the estate's mappings, as the file now says, would change, and which
+    quarantined records they would now accept. Writes nothing."""
+    from syncfabric.flows.impact import impact_tables, mapping_impact
+
+    with _boundary(), _runtime(estate) as runtime:
+        columns = (SpinnerColumn(), TextColumn("[bold]re-mapping"), BarColumn(),
+                   TextColumn("{task.completed:,} records"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+            task = progress.add_task("diff", total=None)
+            impact = mapping_impact(runtime.store, runtime.estate, flows=flows, samples=samples,
+                                    progress=lambda n: progress.advance(task, n))
+        summary, versions, samples_table, notes = impact_tables(impact)
+        console.print(summary)
+        for line in versions:
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        if samples_table.row_count:
+            console.print(samples_table)
+        for note in notes:
+            errors.print(note, highlight=False)
+        console.print(impact.summary(), highlight=False)
+
+
+@mapping_app.command("test")
+def mapping_test(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Fixture files or folders (default: mapping-tests/ next to the estate file).", show_default=False)] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Run mapping tests: YAML fixtures of raw records with the canonical record (or the errors) each must give."""
+    from rich.text import Text
+
+    from syncfabric.config import load_estate
+    from syncfabric.flows.mapping_cases import find_files, load_cases, run_cases
+
+    with _boundary():
+        loaded = load_estate(estate)
+        files = find_files(paths or [], loaded.base_dir / "mapping-tests")
+        cases = [case for file in files for case in load_cases(file, loaded.estate)]
+        results = run_cases(loaded.estate, cases)
+        failed = [result for result in results if not result.passed]
+        table = Table("file", "mapping", "case", "result",
+                      title=f"{len(results) - len(failed)} of {len(results)} mapping tests passed")
+        for result in results:
+            case = result.case
+            table.add_row(f"{case.file.name}:{case.line}", case.mapping, Text(case.name),
+                          "[green]pass[/]" if result.passed else "[red]FAIL[/]")
+        console.print(table)
+        for result in failed:
+            console.print(f"[red]FAIL[/] {result.case.where} {result.case.name} ({result.case.mapping})",
+                          highlight=False)
+            for line in result.failures:
+                console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+        if failed:
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -42,6 +42,7 @@ from syncfabric.store.base import (
     Lineage,
     NewQuarantine,
     NewQuarantineEvent,
+    NewSource,
     Op,
     QuarantineAction,
     QuarantineEntry,
@@ -49,6 +50,7 @@ from syncfabric.store.base import (
     QuarantineStatus,
     RunRecord,
     RunStatus,
+    SourceRecord,
     StateRow,
     Store,
     Transaction,
@@ -128,6 +130,7 @@ class SqlStore(Store):
         self._local = threading.local()
         self._closed = False
         self._bulk_state, self._bulk_log = self._bulk_writers(engine.dialect)
+        self._source_writer = _source_writer(self.insert, engine.dialect)
         excluded = self.insert(t.checkpoint).excluded
         self._checkpoint_upsert = self.insert(t.checkpoint).on_conflict_do_update(
             index_elements=[t.checkpoint.c.name],
@@ -411,6 +414,33 @@ class SqlStore(Store):
         with self._reading("read runs") as conn:
             return [_run_record(row) for row in conn.execute(stmt)]
 
+    def history(self, entity: str, key: str) -> list[Change]:
+        c = t.change_log
+        stmt = select(c).where(c.c.entity == entity, c.c.key == key).order_by(c.c.seq)
+        with self._reading(f"read the history of {entity} {key!r}") as conn:
+            return [_change(row) for row in conn.execute(stmt)]
+
+    def sources(self, entity: str, *, flow: str | None = None, keys: Sequence[str] | None = None
+                ) -> Iterator[SourceRecord]:
+        s, st, c = t.source, t.state, t.change_log
+        stmt = (
+            select(s.c.key, s.c.flow, s.c.source_id, s.c.payload.label("raw"), st.c.payload, st.c.version,
+                   c.c.mapping_version)
+            .join(st, (st.c.entity == s.c.entity) & (st.c.key == s.c.key))
+            .outerjoin(c, c.c.seq == st.c.last_seq)
+            .where(s.c.entity == entity, st.c.deleted.is_(False))
+            .order_by(s.c.key)
+        )
+        if flow is not None:
+            stmt = stmt.where(s.c.flow == flow)
+        if keys is not None:
+            stmt = stmt.where(s.c.key.in_(list(keys)[:KEY_CHUNK]))
+        with self._reading(f"read the source records of {entity}") as conn:
+            for row in conn.execution_options(yield_per=STREAM_ROWS).execute(stmt):
+                yield SourceRecord(entity=entity, key=row.key, flow=row.flow, source_id=row.source_id, raw=row.raw,
+                                   payload=row.payload.encode("utf-8"), version=row.version,
+                                   mapping_version=row.mapping_version or "")
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -538,7 +568,8 @@ class SqlTransaction(Transaction):
         rows = [
             {"flow": e.flow, "system": e.system, "entity": e.entity, "record_key": e.record_key,
              "location": e.location, "reasons": _json(list(e.reasons)), "payload": e.payload,
-             "status": QuarantineStatus.OPEN.value, "created_at": now, "updated_at": now}
+             "status": QuarantineStatus.OPEN.value, "created_at": now, "updated_at": now,
+             "mapping_version": e.mapping_version}
             for e in entries
         ]
         stmt = t.quarantine.insert().returning(t.quarantine.c.id, sort_by_parameter_order=True)
@@ -552,7 +583,8 @@ class SqlTransaction(Transaction):
         return ids
 
     def update_quarantine(
-        self, entry_id: int, *, payload: str | None = None, reasons: Sequence[str] | None = None
+        self, entry_id: int, *, payload: str | None = None, reasons: Sequence[str] | None = None,
+        mapping_version: str | None = None,
     ) -> None:
         conn = self._live()
         values: dict[str, Any] = {"updated_at": _now()}
@@ -560,6 +592,8 @@ class SqlTransaction(Transaction):
             values["payload"] = payload
         if reasons is not None:
             values["reasons"] = _json(list(reasons))
+        if mapping_version is not None:
+            values["mapping_version"] = mapping_version
         q = t.quarantine
         with self._store._errors(f"update quarantine entry {entry_id}"):
             done = conn.execute(q.update().where(q.c.id == entry_id).values(**values)).rowcount
@@ -617,6 +651,31 @@ class SqlTransaction(Transaction):
                 "system": system, "entity": entity, "external_id": external_id, "canonical_key": key,
             })
 
+    def put_sources(self, entity: str, sources: Sequence[NewSource]) -> None:
+        conn = self._live()
+        if not sources:
+            return
+        store = self._store
+        writer = store._source_writer
+        now = writer.bind("updated_at", _now())
+        rows = {source.key: (entity, source.key, source.flow, source.source_id,
+                             content_hash(source.payload.encode("utf-8")), source.payload, now)
+                for source in sources}  # the newest of a key wins
+        with store._errors(f"keep the source records of {entity}"):
+            writer.execute(conn, list(rows.values()))
+
+
+def _source_writer(insert: Callable[..., Any], dialect: Dialect) -> BulkWriter:
+    """An upsert of raw source records that leaves a row alone when its raw record did not change."""
+    stmt = insert(t.source)
+    kept = ("flow", "source_id", "raw_hash", "payload", "updated_at")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.source.c.entity, t.source.c.key],
+        set_={name: stmt.excluded[name] for name in kept},
+        where=(t.source.c.raw_hash != stmt.excluded.raw_hash) | (t.source.c.flow != stmt.excluded.flow),
+    )
+    return BulkWriter(stmt, t.source, dialect)
+
 
 # -- row conversions ----------------------------------------------------------------------------------------------
 
@@ -651,6 +710,7 @@ def _quarantine_entry(row: Row[Any]) -> QuarantineEntry:
         id=row.id, flow=row.flow, system=row.system, entity=row.entity, record_key=row.record_key,
         location=row.location, reasons=msgspec.json.decode(row.reasons, type=list[str]), payload=row.payload,
         status=QuarantineStatus(row.status), created_at=row.created_at, updated_at=row.updated_at,
+        mapping_version=row.mapping_version,
     )
 
 
