@@ -14,6 +14,7 @@ KINDS: dict[str, str] = {
     "files": "syncfabric.connectors.files.connector:FilesConnector",
     "planning": "syncfabric.connectors.planning.connector:PlanningConnector",
     "sql": "syncfabric.connectors.sql.connector:SqlConnector",
+    "rest": "syncfabric.connectors.rest.connector:RestConnector",
 }
 
 
