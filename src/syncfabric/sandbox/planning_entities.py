@@ -37,6 +37,9 @@ class EntitySpec:
     """Key fields that may be empty (stored as ``""``), like a buffer's batch."""
     apps: tuple[str, ...] = ("input",)
     """REST apps the entity is served under (``/api/<app>/<entity>/``)."""
+    measures: tuple[str, ...] = ()
+    """JSON objects of named numbers merged name by name on write, as frePPLe's forecast plan merges its measures
+    (a ``null`` removes one); every other field is replaced whole."""
 
     @property
     def writable(self) -> frozenset[str]:
@@ -159,6 +162,11 @@ ENTITIES: dict[str, EntitySpec] = {
             references={"item": "item", "location": "location", "operation": "operation"},
             apps=("forecast", "input"),
         ),
+        EntitySpec(
+            "forecastplan", ("item", "location", "customer", "startdate"), ("enddate", "value"),
+            required=("enddate",), dates=("startdate", "enddate"), measures=("value",),
+            references={"item": "item", "location": "location"}, apps=("forecast",),
+        ),
     )
 }
 """Every entity the platform serves, masters before the records that reference them."""
@@ -193,6 +201,11 @@ def _field(spec: EntitySpec, name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false, got {value!r}")
         return value
+    if name in spec.measures:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError(f"{name} must be an object of measures, got {value!r}")
+        return {measure: None if number is None else _number(f"{name}.{measure}", number)
+                for measure, number in value.items()}
     if name in ("resources", "materials"):
         if not isinstance(value, list):
             raise ValueError(f"{name} must be a list")
