@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from syncfabric.config import load_estate
+from syncfabric.config.loader import validate_estate_file
 from syncfabric.connectors.base import Page
 from syncfabric.connectors.rest.configuration import RestConfig, RestEndpoint
 from syncfabric.connectors.rest.connector import RestConnector
@@ -227,3 +228,11 @@ def test_inbound_flows_from_an_estate_file(base_url: str, control: httpx.Client,
         assert runtime.run_flow("parts-full").deleted == 1
         row = runtime.store.get("item", "P002")
         assert row is not None and msgspec.json.decode(row.payload or b"{}")["description"] == "renamed"
+
+
+def test_validate_reports_a_source_that_is_no_endpoint(tmp_path: Path) -> None:
+    (tmp_path / "estate.yaml").write_text(ESTATE.format(base_url="http://127.0.0.1:9").replace(
+        "entities: [item], mode: full, source: parts", "entities: [item], mode: full, source: partz"))
+    [problem] = validate_estate_file(tmp_path / "estate.yaml", environ={})
+    assert "source 'partz' is neither an endpoint of the system (endpoints: parts) nor a path" in problem
+    assert problem.endswith("@ $.flows.parts-full.source")

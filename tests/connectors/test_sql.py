@@ -264,3 +264,15 @@ def test_inbound_flows_from_an_estate_file(tmp_path: Path) -> None:
         row = runtime.store.get("item", "M03")
         assert row is not None and msgspec.json.decode(row.payload or b"{}")["description"] == "renamed"
     engine.dispose()
+
+
+def test_validate_reports_a_net_change_flow_without_a_watermark_at_its_source(tmp_path: Path) -> None:
+    estate = ESTATE.replace("mode: changes, source: items", "mode: changes, source: erp_items")
+    (tmp_path / "estate.yaml").write_text(estate)
+    problems = validate_estate(tmp_path / "estate.yaml", environ={})
+    assert len(problems) == 1, problems
+    assert "table 'erp_items' (not declared under sources) has no watermark column" in problems[0]
+    assert problems[0].endswith("@ $.flows.items-changes.source")
+    (tmp_path / "estate.yaml").write_text(ESTATE.replace("source: items, mapping", "source: SELECT * FROM x, mapping"))
+    [problem] = validate_estate(tmp_path / "estate.yaml", environ={})
+    assert "looks like a query" in problem and "$.flows.items-full.source" in problem

@@ -76,6 +76,18 @@ class RestConnector(Connector):
     def retry(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.config.max_attempts, max_delay=self.config.max_retry_delay_seconds)
 
+    @classmethod
+    def source_problems(cls, config: RestConfig, source: str, mode: str) -> list[str]:
+        endpoint = config.endpoints.get(source)
+        if endpoint is None and not source.startswith("/"):
+            known = ", ".join(config.endpoints) or "none"
+            return [f"source {source!r} is neither an endpoint of the system (endpoints: {known}) nor a path "
+                    "starting with /"]
+        if mode == "changes" and (endpoint is None or endpoint.watermark is None):
+            return [f"source {source!r} has no watermark, which mode changes needs: give its endpoint watermark "
+                    "and watermark_param, or use mode: full"]
+        return []
+
     def endpoint(self, name: str) -> RestEndpoint:
         return self.config.endpoints.get(name) or RestEndpoint(path=name)
 

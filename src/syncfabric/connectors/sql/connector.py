@@ -85,6 +85,18 @@ class SqlConnector(Connector):
         assert self._engine is not None
         return self._engine
 
+    @classmethod
+    def source_problems(cls, config: SqlConfig, source: str, mode: str) -> list[str]:
+        named = config.sources.get(source)
+        if named is None and any(char.isspace() for char in source.strip()):
+            return [f"source {source!r} looks like a query: declare it under the system's connection sources "
+                    "({name: {query: ..., key: [...]}}) and name it here"]
+        if mode == "changes" and (named is None or named.watermark is None):
+            where = f"source {source!r}" if named else f"table {source!r} (not declared under sources)"
+            return [f"{where} has no watermark column, which mode changes needs: declare it under sources with "
+                    "watermark: COLUMN, or use mode: full"]
+        return []
+
     def url(self) -> URL:
         """The configured URL with the password from the credentials and a SQLite path made absolute."""
         url = make_url(self.config.url)
