@@ -276,3 +276,23 @@ def test_validate_reports_a_net_change_flow_without_a_watermark_at_its_source(tm
     (tmp_path / "estate.yaml").write_text(ESTATE.replace("source: items, mapping", "source: SELECT * FROM x, mapping"))
     [problem] = validate_estate(tmp_path / "estate.yaml", environ={})
     assert "looks like a query" in problem and "$.flows.items-full.source" in problem
+
+
+@pytest.mark.postgres
+def test_a_paused_read_holds_no_transaction_open_on_the_source(postgres_schema_url: str) -> None:
+    url = postgres_schema_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    table = Table("t", MetaData(), Column("id", Integer, primary_key=True))
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"id": n} for n in range(12)])
+    with connector(url + "&application_name=sf-paused-read") as source:
+        pages = source.read_full("t")
+        first = next(pages)  # the flow is storing this page: the source must not wait on an open transaction
+        with engine.connect() as conn:
+            state = conn.exec_driver_sql(
+                "SELECT state FROM pg_stat_activity WHERE application_name = 'sf-paused-read'").scalar_one()
+        rest = list(pages)
+    assert state == "idle"
+    assert len(first.records) == 5 and len(keys(rest)) == 7
+    engine.dispose()

@@ -136,6 +136,7 @@ class SqlConnector(Connector):
                 if after is not None:
                     query = query.where(_after(keys, after))
                 rows = [dict(row._mapping) for row in conn.execute(query)]
+                conn.rollback()  # end the read transaction: hold no lock on the source while the page is stored
                 if rows:
                     after = [rows[-1][key.name] for key in keys]
                 records = [self._record(entity, row, keys) for row in rows]
@@ -169,6 +170,7 @@ class SqlConnector(Connector):
                 if after is not None:
                     query = query.where(_after(order, after))
                 rows = [dict(row._mapping) for row in conn.execute(query)]
+                conn.rollback()  # end the read transaction: hold no lock on the source while the page is stored
                 for row in rows:
                     high = wm.later(high, row[mark.name])
                 if rows:
