@@ -78,8 +78,9 @@ def test_full_read_follows_each_paging_style_and_resumes_after_a_committed_page(
         base_url: str, control: httpx.Client, paging: str) -> None:
     with connector(base_url) as source:
         pages = list(source.read_full(paging))
-        assert [len(page.records) for page in pages] == [5, 5, 5, 5, 3]
-        assert [page.complete for page in pages] == [False] * 4 + [True]
+        ends = [0] if paging == "offset" else []  # offset paging reads until an empty page
+        assert [len(page.records) for page in pages] == [5, 5, 5, 5, 3, *ends]
+        assert [page.complete for page in pages] == [False] * (4 + len(ends)) + [True]
         assert ids(pages) == ALL and pages[0].records[0].location == f"{paging}:P001"
         assert pages[0].records[0].data["name"] == "part 1"
 
@@ -115,6 +116,15 @@ def test_net_change_asks_from_the_highest_watermark_in_the_data_less_the_overlap
         assert ids(second) == ["P021", "P022", "LATE", "P023", "P005"], "from 08:21 (08:23 less 120 s) on"
         assert msgspec.json.decode(second[-1].cursor or "")["high"] == stamp(60)
         assert not any(page.complete for page in second)
+
+
+@pytest.mark.parametrize("paging", ["offset", "cursor", "link"])
+def test_an_api_that_serves_fewer_records_than_asked_loses_none(
+        base_url: str, control: httpx.Client, paging: str) -> None:
+    control.post("/page-cap", params={"cap": 3}).raise_for_status()
+    with connector(base_url) as source:
+        pages = list(source.read_full(paging))
+    assert ids(pages) == ALL and pages[-1].complete
 
 
 def test_429_and_5xx_are_retried_honouring_retry_after(base_url: str, control: httpx.Client) -> None:
@@ -177,8 +187,9 @@ def test_a_record_that_is_not_an_object_is_rejected_with_its_json_path(
     with connector(base_url, page_size=10) as source:
         pages = list(source.read_full("offset"))
     assert ids(pages) == ALL
-    assert [(p.location, p.raw) for p in pages[-1].problems] == [("offset: $.data.records[3]", "42")]
-    assert "expected a JSON object, got int @ $.data.records[3] (GET http://127.0.0.1" in pages[-1].problems[0].reason
+    problems = [problem for page in pages for problem in page.problems]
+    assert [(p.location, p.raw) for p in problems] == [("offset: $.data.records[3]", "42")]
+    assert "expected a JSON object, got int @ $.data.records[3] (GET http://127.0.0.1" in problems[0].reason
 
 
 ESTATE = """\

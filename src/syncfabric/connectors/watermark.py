@@ -66,7 +66,10 @@ def step_back(value: Any, overlap: float) -> Any:
     if isinstance(value, Decimal):
         return value - Decimal(str(overlap))
     if isinstance(value, str) and (moment := parse_datetime(value)) is not None:
-        earlier = (moment - dt.timedelta(seconds=overlap)).isoformat()
+        # Written as the source writes its stamps (separator, fractions, Z), since text compares as text.
+        fraction = len(value) > 19 and value[19] in ".,"
+        earlier = (moment - dt.timedelta(seconds=overlap)).isoformat(
+            sep=value[10], timespec="microseconds" if fraction else "seconds")
         return earlier.replace("+00:00", "Z") if value.endswith("Z") else earlier
     return value
 

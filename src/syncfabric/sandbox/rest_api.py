@@ -15,7 +15,8 @@ Every listing takes ``?updated_since=<ISO date-time>`` (records whose ``updated_
 Sandbox control surface (never authenticated; no faults apply to it), under ``/api/_sandbox/``:
 ``PUT records/<collection>`` upserts records (a list; ``updated_at`` is set to now unless given),
 ``DELETE records/<collection>/<id>``, ``POST junk/<collection>`` (entries that are not records, a list, served
-at the end of full listings), ``GET requests`` (business requests served, by path), ``GET|POST faults``
+at the end of full listings), ``POST page-cap?cap=N`` (serve at most N records per page, silently),
+``GET requests`` (business requests served, by path), ``GET|POST faults``
 (latency, a run of failing responses with ``Retry-After``, outage; see :mod:`.faults`), ``POST reset``.
 """
 
@@ -43,6 +44,8 @@ class RestState:
         self._lock = threading.Lock()
         self.collections: dict[str, dict[str, dict[str, Any]]] = {}
         self.requests: Counter[str] = Counter()
+        self.page_cap: int | None = None
+        """Serve at most this many records per page, whatever the client asks (as many APIs do, silently)."""
         self.junk: dict[str, list[Any]] = {}
         """Entries that are not records (a number, a text), served at the end of a full listing: bad input."""
 
@@ -69,11 +72,15 @@ class RestState:
         chosen = [row for row in rows if _instant(row["updated_at"]) >= since]
         return sorted(chosen, key=lambda row: (_instant(row["updated_at"]), row["id"]))
 
+    def capped(self, size: int) -> int:
+        return min(size, self.page_cap) if self.page_cap else size
+
     def reset(self) -> None:
         with self._lock:
             self.collections.clear()
             self.requests.clear()
             self.junk.clear()
+            self.page_cap = None
 
 
 def create_app(token: str | None = None, basic: tuple[str, str] | None = None) -> FastAPI:
@@ -109,12 +116,13 @@ def _business_router(state: RestState, token: str | None, basic: tuple[str, str]
     def by_offset(collection: str, limit: int = Query(100, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0),
                   updated_since: str | None = None) -> dict[str, Any]:
         rows = state.listing(collection, _checked(updated_since))
-        return {"data": {"records": rows[offset:offset + limit]}, "total": len(rows)}
+        return {"data": {"records": rows[offset:offset + state.capped(limit)]}, "total": len(rows)}
 
     @router.get("/cursor/{collection}")
     def by_cursor(collection: str, page_size: int = Query(100, ge=1, le=MAX_PAGE), cursor: str | None = None,
                   updated_since: str | None = None) -> dict[str, Any]:
         rows = state.listing(collection, _checked(updated_since))
+        page_size = state.capped(page_size)
         start = 0
         if cursor:
             position = _decode_token(cursor)
@@ -128,6 +136,7 @@ def _business_router(state: RestState, token: str | None, basic: tuple[str, str]
                 per_page: int = Query(100, ge=1, le=MAX_PAGE), page: int = Query(1, ge=1),
                 updated_since: str | None = None) -> list[dict[str, Any]]:
         rows = state.listing(collection, _checked(updated_since))
+        per_page = state.capped(per_page)
         chosen = rows[(page - 1) * per_page:page * per_page]
         links = []
         if page * per_page < len(rows):
@@ -157,6 +166,11 @@ def _control_router(state: RestState, faults: Faults) -> APIRouter:
     def add_junk(collection: str, entries: list[Any]) -> dict[str, int]:
         state.junk.setdefault(collection, []).extend(entries)
         return {"junk": len(state.junk[collection])}
+
+    @router.post("/page-cap")
+    def set_page_cap(cap: int | None = None) -> dict[str, int | None]:
+        state.page_cap = cap
+        return {"page_cap": cap}
 
     @router.get("/requests")
     def requests() -> dict[str, int]:

@@ -13,7 +13,8 @@ class RestEndpoint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     records: str = "$"
     """JSON path to the list of records in each answer: ``$`` for a bare list, ``$.data.records``, ``items``."""
     paging: Literal["offset", "cursor", "link", "none"] = "offset"
-    """``offset``: ``limit``/``offset`` parameters, the last page is short; ``cursor``: the answer carries the
+    """``offset``: ``limit``/``offset`` parameters, read until an empty page (an API may cap the page size
+    silently); ``cursor``: the answer carries the
     token of the next page (``next_cursor``), none on the last; ``link``: the ``Link`` header's ``rel="next"``
     URL (RFC 8288); ``none``: one answer holds everything."""
     limit_param: str = "limit"

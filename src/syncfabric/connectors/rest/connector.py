@@ -152,7 +152,8 @@ class RestConnector(Connector):
                                  f"{type(rows).__name__}", response, system=self.system, entity=entity)
             records, problems = self._records(entity, endpoint, rows, response)
             if endpoint.paging == "offset":
-                following = str(int(position or 0) + len(rows)) if len(rows) >= size else None
+                # Only an empty page ends: an API may serve fewer records than asked for without saying so.
+                following = str(int(position or 0) + len(rows)) if rows else None
             elif endpoint.paging == "cursor":
                 token = _at(body, endpoint.next_cursor)
                 following = str(token) if token not in (None, "") else None

@@ -194,7 +194,7 @@ class SqlConnector(Connector):
         names of its key columns."""
         if source.query is not None:
             named = [source.watermark, *source.key] if source.watermark else list(source.key)
-            subquery = text(f"({source.query}) AS sf_source")
+            subquery = text(f"({source.query}) sf_source")  # no AS: Oracle refuses it for a table alias
             columns = {name: column(name) for name in named}
             return select(literal_column("*")).select_from(subquery), columns, list(source.key)
         assert source.table is not None
