@@ -19,7 +19,7 @@ from syncfabric.connectors.planning.connector import PlanningConnector
 from syncfabric.flows.runtime import Runtime
 from syncfabric.model import Quantity
 from syncfabric.model.base import Record
-from syncfabric.model.master import Item, Location
+from syncfabric.model.master import Calendar, Item, Location, Shift
 from syncfabric.model.planning import Forecast
 from syncfabric.model.structures import BillOfMaterial, BomLine
 from syncfabric.model.transactions import ProductionOrder
@@ -211,3 +211,38 @@ def test_an_outbound_flow_sends_structures_in_dependency_order(
         assert result.quarantined == 0 and result.records_out == 9
     assert [mo["status"] for mo in platform(base_url, "manufacturingorder")] == ["approved"]
     assert len(materials(base_url)) == 5
+
+
+def test_a_calendar_becomes_buckets_for_shifts_holidays_and_extra_days(
+        connector: PlanningConnector, base_url: str) -> None:
+    calendar = Calendar(calendar_id="DE01-2SHIFT", name="Munich two shifts", working_days=["mon", "tue", "fri"],
+                        shifts=[Shift(name="early", start=dt.time(6), end=dt.time(14)),
+                                Shift(name="night", start=dt.time(22), end=dt.time(6))],
+                        holidays=[dt.date(2026, 5, 1)], extra_working_days=[dt.date(2026, 5, 9)])
+    assert connector.write("calendar", [out(calendar)]).rejected == {}
+    [header] = platform(base_url, "calendar")
+    assert (header["name"], header["defaultvalue"]) == ("DE01-2SHIFT", 0.0)
+    buckets = {(b["startdate"], b["starttime"]): b for b in platform(base_url, "calendarbucket")}
+
+    def days(bucket: dict[str, Any]) -> str:
+        return "".join(day[:2] for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                                           "sunday") if bucket[day])
+
+    early = buckets["1971-01-01T00:00:00", "06:00:00"]
+    assert (early["endtime"], early["value"], early["priority"], days(early)) == ("14:00:00", 1.0, 10.0, "motufr")
+    evening = buckets["1971-01-01T00:00:00", "22:00:00"]
+    morning = buckets["1971-01-01T00:00:00", "00:00:00"]
+    assert (evening["endtime"], days(evening)) == ("23:59:59", "motufr")
+    assert (morning["endtime"], days(morning)) == ("06:00:00", "tuwesa"), "the night ends the day after"
+    holiday = buckets["2026-05-01T00:00:00", "00:00:00"]
+    assert (holiday["value"], holiday["priority"], holiday["enddate"]) == (0.0, 1.0, "2026-05-02T00:00:00")
+    assert buckets["2026-05-09T00:00:00", "00:00:00"]["value"] == 1.0
+    assert len(buckets) == 5
+
+    one_shift = msgspec.structs.replace(calendar, shifts=[Shift(name="day", start=dt.time(7), end=dt.time(15))],
+                                        holidays=[])
+    assert connector.write("calendar", [out(one_shift, version=2)]).rejected == {}
+    assert sorted((b["startdate"], b["starttime"]) for b in platform(base_url, "calendarbucket")) == [
+        ("1971-01-01T00:00:00", "07:00:00"), ("2026-05-09T00:00:00", "00:00:00")]
+    assert connector.write("calendar", [gone("DE01-2SHIFT", 3)]).rejected == {}
+    assert platform(base_url, "calendar") == [] and platform(base_url, "calendarbucket") == []

@@ -4,6 +4,8 @@ Each entity lists its frePPLe fields, its natural key (``name``; ``reference`` f
 fields where frePPLe uses an auto ``id``, e.g. item + location + batch for a buffer), what is required, which
 fields are numbers, durations, dates or booleans, and which fields reference other entities.
 
+frePPLe keys calendar buckets by an automatic id; here they are keyed by calendar, start date and start time.
+
 References to items, locations, operations and resources must exist (the record is rejected otherwise), as in
 frePPLe. Suppliers, customers and calendars are accepted as plain names: the simulated platform does not hold
 them as constraints, so a purchase order or demand can load before its party's master record.
@@ -50,12 +52,19 @@ _HIERARCHY = ("owner", "description", "category", "subcategory")
 _ORDER_STATUS = ("proposed", "approved", "confirmed", "completed", "closed")
 _SIZES = ("sizeminimum", "sizemultiple", "sizemaximum")
 _EFFECTIVE = ("effective_start", "effective_end")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 ENTITIES: dict[str, EntitySpec] = {
     spec.name: spec
     for spec in (
         EntitySpec(
             "calendar", ("name",), ("defaultvalue", "description", "category", "subcategory"), numbers=("defaultvalue",)
+        ),
+        EntitySpec(
+            "calendarbucket", ("calendar", "startdate", "starttime"),
+            ("enddate", "value", "priority", *_WEEKDAYS, "endtime"),
+            required=("value",), numbers=("value", "priority"), dates=("startdate", "enddate"), booleans=_WEEKDAYS,
+            references={"calendar": "calendar"},
         ),
         EntitySpec(
             "location", ("name",), (*_HIERARCHY, "available"), references={"owner": "location"}

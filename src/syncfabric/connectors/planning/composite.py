@@ -1,4 +1,4 @@
-"""Canonical records that become several kinds of frePPLe record: bills of material and forecasts.
+"""Canonical records that become several kinds of frePPLe record: calendars, bills of material and forecasts.
 
 A bill of material is an ``operation`` (``<item> @ <location>``, plus `` (<alternative>)`` when the item has
 several) that produces the item (frePPLe adds the producing flow itself from the operation's ``item``) and one
@@ -19,6 +19,7 @@ deletions, then header deletions), so a line never goes before the record it ref
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -119,7 +120,76 @@ class ForecastComposite:
         ]
 
 
-COMPOSITES: dict[str, BomComposite | ForecastComposite] = {
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FREPPLE_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+ALWAYS = "1971-01-01T00:00:00"
+"""The start frePPLe gives a bucket without a start date."""
+DAY_END = "23:59:59"
+
+
+@dataclass
+class CalendarComposite:
+    """A calendar is a frePPLe ``calendar`` with default value 0 (not working) and ``calendarbucket`` records
+    that make it 1 (working): one per shift on the working weekdays (a shift past midnight is split into its
+    evening and the next morning), the whole day when there are no shifts, and one per holiday (0, priority 1) and
+    extra working day (1, priority 2), which win over the weekly pattern (priority 10). Times are the plant's
+    local time, as frePPLe plans in one time zone; breaks are not subtracted."""
+
+    entity: str = "calendar"
+
+    def plan(self, record: OutboundRecord, source: str, held: dict[str, set[str]], rows: Rows) -> list[Step]:
+        name = record.key
+        marks = {"_version": record.version, "_stream": self.entity}
+        if record.payload is None:
+            held[record.key] = set()
+            return [(3, "calendar", "DELETE", {"name": name, **marks})]
+        calendar = record.payload
+        steps: list[Step] = [(0, "calendar", "PUT", {"name": name, "defaultvalue": 0.0,
+                                                     "description": calendar.get("name", ""), "source": source,
+                                                     **marks})]
+        buckets = _buckets(calendar)
+        steps += [(1, "calendarbucket", "PUT", {"calendar": name, **bucket, "source": source, **marks})
+                  for bucket in buckets]
+        wanted = {f"{bucket['startdate']} {bucket['starttime']}" for bucket in buckets}
+        now = held[record.key] if record.key in held else {
+            f"{row['startdate']} {row['starttime']}" for row in rows("calendarbucket", {"calendar": name})}
+        for gone in sorted(now - wanted):
+            startdate, starttime = gone.split(" ")
+            steps.append((2, "calendarbucket", "DELETE", {"calendar": name, "startdate": startdate,
+                                                          "starttime": starttime, **marks}))
+        held[record.key] = wanted
+        return steps
+
+
+def _buckets(calendar: Mapping[str, Any]) -> list[dict[str, Any]]:
+    working = [day in calendar.get("working_days", _DAYS[:5]) for day in _DAYS]
+    following = working[-1:] + working[:-1]  # the day after each working day
+    start, end = start_of(calendar.get("valid_from")) or ALWAYS, end_of(calendar.get("valid_to"))
+    weekly: list[tuple[str, str, list[bool]]] = []
+    for shift in calendar.get("shifts") or [{"start": "00:00:00", "end": "00:00:00"}]:
+        begin, finish = _clock(shift["start"]), _clock(shift["end"])
+        if finish > begin:
+            weekly.append((begin, finish, working))
+        else:  # to midnight, and on from midnight the next day
+            weekly.append((begin, DAY_END, working))
+            if finish != "00:00:00":
+                weekly.append(("00:00:00", finish, following))
+    buckets = [{"startdate": start, "enddate": end, "starttime": begin, "endtime": finish, "value": 1.0,
+                "priority": 10.0, **dict(zip(_FREPPLE_DAYS, days, strict=True))} for begin, finish, days in weekly]
+    for day, value, priority in [*((d, 0.0, 1.0) for d in calendar.get("holidays", [])),
+                                 *((d, 1.0, 2.0) for d in calendar.get("extra_working_days", []))]:
+        buckets.append({"startdate": start_of(day), "enddate": end_of(day), "starttime": "00:00:00",
+                        "endtime": DAY_END, "value": value, "priority": priority,
+                        **dict.fromkeys(_FREPPLE_DAYS, True)})
+    return buckets
+
+
+def _clock(text: str) -> str:
+    return dt.time.fromisoformat(text).strftime("%H:%M:%S")
+
+
+COMPOSITES: dict[str, BomComposite | ForecastComposite | CalendarComposite] = {
+    "calendar": CalendarComposite(),
     "bill_of_material": BomComposite(),
     "forecast": ForecastComposite(),
 }

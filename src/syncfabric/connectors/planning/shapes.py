@@ -14,13 +14,12 @@ Quantities are sent as they are in the canonical record, which mapping has alrea
 Orders with lines (sales and purchase orders) become one frePPLe record per line (:class:`LinesShape`); the
 connector finds the lines an order no longer has by reading the order's records and deletes them.
 
-Bills of material and forecasts become several frePPLe entities each (:mod:`.composite`); a production order is a
-manufacturing order of its BOM's operation.
+Calendars, bills of material and forecasts become several frePPLe entities each (:mod:`.composite`); a
+production order is a manufacturing order of its BOM's operation.
 
 Not shaped yet: routings (``operationresource`` loads and durations on the BOM's operation), safety stock
-targets (they compete with ``item_location`` for a buffer's ``minimum``), calendars (frePPLe needs calendar
-buckets for shifts and holidays), units and unit conversions (frePPLe has no such tables), plan runs and planned
-orders (they come from planning).
+targets (they compete with ``item_location`` for a buffer's ``minimum``), units and unit conversions (frePPLe
+has no such tables), plan runs and planned orders (they come from planning).
 """
 
 from __future__ import annotations
