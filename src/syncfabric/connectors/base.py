@@ -98,6 +98,12 @@ class Connector:
         self.base_dir = base_dir or Path.cwd()
         """Where relative paths in the configuration are resolved: the estate file's folder."""
 
+    @classmethod
+    def source_problems(cls, config: Any, source: str, mode: str) -> list[str]:
+        """What is wrong with an inbound flow reading ``source`` in ``mode`` (``full`` or ``changes``) from a
+        system with this configuration, found without connecting; ``syncfabric validate`` reports it."""
+        return []
+
     def open(self) -> None:
         """Acquire connections. Called once before use."""
 

@@ -14,6 +14,8 @@ KINDS: dict[str, str] = {
     "files": "syncfabric.connectors.files.connector:FilesConnector",
     "planning": "syncfabric.connectors.planning.connector:PlanningConnector",
     "odata": "syncfabric.connectors.odata.connector:ODataConnector",
+    "sql": "syncfabric.connectors.sql.connector:SqlConnector",
+    "rest": "syncfabric.connectors.rest.connector:RestConnector",
 }
 
 
