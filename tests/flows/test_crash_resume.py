@@ -1,6 +1,9 @@
 """A real crash: the inventory flow of the walking skeleton runs in a child process that is killed with SIGKILL at
 random moments, restarted each time, and finally left to finish. The store must then hold exactly what a clean,
-uninterrupted run stores: every record once, no effect twice, and the export archived."""
+uninterrupted run stores: every record once, no effect twice, and the export archived.
+
+Both inbound modes are killed this way (a full refresh, which resumes a snapshot, and a net-change read, which
+resumes after its cursor), and so is the command a person runs, ``syncfabric sync``."""
 
 from __future__ import annotations
 
@@ -42,12 +45,16 @@ CHILD = textwrap.dedent(f"""
 """)
 
 
-def make_estate(root: Path, export: Path) -> Path:
-    """An estate folder of its own (store and drop folder) holding a copy of ``export``."""
+def make_estate(root: Path, export: Path, mode: str = "full") -> Path:
+    """An estate folder of its own (store and drop folder) holding a copy of ``export``; the inventory flow in
+    ``mode``."""
     drop = root / "drop" / "erp-legacy"
     drop.mkdir(parents=True)
     shutil.copy2(export, drop / export.name)
-    shutil.copy(EXAMPLE, root / "estate.yaml")
+    text = EXAMPLE.read_text()
+    flow = '    mode: full\n    source: "inventory_*.csv"'
+    assert flow in text
+    (root / "estate.yaml").write_text(text.replace(flow, flow.replace("full", mode)))
     return root / "estate.yaml"
 
 
@@ -72,13 +79,14 @@ def start(script: Path, estate: Path) -> subprocess.Popen[str]:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
-def test_killed_runs_resume_to_exactly_the_state_of_a_clean_run(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("mode", ["full", "changes"])
+def test_killed_runs_resume_to_exactly_the_state_of_a_clean_run(tmp_path: Path, monkeypatch, mode: str) -> None:
     erp = LegacyErp(tmp_path / "erp", seed=11, item_count=10_000)
     [export] = erp.export(("inventory",))
     rows = len(erp.rows["inventory"])
     assert rows > 19_000
 
-    clean_estate = make_estate(tmp_path / "clean", export)
+    clean_estate = make_estate(tmp_path / "clean", export, mode)
     monkeypatch.setattr(FilesConnector, "page_size", PAGE_SIZE)
     began = time.perf_counter()
     with Runtime(load_estate(clean_estate, environ={})) as runtime:
@@ -86,12 +94,12 @@ def test_killed_runs_resume_to_exactly_the_state_of_a_clean_run(tmp_path: Path, 
         clean = stored(runtime.store)
     clean_duration = time.perf_counter() - began
 
-    estate = make_estate(tmp_path / "crashing", export)
+    estate = make_estate(tmp_path / "crashing", export, mode)
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     pages = -(-rows // PAGE_SIZE)
     page_time = clean_duration / pages
-    rng = random.Random(20261102)
+    rng = random.Random(20261102 if mode == "full" else 20261103)
     lives: list[tuple[int, int]] = []  # per run of the child: exit code, pages it reported committed
     for _ in range(KILLS):
         # A random moment: some pages into the run, then somewhere within the next page (mapping, writing,
@@ -130,3 +138,48 @@ def test_killed_runs_resume_to_exactly_the_state_of_a_clean_run(tmp_path: Path, 
 
 def loaded_url(estate: Path) -> str:
     return load_estate(estate, environ={}).store_url
+
+
+def cli(estate: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "syncfabric.cli", *args, "--estate", str(estate)],
+                            cwd=estate.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_killing_the_sync_command_mid_run_and_starting_it_again_ends_like_a_clean_run(tmp_path: Path) -> None:
+    erp = LegacyErp(tmp_path / "erp", seed=12, item_count=8_000)
+    [export] = erp.export(("inventory",))
+    rows = len(erp.rows["inventory"])
+
+    clean_estate = make_estate(tmp_path / "clean", export)
+    began = time.perf_counter()
+    done = cli(clean_estate, "sync", "inventory-in")
+    out, err = done.communicate(timeout=120)
+    duration = time.perf_counter() - began
+    assert done.returncode == 0, err
+    assert "inventory-in" in out
+    with open_store(loaded_url(clean_estate)) as store:
+        clean = stored(store)
+    assert len(clean[0]) == rows
+
+    estate = make_estate(tmp_path / "crashing", export)
+    rng = random.Random(7)
+    partial = []
+    for _ in range(3):
+        child = cli(estate, "sync", "inventory-in")
+        time.sleep(rng.uniform(0.45, 0.95) * duration)  # start-up, then somewhere in the run
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=60)
+        assert child.returncode == -signal.SIGKILL, "the command ended before it was killed"
+        with open_store(loaded_url(estate)) as store:
+            partial.append(store.count("inventory_balance"))
+    child = cli(estate, "sync", "inventory-in")
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+
+    assert any(0 < count < rows for count in partial), f"no kill landed mid-run: {partial} of {rows}"
+    with open_store(loaded_url(estate)) as store:
+        assert stored(store) == clean
+        assert store.runs("inventory-in", limit=1)[0].status is RunStatus.SUCCEEDED
+    drop = estate.parent / "drop" / "erp-legacy"
+    assert list(drop.glob("*.csv")) == []
