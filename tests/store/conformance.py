@@ -650,6 +650,32 @@ class StoreConformance:
             mine = [c.key for c in reader.changes(0, entities=[f"entity{n}"], limit=total)]
             assert mine == [f"k{i}-{j}" for i in range(transactions) for j in range(per_transaction)]
 
+    def test_current_as_of_is_the_state_right_after_a_sequence(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("a", v=1), rec("b", v=1), rec("c", v=1)])
+        cut = store.head()
+        with store.transaction() as tx:
+            tx.apply("item", [rec("a", v=2), rec("d", v=1)])  # changed, and created after the cut
+            tx.delete("item", ["b"])
+            tx.apply("location", [rec("x", v=1)])
+        with store.transaction() as tx:
+            tx.apply("item", [rec("a", v=3)])
+
+        def view(rows: Iterator) -> list[tuple[str, int, bool, bytes | None]]:
+            return [(row.key, row.version, row.deleted, row.payload) for row in rows]
+
+        assert view(store.current_as_of("item", cut)) == [
+            ("a", 1, False, rec("a", v=1).payload), ("b", 1, False, rec("b", v=1).payload),
+            ("c", 1, False, rec("c", v=1).payload)]
+        assert view(store.current_as_of("location", cut)) == []
+        now = store.head()
+        assert view(store.current_as_of("item", now)) == view(store.current("item"))
+        assert [(row.key, row.deleted) for row in store.current_as_of("item", now, include_deleted=True)] == [
+            ("a", False), ("b", True), ("c", False), ("d", False)]
+        [a_then] = [row for row in store.current_as_of("item", cut) if row.key == "a"]
+        assert a_then.content_hash == content_hash(rec("a", v=1).payload) and a_then.last_seq <= cut
+        assert view(store.current_as_of("item", 0)) == []
+
 
 def _driver_url(url: str) -> str:
     from syncfabric.store.postgres import driver_url

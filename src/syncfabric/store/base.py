@@ -333,3 +333,12 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- consistent snapshots and leases -------------------------------------------------------------------------
+
+    @abstractmethod
+    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False) -> Iterator[StateRow]:
+        """The state of every key of an entity as it was right after change-log sequence ``seq``, ordered by key:
+        keys changed since come from the change log. Several entities read at one ``seq`` form a consistent cut
+        however much is written meanwhile. ``last_seq`` is the sequence of the change that row reflects."""
+
