@@ -345,5 +345,43 @@ def demo(
         run_demo(console, seed=seed, items=items, folder=keep)
 
 
+@app.command()
+def reconcile(
+    domain: Annotated[str, typer.Argument(help="An estate domain (items, inventory...) or a canonical entity.")],
+    samples: Annotated[int, typer.Option(help="Keys shown per kind of difference.")] = 5,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Compare source, store and target of a domain by key and content hash; exit 1 unless they all match."""
+    from syncfabric.flows.reconcile import reconcile as run_reconcile
+
+    with _boundary(), _runtime(estate) as runtime:
+        with console.status("reconciling", spinner="dots") as spinner:
+            result = run_reconcile(runtime, domain, progress=lambda text: spinner.update(text))
+        title = f"Reconciliation of {domain} ({result.entity}), run {result.run_id}"
+        sides = Table("side", "keys", "note", title=title)
+        for side in result.sides:
+            note = side.note or (f"{side.rejected:,} rejected by mapping or rules" if side.rejected else "")
+            sides.add_row(side.name, "—" if side.hashes is None else f"{len(side.hashes):,}", note)
+        console.print(sides)
+        table = Table("compared", "with", "keys", "equal", "missing", "extra", "different", "samples",
+                      title="Differences")
+        for c in result.comparisons:
+            shown = [f"{label}: {', '.join(keys[:samples])}" for label, keys in
+                     (("missing", c.missing), ("extra", c.extra), ("different", c.different)) if keys]
+            table.add_row(c.left, c.right, f"{c.keys:,}", f"{c.equal:,}", _bad(len(c.missing)),
+                          _bad(len(c.extra)), _bad(len(c.different)), "\n".join(shown))
+        console.print(table)
+        if result.matches:
+            console.print(f"[green]✓[/] {domain}: source, store and target match", highlight=False)
+            return
+        why = "nothing could be compared" if not result.comparisons else "they differ"
+        errors.print(f"[bold red]✗[/] {domain}: {why}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _bad(count: int) -> str:
+    return f"[red]{count:,}[/]" if count else "0"
+
+
 if __name__ == "__main__":
     app()

@@ -7,13 +7,16 @@ resumes after its cursor), and so is the command a person runs, ``syncfabric syn
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from syncfabric.config import load_estate
 from syncfabric.connectors.files.connector import FilesConnector
 from syncfabric.flows.runtime import Runtime
 from syncfabric.sandbox.legacy_erp import LegacyErp
+from syncfabric.sandbox.planning_platform import create_app
+from syncfabric.sandbox.server import serve
 from syncfabric.store import RunStatus, Store, open_store
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
@@ -140,18 +145,27 @@ def loaded_url(estate: Path) -> str:
     return load_estate(estate, environ={}).store_url
 
 
-def cli(estate: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "syncfabric.cli", *args, "--estate", str(estate)],
+def cli(estate: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "syncfabric.cli", *args, "--estate", str(estate)], env=env,
                             cwd=estate.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 def test_killing_the_sync_command_mid_run_and_starting_it_again_ends_like_a_clean_run(tmp_path: Path) -> None:
     erp = LegacyErp(tmp_path / "erp", seed=12, item_count=8_000)
-    [export] = erp.export(("inventory",))
+    *masters, export = erp.export(("locations", "items", "item_locations", "inventory"))
     rows = len(erp.rows["inventory"])
 
-    clean_estate = make_estate(tmp_path / "clean", export)
+    def with_masters(root: Path) -> Path:
+        """An estate whose master data is loaded, so that the platform takes the stock sent later."""
+        estate = make_estate(root, export)
+        for path in masters:
+            shutil.copy2(path, root / "drop" / "erp-legacy" / path.name)
+        loaded = cli(estate, "sync", "locations-in", "items-in", "item-locations-in")
+        assert loaded.wait(timeout=120) == 0
+        return estate
+
+    clean_estate = with_masters(tmp_path / "clean")
     began = time.perf_counter()
     done = cli(clean_estate, "sync", "inventory-in")
     out, err = done.communicate(timeout=120)
@@ -162,12 +176,18 @@ def test_killing_the_sync_command_mid_run_and_starting_it_again_ends_like_a_clea
         clean = stored(store)
     assert len(clean[0]) == rows
 
-    estate = make_estate(tmp_path / "crashing", export)
+    estate = with_masters(tmp_path / "crashing")
     rng = random.Random(7)
     partial = []
+    database = estate.parent / ".syncfabric" / "syncfabric.db"
+    page_time = duration / -(-rows // FilesConnector.page_size)
     for _ in range(3):
+        before = checkpoint_of(database)
         child = cli(estate, "sync", "inventory-in")
-        time.sleep(rng.uniform(0.45, 0.95) * duration)  # start-up, then somewhere in the run
+        deadline = time.monotonic() + 60
+        while checkpoint_of(database) == before and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # until this run committed a page of its own
+        time.sleep(rng.uniform(0.0, 3.0) * page_time)  # then somewhere in the next pages
         child.send_signal(signal.SIGKILL)
         child.communicate(timeout=60)
         assert child.returncode == -signal.SIGKILL, "the command ended before it was killed"
@@ -183,3 +203,22 @@ def test_killing_the_sync_command_mid_run_and_starting_it_again_ends_like_a_clea
         assert store.runs("inventory-in", limit=1)[0].status is RunStatus.SUCCEEDED
     drop = estate.parent / "drop" / "erp-legacy"
     assert list(drop.glob("*.csv")) == []
+
+    with serve(create_app(token="t0ken")) as url:  # then on to the planning platform, and reconcile all three
+        env = {**os.environ, "PLANNING_TOKEN": "t0ken", "SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL": url}
+        out, err = cli(estate, "sync", "planning-out", env=env).communicate(timeout=120)
+        assert "planning-out" in out, err
+        check = cli(estate, "reconcile", "inventory", env=env)
+        out, err = check.communicate(timeout=120)
+        assert check.returncode == 0, out + err
+        assert "source, store and target match" in out
+
+
+def checkpoint_of(database: Path) -> str | None:
+    """The inventory flow's checkpoint as another process sees it (None before the store exists)."""
+    try:
+        with closing(sqlite3.connect(database, timeout=5)) as db:
+            row = db.execute("SELECT value FROM sf_checkpoint WHERE name = 'inventory-in'").fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
