@@ -342,3 +342,12 @@ class Store(ABC):
         keys changed since come from the change log. Several entities read at one ``seq`` form a consistent cut
         however much is written meanwhile. ``last_seq`` is the sequence of the change that row reflects."""
 
+    @abstractmethod
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` for ``seconds`` (committed at once). False while another
+        holder's lease has not expired. Atomic across processes sharing the store."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up, if ``holder`` holds it."""
+

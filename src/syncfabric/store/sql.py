@@ -451,6 +451,27 @@ class SqlStore(Store):
                 if state is not None and (include_deleted or not state.deleted):
                     yield state
 
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        lease = t.lease
+        now = _now()
+        values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": now + dt.timedelta(seconds=seconds)}
+        insert = self.insert(lease).values(**values)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[lease.c.name],
+            set_={"holder": insert.excluded.holder, "acquired_at": insert.excluded.acquired_at,
+                  "expires_at": insert.excluded.expires_at},
+            where=(lease.c.expires_at < now) | (lease.c.holder == holder),
+        )
+        with self._autonomous(f"acquire lease {name!r}") as conn:
+            conn.execute(stmt)
+            current = conn.execute(select(lease.c.holder).where(lease.c.name == name)).scalar_one()
+        return bool(current == holder)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        lease = t.lease
+        with self._autonomous(f"release lease {name!r}") as conn:
+            conn.execute(lease.delete().where(lease.c.name == name, lease.c.holder == holder))
+
 
 class _Existing(NamedTuple):
     version: int

@@ -170,3 +170,13 @@ run = Table(
     PrimaryKeyConstraint("id"),
     Index(None, "flow", "id"),
 )
+
+lease = Table(
+    "sf_lease",
+    metadata,
+    Column("name", String, nullable=False),
+    Column("holder", String, nullable=False),
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("name"),
+)
