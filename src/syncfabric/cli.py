@@ -471,6 +471,89 @@ def sap_sandbox(
         except KeyboardInterrupt:
             pass
 
+@app.command()
+def reconcile(
+    domain: Annotated[str, typer.Argument(help="An estate domain (items, inventory...) or a canonical entity.")],
+    samples: Annotated[int, typer.Option(help="Keys shown per kind of difference.")] = 5,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Compare source, store and target of a domain by key and content hash; exit 1 unless they all match."""
+    from syncfabric.flows.reconcile import reconcile as run_reconcile
+
+    with _boundary(), _runtime(estate) as runtime:
+        with console.status("reconciling", spinner="dots") as spinner:
+            result = run_reconcile(runtime, domain, progress=lambda text: spinner.update(text))
+        title = f"Reconciliation of {domain} ({result.entity}), run {result.run_id}"
+        sides = Table("side", "keys", "note", title=title)
+        for side in result.sides:
+            note = side.note or (f"{side.rejected:,} rejected by mapping or rules" if side.rejected else "")
+            sides.add_row(side.name, "—" if side.hashes is None else f"{len(side.hashes):,}", note)
+        console.print(sides)
+        table = Table("compared", "with", "keys", "equal", "missing", "extra", "different", "samples",
+                      title="Differences")
+        for c in result.comparisons:
+            shown = [f"{label}: {', '.join(keys[:samples])}" for label, keys in
+                     (("missing", c.missing), ("extra", c.extra), ("different", c.different)) if keys]
+            table.add_row(c.left, c.right, f"{c.keys:,}", f"{c.equal:,}", _bad(len(c.missing)),
+                          _bad(len(c.extra)), _bad(len(c.different)), "\n".join(shown))
+        console.print(table)
+        if result.matches:
+            console.print(f"[green]✓[/] {domain}: source, store and target match", highlight=False)
+            return
+        why = "nothing could be compared" if not result.comparisons else "they differ"
+        errors.print(f"[bold red]✗[/] {domain}: {why}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_scheduler(
+    flows: Annotated[list[str] | None, typer.Option("--flow", "-f", help="Only these flows (repeatable).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")]
+    = None,
+    max_runs: Annotated[int | None, typer.Option(help="Stop after this many runs.")] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Run the scheduler in the foreground: each flow on its cron schedule, never two runs of one flow at once."""
+    import datetime as dt
+
+    from syncfabric.flows.scheduler import Scheduler, jobs_of
+
+    with _boundary(), _runtime(estate) as runtime:
+        jobs = [job for job in jobs_of(runtime.estate) if not flows or job.flow in flows]
+        unknown = sorted(set(flows or ()) - set(runtime.estate.flows))
+        if unknown:
+            raise ConfigError([f"unknown flow(s) {', '.join(unknown)}"])
+        if not jobs:
+            raise ConfigError(["no scheduled flows: give a flow (or its domain) a schedule: CRON"])
+
+        def event(job, what: str, detail) -> None:
+            stamp = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
+            if what == "finished":
+                console.print(results_table([detail]))
+            elif what == "failed":
+                errors.print(f"{stamp} [bold red]{job.flow} failed:[/] {detail}", highlight=False)
+            elif what == "skipped":
+                console.print(f"{stamp} [yellow]{job.flow} skipped[/]: {detail}", highlight=False)
+            else:
+                console.print(f"{stamp} {job.flow} started (due {detail:%H:%M:%S})", highlight=False)
+
+        scheduler = Scheduler(runtime, jobs=jobs, run=lambda name: run_with_progress(runtime, name), on_event=event)
+        scheduler.start()
+        table = Table("flow", "schedule", "missed runs", "next run (UTC)", title="Schedule")
+        for job in jobs:
+            table.add_row(job.flow, job.cron, job.missed, f"{job.next_due:%Y-%m-%d %H:%M:%S}")
+        console.print(table)
+        until = None if duration is None else dt.datetime.now(dt.UTC) + dt.timedelta(seconds=duration)
+        try:
+            scheduler.run(until=until, max_runs=max_runs)
+        except KeyboardInterrupt:
+            console.print("stopped")
+        console.print(f"{scheduler.runs} run(s)", highlight=False)
+
+
+def _bad(count: int) -> str:
+    return f"[red]{count:,}[/]" if count else "0"
+
 
 if __name__ == "__main__":
     app()

@@ -703,6 +703,64 @@ class StoreConformance:
         entry = store.quarantine(ids=[entry_id])[0]
         assert entry.mapping_version == "items@2" and entry.reasons == ["worse @ $"]
 
+    def test_current_as_of_is_the_state_right_after_a_sequence(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("a", v=1), rec("b", v=1), rec("c", v=1)])
+        cut = store.head()
+        with store.transaction() as tx:
+            tx.apply("item", [rec("a", v=2), rec("d", v=1)])  # changed, and created after the cut
+            tx.delete("item", ["b"])
+            tx.apply("location", [rec("x", v=1)])
+        with store.transaction() as tx:
+            tx.apply("item", [rec("a", v=3)])
+
+        def view(rows: Iterator) -> list[tuple[str, int, bool, bytes | None]]:
+            return [(row.key, row.version, row.deleted, row.payload) for row in rows]
+
+        assert view(store.current_as_of("item", cut)) == [
+            ("a", 1, False, rec("a", v=1).payload), ("b", 1, False, rec("b", v=1).payload),
+            ("c", 1, False, rec("c", v=1).payload)]
+        assert view(store.current_as_of("location", cut)) == []
+        now = store.head()
+        assert view(store.current_as_of("item", now)) == view(store.current("item"))
+        assert [(row.key, row.deleted) for row in store.current_as_of("item", now, include_deleted=True)] == [
+            ("a", False), ("b", True), ("c", False), ("d", False)]
+        [a_then] = [row for row in store.current_as_of("item", cut) if row.key == "a"]
+        assert a_then.content_hash == content_hash(rec("a", v=1).payload) and a_then.last_seq <= cut
+        assert view(store.current_as_of("item", 0)) == []
+
+    def test_a_lease_has_one_holder_until_it_expires_or_is_released(self, make_store: MakeStore) -> None:
+        one, two = make_store(), make_store()  # two processes sharing the store
+        assert one.acquire_lease("flow:items-in", "a", 30)
+        assert not two.acquire_lease("flow:items-in", "b", 30)
+        assert one.acquire_lease("flow:items-in", "a", 30)  # renewing
+        assert two.acquire_lease("flow:other", "b", 30)  # leases are per name
+        two.release_lease("flow:items-in", "b")  # not its lease: nothing happens
+        assert not two.acquire_lease("flow:items-in", "b", 30)
+        one.release_lease("flow:items-in", "a")
+        assert two.acquire_lease("flow:items-in", "b", 0.2)
+        assert not one.acquire_lease("flow:items-in", "a", 30)
+        time.sleep(0.3)  # b died without releasing: its lease runs out
+        assert one.acquire_lease("flow:items-in", "a", 30)
+        assert not two.acquire_lease("flow:items-in", "b", 30)
+
+    def test_concurrent_lease_takers_get_it_once(self, make_store: MakeStore) -> None:
+        stores = [make_store() for _ in range(4)]
+        won: list[str] = []
+        barrier = threading.Barrier(len(stores))
+
+        def take(n: int) -> None:
+            barrier.wait()
+            if stores[n].acquire_lease("flow:race", f"h{n}", 30):
+                won.append(f"h{n}")
+
+        threads = [threading.Thread(target=take, args=(n,)) for n in range(len(stores))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(won) == 1, won
+
 
 def _driver_url(url: str) -> str:
     from syncfabric.store.postgres import driver_url

@@ -155,6 +155,10 @@ def _flow(estate: Estate, flow: Flow, path: JsonPath) -> Iterator[Finding]:
             yield Finding("an inbound flow needs a mapping (mapping: NAME)", path)
     yield from _cron(flow.schedule, (*path, "schedule"))
     yield from _source(estate, flow, path)
+    if flow.watermark is not None and (flow.direction != "inbound" or flow.mode != "changes"):
+        yield Finding("a watermark applies to inbound flows in mode: changes only", (*path, "watermark"))
+    if flow.mode == "plan_cut" and flow.direction != "outbound":
+        yield Finding("mode: plan_cut is for outbound flows (inbound: full or changes)", (*path, "mode"))
     if flow.mapping is None:
         return
     mapping = estate.mappings.get(flow.mapping)

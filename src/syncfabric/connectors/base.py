@@ -128,6 +128,11 @@ class Connector:
         """Records changed since a watermark or cursor, in pages."""
         raise self._unsupported("read_changes")
 
+    def read_snapshot(self, entity: str) -> Iterator[Page]:
+        """Every record the source holds now, read without side effects (nothing acknowledged, archived or
+        remembered): what reconciliation compares the store with. By default a full read from the start."""
+        return self.read_full(entity, None)
+
     def acknowledge(self, entity: str, cursor: str) -> None:
         """Called after the records up to ``cursor`` are committed in the store: the source may now forget them
         (archive a file, acknowledge a message). Must be safe to call twice."""

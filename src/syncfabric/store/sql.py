@@ -446,6 +446,62 @@ class SqlStore(Store):
             self._closed = True
             self._engine.dispose()
 
+    # -- consistent snapshots and leases ---------------------------------------------------------------------------
+
+    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False) -> Iterator[StateRow]:
+        s, c = t.state, t.change_log
+        newer = select(s.c.key).where(s.c.entity == entity, s.c.last_seq > seq)
+        older = (select(c).where(c.c.entity == entity, c.c.seq <= seq, c.c.key.in_(bindparam("keys", expanding=True)))
+                 .order_by(c.c.key, c.c.seq))
+        stmt = select(s).where(s.c.entity == entity).order_by(s.c.key)
+
+        def as_of(conn: Connection, keys: list[str]) -> dict[str, StateRow]:
+            """The state after ``seq`` of keys changed since: their last change up to ``seq``, if any."""
+            found: dict[str, StateRow] = {}
+            for start in range(0, len(keys), KEY_CHUNK):
+                for row in conn.execute(older, {"keys": keys[start:start + KEY_CHUNK]}):
+                    found[row.key] = StateRow(
+                        entity=entity, key=row.key, version=row.version, content_hash=row.content_hash,
+                        payload=_bytes(row.payload), deleted=row.op == Op.DELETE.value, last_seq=row.seq,
+                        updated_at=row.recorded_at)
+            return found
+
+        with self._reading(f"read {entity} as of {seq}") as conn:
+            # Keys changed after ``seq`` are looked up in the (immutable) change log; one changed between this
+            # query and the walk below (a backend whose statements see newer commits) is looked up on the way.
+            changed = list(conn.execute(newer).scalars())
+            before, known = as_of(conn, changed), set(changed)
+            for row in conn.execution_options(yield_per=STREAM_ROWS).execute(stmt):
+                if row.last_seq <= seq:
+                    state: StateRow | None = _state_row(row)
+                elif row.key in known:
+                    state = before.get(row.key)  # None: the key did not exist yet
+                else:
+                    state = as_of(conn, [row.key]).get(row.key)
+                if state is not None and (include_deleted or not state.deleted):
+                    yield state
+
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        lease = t.lease
+        now = _now()
+        values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": now + dt.timedelta(seconds=seconds)}
+        insert = self.insert(lease).values(**values)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[lease.c.name],
+            set_={"holder": insert.excluded.holder, "acquired_at": insert.excluded.acquired_at,
+                  "expires_at": insert.excluded.expires_at},
+            where=(lease.c.expires_at < now) | (lease.c.holder == holder),
+        )
+        with self._autonomous(f"acquire lease {name!r}") as conn:
+            conn.execute(stmt)
+            current = conn.execute(select(lease.c.holder).where(lease.c.name == name)).scalar_one()
+        return bool(current == holder)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        lease = t.lease
+        with self._autonomous(f"release lease {name!r}") as conn:
+            conn.execute(lease.delete().where(lease.c.name == name, lease.c.holder == holder))
+
 
 class _Existing(NamedTuple):
     version: int

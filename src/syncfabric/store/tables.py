@@ -186,3 +186,13 @@ source = Table(
     Index(None, "entity", "flow"),
 )
 """The raw input behind each key's current state, so that a changed mapping can be tried on what is stored."""
+
+lease = Table(
+    "sf_lease",
+    metadata,
+    Column("name", String, nullable=False),
+    Column("holder", String, nullable=False),
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("name"),
+)

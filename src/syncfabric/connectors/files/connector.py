@@ -84,6 +84,18 @@ class FilesConnector(Connector):
         """Each pending file holds changed records only; same paging, same cursor."""
         return self._read(entity, since)
 
+    def read_snapshot(self, entity: str) -> Iterator[Page]:
+        """The newest complete file matching the pattern, pending or already archived: the export as the system
+        last gave it. Read only, never archived."""
+        candidates = self.pending_files(entity)
+        if self.archive.is_dir():
+            candidates += [path for path in self.archive.iterdir()
+                           if path.is_file() and fnmatch.fnmatch(path.name, entity)]
+        if not candidates:
+            return iter(())
+        newest = max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return self._read_file(newest, _fingerprint(newest), 0)
+
     def _read(self, pattern: str, cursor_text: str | None) -> Iterator[Page]:
         cursor = decode_cursor(cursor_text)
         for path in self.pending_files(pattern):

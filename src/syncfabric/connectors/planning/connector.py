@@ -15,6 +15,7 @@ already applied answer ``duplicate``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from syncfabric.connectors.planning.composite import COMPOSITES
 from syncfabric.connectors.planning.configuration import PlanningConfig
 from syncfabric.connectors.planning.exceptions import translate_error
 from syncfabric.errors import PermanentError
+from syncfabric.store.base import content_hash
 
 _Request = tuple[int, int, str, shapes.Method, dict[str, Any]]
 """(phase, index of the record in the write, frePPLe entity, method, body): one record may need several requests,
@@ -93,6 +95,25 @@ class PlanningConnector(Connector):
             if done:
                 return
             params["offset"] = offset
+
+    # ---- reconciliation ----------------------------------------------------------------------------------------
+
+    def held_hashes(self, entity: str) -> dict[str, str]:
+        """Per canonical key, the content hash of what the platform holds for it (the fields this entity writes,
+        all of an order's line records together); compare with :meth:`expected_hash` of the store's record."""
+        shape = shapes.shape_for(entity)
+        held: dict[str, list[dict[str, Any]]] = {}
+        for page in self.read_full(entity):
+            for raw in page.records:
+                key = shape.canonical_key(raw.data)
+                if key is not None:
+                    held.setdefault(key, []).append(raw.data)
+        return {key: _view_hash(shape, rows) for key, rows in held.items()}
+
+    def expected_hash(self, entity: str, payload: dict[str, Any]) -> str:
+        """The content hash of what the platform should hold for a canonical record."""
+        shape = shapes.shape_for(entity)
+        return _view_hash(shape, shape.payloads(payload))
 
     # ---- writing -----------------------------------------------------------------------------------------------
 
@@ -223,3 +244,16 @@ def _target_key(row: dict[str, Any]) -> str:
     return str(row.get("name") or row.get("reference") or "/".join(
         str(row.get(name) or "") for name in ("item", "location", "supplier", "origin", "batch") if name in row
     ))
+
+
+def _view_hash(shape: shapes.Shape, rows: Sequence[dict[str, Any]]) -> str:
+    """A content hash of records in the platform's shape that does not depend on field order, record order, on
+    fields left empty, or on whether a number came back as an integer or a float."""
+    names = (*shape.key_fields, *shape.fixed, *shape.fields)
+    views = sorted(json.dumps({name: _plain(row[name]) for name in names if row.get(name) not in (None, "")},
+                              sort_keys=True) for row in rows)
+    return content_hash("\n".join(views).encode())
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
