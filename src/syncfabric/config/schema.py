@@ -110,6 +110,9 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     mapping: Annotated[Name, _doc("inbound: the mapping to apply (required)")] | None = None
     schedule: Cron | None = None
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000, description="records per page and per commit")] = 1000
+    keep_raw: Annotated[bool, _doc(
+        "inbound: keep the raw record behind each stored record, so that `mapping diff` can re-map it with an "
+        "edited mapping (one row of raw JSON per key, written with the record)")] = True
 
 
 Rounding = Literal["half_up", "half_even", "up", "down", "ceiling", "floor"]

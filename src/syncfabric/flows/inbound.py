@@ -53,6 +53,7 @@ def run_inbound(
     batch_id: str = "",
     progress: Progress | None = None,
     rules: RuleSet | None = None,
+    keep_raw: bool = True,
 ) -> FlowResult:
     entity = field_map.entity_cls.entity
     result = FlowResult(flow=flow_name, direction="inbound")
@@ -79,14 +80,15 @@ def run_inbound(
             with store.transaction() as tx:
                 tx.set_checkpoint(flow_name, msgspec.json.encode(InboundCheckpoint(cursor=snapshot_start)).decode())
             return run_inbound(store, flow_name, connector, field_map, mode=mode, source=source, batch_id=batch_id,
-                               progress=progress, rules=rules)
+                               progress=progress, rules=rules, keep_raw=keep_raw)
         if committed_before:
             continue
         with store.transaction() as tx:
             if not committed_before:
                 records, rejected = _link(tx, records, rejected, links)
                 _write_page(tx, entity, records, rejected, result)
-                tx.put_sources(entity, [sources[record.key] for record in records])
+                if keep_raw:
+                    tx.put_sources(entity, [sources[record.key] for record in records])
                 result.warn(warnings)
             if full and page.complete:
                 missing = [key for key in _live_keys(store, entity) if key not in seen]
