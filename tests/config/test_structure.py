@@ -17,7 +17,8 @@ def test_unknown_field_lists_the_known_ones(write_estate) -> None:
 
     assert problems == [
         f"{path}:{line_of(text, 'shedule')}:5: unknown field 'shedule' (expected one of: batch_size, direction, "
-        f"entities, keep_raw, mapping, mode, schedule, source, system); did you mean 'schedule'? @ $.flows.items-in.shedule"
+        f"entities, keep_raw, mapping, mode, schedule, source, system); did you mean 'schedule'? "
+        "@ $.flows.items-in.shedule"
     ]
 
 
