@@ -653,6 +653,12 @@ class StoreConformance:
 
     # -- lineage and raw source records ----------------------------------------------------------------------------
 
+    def test_apply_names_the_keys_it_changed(self, store: Store) -> None:
+        with store.transaction() as tx:
+            assert tx.apply("item", [rec("A", n=1), rec("B", n=1)]).changed_keys == ["A", "B"]
+            assert tx.apply("item", [rec("A", n=1), rec("C"), rec("B", n=2)]).changed_keys == ["C", "B"]
+            assert tx.apply("item", [rec("A", n=1)]).changed_keys == []
+
     def test_history_gives_every_version_of_a_key_with_its_lineage(self, store: Store) -> None:
         with store.transaction() as tx:
             tx.apply("item", [IncomingRecord("A", b'{"n":1}', Lineage("erp", "items_1.csv:2", "b1", "items@1"))])

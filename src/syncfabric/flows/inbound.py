@@ -26,7 +26,7 @@ from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet, describe
 from syncfabric.mapping.xref import XrefClaim, conflicts
 from syncfabric.model import Record
-from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, NewSource, Store, Transaction
+from syncfabric.store import ApplyResult, IncomingRecord, Lineage, NewQuarantine, NewSource, Store, Transaction
 
 
 class InboundCheckpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -86,9 +86,9 @@ def run_inbound(
         with store.transaction() as tx:
             if not committed_before:
                 records, rejected = _link(tx, records, rejected, links)
-                _write_page(tx, entity, records, rejected, result)
-                if keep_raw:
-                    tx.put_sources(entity, [sources[record.key] for record in records])
+                applied = _write_page(tx, entity, records, rejected, result)
+                if keep_raw:  # the raw records behind the versions this page wrote
+                    tx.put_sources(entity, [sources[key] for key in applied.changed_keys])
                 result.warn(warnings)
             if full and page.complete:
                 missing = [key for key in _live_keys(store, entity) if key not in seen]
@@ -237,7 +237,7 @@ def _link(
 
 def _write_page(
     tx: Transaction, entity: str, records: list[IncomingRecord], rejected: list[NewQuarantine], result: FlowResult
-) -> None:
+) -> ApplyResult:
     applied = tx.apply(entity, records)
     result.records_in += len(records) + len(rejected)
     result.inserted += applied.inserted
@@ -246,6 +246,7 @@ def _write_page(
     if rejected:
         tx.add_quarantine(rejected)
         result.quarantined += len(rejected)
+    return applied
 
 
 def _live_keys(store: Store, entity: str) -> list[str]:

@@ -124,8 +124,8 @@ def _replay_flow(
         delivered = {entry.id for entry, _ in accepted.values()}
         applied = tx.apply(entity, [record for _, record in accepted.values()])
         if estate.flows[entries[0].flow].keep_raw:
-            tx.put_sources(entity, [NewSource(key, entry.flow, entry.payload, record.lineage.source_id)
-                                    for key, (entry, record) in accepted.items()])
+            tx.put_sources(entity, [NewSource(key, accepted[key][0].flow, accepted[key][0].payload,
+                                              accepted[key][1].lineage.source_id) for key in applied.changed_keys])
         for entry in entries:
             outcome = outcomes[entry.id]
             if entry.id in delivered:
