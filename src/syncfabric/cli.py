@@ -378,6 +378,7 @@ app.add_typer(mapping_app, name="mapping")
 def mapping_diff(
     flows: Annotated[list[str] | None, typer.Option("--flow", help="Only this inbound flow (repeatable).")] = None,
     samples: Annotated[int, typer.Option(help="Records shown per flow.")] = 20,
+    check: Annotated[bool, typer.Option("--check", help="Exit with code 1 when any record would change.")] = False,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
     """Dry run: which stored records the estate's mappings, as the file now says, would change, and which
@@ -400,6 +401,8 @@ def mapping_diff(
         for note in notes:
             errors.print(note, highlight=False)
         console.print(impact.summary(), highlight=False)
+        if check and impact.changes:
+            raise typer.Exit(1)
 
 
 @mapping_app.command("test")

@@ -127,6 +127,9 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     missed: Annotated[Literal["skip", "run_once"], _doc(
         "scheduled runs missed while no scheduler ran or while a run overran: skip them, or run once to catch "
         "up")] = "skip"
+    keep_raw: Annotated[bool, _doc(
+        "inbound: keep the raw record behind each stored record, so that `mapping diff` can re-map it with an "
+        "edited mapping (one row of raw JSON per key, written with the record)")] = True
 
 
 Rounding = Literal["half_up", "half_even", "up", "down", "ceiling", "floor"]

@@ -92,6 +92,8 @@ class ApplyResult:
     unchanged: int = 0
     deleted: int = 0
     last_seq: int | None = None
+    changed_keys: list[str] = field(default_factory=list)
+    """The keys ``apply`` inserted or updated (not those unchanged), in order."""
 
     @property
     def changed(self) -> int:
@@ -104,6 +106,7 @@ class ApplyResult:
         self.deleted += other.deleted
         if other.last_seq is not None:
             self.last_seq = other.last_seq
+        self.changed_keys += other.changed_keys
         return self
 
 

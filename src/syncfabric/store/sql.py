@@ -579,6 +579,7 @@ class SqlTransaction(Transaction):
                 for (record, version, digest, text), seq in zip(changed, seqs, strict=True)
             ])
         result.last_seq = seqs[-1]
+        result.changed_keys = [record.key for record, _, _, _ in changed]
         return result
 
     def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = NO_LINEAGE) -> ApplyResult:

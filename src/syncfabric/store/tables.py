@@ -183,7 +183,6 @@ source = Table(
     Column("payload", Text, nullable=False),  # the raw record as received (a CSV row as JSON, a document)
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("entity", "key"),
-    Index(None, "entity", "flow"),
 )
 """The raw input behind each key's current state, so that a changed mapping can be tried on what is stored."""
 
