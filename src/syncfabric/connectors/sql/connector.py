@@ -135,11 +135,10 @@ class SqlConnector(Connector):
                 query = base.order_by(*keys).limit(self.config.page_size)
                 if after is not None:
                     query = query.where(_after(keys, after))
-                rows = [dict(row._mapping) for row in conn.execute(query)]
-                conn.rollback()  # end the read transaction: hold no lock on the source while the page is stored
+                names, rows = _fetch(conn, query)
                 if rows:
-                    after = [rows[-1][key.name] for key in keys]
-                records = [self._record(entity, row, keys) for row in rows]
+                    after = [rows[-1][names.index(key.name)] for key in keys]
+                records = self._records(entity, names, rows, [key.name for key in keys])
                 if len(rows) < self.config.page_size:
                     yield Page(records, msgspec.json.encode(FullCursor(done=True)).decode(), complete=True)
                     return
@@ -169,13 +168,12 @@ class SqlConnector(Connector):
                 query = base.order_by(*order).limit(self.config.page_size)
                 if after is not None:
                     query = query.where(_after(order, after))
-                rows = [dict(row._mapping) for row in conn.execute(query)]
-                conn.rollback()  # end the read transaction: hold no lock on the source while the page is stored
-                for row in rows:
-                    high = wm.later(high, row[mark.name])
-                if rows:
-                    after = [rows[-1][element.name] for element in order]
-                records = [self._record(entity, row, order[1:]) for row in rows]
+                names, rows = _fetch(conn, query)
+                position = [names.index(element.name) for element in order]
+                if rows:  # in watermark order, so the last row holds the page's highest watermark
+                    high = wm.later(high, rows[-1][position[0]])
+                    after = [rows[-1][index] for index in position]
+                records = self._records(entity, names, rows, key_names)
                 if len(rows) < self.config.page_size:
                     final = ChangesCursor(high=None if high is None else wm.tag(high))
                     yield Page(records, msgspec.json.encode(final).decode())
@@ -210,9 +208,13 @@ class SqlConnector(Connector):
                                  f"{', '.join(table.c.keys())})", system=self.system, entity=entity)
         return select(table), dict(table.c.items()), keys
 
-    def _record(self, entity: str, row: dict[str, Any], keys: Sequence[Any]) -> RawRecord:
-        where = "|".join(str(row[key.name]) for key in keys)
-        return RawRecord(msgspec.to_builtins(row), location=f"{entity}:{where}")
+    def _records(self, entity: str, names: list[str], rows: list[Any], key_names: list[str]) -> list[RawRecord]:
+        """Rows as raw records of JSON builtins (date-times and decimals as text, as any other source gives them),
+        each located by its key (``items:A-100``)."""
+        data = msgspec.to_builtins([dict(zip(names, row, strict=True)) for row in rows])
+        at = [names.index(name) for name in key_names]
+        return [RawRecord(values, location=f"{entity}:{'|'.join(str(row[i]) for i in at)}")
+                for values, row in zip(data, rows, strict=True)]
 
     @contextmanager
     def _translating(self, entity: str = "") -> Iterator[None]:
@@ -220,6 +222,16 @@ class SqlConnector(Connector):
             yield
         except (SQLAlchemyError, ImportError) as exc:
             raise translate_error(exc, system=self.system, entity=entity) from exc
+
+
+def _fetch(conn: Any, query: Select[Any]) -> tuple[list[str], list[Any]]:
+    """Column names and rows of a page; then the read transaction ends, so that no lock is held on the source
+    while the page is stored."""
+    result = conn.execute(query)
+    names = list(result.keys())
+    rows = result.fetchall()
+    conn.rollback()
+    return names, rows
 
 
 def _after(order: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
