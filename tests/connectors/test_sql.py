@@ -311,3 +311,8 @@ def test_a_paused_read_holds_no_transaction_open_on_the_source(postgres_schema_u
     assert state == "idle"
     assert len(first.records) == 5 and len(keys(rest)) == 7
     engine.dispose()
+
+
+def test_a_database_without_its_driver_is_a_permanent_error() -> None:
+    with pytest.raises(PermanentError, match="database driver not installed: NoSuchModuleError"):
+        SqlConnector("erp", SqlConfig(url="nosuchdb://erp@db.example.test/erp")).open()
