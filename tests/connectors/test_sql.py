@@ -316,3 +316,23 @@ def test_a_paused_read_holds_no_transaction_open_on_the_source(postgres_schema_u
 def test_a_database_without_its_driver_is_a_permanent_error() -> None:
     with pytest.raises(PermanentError, match="database driver not installed: NoSuchModuleError"):
         SqlConnector("erp", SqlConfig(url="nosuchdb://erp@db.example.test/erp")).open()
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_between_pages_is_opened_again_and_the_read_goes_on(postgres_schema_url: str) -> None:
+    url = postgres_schema_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    table = Table("t", MetaData(), Column("id", Integer, primary_key=True))
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"id": n} for n in range(12)])
+    with connector(url + "&application_name=sf-lost-connection") as source:
+        pages = source.read_full("t")
+        first = next(pages)
+        with engine.connect() as conn:  # the server ends the reader's session, as a failover or restart would
+            killed = conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                          "WHERE application_name = 'sf-lost-connection'").scalars().all()
+        rest = list(pages)
+    assert killed == [True]
+    assert keys([first, *rest]) == [f"t:{n}" for n in range(12)]
+    engine.dispose()

@@ -14,7 +14,7 @@ read; the cursor after its last page keeps only the highest watermark.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from syncfabric.connectors.base import Capability, Connector, Page, RawRecord
 from syncfabric.connectors.sql.configuration import SqlConfig, SqlSource
 from syncfabric.connectors.sql.exceptions import translate_error
 from syncfabric.errors import PermanentError
+from syncfabric.flows.retry import RetryPolicy, call_with_retry
 
 
 class FullCursor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -135,7 +136,7 @@ class SqlConnector(Connector):
                 query = base.order_by(*keys).limit(self.config.page_size)
                 if after is not None:
                     query = query.where(_after(keys, after))
-                names, rows = _fetch(conn, query)
+                names, rows = self._fetch(conn, query, entity)
                 if rows:
                     after = [rows[-1][names.index(key.name)] for key in keys]
                 records = self._records(entity, names, rows, [key.name for key in keys])
@@ -168,7 +169,7 @@ class SqlConnector(Connector):
                 query = base.order_by(*order).limit(self.config.page_size)
                 if after is not None:
                     query = query.where(_after(order, after))
-                names, rows = _fetch(conn, query)
+                names, rows = self._fetch(conn, query, entity)
                 position = [names.index(element.name) for element in order]
                 if rows:  # in watermark order, so the last row holds the page's highest watermark
                     high = wm.later(high, rows[-1][position[0]])
@@ -216,22 +217,30 @@ class SqlConnector(Connector):
         return [RawRecord(values, location=f"{entity}:{'|'.join(str(row[i]) for i in at)}")
                 for values, row in zip(data, rows, strict=True)]
 
+    def _fetch(self, conn: Any, query: Select[Any], entity: str) -> tuple[list[str], list[Any]]:
+        """Column names and rows of a page, retried on transient failures (SQLAlchemy opens a lost connection again
+        once the failed transaction is rolled back). The read transaction ends with the page, so that no lock is
+        held on the source while the page is stored."""
+
+        def once() -> tuple[list[str], list[Any]]:
+            try:
+                result = conn.execute(query)
+                names, rows = list(result.keys()), result.fetchall()
+                conn.rollback()
+            except SQLAlchemyError as exc:
+                with suppress(SQLAlchemyError):
+                    conn.rollback()
+                raise translate_error(exc, system=self.system, entity=entity) from exc
+            return names, rows
+
+        return call_with_retry(once, RetryPolicy(max_attempts=self.config.max_attempts, max_delay=10.0))
+
     @contextmanager
     def _translating(self, entity: str = "") -> Iterator[None]:
         try:
             yield
         except (SQLAlchemyError, ImportError) as exc:
             raise translate_error(exc, system=self.system, entity=entity) from exc
-
-
-def _fetch(conn: Any, query: Select[Any]) -> tuple[list[str], list[Any]]:
-    """Column names and rows of a page; then the read transaction ends, so that no lock is held on the source
-    while the page is stored."""
-    result = conn.execute(query)
-    names = list(result.keys())
-    rows = result.fetchall()
-    conn.rollback()
-    return names, rows
 
 
 def _after(order: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
