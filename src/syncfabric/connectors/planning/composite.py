@@ -5,8 +5,9 @@ A bill of material is an ``operation`` (``<item> @ <location>``, plus `` (<alter
 several) that produces the item (frePPLe adds the producing flow itself from the operation's ``item``) and one
 ``operationmaterial`` per component, consumed at the operation's start with its quantity per unit of the parent
 (scrap included; per order for a fixed quantity); a by-product (negative quantity) is produced at the end.
-Components the BOM no longer has are deleted; deleting the BOM deletes the operation, and frePPLe deletes its
-materials with it. A production order (:mod:`.shapes`) names its BOM's operation.
+Components the BOM no longer has are deleted; deleting the BOM deletes the operation, and frePPLe deletes what
+refers to it (its materials, a routing's resource loads, manufacturing orders). A production order
+(:mod:`.shapes`) names its BOM's operation.
 
 A forecast period is a ``forecastplan`` bucket of the forecast (``forecast``: one per item, location and
 customer, written without a version because every period writes the same header) holding one measure:
