@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -250,8 +249,8 @@ def test_validate_reports_bad_connection_settings_with_their_path(tmp_path: Path
     assert any("a query source needs key" in p and "$.systems.erp.connection.sources" in p for p in problems), problems
 
 
-def test_inbound_flows_from_an_estate_file(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path}/erp.db")
+def test_inbound_flows_from_an_estate_file(tmp_path: Path, db_url: str) -> None:
+    engine = create_engine(db_url)
     items = Table("erp_items", MetaData(), Column("matnr", String, primary_key=True), Column("text", String),
                   Column("changed_at", DateTime))
     items.metadata.create_all(engine)
@@ -259,8 +258,8 @@ def test_inbound_flows_from_an_estate_file(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(insert(items), [{"matnr": f"M{n:02d}", "text": f"item {n}", "changed_at": stamp}
                                      for n in range(10)])
-    (tmp_path / "estate.yaml").write_text(textwrap.dedent(ESTATE))
-    loaded = load_estate(tmp_path / "estate.yaml", environ={"ERP_DB_PASSWORD": "unused-by-sqlite"})
+    (tmp_path / "estate.yaml").write_text(ESTATE.replace("url: sqlite:///erp.db", f'url: "{db_url}"'))
+    loaded = load_estate(tmp_path / "estate.yaml", environ={"ERP_DB_PASSWORD": "any (the test server trusts)"})
     with Runtime(loaded) as runtime:
         full = runtime.run_flow("items-full")
         assert (full.inserted, full.unchanged) == (10, 0)
