@@ -345,5 +345,75 @@ def demo(
         run_demo(console, seed=seed, items=items, folder=keep)
 
 
+# -- continuous delivery ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def deliver(
+    flows: Annotated[list[str], typer.Argument(help="Outbound flows (mode changes) to deliver continuously.")],
+    until_idle: Annotated[bool, typer.Option(
+        "--until-idle", help="Stop once every flow is caught up, instead of following the change log.")] = False,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Deliver changes to outbound flows' targets as they are recorded, with live counts; Ctrl-C stops."""
+    import threading
+    from contextlib import ExitStack
+
+    from rich.live import Live
+
+    from syncfabric.flows.stream import consumer_for
+
+    with _boundary(), _runtime(estate) as runtime, ExitStack() as stack:
+        consumers = [consumer_for(runtime, name, stack.enter_context(runtime.connector(_flow_system(runtime, name))))
+                     for name in flows]
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def run(consumer) -> None:
+            try:
+                consumer.run(stop, until_idle=until_idle)
+            except BaseException as exc:
+                failures.append(exc)
+                stop.set()
+
+        threads = [threading.Thread(target=run, args=(c,), name=f"deliver-{c.flow}", daemon=True) for c in consumers]
+        for thread in threads:
+            thread.start()
+        with Live(delivery_table(consumers), console=console, refresh_per_second=4,
+                  auto_refresh=console.is_terminal, transient=False) as live:
+            try:
+                while any(thread.is_alive() for thread in threads):
+                    for thread in threads:
+                        thread.join(timeout=0.25)
+                    live.update(delivery_table(consumers))
+            except KeyboardInterrupt:
+                stop.set()
+                for thread in threads:
+                    thread.join()
+            live.update(delivery_table(consumers), refresh=True)
+        if failures:
+            raise failures[0]
+
+
+def _flow_system(runtime, name: str) -> str:
+    flow = runtime.estate.flows.get(name)
+    if flow is None:
+        raise ConfigError([f"unknown flow {name!r}; flows: {', '.join(runtime.estate.flows) or 'none'}"])
+    return flow.system
+
+
+def delivery_table(consumers) -> Table:
+    table = Table("flow", "mode", "changes", "delivered", "batches", "retries", "failed", "dead-lettered",
+                  "checkpoint", "lag", "last error", title="Continuous delivery")
+    for consumer in consumers:
+        s = consumer.stats
+        table.add_row(s.flow, s.mode if s.mode == "streaming" else f"[yellow]{s.mode}[/]", f"{s.changes:,}",
+                      f"{s.delivered:,}", f"{s.batches:,}", f"{s.retries:,}",
+                      f"[red]{s.failures:,}[/]" if s.failures else "0",
+                      f"[red]{s.dead_lettered:,}[/]" if s.dead_lettered else "0", f"seq {s.checkpoint}",
+                      f"{s.lag_seconds:.1f} s", s.last_error[:60])
+    return table
+
+
 if __name__ == "__main__":
     app()

@@ -9,15 +9,19 @@ Records the target rejects go to quarantine with its reason; transient failures 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
 from syncfabric.connectors.base import Connector, OutboundRecord
+from syncfabric.errors import TransientError
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy, call_with_retry
 from syncfabric.model import ENTITIES
 from syncfabric.store import Change, NewQuarantine, Op, StateRow, Store
+
+OnRetry = Callable[[int, TransientError, float], None]
+"""Told of each retry: the attempt that failed, its error, and the seconds waited before the next one."""
 
 
 def dependency_order(entities: Iterable[str]) -> list[str]:
@@ -50,24 +54,41 @@ def _send_changes(
     store: Store, flow_name: str, connector: Connector, entities: Sequence[str], batch_size: int,
     retry: RetryPolicy, result: FlowResult, progress: Progress | None,
 ) -> None:
-    after = int(store.checkpoint(flow_name) or 0)
-    while changes := store.changes(after, entities=list(entities), limit=batch_size):
-        latest: dict[tuple[str, str], Change] = {}
-        for change in changes:  # the newest change of a key supersedes older ones in the same batch
-            latest.pop((change.entity, change.key), None)
-            latest[(change.entity, change.key)] = change
-        by_entity: dict[str, list[OutboundRecord]] = {}
-        for change in latest.values():
-            by_entity.setdefault(change.entity, []).append(_from_change(change))
-        rejected = _deliver(connector, flow_name, by_entity, retry, result)
-        after = changes[-1].seq
-        with store.transaction() as tx:
-            if rejected:
-                tx.add_quarantine(rejected)
-            tx.set_checkpoint(flow_name, str(after))
-        result.checkpoint = str(after)
+    while deliver_next(store, flow_name, connector, entities, batch_size=batch_size, retry=retry, result=result):
         if progress is not None:
-            progress(len(changes))
+            progress(result.last_batch)
+
+
+def deliver_next(
+    store: Store, flow_name: str, connector: Connector, entities: Sequence[str], *, batch_size: int,
+    retry: RetryPolicy, result: FlowResult, on_retry: OnRetry | None = None,
+) -> int:
+    """Deliver the next batch of changes after the flow's checkpoint, then move the checkpoint past it.
+
+    Returns how many change-log entries the batch covered: 0 when the flow is caught up. A batch run and a
+    continuous consumer (:mod:`syncfabric.flows.stream`) both advance a flow one call of this at a time.
+    """
+    after = int(store.checkpoint(flow_name) or 0)
+    changes = store.changes(after, entities=list(entities), limit=batch_size)
+    if not changes:
+        result.last_batch = 0
+        return 0
+    latest: dict[tuple[str, str], Change] = {}
+    for change in changes:  # the newest change of a key supersedes older ones in the same batch
+        latest.pop((change.entity, change.key), None)
+        latest[(change.entity, change.key)] = change
+    by_entity: dict[str, list[OutboundRecord]] = {}
+    for change in latest.values():
+        by_entity.setdefault(change.entity, []).append(_from_change(change))
+    rejected = _deliver(connector, flow_name, by_entity, retry, result, on_retry)
+    after = changes[-1].seq
+    with store.transaction() as tx:
+        if rejected:
+            tx.add_quarantine(rejected)
+        tx.set_checkpoint(flow_name, str(after))
+    result.checkpoint = str(after)
+    result.last_batch = len(changes)
+    return len(changes)
 
 
 def _send_full(
@@ -104,12 +125,13 @@ def _deliver_and_record(
 
 def _deliver(
     connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]], retry: RetryPolicy,
-    result: FlowResult,
+    result: FlowResult, on_retry: OnRetry | None = None,
 ) -> list[NewQuarantine]:
     rejected: list[NewQuarantine] = []
     for entity in dependency_order(by_entity):
         records = by_entity[entity]
-        outcome = call_with_retry(lambda entity=entity, records=records: connector.write(entity, records), retry)
+        outcome = call_with_retry(lambda entity=entity, records=records: connector.write(entity, records), retry,
+                                  on_retry=on_retry)
         result.records_out += len(outcome.accepted)
         result.per_entity[entity] = result.per_entity.get(entity, 0) + len(outcome.accepted)
         payloads = {record.key: record.payload for record in records}

@@ -27,6 +27,8 @@ class FlowResult:
     """The first :data:`MAX_WARNINGS` warnings, as the run history keeps them."""
     checkpoint: str | None = None
     per_entity: dict[str, int] = field(default_factory=dict)
+    last_batch: int = 0
+    """Change-log entries the last delivered batch covered (outbound)."""
 
     @property
     def changed(self) -> int:
