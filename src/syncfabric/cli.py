@@ -148,8 +148,9 @@ def status(estate: EstateOption = DEFAULT_ESTATE) -> None:
 def status_table(runtime) -> Table:
     store = runtime.store
     open_counts = store.quarantine_counts()
-    table = Table("flow", "direction", "system", "last run", "status", "in", "out", "checkpoint", "quarantined",
-                  title=f"Estate {runtime.estate.name} — store {_masked(runtime.loaded.store_url)}")
+    letters = store.dead_letter_counts()
+    table = Table("flow", "direction", "system", "last run", "status", "in", "out", "checkpoint", "dead letters",
+                  "quarantined", title=f"Estate {runtime.estate.name} — store {_masked(runtime.loaded.store_url)}")
     for name, flow in runtime.estate.flows.items():
         runs = store.runs(name, limit=1)
         last = runs[0] if runs else None
@@ -159,7 +160,8 @@ def status_table(runtime) -> Table:
             last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
             _status_text(last.status.value) if last else "",
             f"{last.records_in:,}" if last else "", f"{last.records_out:,}" if last else "",
-            _short(checkpoint), f"[red]{open_counts[name]:,}[/]" if open_counts.get(name) else "0",
+            _short(checkpoint), f"[red]{letters[name]:,}[/]" if letters.get(name) else "0",
+            f"[red]{open_counts[name]:,}[/]" if open_counts.get(name) else "0",
         )
     return table
 
@@ -413,6 +415,139 @@ def delivery_table(consumers) -> Table:
                       f"[red]{s.dead_lettered:,}[/]" if s.dead_lettered else "0", f"seq {s.checkpoint}",
                       f"{s.lag_seconds:.1f} s", s.last_error[:60])
     return table
+
+
+# -- dead letters -----------------------------------------------------------------------------------------------------
+
+deadletter_app = typer.Typer(help="Changes outbound flows could not deliver, with reason and attempt history.",
+                             no_args_is_help=True)
+app.add_typer(deadletter_app, name="deadletter")
+DeadLetterIds = Annotated[list[int] | None, typer.Argument(help="Dead letter ids.", show_default=False)]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _dead_letters(runtime, ids: list[int] | None, flow: str | None, entity: str | None, key: str | None,
+                  every: bool) -> list:
+    """The open dead letters named by ids and/or filters; refuses an empty selection unless ``--all`` says so."""
+    if not (ids or flow or entity or key or every):
+        raise ConfigError(["name dead letter ids, filter with --flow/--entity/--key, or use --all"])
+    entries = runtime.store.dead_letters(flow=flow, entity=entity, key=key, ids=ids or None)
+    if ids:
+        missing = sorted(set(ids) - {entry.id for entry in entries})
+        if missing:
+            raise SyncfabricError(f"no open dead letter {', '.join(map(str, missing))} (with these filters)")
+    return entries
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
+    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    status: Annotated[str, typer.Option(help="open, replayed, discarded or all.")] = "open",
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """List dead letters: what could not be delivered, where to, and why."""
+    from syncfabric.store import DeadLetterStatus
+
+    with _boundary(), _runtime(estate) as runtime:
+        if status != "all" and status not in {s.value for s in DeadLetterStatus}:
+            raise ConfigError([f"--status must be open, replayed, discarded or all, got {status!r}"])
+        entries = runtime.store.dead_letters(status=None if status == "all" else DeadLetterStatus(status),
+                                             flow=flow, entity=entity, key=key)
+        table = Table("id", "flow", "system", "entity", "key", "version", "change", "status", "attempts", "reason",
+                      title=f"{len(entries)} dead letters")
+        for e in entries:
+            table.add_row(str(e.id), e.flow, e.system, e.entity, e.record_key, str(e.version), str(e.seq),
+                          e.status.value, str(len(e.attempts)), e.reason)
+        console.print(table)
+
+
+@deadletter_app.command("show")
+def deadletter_show(
+    entry_id: Annotated[int, typer.Argument(metavar="ID", help="The dead letter.")],
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Show one dead letter: the change, the reason, the payload and every attempt with its time."""
+    with _boundary(), _runtime(estate) as runtime:
+        found = runtime.store.dead_letters(status=None, ids=[entry_id])
+        if not found:
+            raise SyncfabricError(f"no dead letter {entry_id}")
+        e = found[0]
+        console.print(f"[bold]dead letter {e.id}[/] — {e.status.value}", highlight=False)
+        for label, value in (("flow", e.flow), ("target", e.system), ("entity", e.entity), ("key", e.record_key),
+                             ("version", str(e.version)), ("change", f"seq {e.seq}"),
+                             ("held by", f"#{e.held_by}" if e.held_by else "—"), ("reason", e.reason)):
+            console.print(f"  {label:8} {value}", highlight=False, markup=False)
+        console.print("[bold]payload[/]")
+        payload = "(a deletion)" if e.payload is None else json.dumps(json.loads(e.payload), indent=2,
+                                                                       ensure_ascii=False)
+        console.print(payload, highlight=False, markup=False, soft_wrap=True)
+        history = Table("when", "outcome", "detail", title="attempts")
+        for attempt in e.attempts:
+            history.add_row(f"{attempt.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], attempt.outcome, attempt.detail)
+        console.print(history)
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    ids: DeadLetterIds = None,
+    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
+    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    yes: YesOption = False,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Resend dead-lettered changes after a fix: per key, its newest change; shows what it will send first."""
+    from syncfabric.flows.deadletters import plan, replay_keys
+    from syncfabric.flows.retry import RetryPolicy
+
+    with _boundary(), _runtime(estate) as runtime:
+        plans = plan(runtime.store, _dead_letters(runtime, ids, flow, entity, key, every))
+        table = Table("flow", "entity", "key", "version", "change", "closes dead letters",
+                      title=f"{len(plans)} keys to resend")
+        for p in plans:
+            table.add_row(p.newest.flow, p.newest.entity, p.newest.record_key, str(p.newest.version),
+                          str(p.newest.seq), ", ".join(f"#{e.id}" for e in p.entries))
+        console.print(table)
+        if not plans or not (yes or typer.confirm(f"Resend {len(plans)} keys?")):
+            console.print("nothing sent")
+            return
+        failed = 0
+        for flow_name in dict.fromkeys(p.newest.flow for p in plans):
+            spec = runtime.estate.flows.get(flow_name)
+            if spec is None or spec.direction != "outbound":
+                raise ConfigError([f"flow {flow_name!r} is not an outbound flow of this estate"])
+            with runtime.connector(spec.system) as connector:
+                outcome = replay_keys(runtime.store, connector, [p for p in plans if p.newest.flow == flow_name],
+                                      retry=RetryPolicy.from_spec(spec.delivery.retry), actor=_actor())
+            console.print(f"{flow_name}: delivered {len(outcome.delivered)} keys, closed {len(outcome.replayed)} "
+                          f"dead letters, failed again {len(outcome.failed)}", highlight=False)
+            for entry_id, reason in outcome.failed.items():
+                errors.print(f"  {entry_id}: {reason}", highlight=False, markup=False, soft_wrap=True)
+            failed += len(outcome.failed)
+        if failed:
+            raise typer.Exit(1)
+
+
+@deadletter_app.command("discard")
+def deadletter_discard(
+    ids: DeadLetterIds = None,
+    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
+    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    note: Annotated[str, typer.Option(help="Why, kept in the attempt history.")] = "",
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Close dead letters without delivering them; a key stays held while it has other open ones."""
+    from syncfabric.flows.deadletters import discard
+
+    with _boundary(), _runtime(estate) as runtime:
+        entries = _dead_letters(runtime, ids, flow, entity, key, every)
+        discarded = discard(runtime.store, entries, note=note, actor=_actor())
+        console.print(f"discarded {len(discarded)} of {len(entries)}", highlight=False)
 
 
 if __name__ == "__main__":

@@ -51,3 +51,46 @@ def test_deliver_refuses_an_inbound_flow(estate) -> None:
     result = runner.invoke(app, ["deliver", "items-in", "--until-idle"])
     assert result.exit_code == 2
     assert "not an outbound flow" in result.output
+
+
+def test_dead_letters_are_listed_shown_and_replayed_after_the_fix(estate) -> None:
+    erp, url = estate
+    item = sorted(erp.rows["items"])[0][0]
+    httpx.post(f"{url}/api/_sandbox/faults", json={"reject_keys": [item]}).raise_for_status()
+    assert runner.invoke(app, ["deliver", "planning-out", "--until-idle"]).exit_code == 0
+
+    listed = runner.invoke(app, ["deadletter", "list", "--entity", "item"])
+    assert listed.exit_code == 0, listed.output
+    assert "1 dead letters" in listed.output and item in listed.output and "refused" in listed.output
+    status = runner.invoke(app, ["status"])
+    assert "dead letters" in status.output
+    first = runner.invoke(app, ["deadletter", "list"]).output
+    entry_id = next(line.split()[1] for line in first.splitlines() if f" {item} " in line and " item " in line)
+    shown = runner.invoke(app, ["deadletter", "show", entry_id])
+    assert shown.exit_code == 0 and "rejected" in shown.output and f'"item_id": "{item}"' in shown.output
+
+    declined = runner.invoke(app, ["deadletter", "replay", "--all"], input="n\n")
+    assert "keys to resend" in declined.output and "nothing sent" in declined.output
+    httpx.post(f"{url}/api/_sandbox/faults", json={"reject_keys": []}).raise_for_status()  # the fix
+    replayed = runner.invoke(app, ["deadletter", "replay", "--all", "--yes"])
+
+    assert replayed.exit_code == 0, replayed.output
+    assert "failed again 0" in replayed.output
+    assert "0 dead letters" in runner.invoke(app, ["deadletter", "list"]).output
+    held = httpx.get(f"{url}/api/input/item/", params={"name": item},
+                     headers={"Authorization": "Bearer t0ken"}).json()
+    assert [row["name"] for row in held] == [item]
+
+
+def test_discard_closes_dead_letters_with_a_note(estate) -> None:
+    erp, url = estate
+    item = sorted(erp.rows["items"])[-1][0]
+    httpx.post(f"{url}/api/_sandbox/faults", json={"reject_keys": [item]}).raise_for_status()
+    runner.invoke(app, ["deliver", "planning-out", "--until-idle"])
+
+    assert runner.invoke(app, ["deadletter", "discard"]).exit_code == 2  # no selection
+    discarded = runner.invoke(app, ["deadletter", "discard", "--key", item, "--note", "retired item"])
+
+    assert discarded.exit_code == 0 and "discarded 1 of 1" in discarded.output
+    closed = runner.invoke(app, ["deadletter", "list", "--status", "discarded"])
+    assert item in closed.output

@@ -4,24 +4,39 @@ Net-change (``changes``) sends the change-log entries after the target's checkpo
 the target confirmed the batch, so a crash re-sends at most one batch, which idempotent targets absorb. Full
 (``full``) sends the current state of each entity. Both deliver entities in dependency order (locations and items
 before item-locations, before inventory and orders), and changes of one key in the order they were recorded.
-Records the target rejects go to quarantine with its reason; transient failures are retried by the policy.
+Records the target rejects go to the dead-letter store with its reason and their attempt history, and hold back
+later changes of their key (never of other keys) until they are replayed or discarded
+(:mod:`syncfabric.flows.deadletters`); transient failures are retried by the flow's policy.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import msgspec
 
-from syncfabric.connectors.base import Connector, OutboundRecord
-from syncfabric.errors import TransientError
+from syncfabric.connectors.base import Connector, OutboundRecord, WriteOutcome
+from syncfabric.errors import ConnectorError, PermanentError, TransientError
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy, call_with_retry
 from syncfabric.model import ENTITIES
-from syncfabric.store import Change, NewQuarantine, Op, StateRow, Store
+from syncfabric.store import Attempt, Change, NewDeadLetter, Op, StateRow, Store
 
 OnRetry = Callable[[int, TransientError, float], None]
 """Told of each retry: the attempt that failed, its error, and the seconds waited before the next one."""
+Probe = Callable[[], bool]
+"""Whether the target is healthy right now (it answers a cheap request)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A record on its way to the target, with the change-log entry it comes from."""
+
+    entity: str
+    record: OutboundRecord
+    seq: int
 
 
 def dependency_order(entities: Iterable[str]) -> list[str]:
@@ -61,12 +76,18 @@ def _send_changes(
 
 def deliver_next(
     store: Store, flow_name: str, connector: Connector, entities: Sequence[str], *, batch_size: int,
-    retry: RetryPolicy, result: FlowResult, on_retry: OnRetry | None = None,
+    retry: RetryPolicy, result: FlowResult, on_retry: OnRetry | None = None, probe: Probe | None = None,
 ) -> int:
     """Deliver the next batch of changes after the flow's checkpoint, then move the checkpoint past it.
 
     Returns how many change-log entries the batch covered: 0 when the flow is caught up. A batch run and a
     continuous consumer (:mod:`syncfabric.flows.stream`) both advance a flow one call of this at a time.
+
+    Changes of a key the flow holds (it has an open dead letter) are parked as dead letters behind it, so that the
+    key's order holds; other keys go on. Records the target rejects become dead letters, and hold their keys from
+    then on. A write that fails as a whole (after its retries) raises, and the checkpoint stays, unless ``probe``
+    is given: then the batch is tried again one record at a time, and a record that still fails while ``probe``
+    says the target is healthy becomes a dead letter (a poison record); when the target is not healthy, it raises.
     """
     after = int(store.checkpoint(flow_name) or 0)
     changes = store.changes(after, entities=list(entities), limit=batch_size)
@@ -77,15 +98,25 @@ def deliver_next(
     for change in changes:  # the newest change of a key supersedes older ones in the same batch
         latest.pop((change.entity, change.key), None)
         latest[(change.entity, change.key)] = change
-    by_entity: dict[str, list[OutboundRecord]] = {}
+    held = store.held_keys(flow_name)
+    letters: list[NewDeadLetter] = []
+    by_entity: dict[str, list[Pending]] = {}
     for change in latest.values():
-        by_entity.setdefault(change.entity, []).append(_from_change(change))
-    rejected = _deliver(connector, flow_name, by_entity, retry, result, on_retry)
+        pending = Pending(change.entity, _from_change(change), change.seq)
+        first = held.get((change.entity, change.key))
+        if first is None:
+            by_entity.setdefault(change.entity, []).append(pending)
+        else:
+            reason = f"held behind dead letter #{first} of the same key, so that the key's changes stay in order"
+            letters.append(_dead_letter(flow_name, connector.system, pending, reason,
+                                        [Attempt(_now(), "held", reason)], held_by=first))
+    letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe)
     after = changes[-1].seq
     with store.transaction() as tx:
-        if rejected:
-            tx.add_quarantine(rejected)
+        if letters:
+            tx.add_dead_letters(letters)
         tx.set_checkpoint(flow_name, str(after))
+    result.dead_lettered += len(letters)
     result.checkpoint = str(after)
     result.last_batch = len(changes)
     return len(changes)
@@ -97,10 +128,10 @@ def _send_full(
 ) -> None:
     head = store.head()
     for entity in entities:
-        batch: list[OutboundRecord] = []
+        batch: list[Pending] = []
         rows = store.current(entity)
         for row in rows:
-            batch.append(_from_state(row))
+            batch.append(Pending(entity, _from_state(row), row.last_seq))
             if len(batch) >= batch_size:
                 _deliver_and_record(store, connector, flow_name, {entity: batch}, retry, result, progress)
                 batch = []
@@ -112,37 +143,102 @@ def _send_full(
 
 
 def _deliver_and_record(
-    store: Store, connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]],
+    store: Store, connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]],
     retry: RetryPolicy, result: FlowResult, progress: Progress | None,
 ) -> None:
-    rejected = _deliver(connector, flow_name, by_entity, retry, result)
-    if rejected:
+    letters = _deliver(connector, flow_name, by_entity, retry, result)
+    if letters:
         with store.transaction() as tx:
-            tx.add_quarantine(rejected)
+            tx.add_dead_letters(letters)
+        result.dead_lettered += len(letters)
     if progress is not None:
         progress(sum(len(records) for records in by_entity.values()))
 
 
 def _deliver(
-    connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]], retry: RetryPolicy,
-    result: FlowResult, on_retry: OnRetry | None = None,
-) -> list[NewQuarantine]:
-    rejected: list[NewQuarantine] = []
+    connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]], retry: RetryPolicy,
+    result: FlowResult, on_retry: OnRetry | None = None, probe: Probe | None = None,
+) -> list[NewDeadLetter]:
+    """Write each entity's records; the dead letters of the records the target rejected (or, with ``probe``,
+    could not take alone)."""
+    letters: list[NewDeadLetter] = []
     for entity in dependency_order(by_entity):
-        records = by_entity[entity]
-        outcome = call_with_retry(lambda entity=entity, records=records: connector.write(entity, records), retry,
-                                  on_retry=on_retry)
+        pending = by_entity[entity]
+        history: list[Attempt] = []
+        try:
+            outcome = _write(connector, entity, pending, retry, history, on_retry)
+        except ConnectorError as exc:
+            if probe is None or not isinstance(exc, TransientError | PermanentError):
+                raise
+            outcome = _write_one_by_one(connector, flow_name, entity, pending, retry, history, on_retry, probe,
+                                        letters)
         result.records_out += len(outcome.accepted)
         result.per_entity[entity] = result.per_entity.get(entity, 0) + len(outcome.accepted)
-        payloads = {record.key: record.payload for record in records}
+        by_key = {item.record.key: item for item in pending}
         for key, reason in outcome.rejected.items():
-            rejected.append(NewQuarantine(
-                flow=flow_name, system=connector.system, entity=entity, reasons=[reason],
-                payload=msgspec.json.encode(payloads.get(key)).decode(), record_key=key,
-                location=f"target {connector.system}",
-            ))
-        result.quarantined += len(outcome.rejected)
-    return rejected
+            letters.append(_dead_letter(flow_name, connector.system, by_key[key], reason,
+                                        [*history, Attempt(_now(), "rejected", reason)]))
+    return letters
+
+
+def write_pending(
+    connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]], retry: RetryPolicy,
+    result: FlowResult,
+) -> list[NewDeadLetter]:
+    """Write records outside the change-log walk (a replay): entities in dependency order, with retries; returns
+    the dead letters of the records the target rejected, without storing them."""
+    return _deliver(connector, flow_name, by_entity, retry, result)
+
+
+def _write(
+    connector: Connector, entity: str, pending: Sequence[Pending], retry: RetryPolicy, history: list[Attempt],
+    on_retry: OnRetry | None,
+) -> WriteOutcome:
+    def note(attempt: int, exc: TransientError, wait: float) -> None:
+        history.append(Attempt(_now(), "failed", f"attempt {attempt}: {exc}"))
+        if on_retry is not None:
+            on_retry(attempt, exc, wait)
+
+    records = [item.record for item in pending]
+    return call_with_retry(lambda: connector.write(entity, records), retry, on_retry=note)
+
+
+def _write_one_by_one(
+    connector: Connector, flow_name: str, entity: str, pending: Sequence[Pending], retry: RetryPolicy,
+    history: list[Attempt], on_retry: OnRetry | None, probe: Probe, letters: list[NewDeadLetter],
+) -> WriteOutcome:
+    """The batch failed as a whole: find the records that make it fail by writing each alone."""
+    combined = WriteOutcome()
+    for item in pending:
+        own = list(history)
+        try:
+            outcome = _write(connector, entity, [item], retry, own, on_retry)
+        except PermanentError as exc:
+            letters.append(_dead_letter(flow_name, connector.system, item, str(exc),
+                                        [*own, Attempt(_now(), "rejected", str(exc))]))
+            continue
+        except TransientError as exc:
+            if not probe():
+                raise  # the target itself is down: not this record's fault
+            reason = f"retries exhausted while the target took other writes: {exc}"
+            letters.append(_dead_letter(flow_name, connector.system, item, reason,
+                                        [*own, Attempt(_now(), "exhausted", str(exc))]))
+            continue
+        combined.accepted += outcome.accepted
+        combined.rejected.update(outcome.rejected)
+    return combined
+
+
+def _dead_letter(flow_name: str, system: str, item: Pending, reason: str, attempts: Sequence[Attempt],
+                 held_by: int | None = None) -> NewDeadLetter:
+    payload = None if item.record.payload is None else msgspec.json.encode(item.record.payload).decode()
+    return NewDeadLetter(flow=flow_name, system=system, entity=item.entity, record_key=item.record.key,
+                         seq=item.seq, version=item.record.version, payload=payload, reason=reason,
+                         attempts=list(attempts), held_by=held_by)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _from_change(change: Change) -> OutboundRecord:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from syncfabric.connectors.base import Connector
-from syncfabric.errors import ConnectorError, TransientError
+from syncfabric.errors import ConnectorError, PermanentError, TransientError
 from syncfabric.flows.outbound import deliver_next
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
@@ -86,20 +86,43 @@ class StreamConsumer:
 
     # -- one step ---------------------------------------------------------------------------------------------------
 
-    def step(self) -> int:
+    def step(self, *, isolate: bool = False) -> int:
         """Deliver the next batch; returns the change-log entries it covered (0 when caught up). Raises the
-        connector's error when the batch failed after its retries; the checkpoint has not moved then."""
-        before = self._result.records_out
+        connector's error when the batch failed after its retries; the checkpoint has not moved then. With
+        ``isolate``, a batch that fails as a whole is tried one record at a time, and the records that fail alone
+        while the target answers are dead-lettered (see :func:`~syncfabric.flows.outbound.deliver_next`)."""
+        before, lettered = self._result.records_out, self._result.dead_lettered
         covered = deliver_next(
             self.store, self.flow, self.connector, self.entities, batch_size=self.batch_size, retry=self.retry,
-            result=self._result, on_retry=self._count_retry,
+            result=self._result, on_retry=self._count_retry, probe=self.healthy if isolate else None,
         )
         if covered:
             self.stats.batches += 1
             self.stats.changes += covered
             self.stats.delivered += self._result.records_out - before
+            self.stats.dead_lettered += self._result.dead_lettered - lettered
             self.stats.checkpoint = int(self._result.checkpoint or 0)
         return covered
+
+    def healthy(self) -> bool:
+        """Whether the target answers a cheap request now (its connector's connection test)."""
+        try:
+            self.connector.test_connection()
+        except ConnectorError:
+            return False
+        return True
+
+    def _step_or_isolate(self) -> int:
+        """One batch; when it fails as a whole and the target is up (or refused the batch outright), find the
+        poison records one by one, so that they alone wait and every other key goes on."""
+        try:
+            return self.step()
+        except ConnectorError as exc:
+            if not (isinstance(exc, PermanentError) or self.healthy()):
+                raise
+            log.warning("%s: batch failed while the target answers; delivering it record by record: %s",
+                        self.flow, exc)
+            return self.step(isolate=True)
 
     def _count_retry(self, attempt: int, exc: TransientError, wait: float) -> None:
         self.stats.retries += 1
@@ -140,7 +163,7 @@ class StreamConsumer:
     def _loop(self, stop: threading.Event, until_idle: bool) -> None:
         while not stop.is_set():
             try:
-                covered = self.step()
+                covered = self._step_or_isolate()
             except ConnectorError as exc:
                 self._failed(exc)
                 stop.wait(self._backoff())

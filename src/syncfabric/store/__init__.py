@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from syncfabric.store.base import (
+    Alert,
     ApplyResult,
+    Attempt,
     Change,
+    DeadLetter,
+    DeadLetterStatus,
     IncomingRecord,
     Lineage,
+    NewDeadLetter,
     NewQuarantine,
     NewQuarantineEvent,
     Op,
@@ -52,3 +57,4 @@ __all__ = [
     "QuarantineAction", "QuarantineEntry", "QuarantineEvent", "QuarantineStatus", "RunRecord", "RunStatus",
     "StateRow", "Store", "Transaction", "content_hash", "open_store",
 ]
+__all__ += ["Alert", "Attempt", "DeadLetter", "DeadLetterStatus", "NewDeadLetter"]
