@@ -500,35 +500,39 @@ def deadletter_replay(
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
     """Resend dead-lettered changes after a fix: per key, its newest change; shows what it will send first."""
+    with _boundary(), _runtime(estate) as runtime:
+        _replay_dead_letters(runtime, _dead_letters(runtime, ids, flow, entity, key, every), yes)
+
+
+def _replay_dead_letters(runtime, entries: list, yes: bool) -> None:
     from syncfabric.flows.deadletters import plan, replay_keys
     from syncfabric.flows.retry import RetryPolicy
 
-    with _boundary(), _runtime(estate) as runtime:
-        plans = plan(runtime.store, _dead_letters(runtime, ids, flow, entity, key, every))
-        table = Table("flow", "entity", "key", "version", "change", "closes dead letters",
-                      title=f"{len(plans)} keys to resend")
-        for p in plans:
-            table.add_row(p.newest.flow, p.newest.entity, p.newest.record_key, str(p.newest.version),
-                          str(p.newest.seq), ", ".join(f"#{e.id}" for e in p.entries))
-        console.print(table)
-        if not plans or not (yes or typer.confirm(f"Resend {len(plans)} keys?")):
-            console.print("nothing sent")
-            return
-        failed = 0
-        for flow_name in dict.fromkeys(p.newest.flow for p in plans):
-            spec = runtime.estate.flows.get(flow_name)
-            if spec is None or spec.direction != "outbound":
-                raise ConfigError([f"flow {flow_name!r} is not an outbound flow of this estate"])
-            with runtime.connector(spec.system) as connector:
-                outcome = replay_keys(runtime.store, connector, [p for p in plans if p.newest.flow == flow_name],
-                                      retry=RetryPolicy.from_spec(spec.delivery.retry), actor=_actor())
-            console.print(f"{flow_name}: delivered {len(outcome.delivered)} keys, closed {len(outcome.replayed)} "
-                          f"dead letters, failed again {len(outcome.failed)}", highlight=False)
-            for entry_id, reason in outcome.failed.items():
-                errors.print(f"  {entry_id}: {reason}", highlight=False, markup=False, soft_wrap=True)
-            failed += len(outcome.failed)
-        if failed:
-            raise typer.Exit(1)
+    plans = plan(runtime.store, entries)
+    table = Table("flow", "entity", "key", "version", "change", "closes dead letters",
+                  title=f"{len(plans)} keys to resend")
+    for p in plans:
+        table.add_row(p.newest.flow, p.newest.entity, p.newest.record_key, str(p.newest.version),
+                      str(p.newest.seq), ", ".join(f"#{e.id}" for e in p.entries))
+    console.print(table)
+    if not plans or not (yes or typer.confirm(f"Resend {len(plans)} keys?")):
+        console.print("nothing sent")
+        return
+    failed = 0
+    for flow_name in dict.fromkeys(p.newest.flow for p in plans):
+        spec = runtime.estate.flows.get(flow_name)
+        if spec is None or spec.direction != "outbound":
+            raise ConfigError([f"flow {flow_name!r} is not an outbound flow of this estate"])
+        with runtime.connector(spec.system) as connector:
+            outcome = replay_keys(runtime.store, connector, [p for p in plans if p.newest.flow == flow_name],
+                                  retry=RetryPolicy.from_spec(spec.delivery.retry), actor=_actor())
+        console.print(f"{flow_name}: delivered {len(outcome.delivered)} keys, closed {len(outcome.replayed)} "
+                      f"dead letters, failed again {len(outcome.failed)}", highlight=False)
+        for entry_id, reason in outcome.failed.items():
+            errors.print(f"  {entry_id}: {reason}", highlight=False, markup=False, soft_wrap=True)
+        failed += len(outcome.failed)
+    if failed:
+        raise typer.Exit(1)
 
 
 @deadletter_app.command("discard")
@@ -548,6 +552,80 @@ def deadletter_discard(
         entries = _dead_letters(runtime, ids, flow, entity, key, every)
         discarded = discard(runtime.store, entries, note=note, actor=_actor())
         console.print(f"discarded {len(discarded)} of {len(entries)}", highlight=False)
+
+
+# -- replay -----------------------------------------------------------------------------------------------------------
+
+PREVIEW_ROWS = 20
+
+
+@app.command()
+def replay(
+    flow: Annotated[str, typer.Argument(help="The outbound flow whose target gets the changes again.")],
+    from_seq: Annotated[int | None, typer.Option("--from-seq", help="From this change-log sequence (inclusive).")] \
+        = None,
+    since: Annotated[str | None, typer.Option(
+        help="From this time (ISO 8601; UTC unless it carries an offset), inclusive.")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
+    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Everything the flow has delivered.")] = False,
+    dead_letters: Annotated[bool, typer.Option(
+        "--dead-letters", help="Resend the flow's dead-lettered keys instead (after a fix); filters apply.")] = False,
+    yes: YesOption = False,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Resend changes to an outbound flow's target: from a sequence or a time, for a key or an entity, or its dead
+    letters. Shows what it will send and asks first; the target applies each version once."""
+    import datetime as dt
+
+    from syncfabric.flows.resend import Selection, plan_resend, resend
+    from syncfabric.flows.retry import RetryPolicy
+
+    with _boundary(), _runtime(estate) as runtime:
+        spec = runtime.estate.flows.get(flow)
+        if spec is None or spec.direction != "outbound":
+            raise ConfigError([f"{flow!r} is not an outbound flow of this estate"])
+        if dead_letters:
+            entries = runtime.store.dead_letters(flow=flow, entity=entity, key=key)
+            _replay_dead_letters(runtime, entries, yes)
+            return
+        if from_seq is None and since is None and entity is None and key is None and not every:
+            raise ConfigError(["say what to resend: --from-seq, --since, --entity, --key, or --all"])
+        when = None
+        if since is not None:
+            try:
+                when = dt.datetime.fromisoformat(since)
+            except ValueError:
+                raise ConfigError([f"--since: not an ISO 8601 time: {since!r}"]) from None
+            when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+        selection = Selection(from_seq=from_seq, since=when, entity=entity, key=key)
+        plan = plan_resend(runtime.store, flow, spec.entities, selection)
+        table = Table("change", "entity", "key", "version", "op", "recorded",
+                      title=f"{len(plan.changes):,} records to resend to {spec.system} (flow {flow})",
+                      caption=f"{plan.matched:,} change-log entries up to the checkpoint (seq {plan.checkpoint}); "
+                              f"{plan.pending:,} after it are left to the flow; "
+                              f"{len(plan.held):,} keys held by dead letters skipped")
+        for change in plan.changes[:PREVIEW_ROWS]:
+            table.add_row(str(change.seq), change.entity, change.key, str(change.version), change.op.value,
+                          f"{change.recorded_at:%Y-%m-%d %H:%M:%S}")
+        if len(plan.changes) > PREVIEW_ROWS:
+            table.add_row("…", f"{len(plan.changes) - PREVIEW_ROWS:,} more", "", "", "", "")
+        console.print(table)
+        if not plan.changes or not (yes or typer.confirm(f"Resend {len(plan.changes):,} records?")):
+            console.print("nothing sent")
+            return
+        columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                   TextColumn("{task.completed:,}/{task.total:,} records"), TimeElapsedColumn())
+        with runtime.connector(spec.system) as connector, Progress(
+                *columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+            task = progress.add_task(f"replay {flow}", total=len(plan.changes))
+            result = resend(runtime.store, connector, plan, batch_size=spec.batch_size,
+                            retry=RetryPolicy.from_spec(spec.delivery.retry), selection=selection,
+                            progress=lambda n: progress.advance(task, n))
+        console.print(f"resent {len(plan.changes):,}: accepted {result.records_out:,}, "
+                      f"dead-lettered {result.dead_lettered:,}", highlight=False)
+        if result.dead_lettered:
+            raise typer.Exit(1)
 
 
 if __name__ == "__main__":

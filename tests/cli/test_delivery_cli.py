@@ -94,3 +94,37 @@ def test_discard_closes_dead_letters_with_a_note(estate) -> None:
     assert discarded.exit_code == 0 and "discarded 1 of 1" in discarded.output
     closed = runner.invoke(app, ["deadletter", "list", "--status", "discarded"])
     assert item in closed.output
+
+
+def test_replay_shows_what_it_will_resend_and_asks_first(estate) -> None:
+    erp, url = estate
+    assert runner.invoke(app, ["deliver", "planning-out", "--until-idle"]).exit_code == 0
+    httpx.post(f"{url}/api/_sandbox/reset").raise_for_status()  # the target lost its data
+    items = len(erp.rows["items"])
+
+    assert runner.invoke(app, ["replay", "planning-out"]).exit_code == 2  # nothing selected
+    declined = runner.invoke(app, ["replay", "planning-out", "--entity", "item"], input="n\n")
+    assert declined.exit_code == 0, declined.output
+    assert f"{items:,} records to resend" in declined.output and "nothing sent" in declined.output
+    assert httpx.get(f"{url}/api/_sandbox/received").json()["write_requests"] == 0
+
+    done = runner.invoke(app, ["replay", "planning-out", "--entity", "item", "--yes"])
+
+    assert done.exit_code == 0, done.output
+    assert f"resent {items:,}: accepted {items:,}, dead-lettered 0" in done.output
+    held = httpx.get(f"{url}/api/input/item/", headers={"Authorization": "Bearer t0ken"}).json()
+    assert len(held) == items
+
+
+def test_replay_dead_letters_after_a_fix(estate) -> None:
+    erp, url = estate
+    item = sorted(erp.rows["items"])[1][0]
+    httpx.post(f"{url}/api/_sandbox/faults", json={"reject_keys": [item]}).raise_for_status()
+    runner.invoke(app, ["deliver", "planning-out", "--until-idle"])
+    httpx.post(f"{url}/api/_sandbox/faults", json={"reject_keys": []}).raise_for_status()
+
+    done = runner.invoke(app, ["replay", "planning-out", "--dead-letters", "--yes"])
+
+    assert done.exit_code == 0, done.output
+    assert "keys to resend" in done.output and "failed again 0" in done.output
+    assert "0 dead letters" in runner.invoke(app, ["deadletter", "list"]).output

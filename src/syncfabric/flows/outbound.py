@@ -38,6 +38,10 @@ class Pending:
     record: OutboundRecord
     seq: int
 
+    @classmethod
+    def of_change(cls, change: Change) -> Pending:
+        return cls(change.entity, _from_change(change), change.seq)
+
 
 def dependency_order(entities: Iterable[str]) -> list[str]:
     """Entities in the order the model declares them: what others refer to comes first."""
@@ -102,7 +106,7 @@ def deliver_next(
     letters: list[NewDeadLetter] = []
     by_entity: dict[str, list[Pending]] = {}
     for change in latest.values():
-        pending = Pending(change.entity, _from_change(change), change.seq)
+        pending = Pending.of_change(change)
         first = held.get((change.entity, change.key))
         if first is None:
             by_entity.setdefault(change.entity, []).append(pending)
