@@ -143,6 +143,9 @@ def status(estate: EstateOption = DEFAULT_ESTATE) -> None:
     """Per flow: last run, records in and out, checkpoint, quarantined records."""
     with _boundary(), _runtime(estate) as runtime:
         console.print(status_table(runtime))
+        alerts = runtime.store.alerts(limit=10)
+        if alerts:
+            console.print(alerts_table(alerts))
 
 
 def status_table(runtime) -> Table:
@@ -158,7 +161,7 @@ def status_table(runtime) -> Table:
         table.add_row(
             name, flow.direction, flow.system,
             last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
-            _status_text(last.status.value) if last else "",
+            (_status_text(last.status.value) if last else "") + _fallback_text(store, name, flow.direction),
             f"{last.records_in:,}" if last else "", f"{last.records_out:,}" if last else "",
             _short(checkpoint), f"[red]{letters[name]:,}[/]" if letters.get(name) else "0",
             f"[red]{open_counts[name]:,}[/]" if open_counts.get(name) else "0",
@@ -626,6 +629,27 @@ def replay(
                       f"dead-lettered {result.dead_lettered:,}", highlight=False)
         if result.dead_lettered:
             raise typer.Exit(1)
+
+
+# -- alerts -----------------------------------------------------------------------------------------------------------
+
+
+def _fallback_text(store, name: str, direction: str) -> str:
+    """`` (fallback)`` for an outbound flow whose last switch was to batch catch-up."""
+    if direction != "outbound":
+        return ""
+    for alert in store.alerts(name, limit=50):
+        if alert.kind in ("fallback", "recovered"):
+            return " [yellow](fallback)[/]" if alert.kind == "fallback" else ""
+    return ""
+
+
+def alerts_table(alerts) -> Table:
+    table = Table("when", "flow", "alert", "message", title="Recent alerts")
+    for alert in alerts:
+        kind = {"fallback": "[yellow]fallback[/]", "recovered": "[green]recovered[/]"}.get(alert.kind, alert.kind)
+        table.add_row(f"{alert.raised_at:%Y-%m-%d %H:%M:%S}", alert.flow, kind, alert.message)
+    return table
 
 
 if __name__ == "__main__":

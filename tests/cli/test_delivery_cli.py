@@ -128,3 +128,17 @@ def test_replay_dead_letters_after_a_fix(estate) -> None:
     assert done.exit_code == 0, done.output
     assert "keys to resend" in done.output and "failed again 0" in done.output
     assert "0 dead letters" in runner.invoke(app, ["deadletter", "list"]).output
+
+
+def test_status_shows_a_flow_in_fallback_and_the_recent_alerts(estate, tmp_path: Path) -> None:
+    from syncfabric.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path}/.syncfabric/syncfabric.db") as store:
+        store.raise_alert("planning-out", "fallback", "planning-out falls back to batch catch-up: target down 60 s")
+
+    status = runner.invoke(app, ["status"])
+
+    assert status.exit_code == 0, status.output
+    row = next(line for line in status.output.splitlines() if "planning-out" in line and "outbound" in line)
+    assert "(fallback)" in row
+    assert "Recent alerts" in status.output and "falls back to batch catch-up" in status.output

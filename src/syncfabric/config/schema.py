@@ -121,6 +121,8 @@ class FallbackSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     window: Annotated[int, msgspec.Meta(ge=1, le=10_000, description="batches the error rate is taken over")] = 20
     catch_up_interval_seconds: Annotated[float, msgspec.Meta(
         gt=0, description="in fallback: how often a batch catch-up runs")] = 30.0
+    reconcile: Annotated[bool, _doc(
+        "after a catch-up, compare what the target holds with the store (needs a target that reads back)")] = True
 
 
 class DeliverySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

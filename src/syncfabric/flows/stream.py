@@ -7,9 +7,12 @@ and the checkpoint moves only after the target confirmed the batch. A crash re-s
 idempotent target (keyed by canonical key and version) absorbs: at-least-once delivery, exactly-once effect.
 
 When a batch fails after its retries, the consumer keeps the checkpoint, waits (capped exponential backoff again,
-per the flow's retry policy) and tries the same batch again. Polling a change log indexed by sequence costs one
-indexed query per interval; the store's commit order is its sequence order (see :mod:`syncfabric.store.sql`), so a
-poll never misses a change committed behind one it already saw.
+per the flow's retry policy) and tries the same batch again. With a fallback policy (:mod:`.fallback`), a target
+that stays unhealthy past a threshold makes the flow switch by itself to batch catch-up on an interval, and back
+to streaming once a catch-up went through; each switch is a run in the run history and an alert.
+
+Polling a change log indexed by sequence costs one indexed query per interval; the store's commit order is its
+sequence order (see :mod:`syncfabric.store.sql`), so a poll never misses a change committed behind one it saw.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from syncfabric.connectors.base import Connector
 from syncfabric.errors import ConnectorError, PermanentError, TransientError
+from syncfabric.flows.fallback import FallbackPolicy, Health
 from syncfabric.flows.outbound import deliver_next
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
@@ -30,6 +35,10 @@ from syncfabric.store import RunStatus, Store
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 0.2
+STREAMING = "streaming"
+FALLBACK = "fallback"
+NO_FALLBACK = FallbackPolicy(lag_seconds=None, error_rate=None, outage_seconds=None, reconcile=False)
+"""A flow without a fallback policy streams whatever happens, backing off between failed batches."""
 
 
 @dataclass
@@ -70,6 +79,7 @@ class StreamConsumer:
         batch_size: int = 1000,
         retry: RetryPolicy | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        fallback: FallbackPolicy | None = None,
         on_update: Callable[[StreamStats], None] | None = None,
     ) -> None:
         self.store = store
@@ -83,6 +93,12 @@ class StreamConsumer:
         self.stats = StreamStats(flow=flow)
         self._result = FlowResult(flow=flow, direction="outbound")
         self._consecutive_failures = 0
+        self.fallback = fallback
+        self.policy = fallback or NO_FALLBACK
+        self.health = Health(self.policy)
+        self._next_catch_up = 0.0
+        self._run_id = 0
+        self._at_start: tuple[int, ...] = ()
 
     # -- one step ---------------------------------------------------------------------------------------------------
 
@@ -143,43 +159,153 @@ class StreamConsumer:
     # -- the loop ---------------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> StreamStats:
-        """Deliver until ``stop`` is set, or, with ``until_idle``, until the flow is caught up. Records the session
-        in the run history."""
+        """Deliver until ``stop`` is set, or, with ``until_idle``, until the flow is caught up and streaming.
+
+        Each stretch in one mode is one run in the run history (``detail.mode``: ``stream`` or ``catch-up``,
+        ``detail.ended_by``: what ended it); each switch is also an alert. A flow that was left in fallback resumes
+        in fallback."""
         stop = stop or threading.Event()
-        run_id = self.store.start_run(self.flow)
-        status = RunStatus.FAILED
+        if self.fallback is not None and self._left_in_fallback():
+            self.stats.mode = FALLBACK
+        self._begin_segment()
+        status, ended_by = RunStatus.FAILED, "error"
         try:
-            self._loop(stop, until_idle)
-            status = RunStatus.SUCCEEDED
+            while not stop.is_set():
+                done = self._stream_once(stop, until_idle) if self.stats.mode == STREAMING \
+                    else self._catch_up_once(stop)
+                if done:
+                    break
+            status, ended_by = RunStatus.SUCCEEDED, "stopped"
         finally:
-            self.store.finish_run(
-                run_id, status, records_out=self.stats.delivered, quarantined=self.stats.dead_lettered,
-                detail={"mode": "stream", "changes": self.stats.changes, "batches": self.stats.batches,
-                        "retries": self.stats.retries, "failures": self.stats.failures,
-                        "checkpoint": str(self.stats.checkpoint), "switches": self.stats.switches},
-            )
+            self._end_segment(status, ended_by)
         return self.stats
 
-    def _loop(self, stop: threading.Event, until_idle: bool) -> None:
-        while not stop.is_set():
-            try:
-                covered = self._step_or_isolate()
-            except ConnectorError as exc:
-                self._failed(exc)
+    # -- streaming ----------------------------------------------------------------------------------------------------
+
+    def _stream_once(self, stop: threading.Event, until_idle: bool) -> bool:
+        """One batch, or one look at an idle log; True when the loop should end."""
+        try:
+            covered = self._step_or_isolate()
+        except ConnectorError as exc:
+            self._failed(exc)
+            reason = self.health.verdict(self.stats.lag_seconds, time.monotonic())
+            if reason is not None:
+                self._switch(FALLBACK, reason)
+            else:
                 stop.wait(self._backoff())
-                continue
-            self._consecutive_failures = 0
-            if covered:
-                self._update()
-                continue
-            self.observe()
+            return False
+        self._succeeded()
+        if covered and self.policy.lag_seconds is None:
             self._update()
-            if until_idle:
-                return
-            stop.wait(self.poll_interval)
+            return False
+        self.observe()
+        self._update()
+        reason = self.health.verdict(self.stats.lag_seconds, time.monotonic())
+        if reason is not None and self.fallback is not None:
+            self._switch(FALLBACK, reason)
+            return False
+        if covered:
+            return False
+        if until_idle:
+            return True
+        stop.wait(self.poll_interval)
+        return False
+
+    # -- fallback: batch catch-up on an interval ------------------------------------------------------------------
+
+    def _catch_up_once(self, stop: threading.Event) -> bool:
+        """Wait for the next catch-up, then send every net change since the checkpoint if the target answers;
+        stream again once it went through."""
+        remaining = self._next_catch_up - time.monotonic()
+        if remaining > 0 and stop.wait(remaining):
+            return True
+        self._next_catch_up = time.monotonic() + self.policy.catch_up_interval
+        if not self.healthy():
+            self._failed(TransientError("target does not answer its connection test", system=self.connector.system))
+            return False
+        before = self.stats.changes
+        try:
+            while self._step_or_isolate():
+                self._update()
+        except ConnectorError as exc:
+            self._failed(exc)
+            return False
+        self._succeeded()
+        self.observe()
+        detail: dict[str, object] = {"caught_up": self.stats.changes - before, "checkpoint": self.stats.checkpoint}
+        if self.policy.reconcile:
+            detail["reconciliation"] = self._reconcile()
+        self._switch(STREAMING, f"catch-up delivered {self.stats.changes - before} changes and the target answers",
+                     detail)
+        return False
+
+    def _reconcile(self) -> object:
+        from syncfabric.flows.reconcile import reconcile
+
+        try:
+            checks = reconcile(self.store, self.connector, self.entities)
+        except ConnectorError as exc:
+            return {"error": str(exc)}
+        if checks is None:
+            return "not supported by the target"
+        mismatched = [c for c in checks if not c.ok]
+        if mismatched:
+            message = (f"{self.flow}: the target differs from the store after catch-up: "
+                       + "; ".join(f"{c.entity}: {c.missing} missing, {c.extra} extra, {c.behind} behind"
+                                   for c in mismatched))
+            log.warning(message)
+            self.store.raise_alert(self.flow, "reconciliation", message, {"checks": [c.as_dict() for c in checks]})
+        return [c.as_dict() for c in checks]
+
+    # -- bookkeeping --------------------------------------------------------------------------------------------------
+
+    def _succeeded(self) -> None:
+        self._consecutive_failures = 0
+        self.health.record(True, time.monotonic())
+
+    def _switch(self, mode: str, reason: str, detail: dict[str, object] | None = None) -> None:
+        kind = "fallback" if mode == FALLBACK else "recovered"
+        message = (f"{self.flow} falls back to batch catch-up: {reason}" if mode == FALLBACK
+                   else f"{self.flow} streams again: {reason}")
+        self._end_segment(RunStatus.SUCCEEDED, f"{kind}: {reason}")
+        log.warning(message)
+        self.store.raise_alert(self.flow, kind, message, {
+            "reason": reason, "lag_seconds": round(self.stats.lag_seconds, 3), "pending": self.stats.pending,
+            "error_rate": round(self.health.error_rate, 3), "last_error": self.stats.last_error, **(detail or {}),
+        })
+        self.stats.mode = mode
+        self.stats.switches.append(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {kind}: {reason}")
+        self.health.reset()
+        self._consecutive_failures = 0
+        self._next_catch_up = time.monotonic() + self.policy.catch_up_interval
+        self._begin_segment()
+
+    def _left_in_fallback(self) -> bool:
+        for alert in self.store.alerts(self.flow, limit=50):
+            if alert.kind in ("fallback", "recovered"):
+                return alert.kind == "fallback"
+        return False
+
+    def _begin_segment(self) -> None:
+        self._run_id = self.store.start_run(self.flow)
+        self._at_start = (self.stats.changes, self.stats.delivered, self.stats.batches, self.stats.retries,
+                          self.stats.failures, self.stats.dead_lettered)
+
+    def _end_segment(self, status: RunStatus, ended_by: str) -> None:
+        changes, delivered, batches, retries, failures, lettered = (
+            now - then for now, then in zip(
+                (self.stats.changes, self.stats.delivered, self.stats.batches, self.stats.retries,
+                 self.stats.failures, self.stats.dead_lettered), self._at_start, strict=True))
+        self.store.finish_run(
+            self._run_id, status, records_out=delivered,
+            detail={"mode": "stream" if self.stats.mode == STREAMING else "catch-up", "ended_by": ended_by,
+                    "changes": changes, "batches": batches, "retries": retries, "failures": failures,
+                    "dead_lettered": lettered, "checkpoint": str(self.stats.checkpoint)},
+        )
 
     def _failed(self, exc: ConnectorError) -> None:
         self._consecutive_failures += 1
+        self.health.record(False, time.monotonic())
         self.stats.failures += 1
         self.stats.last_error = str(exc)
         log.warning("%s: batch failed after retries (%d in a row): %s", self.flow, self._consecutive_failures, exc)
@@ -207,5 +333,7 @@ def consumer_for(runtime: object, flow_name: str, connector: Connector, **option
         raise ConfigError([f"flow {flow_name!r} is not an outbound flow in mode changes: only those stream"])
     options.setdefault("retry", RetryPolicy.from_spec(flow.delivery.retry))
     options.setdefault("poll_interval", flow.delivery.poll_interval_seconds)
+    if flow.delivery.fallback is not None:
+        options.setdefault("fallback", FallbackPolicy.from_spec(flow.delivery.fallback))
     return StreamConsumer(runtime.store, flow_name, connector, entities=flow.entities, batch_size=flow.batch_size,
                           **options)  # type: ignore[arg-type]
