@@ -142,3 +142,37 @@ def test_a_replay_the_target_rejects_again_keeps_the_key_held(store: Store, base
     assert [a.outcome for a in letter.attempts] == ["rejected", "replay_failed"]
     assert letter.attempts[-1].detail.endswith("(by ops)")
     assert store.held_keys(FLOW) == {("item", "B"): letter.id}
+
+
+class Killed(BaseException):
+    """The process dies: after the target applied a batch, before the checkpoint commits."""
+
+
+def test_a_consumer_killed_after_the_target_applied_a_batch_duplicates_no_effect(
+    store: Store, base_url: str, control: httpx.Client
+) -> None:
+    from syncfabric.connectors.planning.connector import PlanningConnector
+
+    class DiesAfterSecondWrite(PlanningConnector):
+        writes = 0
+
+        def write(self, entity, records):  # type: ignore[no-untyped-def]
+            outcome = super().write(entity, records)
+            DiesAfterSecondWrite.writes += 1
+            if DiesAfterSecondWrite.writes == 2:
+                raise Killed
+            return outcome
+
+    put_items(store, ("A", "a1"), ("B", "b1"), ("A", "a2"), ("C", "c1"), ("B", "b2"))
+    dying = connector(base_url)
+    doomed = StreamConsumer(store, FLOW, DiesAfterSecondWrite("planning", dying.config), entities=["item"],
+                            batch_size=2, retry=FAST, poll_interval=0.01)
+    with pytest.raises(Killed):
+        doomed.run(until_idle=True)
+    assert store.checkpoint(FLOW) == "2" and store.runs(FLOW, limit=1)[0].status is RunStatus.FAILED
+
+    consumer(store, base_url, batch_size=2).run(until_idle=True)
+
+    assert store.checkpoint(FLOW) == "5"
+    assert effective_versions(control) == {"A": [1, 2], "B": [1, 2], "C": [1]}  # each version took effect once
+    assert [e["effect"] for e in control.get("/journal").json()].count("duplicate") == 2  # the re-sent batch
