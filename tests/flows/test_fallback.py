@@ -5,43 +5,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from syncfabric.flows.fallback import FallbackPolicy, Health
 from syncfabric.flows.reconcile import reconcile
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.flows.stream import FALLBACK, STREAMING, StreamConsumer
-from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
-from syncfabric.store import Store, open_store
+from syncfabric.store import Store
 from tests.flows.delivery_support import FLOW, connector, journal, put_items, running, wait_for
 
 KEYS = [f"K{n}" for n in range(6)]
 RETRY = RetryPolicy(max_attempts=3, base_delay=0.02, max_delay=0.1, jitter=0.2)
 POLICY = FallbackPolicy(outage_seconds=0.4, catch_up_interval=0.25)
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app()) as url:
-        yield url
-
-
-@pytest.fixture
-def control(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{base_url}/api/_sandbox") as client:
-        client.post("/reset").raise_for_status()
-        yield client
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path}/s.db") as opened:
-        yield opened
 
 
 def test_an_outage_makes_the_flow_fall_back_and_return_with_every_change_once_in_order(

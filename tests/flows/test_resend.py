@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,31 +11,10 @@ import pytest
 from syncfabric.errors import ConfigError
 from syncfabric.flows.resend import Selection, plan_resend, resend
 from syncfabric.flows.stream import StreamConsumer
-from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
-from syncfabric.store import Store, open_store
+from syncfabric.store import Store
 from tests.flows.delivery_support import FLOW, connector, effective_versions, journal, put_items
 
 ENTITIES = ["item"]
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app()) as url:
-        yield url
-
-
-@pytest.fixture
-def control(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{base_url}/api/_sandbox") as client:
-        client.post("/reset").raise_for_status()
-        yield client
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path}/s.db") as opened:
-        yield opened
 
 
 def deliver(store: Store, base_url: str) -> None:

@@ -1,4 +1,5 @@
-"""Continuous delivery from a real SQLite store to the simulated planning platform over real HTTP."""
+"""Continuous delivery from a real store (SQLite; the poison-record test also on PostgreSQL) to the simulated planning
+platform over real HTTP."""
 
 from __future__ import annotations
 
@@ -10,31 +11,10 @@ import pytest
 
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.flows.stream import StreamConsumer
-from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
 from syncfabric.store import RunStatus, Store, open_store
 from tests.flows.delivery_support import FLOW, connector, effective_versions, put_items, running, wait_for
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.02, max_delay=0.1, jitter=0.2)
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app()) as url:
-        yield url
-
-
-@pytest.fixture
-def control(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{base_url}/api/_sandbox") as client:
-        client.post("/reset").raise_for_status()
-        yield client
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store(f"sqlite:///{tmp_path}/s.db") as opened:
-        yield opened
 
 
 def consumer(store: Store, base_url: str, **options: object) -> StreamConsumer:
@@ -96,8 +76,16 @@ def test_a_restarted_consumer_resumes_from_the_checkpoint_and_resends_nothing_co
     assert [entry["version"] for entry in control.get("/journal").json()] == [1, 1, 2]
 
 
-def test_a_poison_record_holds_back_its_own_key_only_until_it_is_replayed(store: Store, base_url: str,
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else request.getfixturevalue("postgres_schema_url")
+    with open_store(url) as opened:
+        yield opened
+
+
+def test_a_poison_record_holds_back_its_own_key_only_until_it_is_replayed(any_store: Store, base_url: str,
                                                                           control: httpx.Client) -> None:
+    store = any_store
     from syncfabric.flows.deadletters import plan, replay_keys
     from syncfabric.store import DeadLetterStatus
 

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from syncfabric.connectors.base import Connector
 from syncfabric.errors import ConnectorError, PermanentError, TransientError
@@ -31,6 +32,9 @@ from syncfabric.flows.outbound import deliver_next
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.store import RunStatus, Store
+
+if TYPE_CHECKING:
+    from syncfabric.flows.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -320,12 +324,10 @@ class StreamConsumer:
             self.on_update(self.stats)
 
 
-def consumer_for(runtime: object, flow_name: str, connector: Connector, **options: object) -> StreamConsumer:
-    """The consumer of an estate's outbound flow (``runtime`` is a :class:`~syncfabric.flows.runtime.Runtime`)."""
+def consumer_for(runtime: Runtime, flow_name: str, connector: Connector, **options: Any) -> StreamConsumer:
+    """The consumer of an estate's outbound flow, with the flow's batch size, retry, polling and fallback policy."""
     from syncfabric.errors import ConfigError
-    from syncfabric.flows.runtime import Runtime
 
-    assert isinstance(runtime, Runtime)
     flow = runtime.estate.flows.get(flow_name)
     if flow is None:
         raise ConfigError([f"unknown flow {flow_name!r}; flows: {', '.join(runtime.estate.flows) or 'none'}"])
@@ -336,4 +338,4 @@ def consumer_for(runtime: object, flow_name: str, connector: Connector, **option
     if flow.delivery.fallback is not None:
         options.setdefault("fallback", FallbackPolicy.from_spec(flow.delivery.fallback))
     return StreamConsumer(runtime.store, flow_name, connector, entities=flow.entities, batch_size=flow.batch_size,
-                          **options)  # type: ignore[arg-type]
+                          **options)
