@@ -118,6 +118,10 @@ def sync(
             raise ConfigError(["name at least one flow, or use --all"])
         results = [run_with_progress(runtime, name) for name in names]
         console.print(results_table(results))
+        for r in results:
+            if r.dead_lettered:
+                errors.print(f"{r.flow}: {r.dead_lettered:,} changes dead-lettered; see `syncfabric deadletter list "
+                             f"--flow {r.flow}`", highlight=False)
 
 
 def run_with_progress(runtime, name: str):

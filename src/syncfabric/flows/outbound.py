@@ -12,6 +12,7 @@ later changes of their key (never of other keys) until they are replayed or disc
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy, call_with_retry
 from syncfabric.model import ENTITIES
 from syncfabric.store import Attempt, Change, NewDeadLetter, Op, StateRow, Store
+
+log = logging.getLogger(__name__)
 
 OnRetry = Callable[[int, TransientError, float], None]
 """Told of each retry: the attempt that failed, its error, and the seconds waited before the next one."""
@@ -121,6 +124,9 @@ def deliver_next(
             tx.add_dead_letters(letters)
         tx.set_checkpoint(flow_name, str(after))
     result.dead_lettered += len(letters)
+    if letters:
+        log.warning("%s: %d changes dead-lettered for %s (keys %s)", flow_name, len(letters), connector.system,
+                    ", ".join(sorted({letter.record_key for letter in letters})[:10]))
     result.checkpoint = str(after)
     result.last_batch = len(changes)
     return len(changes)
