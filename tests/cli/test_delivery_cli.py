@@ -142,3 +142,39 @@ def test_status_shows_a_flow_in_fallback_and_the_recent_alerts(estate, tmp_path:
     row = next(line for line in status.output.splitlines() if "planning-out" in line and "outbound" in line)
     assert "(fallback)" in row
     assert "Recent alerts" in status.output and "falls back to batch catch-up" in status.output
+
+
+def test_deliver_follows_the_log_until_interrupted(estate, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from syncfabric.store import open_store
+
+    erp, _url = estate
+    command = [str(Path(sys.executable).parent / "syncfabric"), "deliver", "planning-out"]
+    process = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with open_store(f"sqlite:///{tmp_path}/.syncfabric/syncfabric.db") as store:
+            deadline = time.monotonic() + 30
+            while store.checkpoint("planning-out") != str(store.head()):
+                assert time.monotonic() < deadline, "deliver did not catch up"
+                time.sleep(0.1)
+            erp.change_inventory(2)
+            erp.export(("inventory",))
+            assert runner.invoke(app, ["sync", "inventory-in"]).exit_code == 0  # new changes while it runs
+            while store.checkpoint("planning-out") != str(store.head()):
+                assert time.monotonic() < deadline, "deliver did not follow the new changes"
+                time.sleep(0.1)
+            process.send_signal(signal.SIGINT)
+            output = process.communicate(timeout=30)[0].decode()
+            [run] = store.runs("planning-out", limit=1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "Continuous delivery" in output
+    assert run.detail["ended_by"] == "stopped" and run.detail["mode"] == "stream"
+    assert run.records_out == sum(len(rows) for rows in erp.rows.values()) + 2
