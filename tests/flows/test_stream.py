@@ -164,3 +164,30 @@ def test_a_consumer_killed_after_the_target_applied_a_batch_duplicates_no_effect
     assert store.checkpoint(FLOW) == "5"
     assert effective_versions(control) == {"A": [1, 2], "B": [1, 2], "C": [1]}  # each version took effect once
     assert [e["effect"] for e in control.get("/journal").json()].count("duplicate") == 2  # the re-sent batch
+
+
+def test_a_batch_refused_as_a_whole_is_delivered_record_by_record(store: Store, base_url: str,
+                                                                   control: httpx.Client) -> None:
+    put_items(store, ("A", "a1"), ("B", "b1"), ("C", "c1"))
+    control.post("/faults", json={"fail_next_n": 1, "fail_status": 400}).raise_for_status()
+
+    stats = consumer(store, base_url).run(until_idle=True)
+
+    assert stats.dead_lettered == 0 and stats.delivered == 3 and store.dead_letters() == []
+    assert effective_versions(control) == {"A": [1], "B": [1], "C": [1]}
+
+
+def test_a_target_refusing_our_credentials_dead_letters_nothing(store: Store) -> None:
+    import time
+
+    from syncfabric.sandbox.planning_platform import create_app
+    from syncfabric.sandbox.server import serve
+
+    put_items(store, ("A", "a1"), ("B", "b1"))
+    with serve(create_app(token="right")) as url:
+        stream = StreamConsumer(store, FLOW, connector(url), entities=["item"], retry=FAST, poll_interval=0.01)
+        with running(stream):
+            time.sleep(0.5)
+
+    assert stream.stats.failures > 0 and "401" in stream.stats.last_error
+    assert store.dead_letters() == [] and store.checkpoint(FLOW) is None

@@ -224,6 +224,8 @@ def _write_one_by_one(
         try:
             outcome = _write(connector, entity, [item], retry, own, on_retry)
         except PermanentError as exc:
+            if not probe():
+                raise  # the target refuses everything now (credentials, configuration): not this record's fault
             letters.append(_dead_letter(flow_name, connector.system, item, str(exc),
                                         [*own, Attempt(_now(), "rejected", str(exc))]))
             continue

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from syncfabric.connectors.base import Connector
-from syncfabric.errors import ConnectorError, PermanentError, TransientError
+from syncfabric.errors import ConnectorError, TransientError
 from syncfabric.flows.fallback import FallbackPolicy, Health
 from syncfabric.flows.outbound import deliver_next
 from syncfabric.flows.result import FlowResult
@@ -133,12 +133,14 @@ class StreamConsumer:
         return True
 
     def _step_or_isolate(self) -> int:
-        """One batch; when it fails as a whole and the target is up (or refused the batch outright), find the
-        poison records one by one, so that they alone wait and every other key goes on."""
+        """One batch; when it fails as a whole while the target answers its connection test, find the poison
+        records one by one, so that they alone wait and every other key goes on. A target that does not answer
+        (down, or refusing our credentials) is not the records' fault: the error is raised and nothing is
+        dead-lettered."""
         try:
             return self.step()
         except ConnectorError as exc:
-            if not (isinstance(exc, PermanentError) or self.healthy()):
+            if not self.healthy():
                 raise
             log.warning("%s: batch failed while the target answers; delivering it record by record: %s",
                         self.flow, exc)
