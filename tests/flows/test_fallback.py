@@ -99,6 +99,9 @@ def test_reconciliation_names_what_the_target_is_missing_or_has_too_many(store: 
     assert (check.store_count, check.target_count) == (3, 3)
     assert (check.missing, check.extra, check.behind) == (1, 1, 1) and not check.ok
     assert sorted(check.sample) == ["behind A (v1 < v2)", "extra Z", "missing C"]
+    assert check.to_resend == ["A", "C"]
+    [upto] = reconcile(store, connector(base_url), ["item"], upto=int(store.checkpoint(FLOW) or 0)) or []
+    assert (upto.missing, upto.extra, upto.behind) == (0, 1, 0)  # A and C are on their way, not missing
 
 
 def test_health_verdicts_follow_the_policy() -> None:
@@ -116,3 +119,23 @@ def test_health_verdicts_follow_the_policy() -> None:
     outage.record(True, 111)
     assert outage.verdict(0, now=200) is None
     assert "31.0 s old" in (Health(FallbackPolicy(outage_seconds=None, lag_seconds=30)).verdict(31, now=0) or "")
+
+
+def test_a_target_that_lost_data_during_the_outage_is_repaired_by_the_reconciliation(
+    store: Store, base_url: str, control: httpx.Client
+) -> None:
+    consumer = StreamConsumer(store, FLOW, connector(base_url, timeout_seconds=2), entities=["item"],
+                              retry=RETRY, poll_interval=0.02, fallback=POLICY)
+    with running(consumer):
+        put_items(store, ("A", "a1"), ("B", "b1"), ("C", "c1"))
+        wait_for(lambda: store.checkpoint(FLOW) == "3", what="the first changes")
+        control.post("/faults", json={"outage": True}).raise_for_status()
+        put_items(store, ("B", "b2"))
+        wait_for(lambda: consumer.stats.mode == FALLBACK, what="the fallback")
+        control.post("/reset").raise_for_status()  # restarted empty: lost A, B and C, and the outage ended
+        wait_for(lambda: consumer.stats.mode == STREAMING, what="the return to streaming")
+
+    [check] = reconcile(store, connector(base_url), ["item"]) or []
+    assert check.ok and check.target_count == 3  # B came back through catch-up, A and C through the repair
+    [alert] = [a for a in store.alerts(FLOW) if a.kind == "reconciliation"]
+    assert "2 missing" in alert.message and alert.detail["resent"] == 2

@@ -45,6 +45,10 @@ class Pending:
     def of_change(cls, change: Change) -> Pending:
         return cls(change.entity, _from_change(change), change.seq)
 
+    @classmethod
+    def of_state(cls, row: StateRow) -> Pending:
+        return cls(row.entity, _from_state(row), row.last_seq)
+
 
 def dependency_order(entities: Iterable[str]) -> list[str]:
     """Entities in the order the model declares them: what others refer to comes first."""
@@ -141,7 +145,7 @@ def _send_full(
         batch: list[Pending] = []
         rows = store.current(entity)
         for row in rows:
-            batch.append(Pending(entity, _from_state(row), row.last_seq))
+            batch.append(Pending.of_state(row))
             if len(batch) >= batch_size:
                 _deliver_and_record(store, connector, flow_name, {entity: batch}, retry, result, progress)
                 batch = []

@@ -246,22 +246,30 @@ class StreamConsumer:
         return False
 
     def _reconcile(self) -> object:
-        from syncfabric.flows.reconcile import reconcile
+        """Compare the target with the store; resend the current state of keys it lacks or holds behind."""
+        from syncfabric.flows.reconcile import reconcile, repair
 
         try:
-            checks = reconcile(self.store, self.connector, self.entities)
+            checks = reconcile(self.store, self.connector, self.entities, upto=self.stats.checkpoint)
+            if checks is None:
+                return "not supported by the target"
+            mismatched = [c for c in checks if not c.ok]
+            repaired, letters = (repair(self.store, self.flow, self.connector, mismatched, retry=self.retry,
+                                        batch_size=self.batch_size) if mismatched else (0, []))
         except ConnectorError as exc:
             return {"error": str(exc)}
-        if checks is None:
-            return "not supported by the target"
-        mismatched = [c for c in checks if not c.ok]
+        if letters:
+            with self.store.transaction() as tx:
+                tx.add_dead_letters(letters)
+            self.stats.dead_lettered += len(letters)
         if mismatched:
-            message = (f"{self.flow}: the target differs from the store after catch-up: "
+            message = (f"{self.flow}: the target differed from the store after catch-up ("
                        + "; ".join(f"{c.entity}: {c.missing} missing, {c.extra} extra, {c.behind} behind"
-                                   for c in mismatched))
+                                   for c in mismatched) + f"); resent {repaired} records")
             log.warning(message)
-            self.store.raise_alert(self.flow, "reconciliation", message, {"checks": [c.as_dict() for c in checks]})
-        return [c.as_dict() for c in checks]
+            self.store.raise_alert(self.flow, "reconciliation", message, {
+                "checks": [c.as_dict() for c in checks], "resent": repaired, "dead_lettered": len(letters)})
+        return [{**c.as_dict(), "resent": len(c.to_resend)} if not c.ok else c.as_dict() for c in checks]
 
     # -- bookkeeping --------------------------------------------------------------------------------------------------
 
