@@ -73,3 +73,45 @@ def test_alerts_are_kept_newest_first(store: Store) -> None:
     assert [(a.kind, a.detail) for a in store.alerts("out")] == [("recovered", {}), ("fallback",
                                                                                     {"outage_seconds": 61.5})]
     assert len(store.alerts()) == 3 and store.alerts(limit=1)[0].flow == "other"
+
+
+def test_waiting_for_changes_returns_at_a_commit_or_the_timeout(store: Store) -> None:
+    import threading
+    import time
+
+    started = time.monotonic()
+    store.wait_for_changes(0.2)
+    assert time.monotonic() - started >= 0.19  # nothing committed: the whole timeout
+
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    store.wait_for_changes(5.0, stop)
+    assert time.monotonic() - started < 1.0  # a set stop event does not wait
+
+
+@pytest.mark.postgres
+def test_a_postgres_commit_wakes_a_waiting_consumer(postgres_schema_url: str) -> None:
+    import threading
+    import time
+
+    from syncfabric.store import IncomingRecord
+
+    with open_store(postgres_schema_url) as store:
+        woke: list[float] = []
+
+        def wait() -> None:
+            store.wait_for_changes(30.0)
+            woke.append(time.monotonic())
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        started = time.monotonic()
+        for n in range(50):  # commit until the waiter (which first opens its listening connection) wakes
+            with store.transaction() as tx:
+                tx.apply("item", [IncomingRecord(f"K{n}", b'{"item_id":"K"}')])
+            if woke or waiter.join(timeout=0.2) or woke:
+                break
+        waiter.join(timeout=10)
+
+    assert woke and woke[0] - started < 10.0  # woken by a commit, long before its 30 s timeout

@@ -11,7 +11,9 @@ per the flow's retry policy) and tries the same batch again. With a fallback pol
 that stays unhealthy past a threshold makes the flow switch by itself to batch catch-up on an interval, and back
 to streaming once a catch-up went through; each switch is a run in the run history and an alert.
 
-Polling a change log indexed by sequence costs one indexed query per interval; the store's commit order is its
+When idle the consumer waits with :meth:`~syncfabric.store.Store.wait_for_changes`: on PostgreSQL a commit to
+the change log wakes it at once (LISTEN/NOTIFY); on SQLite it polls. Polling a change log indexed by sequence
+costs one indexed query per interval; the store's commit order is its
 sequence order (see :mod:`syncfabric.store.sql`), so a poll never misses a change committed behind one it saw.
 """
 
@@ -214,7 +216,7 @@ class StreamConsumer:
             return False
         if until_idle:
             return True
-        stop.wait(self.poll_interval)
+        self.store.wait_for_changes(self.poll_interval, stop)
         return False
 
     # -- fallback: batch catch-up on an interval ------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -431,6 +432,13 @@ class Store(ABC):
     @abstractmethod
     def alerts(self, flow: str | None = None, limit: int = 20) -> list[Alert]:
         """Most recent alerts first."""
+
+    def wait_for_changes(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """Block until the change log may have grown, at most ``timeout`` seconds, or until ``stop`` is set.
+
+        The default waits out the timeout (a consumer then polls); a backend told of commits returns as soon as
+        one happens (PostgreSQL: LISTEN/NOTIFY). Either way the caller reads the log afterwards to see."""
+        (stop or threading.Event()).wait(timeout)
 
     @abstractmethod
     def close(self) -> None: ...
