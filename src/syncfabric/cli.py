@@ -144,7 +144,7 @@ def results_table(results) -> Table:
 
 @app.command()
 def status(estate: EstateOption = DEFAULT_ESTATE) -> None:
-    """Per flow: last run, records in and out, checkpoint, quarantined records."""
+    """Per flow: last run, records in and out, checkpoint, dead letters, quarantined records; then recent alerts."""
     with _boundary(), _runtime(estate) as runtime:
         console.print(status_table(runtime))
         alerts = runtime.store.alerts(limit=10)
@@ -374,7 +374,7 @@ def deliver(
 
     with _boundary(), _runtime(estate) as runtime, ExitStack() as stack:
         consumers = [consumer_for(runtime, name, stack.enter_context(runtime.connector(_flow_system(runtime, name))))
-                     for name in flows]
+                     for name in dict.fromkeys(flows)]
         stop = threading.Event()
         failures: list[BaseException] = []
 
