@@ -191,3 +191,34 @@ def test_a_target_refusing_our_credentials_dead_letters_nothing(store: Store) ->
 
     assert stream.stats.failures > 0 and "401" in stream.stats.last_error
     assert store.dead_letters() == [] and store.checkpoint(FLOW) is None
+
+
+def test_a_change_parked_while_its_key_is_replayed_is_replayed_too(store: Store, base_url: str,
+                                                                  control: httpx.Client) -> None:
+    from syncfabric.connectors.planning.connector import PlanningConnector
+    from syncfabric.flows.deadletters import plan, replay_keys
+    from syncfabric.store import NewDeadLetter
+
+    control.post("/faults", json={"reject_keys": ["B"]}).raise_for_status()
+    put_items(store, ("B", "b1"))
+    consumer(store, base_url).run(until_idle=True)
+    control.post("/faults", json={"reject_keys": []}).raise_for_status()
+    [poison] = store.dead_letters()
+    put_items(store, ("B", "b2"))
+
+    class ParksMeanwhile(PlanningConnector):
+        parked = False
+
+        def write(self, entity, records):  # type: ignore[no-untyped-def]
+            if not ParksMeanwhile.parked:  # a consumer parks B v2 behind the poison while it is being replayed
+                ParksMeanwhile.parked = True
+                with store.transaction() as tx:
+                    tx.add_dead_letters([NewDeadLetter(FLOW, "planning", "item", "B", 2, 2,
+                                                       '{"item_id":"B","base_unit":"EA","description":"b2"}',
+                                                       "held", held_by=poison.id)])
+            return super().write(entity, records)
+
+    outcome = replay_keys(store, ParksMeanwhile("planning", connector(base_url).config), plan(store, [poison]))
+
+    assert store.dead_letters() == [] and len(outcome.replayed) == 2
+    assert effective_versions(control)["B"] == [1, 2]

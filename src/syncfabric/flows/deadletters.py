@@ -61,12 +61,34 @@ def plan(store: Store, selected: Sequence[DeadLetter]) -> list[KeyReplay]:
     return plans
 
 
+ROUNDS = 3
+"""Replays of a key in one call: a consumer running meanwhile may park a newer change behind a dead letter the
+replay just closed; the next round sends it too."""
+
+
 def replay_keys(
     store: Store, connector: Connector, plans: Sequence[KeyReplay], *, retry: RetryPolicy | None = None,
     actor: str = "",
 ) -> DeadLetterReplay:
     """Send each key's newest dead-lettered change to the target (all plans of one flow, whose target
-    ``connector`` writes to), then close or annotate its dead letters in one transaction."""
+    ``connector`` writes to), then close or annotate its dead letters in one transaction; again for keys that a
+    running consumer parked a newer change of meanwhile."""
+    outcome = DeadLetterReplay()
+    for _ in range(ROUNDS):
+        done = _replay_round(store, connector, plans, retry, actor)
+        outcome.delivered += [key for key in done.delivered if key not in outcome.delivered]
+        outcome.replayed += done.replayed
+        outcome.failed.update(done.failed)
+        delivered = set(done.delivered)
+        plans = [p for p in plan(store, [e for p in plans if p.key in delivered for e in p.entries])]
+        if not plans:
+            break
+    return outcome
+
+
+def _replay_round(
+    store: Store, connector: Connector, plans: Sequence[KeyReplay], retry: RetryPolicy | None, actor: str,
+) -> DeadLetterReplay:
     outcome = DeadLetterReplay()
     if not plans:
         return outcome
