@@ -178,3 +178,28 @@ def test_deliver_follows_the_log_until_interrupted(estate, tmp_path: Path) -> No
     assert "Continuous delivery" in output
     assert run.detail["ended_by"] == "stopped" and run.detail["mode"] == "stream"
     assert run.records_out == sum(len(rows) for rows in erp.rows.values()) + 2
+
+
+def test_bad_selections_are_named(estate) -> None:
+    bad_time = runner.invoke(app, ["replay", "planning-out", "--since", "yesterday"])
+    assert bad_time.exit_code == 2 and "--since: not an ISO 8601 time: 'yesterday'" in bad_time.output
+    inbound = runner.invoke(app, ["replay", "items-in", "--all"])
+    assert inbound.exit_code == 2 and "'items-in' is not an outbound flow" in inbound.output
+    status = runner.invoke(app, ["deadletter", "list", "--status", "lost"])
+    assert status.exit_code == 2 and "--status must be open, replayed, discarded or all" in status.output
+    missing = runner.invoke(app, ["deadletter", "show", "99"])
+    assert missing.exit_code == 1 and "no dead letter 99" in missing.output
+
+
+def test_replay_from_a_sequence_and_a_time(estate) -> None:
+    _erp, url = estate
+    assert runner.invoke(app, ["deliver", "planning-out", "--until-idle"]).exit_code == 0
+    future = runner.invoke(app, ["replay", "planning-out", "--since", "2999-01-01T00:00:00+00:00", "--yes"])
+    assert future.exit_code == 0 and "0 records to resend" in future.output and "nothing sent" in future.output
+    before = httpx.get(f"{url}/api/_sandbox/received").json()["write_requests"]
+
+    tail = runner.invoke(app, ["replay", "planning-out", "--from-seq", "1", "--key", "P100", "--yes"])
+
+    assert tail.exit_code == 0, tail.output
+    assert "1 records to resend" in tail.output and "accepted 1" in tail.output
+    assert httpx.get(f"{url}/api/_sandbox/received").json()["write_requests"] == before + 1
