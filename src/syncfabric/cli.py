@@ -346,11 +346,19 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated data.")] = 7,
     items: Annotated[int, typer.Option(help="Items in the simulated legacy ERP.")] = 200,
     keep: Annotated[Path | None, typer.Option(help="Build the demo estate in this folder and keep it.")] = None,
+    stream: Annotated[bool, typer.Option(
+        "--stream", help="Continuous delivery instead: stream to the planning platform through an outage.")] = False,
+    outage_seconds: Annotated[float, typer.Option(help="With --stream: how long the platform is down.")] = 5.0,
 ) -> None:
     """Build the sandbox estate in a temporary folder, run the walking skeleton, and show what moved."""
     from syncfabric.sandbox.demo import run_demo
 
     with _boundary():
+        if stream:
+            from syncfabric.sandbox.stream_demo import run_stream_demo
+
+            run_stream_demo(console, seed=seed, items=items, outage_seconds=outage_seconds, folder=keep)
+            return
         run_demo(console, seed=seed, items=items, folder=keep)
 
 

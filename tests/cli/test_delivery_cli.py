@@ -203,3 +203,12 @@ def test_replay_from_a_sequence_and_a_time(estate) -> None:
     assert tail.exit_code == 0, tail.output
     assert "1 records to resend" in tail.output and "accepted 1" in tail.output
     assert httpx.get(f"{url}/api/_sandbox/received").json()["write_requests"] == before + 1
+
+
+def test_the_streaming_demo_rides_out_an_outage() -> None:
+    result = runner.invoke(app, ["demo", "--stream", "--items", "10", "--outage-seconds", "2.5"])
+
+    assert result.exit_code == 0, result.output
+    assert "The planning platform goes down" in result.output and "is back" in result.output
+    assert "fell back by itself: yes; streaming again: yes; changes applied out of order: 0" in result.output
+    assert "Recent alerts" in result.output and "recovered" in result.output
