@@ -15,6 +15,7 @@ from syncfabric.errors import ConfigError
 from syncfabric.flows.inbound import run_inbound
 from syncfabric.flows.outbound import run_outbound
 from syncfabric.flows.result import FlowResult, Progress
+from syncfabric.flows.retry import RetryPolicy
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet
 from syncfabric.store import RunStatus, Store, open_store
@@ -82,7 +83,8 @@ class Runtime:
                     )
                 else:
                     result = run_outbound(self.store, name, connector, entities=flow.entities, mode=flow.mode,
-                                          batch_size=flow.batch_size, progress=progress)
+                                          batch_size=flow.batch_size, progress=progress,
+                                          retry=RetryPolicy.from_spec(flow.delivery.retry))
         except BaseException as exc:
             self.store.finish_run(run_id, RunStatus.FAILED, detail={"error": str(exc) or type(exc).__name__})
             raise
