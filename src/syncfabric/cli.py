@@ -333,6 +333,45 @@ def quarantine_discard(
 
 
 @app.command()
+def listen(
+    flows: Annotated[list[str] | None, typer.Argument(help="Inbound event flows to run.")] = None,
+    all_flows: Annotated[bool, typer.Option("--all", help="Every inbound flow of a system that pushes events.")] = (
+        False),
+    duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Run event subscriptions (MQTT, webhooks) in the foreground with a live count; Ctrl-C or SIGTERM stops."""
+    from syncfabric.cli_events import run_listen
+
+    with _boundary(), _runtime(estate) as runtime:
+        run_listen(console, runtime, list(flows or []), every=all_flows, duration=duration)
+
+
+events_app = typer.Typer(help="The catalog of business events.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("list")
+def events_list() -> None:
+    """List the business event types: topic, version, owning system, canonical entity."""
+    from syncfabric.cli_events import events_table
+
+    console.print(events_table())
+
+
+@events_app.command("schema")
+def events_schema(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one <topic>.v<N>.schema.json each.")] = Path(
+        "schemas/events"),
+) -> None:
+    """Write the versioned JSON Schema of every business event type."""
+    from syncfabric.events.catalog import write_event_schemas
+
+    written = write_event_schemas(out)
+    console.print(f"wrote {len(written)} event schemas to {out}")
+
+
+@app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated data.")] = 7,
     items: Annotated[int, typer.Option(help="Items in the simulated legacy ERP.")] = 200,

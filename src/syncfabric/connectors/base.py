@@ -10,7 +10,7 @@ moves raw records (``dict``) with a ``location`` saying where each came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Flag, auto
 from pathlib import Path
@@ -76,6 +76,26 @@ class WriteOutcome:
     rejected: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """What became of one received record, told back to its source: ``stored`` (durably in the store) or
+    ``quarantined`` (durably in quarantine, with the reasons). Only sent after the transaction committed."""
+
+    status: str
+    reasons: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One record from a subscription, with the function that acknowledges it to its source (a PUBACK, an HTTP
+    answer). Unacknowledged records are delivered again by the source, so acknowledging is the last step."""
+
+    record: RawRecord
+    ack: Callable[[Acknowledgement], None]
+    problem: RejectedRaw | None = None
+    """Set instead of a usable ``record.data`` when the body could not even be decoded (not JSON)."""
+
+
 class Connector:
     """Base of every connector. Subclasses set ``kind`` and ``capabilities`` and override what they support."""
 
@@ -118,6 +138,14 @@ class Connector:
     def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
         """Records changed since a watermark or cursor, in pages."""
         raise self._unsupported("read_changes")
+
+    def subscribe(self, entity: str, *, durable: str, batch_size: int = 500, max_wait: float = 0.02,
+                  poll: float = 0.5) -> Iterator[Sequence[Received]]:
+        """Records as the source pushes them, in small batches: up to ``batch_size`` gathered for at most
+        ``max_wait`` seconds after the first. An empty batch means nothing arrived within ``poll`` seconds (so the
+        caller can stop). ``durable`` names the subscription; a source that keeps state for it (an MQTT session)
+        delivers what arrived while nobody listened. Closing the iterator ends the subscription."""
+        raise self._unsupported("subscribe")
 
     def acknowledge(self, entity: str, cursor: str) -> None:
         """Called after the records up to ``cursor`` are committed in the store: the source may now forget them

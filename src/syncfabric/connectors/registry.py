@@ -13,6 +13,8 @@ from syncfabric.connectors.base import Connector
 KINDS: dict[str, str] = {
     "files": "syncfabric.connectors.files.connector:FilesConnector",
     "planning": "syncfabric.connectors.planning.connector:PlanningConnector",
+    "mqtt": "syncfabric.connectors.mqtt.connector:MqttConnector",
+    "webhook": "syncfabric.connectors.webhook.connector:WebhookConnector",
 }
 
 
