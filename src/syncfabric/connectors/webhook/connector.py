@@ -17,10 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from contextlib import ExitStack
 from typing import Any
 
 import msgspec
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from syncfabric.connectors.base import Acknowledgement, Capability, Connector, RawRecord, Received, RejectedRaw
 from syncfabric.connectors.inbox import Inbox, Subscription
@@ -43,6 +46,7 @@ class WebhookConnector(Connector):
         super().__init__(*args, **kwargs)
         self._inboxes: dict[str, Inbox] = {}
         self._server: ExitStack | None = None
+        self._lock = threading.Lock()
         self.url = ""
         """The endpoint's base URL once it listens (``http://127.0.0.1:8800``)."""
 
@@ -51,10 +55,11 @@ class WebhookConnector(Connector):
 
     def subscribe(self, entity: str, *, durable: str, batch_size: int = 500, max_wait: float = 0.02,
                   poll: float = 0.5) -> Subscription:
-        if entity in self._inboxes:
-            raise PermanentError(f"two flows listen on {self.path(entity)}", system=self.system, entity=entity)
-        inbox = self._inboxes[entity] = Inbox()
-        self._listen()
+        with self._lock:  # flows subscribe from threads of their own
+            if entity in self._inboxes:
+                raise PermanentError(f"two flows listen on {self.path(entity)}", system=self.system, entity=entity)
+            self._listen()
+            inbox = self._inboxes[entity] = Inbox()
         return Subscription(inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
                             on_close=lambda: self._unsubscribe(entity))
 
@@ -67,9 +72,10 @@ class WebhookConnector(Connector):
             server.close()
 
     def _unsubscribe(self, entity: str) -> None:
-        self._inboxes.pop(entity, None)
-        if not self._inboxes:
-            self.close()
+        with self._lock:
+            self._inboxes.pop(entity, None)
+            if not self._inboxes:
+                self.close()
 
     def _verifier(self) -> Verifier:
         secret = self.secrets.get("secret")
@@ -94,10 +100,7 @@ class WebhookConnector(Connector):
                                  system=self.system) from exc
         self._server = stack
 
-    def _app(self, verifier: Verifier) -> Any:
-        from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse
-
+    def _app(self, verifier: Verifier) -> FastAPI:
         app = FastAPI(title=f"syncfabric webhook {self.system}", openapi_url=None, docs_url=None, redoc_url=None)
         config = self.config
 
