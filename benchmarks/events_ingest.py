@@ -34,14 +34,15 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.events.support import PlantEstate  # noqa: E402
+from tests.servers.mosquitto import find_mosquitto, publish, start_broker  # noqa: E402
+
 from syncfabric.config import load_estate  # noqa: E402
 from syncfabric.connectors.mqtt.configuration import MqttConfig  # noqa: E402
 from syncfabric.connectors.mqtt.connector import MqttConnector  # noqa: E402
 from syncfabric.flows.listen import Listener  # noqa: E402
 from syncfabric.flows.runtime import Runtime  # noqa: E402
 from syncfabric.store import open_store  # noqa: E402
-from tests.events.support import PlantEstate  # noqa: E402
-from tests.servers.mosquitto import find_mosquitto, publish, start_broker  # noqa: E402
 
 BATCH_SIZE = 1000
 MAX_WAIT = 0.02
@@ -169,7 +170,7 @@ def main() -> None:
     table.add_row("syncfabric listen", f"{total:,}", f"{syncfabric_s:.2f}", f"{total / syncfabric_s:,.0f}")
     table.add_row("baseline (decode + append)", f"{total:,}", f"{baseline_s:.2f}", f"{total / baseline_s:,.0f}")
     console.print(table)
-    console.print(f"syncfabric time / baseline time: {syncfabric_s / baseline_s:.2f}×; written to {args.out}")
+    console.print(f"syncfabric time / baseline time: {syncfabric_s / baseline_s:.2f}x; written to {args.out}")
 
 
 def _cpus() -> int:
