@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from syncfabric.config import load_estate
 from syncfabric.connectors.base import Acknowledgement, Received
 from syncfabric.connectors.mqtt.configuration import MqttConfig
 from syncfabric.connectors.mqtt.connector import MqttConnector
 from syncfabric.errors import TransientError
+from syncfabric.flows.listen import Listener
+from syncfabric.flows.runtime import Runtime
 from syncfabric.store import open_store
 from tests.events.support import Hub, PlantEstate, downtime, wait_for
-from tests.servers.mosquitto import Broker, publish
+from tests.servers.mosquitto import Broker, find_mosquitto, publish, start_broker
 
 pytestmark = pytest.mark.mosquitto
 
@@ -162,3 +165,33 @@ def test_bad_events_are_quarantined_with_reason_and_path_the_rest_go_through(
             assert entry.location.startswith(f"mqtt://{mosquitto.host}:{mosquitto.port}/{topic} (message ")
         assert store.get("machine_downtime", "DT-000001") is not None
         assert store.get("machine_downtime", "DT-000004") is not None
+
+
+def test_the_flow_reconnects_when_the_broker_restarts(tmp_path: Path) -> None:
+    binary = find_mosquitto()
+    if binary is None:
+        pytest.skip("mosquitto not installed")
+    root = tmp_path / "broker"
+    root.mkdir()
+    process, broker = start_broker(binary, root)
+    estate = PlantEstate(tmp_path, broker)
+    try:
+        with Runtime(load_estate(estate.path, environ=estate.environ)) as runtime:
+            listener = Listener(runtime, ["downtime-in"])
+            listener.start()
+            try:
+                publish(broker, estate.downtime_messages(range(100)))
+                assert wait_for(lambda: runtime.store.count("machine_downtime") == 100)
+                process.terminate()  # the broker goes away (and saves its sessions)
+                process.wait()
+                time.sleep(1.0)
+                process, broker = start_broker(binary, root, broker.port)
+                publish(broker, estate.downtime_messages(range(100, 200)))
+                assert wait_for(lambda: runtime.store.count("machine_downtime") == 200), broker.log_tail()
+                assert not listener.errors
+            finally:
+                listener.stop()
+                listener.join()
+    finally:
+        process.terminate()
+        process.wait()

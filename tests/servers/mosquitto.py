@@ -68,10 +68,12 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float 
     return False
 
 
-def start_broker(binary: str, root: Path) -> tuple[subprocess.Popen[bytes], Broker]:
+def start_broker(binary: str, root: Path, port: int = 0) -> tuple[subprocess.Popen[bytes], Broker]:
+    """Start mosquitto with its configuration, log and persistence in ``root``; on ``port``, or a free one."""
     log = root / "mosquitto.log"
+    fixed = port
     for attempt in range(3):
-        port = _free_port()
+        port = fixed or _free_port()
         lines = [
             f"listener {port} 127.0.0.1",
             "allow_anonymous true",
