@@ -174,7 +174,10 @@ def _short(checkpoint: str | None) -> str:
     if checkpoint.isdigit():
         return f"seq {checkpoint}"
     try:
-        cursor = json.loads(json.loads(checkpoint).get("cursor") or "{}")
+        text = json.loads(checkpoint).get("cursor") or "{}"
+        if not text.startswith("{"):  # a subscription: where its last committed event came from
+            return text if len(text) <= 60 else "…" + text[-59:]
+        cursor = json.loads(text)
         return f"{cursor.get('file', '')}:{cursor.get('line', '')}" if cursor else "—"
     except (ValueError, AttributeError):
         return checkpoint[:40]

@@ -58,6 +58,10 @@ def test_listen_runs_for_a_while_with_a_count_and_records_the_run(tmp_path: Path
         run = store.runs("milestones-in")[0]
         assert (run.status.value, run.records_in) == ("succeeded", 5)
         assert store.count("shipment_milestone") == 5
+    status = runner.invoke(app, ["status", "--estate", str(estate.path)], env=estate.environ)
+    assert status.exit_code == 0, status.output
+    row = next(line for line in status.output.splitlines() if "milestones-in" in line)
+    assert "/events/shipment-milestones" in row  # where the last committed delivery came from
 
 
 def test_listen_refuses_flows_that_cannot_be_subscribed(tmp_path: Path) -> None:

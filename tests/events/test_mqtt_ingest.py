@@ -62,6 +62,10 @@ def test_only_acknowledged_messages_leave_the_broker(mosquitto: Broker) -> None:
         assert take(subscription, 1, timeout=1.0) == []
 
 
+def test_connection_test(mosquitto: Broker) -> None:
+    MqttConnector("plant", MqttConfig(host=mosquitto.host, port=mosquitto.port)).test_connection()
+
+
 def test_an_unreachable_broker_is_a_transient_error() -> None:
     import socket
 
@@ -71,6 +75,8 @@ def test_an_unreachable_broker_is_a_transient_error() -> None:
     connector = MqttConnector("plant", MqttConfig(host="127.0.0.1", port=port, connect_timeout_seconds=2))
     with pytest.raises(TransientError, match=f"127.0.0.1:{port}"):
         connector.subscribe("mfg/machine/down/+", durable="flow")
+    with pytest.raises(TransientError, match=f"127.0.0.1:{port}"):
+        connector.test_connection()
 
 
 def test_events_published_while_the_hub_is_down_arrive_when_it_is_back(mosquitto: Broker, tmp_path: Path) -> None:

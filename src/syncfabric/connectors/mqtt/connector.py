@@ -121,6 +121,8 @@ class _Session:
         while True:
             try:
                 await self._connected()
+                if not self.topic:  # a connection test: connected once, done
+                    return
                 delay = 0.5
             except asyncio.CancelledError:
                 return
