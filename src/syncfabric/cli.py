@@ -114,6 +114,13 @@ def sync(
         names = list(flows or [])
         if all_flows:
             names = sorted(runtime.estate.flows, key=lambda n: runtime.estate.flows[n].direction != "inbound")
+            from syncfabric.cli_events import subscribable_flows
+
+            events = subscribable_flows(runtime)
+            names = [name for name in names if name not in events]
+            if events and not names:
+                raise ConfigError(["every flow of this estate is an event flow: run them with "
+                                   "`syncfabric listen --all`"])
         if not names:
             raise ConfigError(["name at least one flow, or use --all"])
         results = [run_with_progress(runtime, name) for name in names]

@@ -110,3 +110,25 @@ def test_a_rule_quarantines_an_event_that_is_stored_after_a_fix_and_replay(mosqu
         row = store.get("machine_downtime", "DT-000002")
         assert row is not None and json.loads(row.payload or b"{}")["expected_end"] == "2026-03-02T10:00:00Z"
         assert store.quarantine() == []
+
+
+def test_sync_leaves_event_flows_to_listen(tmp_path: Path) -> None:
+    estate = PlantEstate(tmp_path, webhook_port=free_port())
+    every = runner.invoke(app, ["sync", "--all", "--estate", str(estate.path)], env=estate.environ)
+    assert every.exit_code == 2
+    assert "every flow of this estate is an event flow: run them with `syncfabric listen --all`" in every.output
+    (tmp_path / "drop").mkdir()
+    mixed = estate.path.read_text()
+    mixed = mixed.replace("systems:\n", "systems:\n  erp:\n    kind: files\n    connection: {folder: drop}\n", 1)
+    mixed = mixed.replace("mappings:\n", "mappings:\n  erp-sites:\n    system: erp\n    entity: location\n"
+                                          "    fields: {location_id: SITE, name: NAME, kind: TYPE}\n", 1)
+    mixed = mixed.replace("flows:\n", "flows:\n  sites-in:\n    direction: inbound\n    system: erp\n"
+                                       "    entities: [location]\n    source: \"sites*.csv\"\n"
+                                       "    mapping: erp-sites\n", 1)
+    estate.path.write_text(mixed)
+    every = runner.invoke(app, ["sync", "--all", "--estate", str(estate.path)], env=estate.environ)
+    assert every.exit_code == 0, every.output
+    assert "sites-in" in every.output and "milestones-in" not in every.output
+    one = runner.invoke(app, ["sync", "milestones-in", "--estate", str(estate.path)], env=estate.environ)
+    assert one.exit_code == 1
+    assert "run the flow with `syncfabric listen FLOW`" in one.output

@@ -160,4 +160,7 @@ class Connector:
         raise self._unsupported("call")
 
     def _unsupported(self, what: str) -> PermanentError:
-        return PermanentError(f"connector kind {self.kind!r} does not support {what}", system=self.system)
+        hint = ""
+        if what.startswith("read") and self.capabilities & Capability.SUBSCRIBE:
+            hint = "; its systems push events: run the flow with `syncfabric listen FLOW`"
+        return PermanentError(f"connector kind {self.kind!r} does not support {what}{hint}", system=self.system)
