@@ -154,3 +154,25 @@ def test_verifier_accepts_the_sha256_prefix_or_bare_hex_and_forgets_unstored_del
     seen = verifier.verify({"S": signed, "T": str(int(now))}, body)
     verifier.forget(seen)
     assert verifier.verify({"S": signed.removeprefix("sha256="), "T": str(int(now))}, body) == seen
+
+
+@pytest.mark.postgres
+def test_events_land_in_a_postgresql_store_the_same_way(tmp_path: Path, postgres_schema_url: str) -> None:
+    port = free_port()
+    estate = PlantEstate(tmp_path, webhook_port=port)
+    environ = {**estate.environ, "SYNCFABRIC__STORE": postgres_schema_url}
+    with Runtime(load_estate(estate.path, environ=environ)) as runtime:
+        listener = Listener(runtime, ["milestones-in"])
+        listener.start()
+        try:
+            endpoint = Endpoint(estate, listener, port)
+            good = endpoint.post("shipment-milestones", json.dumps(milestone(7)).encode())
+            bad = endpoint.post("shipment-milestones", json.dumps(milestone(8, occurred_at="soon")).encode())
+        finally:
+            listener.stop()
+            listener.join()
+        assert (good.status_code, bad.status_code) == (200, 202)
+        assert runtime.store.count("shipment_milestone") == 1
+        [entry] = runtime.store.quarantine()
+        assert "@ $.occurred_at" in entry.reasons[0]
+        assert runtime.store.checkpoint("milestones-in") is not None
