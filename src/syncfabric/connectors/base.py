@@ -144,7 +144,8 @@ class Connector:
         """Records as the source pushes them, in small batches: up to ``batch_size`` gathered for at most
         ``max_wait`` seconds after the first. An empty batch means nothing arrived within ``poll`` seconds (so the
         caller can stop). ``durable`` names the subscription; a source that keeps state for it (an MQTT session)
-        delivers what arrived while nobody listened. Closing the iterator ends the subscription."""
+        delivers what arrived while nobody listened. The source is subscribed when this returns; the iterator's
+        ``close()`` ends the subscription (see :class:`syncfabric.connectors.inbox.Subscription`)."""
         raise self._unsupported("subscribe")
 
     def acknowledge(self, entity: str, cursor: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -39,7 +39,6 @@ class ListenResult(FlowResult):
     received: int = 0
     batches: int = 0
     last_location: str = ""
-    errors: list[str] = field(default_factory=list)
 
 
 def listen_flow(
