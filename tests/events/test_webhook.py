@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from syncfabric.errors import ConfigError
 from syncfabric.flows.listen import Listener
 from syncfabric.flows.runtime import Runtime
 from syncfabric.store import open_store
-from tests.events.support import SECRET, PlantEstate, milestone
+from tests.events.support import SECRET, Hub, PlantEstate, milestone, wait_for
 
 
 def free_port() -> int:
@@ -176,3 +177,49 @@ def test_events_land_in_a_postgresql_store_the_same_way(tmp_path: Path, postgres
         [entry] = runtime.store.quarantine()
         assert "@ $.occurred_at" in entry.reasons[0]
         assert runtime.store.checkpoint("milestones-in") is not None
+
+
+def test_killing_the_hub_loses_no_delivery_it_answered(tmp_path: Path) -> None:
+    """A logistics platform sends until it gets a 2xx; the hub is killed with SIGKILL in the middle."""
+    port = free_port()
+    estate = PlantEstate(tmp_path, webhook_port=port)
+    total = 100
+    answered: list[int] = []
+    url = f"http://127.0.0.1:{port}/events/shipment-milestones"
+
+    def logistics_platform() -> None:
+        with httpx.Client(timeout=5) as client:
+            for number in range(total):
+                body = json.dumps(milestone(number)).encode()
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    stamp = str(int(time.time()))
+                    try:
+                        response = client.post(url, content=body, headers={
+                            "X-Syncfabric-Timestamp": stamp, "X-Syncfabric-Signature": sign(SECRET, stamp, body)})
+                    except httpx.TransportError:
+                        time.sleep(0.05)  # the hub is down: keep the event and send it again
+                        continue
+                    if response.status_code == 200:
+                        answered.append(number)
+                        break
+                    time.sleep(1.1)  # 409 (same second, same signature) or 503: sign anew and send again
+
+    hub = Hub(estate, "milestones-in")
+    hub.wait_listening()
+    sender = threading.Thread(target=logistics_platform)
+    sender.start()
+    with open_store(estate.store_url) as store:
+        assert wait_for(lambda: len(answered) >= 30, interval=0.01), hub.stop()
+        hub.kill()
+        at_kill = list(answered)
+        # Everything answered 200 before the kill is in the store.
+        for number in at_kill:
+            assert store.get("shipment_milestone", f"SH-{number:05d}|departed|2026-03-02T08:00:00+00:00")
+        hub = Hub(estate, "milestones-in")
+        hub.wait_listening()
+        sender.join()
+        output = hub.stop()
+        assert answered == list(range(total)), output
+        assert store.count("shipment_milestone") == total
+        assert len(store.changes(0, entities=["shipment_milestone"], limit=1000)) == total
