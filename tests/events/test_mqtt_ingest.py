@@ -14,7 +14,7 @@ from syncfabric.config import load_estate
 from syncfabric.connectors.base import Acknowledgement, Received
 from syncfabric.connectors.mqtt.configuration import MqttConfig
 from syncfabric.connectors.mqtt.connector import MqttConnector
-from syncfabric.errors import TransientError
+from syncfabric.errors import PermanentError, TransientError
 from syncfabric.flows.listen import Listener
 from syncfabric.flows.runtime import Runtime
 from syncfabric.store import open_store
@@ -77,6 +77,21 @@ def test_an_unreachable_broker_is_a_transient_error() -> None:
         connector.subscribe("mfg/machine/down/+", durable="flow")
     with pytest.raises(TransientError, match=f"127.0.0.1:{port}"):
         connector.test_connection()
+
+
+def test_a_broker_that_refuses_our_credentials_is_a_permanent_error(tmp_path: Path) -> None:
+    binary = find_mosquitto()
+    if binary is None:
+        pytest.skip("mosquitto not installed")
+    process, broker = start_broker(binary, tmp_path, anonymous=False)
+    try:
+        connector = MqttConnector("plant", MqttConfig(host=broker.host, port=broker.port),
+                                  {"username": "mes", "password": "wrong"})
+        with pytest.raises(PermanentError, match="(?i)not authori"):
+            connector.subscribe("mfg/machine/down/+", durable="flow")
+    finally:
+        process.terminate()
+        process.wait()
 
 
 def test_events_published_while_the_hub_is_down_arrive_when_it_is_back(mosquitto: Broker, tmp_path: Path) -> None:

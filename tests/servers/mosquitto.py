@@ -68,15 +68,17 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float 
     return False
 
 
-def start_broker(binary: str, root: Path, port: int = 0) -> tuple[subprocess.Popen[bytes], Broker]:
-    """Start mosquitto with its configuration, log and persistence in ``root``; on ``port``, or a free one."""
+def start_broker(binary: str, root: Path, port: int = 0, *, anonymous: bool = True
+                 ) -> tuple[subprocess.Popen[bytes], Broker]:
+    """Start mosquitto with its configuration, log and persistence in ``root``; on ``port``, or a free one.
+    ``anonymous=False``: every client is refused (no password file), to test how refusals are reported."""
     log = root / "mosquitto.log"
     fixed = port
     for attempt in range(3):
         port = fixed or _free_port()
         lines = [
             f"listener {port} 127.0.0.1",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if anonymous else 'false'}",
             "persistence true",
             f"persistence_location {root}/",
             "max_inflight_messages 1000",

@@ -111,7 +111,7 @@ class _Session:
             asyncio.run(self._main())
         except BaseException as exc:  # never leave start() waiting
             if not self._ready.is_set():
-                self._error = translate_error(exc, system=self.connector.system, where=self.connector.where)
+                self._error = self._translated(exc)
                 self._ready.set()
 
     async def _main(self) -> None:
@@ -127,7 +127,7 @@ class _Session:
             except asyncio.CancelledError:
                 return
             except Exception as exc:
-                error = translate_error(exc, system=self.connector.system, where=self.connector.where)
+                error = self._translated(exc)
                 if not self._ready.is_set() or isinstance(error, PermanentError):
                     if self._ready.is_set():
                         self.inbox.fail(error)
@@ -140,6 +140,11 @@ class _Session:
             except asyncio.CancelledError:
                 return
             delay = min(delay * 2, self.config.reconnect_max_seconds)
+
+    def _translated(self, error: BaseException) -> ConnectorError:
+        if isinstance(error, ConnectorError):
+            return error
+        return translate_error(error, system=self.connector.system, where=self.connector.where)
 
     async def _connected(self) -> None:
         try:
