@@ -19,7 +19,7 @@ from syncfabric.flows.listen import Listener
 from syncfabric.flows.runtime import Runtime
 from syncfabric.store import open_store
 from tests.events.support import Hub, PlantEstate, downtime, wait_for
-from tests.servers.mosquitto import Broker, find_mosquitto, publish, start_broker
+from tests.servers.mosquitto import Broker, publish, start_broker
 
 pytestmark = pytest.mark.mosquitto
 
@@ -79,15 +79,12 @@ def test_an_unreachable_broker_is_a_transient_error() -> None:
         connector.test_connection()
 
 
-def test_a_broker_that_refuses_our_credentials_is_a_permanent_error(tmp_path: Path) -> None:
-    binary = find_mosquitto()
-    if binary is None:
-        pytest.skip("mosquitto not installed")
-    process, broker = start_broker(binary, tmp_path, anonymous=False)
+def test_a_broker_that_refuses_our_credentials_is_a_permanent_error(mosquitto_binary: str, tmp_path: Path) -> None:
+    process, broker = start_broker(mosquitto_binary, tmp_path, anonymous=False)
     try:
         connector = MqttConnector("plant", MqttConfig(host=broker.host, port=broker.port),
                                   {"username": "mes", "password": "wrong"})
-        with pytest.raises(PermanentError, match="(?i)not authori"):
+        with pytest.raises(PermanentError, match=r"(?i)not authori"):
             connector.subscribe("mfg/machine/down/+", durable="flow")
     finally:
         process.terminate()
@@ -188,10 +185,8 @@ def test_bad_events_are_quarantined_with_reason_and_path_the_rest_go_through(
         assert store.get("machine_downtime", "DT-000004") is not None
 
 
-def test_the_flow_reconnects_when_the_broker_restarts(tmp_path: Path) -> None:
-    binary = find_mosquitto()
-    if binary is None:
-        pytest.skip("mosquitto not installed")
+def test_the_flow_reconnects_when_the_broker_restarts(mosquitto_binary: str, tmp_path: Path) -> None:
+    binary = mosquitto_binary
     root = tmp_path / "broker"
     root.mkdir()
     process, broker = start_broker(binary, root)

@@ -9,7 +9,8 @@
 - No binary: the mosquitto-marked tests are skipped, or fail when ``CI`` is set, so that CI never goes green by
   skipping them.
 
-Fixture ``mosquitto`` (session): a :class:`Broker` with ``host``, ``port`` and the log file.
+Fixtures: ``mosquitto`` (session), a :class:`Broker` with ``host``, ``port`` and the log file; ``mosquitto_binary``,
+the path of the binary for tests that start (and stop, and restart) a broker of their own with :func:`start_broker`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "mosquitto" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def mosquitto_binary() -> str:
+    binary = find_mosquitto()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(MISSING, pytrace=False)
+        pytest.skip(MISSING)
+    return binary
 
 
 @pytest.fixture(scope="session")
