@@ -80,3 +80,12 @@ def test_events_list_and_schema_commands(tmp_path: Path) -> None:
     written = runner.invoke(app, ["events", "schema", "-o", str(tmp_path / "schemas")])
     assert written.exit_code == 0, written.output
     assert len(list((tmp_path / "schemas").glob("*.v1.schema.json"))) == len(EVENT_TYPES)
+
+
+def test_the_shipped_event_schemas_are_up_to_date(tmp_path: Path) -> None:
+    shipped = Path(__file__).parents[2] / "schemas" / "events"
+    for path in write_event_schemas(tmp_path):
+        committed = shipped / path.name
+        assert committed.exists() and committed.read_text() == path.read_text(), (
+            f"schemas/events/{path.name} is out of date; regenerate with `syncfabric events schema -o schemas/events`")
+    assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in tmp_path.iterdir())
