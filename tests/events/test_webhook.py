@@ -223,3 +223,21 @@ def test_killing_the_hub_loses_no_delivery_it_answered(tmp_path: Path) -> None:
         assert answered == list(range(total)), output
         assert store.count("shipment_milestone") == total
         assert len(store.changes(0, entities=["shipment_milestone"], limit=1000)) == total
+
+
+def test_a_delivery_may_carry_an_array_of_events_answered_once_all_are_committed(endpoint: Endpoint) -> None:
+    events = [milestone(200 + number) for number in range(50)]
+    stored = endpoint.post("shipment-milestones", json.dumps(events).encode())
+    assert stored.status_code == 200 and stored.json() == {"status": "stored", "events": 50}
+    mixed = [milestone(300), milestone(301, milestone="lost"), 7]
+    partly = endpoint.post("shipment-milestones", json.dumps(mixed).encode())
+    assert partly.status_code == 202
+    answer = partly.json()
+    assert answer["status"] == "partly quarantined" and answer["events"] == 3
+    assert [entry["index"] for entry in answer["quarantined"]] == [1, 2]
+    assert "@ $.milestone" in answer["quarantined"][0]["reasons"][0]
+    assert answer["quarantined"][1]["reasons"] == ["event must be a JSON object, got int @ $[2]"]
+    with open_store(endpoint.estate.store_url) as store:
+        assert store.count("shipment_milestone") == 51
+        locations = sorted(entry.location for entry in store.quarantine())
+        assert locations[0].endswith("[1]") and locations[1].endswith("[2]")

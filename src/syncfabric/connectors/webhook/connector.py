@@ -1,9 +1,11 @@
 """Receives signed event deliveries over HTTP and answers each one only after it is durably in the store.
 
-A FastAPI app served by uvicorn (on its own thread) takes ``POST <path_prefix>/<source>`` with one JSON event
-per request. The signature and the timestamp are checked first (:mod:`.signature`); a refused delivery is logged
-and answered 401 (409 when replayed) and never processed. An accepted one is handed to the flow, which commits it
-in a batch with others (group commit) and then answers through :class:`Received.ack`:
+A FastAPI app served by uvicorn (on its own thread) takes ``POST <path_prefix>/<source>`` with one JSON event,
+or a JSON array of events (answered once all are committed: ``{"status": "stored", "events": N}``, or 202 with
+the index and reasons of each one quarantined). The signature and the timestamp are checked first
+(:mod:`.signature`); a refused delivery is logged and answered 401 (409 when replayed) and never processed. An
+accepted one is handed to the flow, which commits it in a batch with others (group commit) and then answers
+through :class:`Received.ack`:
 
     200 {"status": "stored"}                         in the store
     202 {"status": "quarantined", "reasons": [...]}   kept in quarantine with its reasons (sending again won't help)
@@ -119,34 +121,64 @@ class WebhookConnector(Connector):
                 log.warning("webhook %s refused %s: %s", self.system, where, refused.reason)
                 return JSONResponse({"detail": refused.reason}, status_code=refused.status)
             loop = asyncio.get_running_loop()
-            answered: asyncio.Future[Acknowledgement] = loop.create_future()
-
-            def ack(outcome: Acknowledgement) -> None:
-                with contextlib.suppress(RuntimeError):  # the server stopped; the sender will send it again
-                    loop.call_soon_threadsafe(lambda: answered.done() or answered.set_result(outcome))
-
-            inbox.put(self._received(body, f"{where} at {request.headers.get(config.timestamp_header)}", ack))
+            location = f"{where} at {request.headers.get(config.timestamp_header)}"
+            events, single = self._events(body, location)
+            answers = [loop.create_future() for _ in events]
+            for (record, problem), answer in zip(events, answers, strict=True):
+                inbox.put(Received(record, _answer(loop, answer), problem))
             try:
-                outcome = await asyncio.wait_for(answered, config.answer_timeout_seconds)
+                outcomes = await asyncio.wait_for(asyncio.gather(*answers), config.answer_timeout_seconds)
             except TimeoutError:
                 verifier.forget(signature)
                 return JSONResponse({"detail": "not stored in time; send it again"}, status_code=503)
-            if outcome.status == "stored":
-                return JSONResponse({"status": "stored"}, status_code=200)
-            return JSONResponse({"status": outcome.status, "reasons": list(outcome.reasons)}, status_code=202)
+            if single:
+                [outcome] = outcomes
+                if outcome.status == "stored":
+                    return JSONResponse({"status": "stored"}, status_code=200)
+                return JSONResponse({"status": outcome.status, "reasons": list(outcome.reasons)}, status_code=202)
+            refused = [{"index": index, "reasons": list(outcome.reasons)}
+                       for index, outcome in enumerate(outcomes) if outcome.status != "stored"]
+            if not refused:
+                return JSONResponse({"status": "stored", "events": len(outcomes)}, status_code=200)
+            return JSONResponse({"status": "quarantined" if len(refused) == len(outcomes) else "partly quarantined",
+                                 "events": len(outcomes), "quarantined": refused}, status_code=202)
 
         return app
 
     @staticmethod
-    def _received(body: bytes, location: str, ack: Any) -> Received:
+    def _events(body: bytes, location: str) -> tuple[list[Parsed], bool]:
+        """The events of a body (one JSON object, or a JSON array of them), and whether it was a single one."""
+        def problem(reason: str, raw: str, where: str) -> Parsed:
+            return RawRecord({}, where), RejectedRaw(raw=raw, reason=reason, location=where)
+
         try:
             data = msgspec.json.decode(body)
         except msgspec.DecodeError as exc:
-            problem = RejectedRaw(raw=body.decode("utf-8", "replace"), location=location,
-                                  reason=f"body is not JSON: {exc}")
-            return Received(RawRecord({}, location), ack, problem)
-        if not isinstance(data, dict):
-            problem = RejectedRaw(raw=body.decode("utf-8", "replace"), location=location,
-                                  reason=f"body must be a JSON object (one event), got {type(data).__name__}")
-            return Received(RawRecord({}, location), ack, problem)
-        return Received(RawRecord(data, location), ack)
+            return [problem(f"body is not JSON: {exc}", body.decode("utf-8", "replace"), location)], True
+        if isinstance(data, dict):
+            return [(RawRecord(data, location), None)], True
+        if not isinstance(data, list):
+            return [problem(f"body must be a JSON object (one event) or an array of them, got {type(data).__name__}",
+                            body.decode("utf-8", "replace"), location)], True
+        events: list[Parsed] = []
+        for index, element in enumerate(data):
+            where = f"{location} [{index}]"
+            if isinstance(element, dict):
+                events.append((RawRecord(element, where), None))
+            else:
+                events.append(problem(f"event must be a JSON object, got {type(element).__name__} @ $[{index}]",
+                                      msgspec.json.encode(element).decode(), where))
+        return events, False
+
+
+Parsed = tuple[RawRecord, RejectedRaw | None]
+"""One event of a delivery: its record, or why it could not be read."""
+
+
+def _answer(loop: asyncio.AbstractEventLoop, answer: asyncio.Future[Acknowledgement]) -> Any:
+    """The ack of one event: resolves its request's future on the server's loop."""
+    def ack(outcome: Acknowledgement) -> None:
+        with contextlib.suppress(RuntimeError):  # the server stopped; the sender will send it again
+            loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(outcome))
+
+    return ack
