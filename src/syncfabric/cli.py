@@ -114,6 +114,13 @@ def sync(
         names = list(flows or [])
         if all_flows:
             names = sorted(runtime.estate.flows, key=lambda n: runtime.estate.flows[n].direction != "inbound")
+            from syncfabric.cli_events import subscribable_flows
+
+            events = subscribable_flows(runtime)
+            names = [name for name in names if name not in events]
+            if events and not names:
+                raise ConfigError(["every flow of this estate is an event flow: run them with "
+                                   "`syncfabric listen --all`"])
         if not names:
             raise ConfigError(["name at least one flow, or use --all"])
         results = [run_with_progress(runtime, name) for name in names]
@@ -183,7 +190,10 @@ def _short(checkpoint: str | None) -> str:
     if checkpoint.isdigit():
         return f"seq {checkpoint}"
     try:
-        cursor = json.loads(json.loads(checkpoint).get("cursor") or "{}")
+        text = json.loads(checkpoint).get("cursor") or "{}"
+        if not text.startswith("{"):  # a subscription: where its last committed event came from
+            return text if len(text) <= 60 else "…" + text[-59:]
+        cursor = json.loads(text)
         return f"{cursor.get('file', '')}:{cursor.get('line', '')}" if cursor else "—"
     except (ValueError, AttributeError):
         return checkpoint[:40]
@@ -446,6 +456,45 @@ def mapping_test(
                 console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
         if failed:
             raise typer.Exit(1)
+
+
+@app.command()
+def listen(
+    flows: Annotated[list[str] | None, typer.Argument(help="Inbound event flows to run.")] = None,
+    all_flows: Annotated[bool, typer.Option("--all", help="Every inbound flow of a system that pushes events.")] = (
+        False),
+    duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Run event subscriptions (MQTT, webhooks) in the foreground with a live count; Ctrl-C or SIGTERM stops."""
+    from syncfabric.cli_events import run_listen
+
+    with _boundary(), _runtime(estate) as runtime:
+        run_listen(console, runtime, list(flows or []), every=all_flows, duration=duration)
+
+
+events_app = typer.Typer(help="The catalog of business events.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("list")
+def events_list() -> None:
+    """List the business event types: topic, version, owning system, canonical entity."""
+    from syncfabric.cli_events import events_table
+
+    console.print(events_table())
+
+
+@events_app.command("schema")
+def events_schema(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one <topic>.v<N>.schema.json each.")] = Path(
+        "schemas/events"),
+) -> None:
+    """Write the versioned JSON Schema of every business event type."""
+    from syncfabric.events.catalog import write_event_schemas
+
+    written = write_event_schemas(out)
+    console.print(f"wrote {len(written)} event schemas to {out}")
 
 
 @app.command()
