@@ -650,6 +650,22 @@ class StoreConformance:
             mine = [c.key for c in reader.changes(0, entities=[f"entity{n}"], limit=total)]
             assert mine == [f"k{i}-{j}" for i in range(transactions) for j in range(per_transaction)]
 
+    def test_a_lease_has_one_holder_until_it_expires_or_is_released(self, store: Store) -> None:
+        assert store.acquire_lease("job", "a", 30)
+        assert not store.acquire_lease("job", "b", 30)
+        assert store.acquire_lease("job", "a", 30)  # renewal
+        assert store.leases() == {"job": "a"}
+        store.release_lease("job", "b")  # not b's to release
+        assert store.leases("jo") == {"job": "a"}
+        store.release_lease("job", "a")
+        assert store.leases() == {}
+        assert store.acquire_lease("job", "b", 0.2)
+        assert store.leases("other") == {}
+        time.sleep(0.3)
+        assert store.leases() == {}  # expired
+        assert store.acquire_lease("job", "a", 30)
+        assert store.leases("j") == {"job": "a"}
+
 
 def _driver_url(url: str) -> str:
     from syncfabric.store.postgres import driver_url

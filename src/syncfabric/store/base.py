@@ -328,6 +328,21 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    # -- leases: one holder at a time for singleton jobs and shares of work ----------------------------------------
+
+    @abstractmethod
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``seconds`` from now. True when ``holder`` holds it
+        now; false when another holder's lease has not expired. Commits at once, without the change-log lock."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up, if ``holder`` holds it (so another can take it before it expires)."""
+
+    @abstractmethod
+    def leases(self, prefix: str = "") -> dict[str, str]:
+        """The unexpired leases whose names start with ``prefix``: holder by lease name."""
+
     def __enter__(self) -> Store:
         return self
 

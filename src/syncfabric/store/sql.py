@@ -416,6 +416,36 @@ class SqlStore(Store):
             self._closed = True
             self._engine.dispose()
 
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        now = _now()
+        lease = t.lease
+        excluded = self.insert(lease).excluded
+        stmt = (
+            self.insert(lease)
+            .values(name=name, holder=holder, expires_at=now + dt.timedelta(seconds=seconds))
+            .on_conflict_do_update(
+                index_elements=[lease.c.name],
+                set_={"holder": excluded.holder, "expires_at": excluded.expires_at},
+                where=(lease.c.holder == excluded.holder) | (lease.c.expires_at <= now),
+            )
+            .returning(lease.c.holder)
+        )
+        with self._autonomous(f"acquire lease {name!r}") as conn:
+            return conn.execute(stmt).scalar_one_or_none() == holder
+
+    def release_lease(self, name: str, holder: str) -> None:
+        lease = t.lease
+        with self._autonomous(f"release lease {name!r}") as conn:
+            conn.execute(lease.delete().where(lease.c.name == name, lease.c.holder == holder))
+
+    def leases(self, prefix: str = "") -> dict[str, str]:
+        lease = t.lease
+        stmt = select(lease.c.name, lease.c.holder).where(lease.c.expires_at > _now()).order_by(lease.c.name)
+        if prefix:
+            stmt = stmt.where(lease.c.name.startswith(prefix, autoescape=True))
+        with self._reading("read leases") as conn:
+            return {name: holder for name, holder in conn.execute(stmt)}
+
 
 class _Existing(NamedTuple):
     version: int

@@ -170,3 +170,13 @@ run = Table(
     PrimaryKeyConstraint("id"),
     Index(None, "flow", "id"),
 )
+
+lease = Table(
+    "sf_lease",
+    metadata,
+    Column("name", String, nullable=False),
+    Column("holder", String, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("name"),
+)
+"""Time-limited ownership of a singleton job or a share of work (the bus relay, a consumer's partition)."""
