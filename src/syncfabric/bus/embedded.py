@@ -1,0 +1,189 @@
+"""The embedded bus: consumers read the store's change log directly, from their own checkpoints.
+
+No second copy of the data and nothing to run: the change log is the bus, its sequence is the bus position. A
+consumer name keeps one checkpoint per partition (``bus:<consumer>:<partition>``, the last acknowledged sequence),
+moved when a batch is acknowledged. A worker that holds several partitions reads the log once per partition and keeps
+the changes of that partition, so the default is one partition; more let several processes on the machine share the
+work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import time
+from collections.abc import Iterator, Sequence
+
+from syncfabric.bus.base import Batch, Bus, BusStatus, ConsumerStatus, Message, Subscription, partition_of
+from syncfabric.bus.partitions import Assignment, check_consumer_name, default_worker_id
+from syncfabric.store import Change, Store
+
+REGISTRY = "bus:consumers"
+"""The checkpoint listing the consumer names (JSON), for ``bus status``."""
+SCAN = 1000
+"""Change-log entries read per query while looking for one partition's changes."""
+
+
+def checkpoint_name(consumer: str, partition: int) -> str:
+    return f"bus:{consumer}:{partition}"
+
+
+def seq_at(store: Store, when: dt.datetime) -> int:
+    """The first change-log sequence recorded at or after ``when`` (head + 1 if none): a binary search over the log,
+    which is in commit order and so in recording-time order."""
+    lo, hi = 0, store.head()  # invariant: every seq <= lo is before `when`; the answer is in (lo, hi + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        first = store.changes(mid, limit=1)
+        if not first:
+            break
+        if first[0].recorded_at < when:
+            lo = first[0].seq
+        else:
+            hi = mid
+    following = store.changes(lo, limit=1)
+    return following[0].seq if following else store.head() + 1
+
+
+class EmbeddedBus(Bus):
+    kind = "embedded"
+    outbox = "embedded"
+
+    def __init__(self, store: Store, *, partitions: int = 1, lease_seconds: float = 15.0,
+                 poll_interval: float = 0.05) -> None:
+        self.store = store
+        self.partitions = partitions
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+
+    def publish(self, changes: Sequence[Change]) -> int:
+        return 0  # the change log is the bus: consumers read it as soon as the transaction commits
+
+    def subscribe(self, consumer: str, *, entities: Sequence[str] | None = None, worker: str | None = None,
+                  start: int | dt.datetime | None = None) -> Subscription:
+        check_consumer_name(consumer)
+        self._register(consumer, start)
+        return EmbeddedSubscription(self, consumer, worker or default_worker_id(), entities)
+
+    def _consumers(self) -> list[str]:
+        return list(json.loads(self.store.checkpoint(REGISTRY) or "[]"))
+
+    def _register(self, consumer: str, start: int | dt.datetime | None) -> None:
+        if self.store.checkpoint(checkpoint_name(consumer, 0)):  # '' once deleted
+            return
+        after = 0
+        if isinstance(start, dt.datetime):
+            after = seq_at(self.store, start) - 1
+        elif start is not None:
+            after = max(start - 1, 0)
+        with self.store.transaction() as tx:
+            for partition in range(self.partitions):
+                tx.set_checkpoint(checkpoint_name(consumer, partition), str(after))
+            tx.set_checkpoint(REGISTRY, json.dumps(sorted({*self._consumers(), consumer})))
+
+    def replay(self, start: int | dt.datetime, *, entities: Sequence[str] | None = None) -> Iterator[Message]:
+        after = (seq_at(self.store, start) if isinstance(start, dt.datetime) else start) - 1
+        while page := self.store.changes(after, entities=entities, limit=SCAN):
+            for change in page:
+                yield Message.from_change(change, change.seq)
+            after = page[-1].seq
+
+    def status(self) -> BusStatus:
+        head = self.store.head()
+        consumers = []
+        for consumer in self._consumers():
+            marks = [int(self.store.checkpoint(checkpoint_name(consumer, p)) or 0) for p in range(self.partitions)]
+            workers = sorted(set(self.store.leases(f"bus:{consumer}:partition:").values()))
+            consumers.append(ConsumerStatus(consumer, self.partitions, max(head - min(marks), 0), 0, workers))
+        return BusStatus(self.kind, head, None, None, consumers)
+
+    def delete_consumer(self, consumer: str) -> None:
+        with self.store.transaction() as tx:
+            for partition in range(self.partitions):
+                tx.set_checkpoint(checkpoint_name(consumer, partition), "")
+            tx.set_checkpoint(REGISTRY, json.dumps([c for c in self._consumers() if c != consumer]))
+
+    def close(self) -> None:
+        pass  # the store belongs to the caller
+
+
+class EmbeddedSubscription(Subscription):
+    def __init__(self, bus: EmbeddedBus, consumer: str, worker: str, entities: Sequence[str] | None) -> None:
+        self.bus = bus
+        self.consumer = consumer
+        self.worker = worker
+        self.entities = list(entities) if entities is not None else None
+        self._cursor: dict[int, int] = {}
+        """Per held partition: the last sequence read (delivered or skipped)."""
+        self._acked: dict[int, int] = {}
+        """Per held partition: its checkpoint, the last sequence acknowledged."""
+        self._in_flight: set[int] = set()
+        self._rotation = itertools.count()
+        self._assignment = Assignment(
+            bus.store, consumer, worker, bus.partitions, bus.lease_seconds,
+            busy=self._in_flight.__contains__, on_acquire=self._acquired, on_release=self._released,
+        )
+        self._assignment.refresh(force=True)
+
+    def _acquired(self, partition: int) -> None:
+        acked = int(self.bus.store.checkpoint(checkpoint_name(self.consumer, partition)) or 0)
+        self._cursor[partition] = self._acked[partition] = acked
+
+    def _released(self, partition: int) -> None:
+        self._cursor.pop(partition, None)
+        self._acked.pop(partition, None)
+        self._in_flight.discard(partition)
+
+    def partitions(self) -> list[int]:
+        return list(self._assignment.held)
+
+    def rebalance(self) -> list[int]:
+        return list(self._assignment.refresh(force=True))
+
+    def fetch(self, max_messages: int = 500, timeout: float = 1.0) -> Batch | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            held = self._assignment.refresh()
+            if held:
+                turn = next(self._rotation)
+                for partition in held[turn % len(held):] + held[:turn % len(held)]:
+                    if partition not in self._in_flight and (batch := self._read(partition, max_messages)):
+                        return batch
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(min(self.bus.poll_interval, max(deadline - time.monotonic(), 0)))
+
+    def _read(self, partition: int, max_messages: int) -> Batch | None:
+        store, partitions = self.bus.store, self.bus.partitions
+        after = self._cursor[partition]
+        found: list[Message] = []
+        limit = max_messages if partitions == 1 else SCAN
+        while len(found) < max_messages:
+            page = store.changes(after, entities=self.entities, limit=limit)
+            for change in page:
+                after = change.seq
+                if partitions == 1 or partition_of(change.entity, change.key, partitions) == partition:
+                    found.append(Message.from_change(change, change.seq))
+                    if len(found) == max_messages:
+                        break
+            if len(page) < limit:
+                break
+        self._cursor[partition] = after
+        if not found:
+            if after > self._acked[partition]:  # only other partitions' changes: move on, so the lag reads true
+                self._ack(partition, after)
+            return None
+        self._in_flight.add(partition)
+        return Batch(partition, found, lambda: self._ack(partition, after))
+
+    def _ack(self, partition: int, upto: int) -> None:
+        if partition not in self._acked:
+            return  # the partition's lease was lost meanwhile: its new holder delivers the batch again
+        with self.bus.store.transaction() as tx:
+            tx.set_checkpoint(checkpoint_name(self.consumer, partition), str(upto))
+        self._in_flight.discard(partition)
+        self._acked[partition] = upto
+
+    def close(self) -> None:
+        self._assignment.close()

@@ -1,0 +1,47 @@
+"""The embedded bus: the conformance suite, plus what only it does."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncfabric.bus import open_bus, parse_bus_url
+from syncfabric.bus.embedded import EmbeddedBus
+from syncfabric.errors import ConfigError
+from syncfabric.store import Store
+from tests.bus.conformance import BusConformance, MakeBus
+
+
+class TestEmbeddedBus(BusConformance):
+    @pytest.fixture
+    def make_bus(self, store: Store) -> MakeBus:
+        def make(partitions: int = 1, lease_seconds: float = 15.0) -> EmbeddedBus:
+            return EmbeddedBus(store, partitions=partitions, lease_seconds=lease_seconds, poll_interval=0.01)
+
+        return make
+
+
+def test_no_url_is_the_embedded_bus(store_for_url: Store) -> None:
+    bus = open_bus(None, store_for_url)
+    assert isinstance(bus, EmbeddedBus) and bus.partitions == 1
+    bus = open_bus("embedded://?partitions=4&lease_seconds=5", store_for_url)
+    assert isinstance(bus, EmbeddedBus) and (bus.partitions, bus.lease_seconds) == (4, 5.0)
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("kafka://x:9092", "unsupported scheme 'kafka'"),
+    ("nats://127.0.0.1:4222?partitons=2", "unknown option 'partitons'"),
+    ("nats://127.0.0.1:4222?partitions=two", "partitions' must be a int"),
+    ("embedded://?stream=X", "unknown option 'stream'"),
+    ("nats://127.0.0.1:4222?partitions=0", "between 1 and 1024"),
+])
+def test_bad_urls_are_named(url: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        parse_bus_url(url)
+
+
+@pytest.fixture
+def store_for_url(tmp_path):
+    from syncfabric.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        yield store
