@@ -61,12 +61,13 @@ def nothing_more(*subs: Subscription) -> None:
         assert sub.fetch(timeout=0.3) is None
 
 
-class BusConformance:
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[Store]:
-        with open_store(f"sqlite:///{tmp_path}/store.db?synchronous=normal") as store:
-            yield store
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with open_store(f"sqlite:///{tmp_path}/store.db?synchronous=normal") as store:
+        yield store
 
+
+class BusConformance:
     @pytest.fixture
     def make_bus(self, store: Store) -> MakeBus:
         raise NotImplementedError

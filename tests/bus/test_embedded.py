@@ -20,10 +20,10 @@ class TestEmbeddedBus(BusConformance):
         return make
 
 
-def test_no_url_is_the_embedded_bus(store_for_url: Store) -> None:
-    bus = open_bus(None, store_for_url)
+def test_no_url_is_the_embedded_bus(store: Store) -> None:
+    bus = open_bus(None, store)
     assert isinstance(bus, EmbeddedBus) and bus.partitions == 1
-    bus = open_bus("embedded://?partitions=4&lease_seconds=5", store_for_url)
+    bus = open_bus("embedded://?partitions=4&lease_seconds=5", store)
     assert isinstance(bus, EmbeddedBus) and (bus.partitions, bus.lease_seconds) == (4, 5.0)
 
 
@@ -38,10 +38,3 @@ def test_bad_urls_are_named(url: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         parse_bus_url(url)
 
-
-@pytest.fixture
-def store_for_url(tmp_path):
-    from syncfabric.store import open_store
-
-    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
-        yield store
