@@ -8,6 +8,10 @@ publish for the embedded bus, whose consumers read the change log itself).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -54,6 +58,21 @@ def drain(
                 got[sub.worker].extend(batch.messages)
                 batch.ack()
     return got
+
+
+WORKER = """
+import sys, time
+from syncfabric.bus import open_bus
+from syncfabric.store import open_store
+
+store = open_store(sys.argv[1])
+bus = open_bus(sys.argv[2], store)
+sub = bus.subscribe("planning", worker="doomed")
+batch = sub.fetch(max_messages=int(sys.argv[3]), timeout=20)
+print(",".join(f"{m.entity}:{m.key}:{m.version}" for m in batch), flush=True)
+time.sleep(600)
+"""
+"""A worker process that takes a batch and hangs on to it, unacknowledged, until it is killed."""
 
 
 def nothing_more(*subs: Subscription) -> None:
@@ -266,3 +285,23 @@ class BusConformance:
         assert Relay(store, bus, holder="one", lease_seconds=30).holds_lease()
         with pytest.raises(BusError, match="held by one"):
             Relay(store, bus, holder="two").catch_up()
+
+    def test_a_worker_killed_mid_batch_loses_nothing(self, store: Store, make_bus: MakeBus) -> None:
+        bus = make_bus(partitions=2, lease_seconds=1.0)
+        write(store, "item", [f"I{n}" for n in range(40)])
+        relay(store, bus)
+        doomed = subprocess.Popen([sys.executable, "-c", WORKER, store.url, bus.url, "15"], stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            line = doomed.stdout.readline().strip()  # type: ignore[union-attr]
+        finally:
+            os.kill(doomed.pid, signal.SIGKILL)
+            doomed.wait(timeout=30)
+            doomed.stdout.close()  # type: ignore[union-attr]
+        taken = {(e, k, int(v)) for e, k, v in (item.split(":") for item in line.split(","))}
+        assert len(taken) == 15
+        with bus.subscribe("planning", worker="heir") as heir:
+            got = drain(heir, expected=40, timeout=20)["heir"]
+            nothing_more(heir)
+        assert taken <= {ident(m) for m in got}
+        assert sorted(ident(m) for m in got) == sorted(logged(store))

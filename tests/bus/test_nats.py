@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from syncfabric.bus import open_bus
 from syncfabric.bus.nats import NatsBus
+from syncfabric.bus.relay import Relay
 from syncfabric.store import Store
-from tests.bus.conformance import BusConformance, MakeBus
+from tests.bus.conformance import BusConformance, MakeBus, drain, ident, logged, nothing_more, write
 
 pytestmark = pytest.mark.nats
 
@@ -48,3 +54,64 @@ def test_the_url_picks_the_nats_bus(store: Store, nats_url: str) -> None:
     finally:
         bus.call("delete", bus._js.delete_stream(stream))  # type: ignore[attr-defined]
         bus.close()
+
+
+RELAY = """
+import sys
+from syncfabric.bus import open_bus
+from syncfabric.bus.relay import Relay
+from syncfabric.store import open_store
+
+store = open_store(sys.argv[1])
+bus = open_bus(sys.argv[2], store)
+Relay(store, bus, holder="doomed-relay", batch=int(sys.argv[3])).catch_up()
+"""
+
+
+def _messages_in(bus: NatsBus) -> int:
+    return int(bus.call("stream info", bus._js.stream_info(bus.stream)).state.messages)
+
+
+def test_a_relay_killed_mid_batch_loses_and_duplicates_nothing(store: Store, make_bus: MakeBus) -> None:
+    bus = make_bus(partitions=3, lease_seconds=1.0)
+    assert isinstance(bus, NatsBus)
+    keys = [f"I{n:04}" for n in range(3000)]
+    write(store, "item", keys)
+    write(store, "item", keys, revision=1)
+    total = 6000
+    doomed = subprocess.Popen([sys.executable, "-c", RELAY, store.url, bus.url, str(total)])
+    try:
+        deadline = time.monotonic() + 60
+        while _messages_in(bus) == 0:
+            assert doomed.poll() is None, "the relay ended before publishing"
+            assert time.monotonic() < deadline, "the relay published nothing"
+            time.sleep(0.002)
+    finally:
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait(timeout=30)
+    heir = Relay(store, bus, holder="heir")
+    assert store.checkpoint(heir.checkpoint_name) is None  # killed inside its one batch, before the checkpoint
+    at_kill = _messages_in(bus)
+    assert 0 < at_kill <= total
+
+    assert wait_until(heir.holds_lease, timeout=10)  # once the dead relay's lease expired
+    counts = heir.catch_up()
+    assert (counts.read, counts.new) == (total, total - at_kill)  # the rest was already there: dropped as duplicates
+    assert _messages_in(bus) == total
+    with bus.subscribe("planning") as sub:
+        got = drain(sub, expected=total, timeout=60, max_messages=1000)[sub.worker]
+        nothing_more(sub)
+    assert sorted(ident(m) for m in got) == sorted(logged(store))
+    versions: dict[str, list[int]] = {}
+    for m in got:
+        versions.setdefault(m.key, []).append(m.version)
+    assert all(v == [1, 2] for v in versions.values())
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -154,6 +154,11 @@ class Bus(ABC):
     outbox: str
     """What the relay publishes to (names its checkpoint and lease): ``embedded`` or the JetStream stream name."""
 
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The bus URL with every option, so that another process (a worker, the relay) opens the same bus."""
+
     @abstractmethod
     def publish(self, changes: Sequence[Change]) -> int:
         """Put changes on the bus, in order; returns how many were new (a re-published change is not new). Returns

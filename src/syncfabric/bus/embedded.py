@@ -57,6 +57,10 @@ class EmbeddedBus(Bus):
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
 
+    @property
+    def url(self) -> str:
+        return f"embedded://?partitions={self.partitions}&lease_seconds={self.lease_seconds}"
+
     def publish(self, changes: Sequence[Change]) -> int:
         return 0  # the change log is the bus: consumers read it as soon as the transaction commits
 

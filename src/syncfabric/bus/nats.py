@@ -103,7 +103,7 @@ class NatsBus(Bus):
         self._nats = _nats()
         if not TOKEN.match(stream):
             raise ConfigError([f"bus URL: stream {stream!r}: use letters, digits, '_' or '-'"])
-        self.url = url
+        self.server = url
         self.store = store
         self.partitions = partitions
         self.lease_seconds = lease_seconds
@@ -114,7 +114,7 @@ class NatsBus(Bus):
         self.publish_timeout = publish_timeout
         self._loop = _Loop()
         try:
-            self._nc = self.call(f"connect to NATS at {url}", self._nats.connect(
+            self._nc = self.call("connect to NATS", self._nats.connect(
                 url, connect_timeout=5, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="syncfabric"))
             self._js = self._nc.jetstream()
             self.call(f"set up the stream {stream}", self._ensure_stream())
@@ -127,10 +127,15 @@ class NatsBus(Bus):
         try:
             return self._loop.run(coro, timeout)
         except (self._nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BusError(f"{action}: {str(exc) or type(exc).__name__} [{self.url}]") from exc
+            raise BusError(f"{action}: {str(exc) or type(exc).__name__} [{self.server}]") from exc
 
     def __repr__(self) -> str:
-        return f"NatsBus({self.url!r}, stream={self.stream!r}, partitions={self.partitions})"
+        return f"NatsBus({self.server!r}, stream={self.stream!r}, partitions={self.partitions})"
+
+    @property
+    def url(self) -> str:
+        return (f"{self.server}?partitions={self.partitions}&lease_seconds={self.lease_seconds}&stream={self.stream}"
+                f"&ack_wait={self.ack_wait}&duplicate_window={self.duplicate_window}")
 
     @property
     def _description(self) -> str:
