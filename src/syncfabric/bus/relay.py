@@ -48,7 +48,11 @@ class Relay:
         return f"bus:relay:{self.bus.outbox}"
 
     def holds_lease(self) -> bool:
+        """Take or renew the relay lease; whether this relay may publish now."""
         return self.store.acquire_lease(self.lease_name, self.holder, self.lease_seconds)
+
+    def release(self) -> None:
+        self.store.release_lease(self.lease_name, self.holder)
 
     def step(self) -> int:
         """Publish one batch after the checkpoint (the lease must be held); how many changes it read."""
@@ -88,6 +92,6 @@ class Relay:
                 if read < self.batch:
                     stop.wait(idle if leader else min(self.lease_seconds / 3, 1.0))
         finally:
-            self.store.release_lease(self.lease_name, self.holder)
+            self.release()
         return self.counts
 
