@@ -396,14 +396,17 @@ def bus_relay(
         columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[state]}"),
                    TextColumn("published {task.fields[read]:,} ({task.fields[new]:,} new)"),
                    TextColumn("checkpoint {task.fields[checkpoint]:,} / head {task.fields[head]:,}"),
-                   TimeElapsedColumn())
+                   TextColumn("{task.fields[trouble]}"), TimeElapsedColumn())
         with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
             task = progress.add_task(f"relay → {bus.outbox}", total=None, state="starting", read=0, new=0,
-                                     checkpoint=0, head=0)
+                                     checkpoint=0, head=0, trouble="")
 
             def show(counts, leader: bool) -> None:
+                trouble = f"[red]{counts.errors} failed batches, last: {counts.last_error[:80]}[/]" if counts.errors \
+                    else ""
                 progress.update(task, state="[green]publishing[/]" if leader else "[yellow]standby[/]",
-                                read=counts.read, new=counts.new, checkpoint=counts.checkpoint, head=counts.head)
+                                read=counts.read, new=counts.new, checkpoint=counts.checkpoint, head=counts.head,
+                                trouble=trouble)
 
             try:
                 counts = relay.run(stop, progress=show)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from syncfabric.bus import open_bus, parse_bus_url
 from syncfabric.bus.embedded import EmbeddedBus
 from syncfabric.errors import ConfigError
-from syncfabric.store import Store
+from syncfabric.store import Store, open_store
 from tests.bus.conformance import BusConformance, MakeBus
 
 
@@ -18,6 +20,16 @@ class TestEmbeddedBus(BusConformance):
             return EmbeddedBus(store, partitions=partitions, lease_seconds=lease_seconds, poll_interval=0.01)
 
         return make
+
+
+@pytest.mark.postgres
+class TestEmbeddedBusOnPostgres(TestEmbeddedBus):
+    """The same suite with the store in PostgreSQL: checkpoints and leases there, workers in several processes."""
+
+    @pytest.fixture
+    def store(self, postgres_schema_url: str) -> Iterator[Store]:
+        with open_store(postgres_schema_url) as store:
+            yield store
 
 
 def test_no_url_is_the_embedded_bus(store: Store) -> None:

@@ -7,15 +7,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from syncfabric.bus import open_bus
 from syncfabric.bus.nats import NatsBus
 from syncfabric.bus.relay import Relay
+from syncfabric.errors import BusError, ConfigError
 from syncfabric.store import Store
 from tests.bus.conformance import BusConformance, MakeBus, drain, ident, logged, nothing_more, write
 
@@ -115,3 +118,56 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_an_unreachable_server_is_named_at_once(store: Store) -> None:
+    from tests.servers.nats import _free_port
+
+    port = _free_port()
+    started = time.monotonic()
+    with pytest.raises(BusError, match=f"cannot reach the NATS server at 127.0.0.1:{port}"):
+        open_bus(f"nats://127.0.0.1:{port}", store)
+    assert time.monotonic() - started < 10
+
+
+def test_relays_and_workers_must_agree_on_partitions(store: Store, make_bus: MakeBus) -> None:
+    first = make_bus(partitions=4)
+    with pytest.raises(ConfigError, match="must use the same partitions"):
+        make_bus(partitions=2, stream=first.outbox)
+
+
+def test_the_bus_rides_out_a_server_restart(store: Store, tmp_path: Path) -> None:
+    from tests.servers.nats import NatsServer, find_binary
+
+    binary = find_binary()
+    if binary is None:
+        pytest.fail("nats-server is needed for this test") if os.environ.get("CI") else pytest.skip("no nats-server")
+    server = NatsServer(binary)
+    url = server.start()
+    try:
+        bus = NatsBus(url, store, partitions=2, ack_wait=5.0)
+        try:
+            write(store, "item", [f"I{n}" for n in range(20)])
+            stop = threading.Event()
+            running = Relay(store, bus, holder="through-the-outage")
+            worker = threading.Thread(target=running.run, args=(stop,), kwargs={"idle": 0.05})
+            worker.start()
+            try:
+                assert wait_until(lambda: running.counts.checkpoint == 20, timeout=20)
+                server.stop_process()  # the stream is on disk; the same port comes back
+                write(store, "item", [f"J{n}" for n in range(10)])
+                time.sleep(1.0)
+                assert server.start() == url
+                assert wait_until(lambda: running.counts.checkpoint == 30, timeout=60), running.counts
+            finally:
+                stop.set()
+                worker.join(timeout=60)
+            assert not worker.is_alive()
+            with bus.subscribe("planning") as sub:
+                got = drain(sub, expected=30)[sub.worker]
+                nothing_more(sub)
+            assert sorted(ident(m) for m in got) == sorted(logged(store))
+        finally:
+            bus.close()
+    finally:
+        server.stop()

@@ -23,6 +23,8 @@ REGISTRY = "bus:consumers"
 """The checkpoint listing the consumer names (JSON), for ``bus status``."""
 SCAN = 1000
 """Change-log entries read per query while looking for one partition's changes."""
+SCAN_PAGES = 20
+"""Queries one fetch makes at most for one partition."""
 
 
 def checkpoint_name(consumer: str, partition: int) -> str:
@@ -163,7 +165,7 @@ class EmbeddedSubscription(Subscription):
         after = self._cursor[partition]
         found: list[Message] = []
         limit = max_messages if partitions == 1 else SCAN
-        while len(found) < max_messages:
+        for _ in range(SCAN_PAGES):  # bounded, so that a fetch renews its leases in time even on a long backlog
             page = store.changes(after, entities=self.entities, limit=limit)
             for change in page:
                 after = change.seq
@@ -171,7 +173,7 @@ class EmbeddedSubscription(Subscription):
                     found.append(Message.from_change(change, change.seq))
                     if len(found) == max_messages:
                         break
-            if len(page) < limit:
+            if len(page) < limit or len(found) == max_messages:
                 break
         self._cursor[partition] = after
         if not found:

@@ -23,12 +23,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import itertools
+import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
 
@@ -37,6 +39,7 @@ from syncfabric.bus.partitions import Assignment, check_consumer_name, default_w
 from syncfabric.errors import BusError, ConfigError
 from syncfabric.store import Change, Lineage, Op, Store
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 WINDOW = 512
 """Publishes in flight at once."""
@@ -89,6 +92,14 @@ class _Loop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
+        async def cancel_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self.run(cancel_rest(), timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
@@ -112,10 +123,13 @@ class NatsBus(Bus):
         self.ack_wait = ack_wait
         self.duplicate_window = duplicate_window
         self.publish_timeout = publish_timeout
+        _probe(url)
         self._loop = _Loop()
         try:
+            # Once connected, reconnect for as long as it takes: a NATS restart pauses the bus, it does not end it.
             self._nc = self.call("connect to NATS", self._nats.connect(
-                url, connect_timeout=5, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="syncfabric"))
+                url, connect_timeout=5, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="syncfabric",
+                error_cb=_log_error))
             self._js = self._nc.jetstream()
             self.call(f"set up the stream {stream}", self._ensure_stream())
         except BaseException:
@@ -288,6 +302,20 @@ class NatsBus(Bus):
                 self.call("close the NATS connection", self._nc.close(), timeout=15)
         finally:
             self._loop.close()
+
+
+def _probe(url: str) -> None:
+    """Fail fast, with the address, when nothing listens there (nats-py would retry its first connect forever)."""
+    parts = urlsplit(url)
+    address = (parts.hostname or "127.0.0.1", parts.port or 4222)
+    try:
+        socket.create_connection(address, timeout=5).close()
+    except OSError as exc:
+        raise BusError(f"cannot reach the NATS server at {address[0]}:{address[1]} ({url}): {exc}") from None
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("NATS: %s", str(exc) or type(exc).__name__)
 
 
 def _message(msg: Any) -> Message:

@@ -9,14 +9,18 @@ lease in the store, renewed on every batch; another relay waits until the lease 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from syncfabric.bus.base import Bus
 from syncfabric.bus.partitions import default_worker_id
-from syncfabric.errors import BusError
+from syncfabric.errors import BusError, StoreError
 from syncfabric.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -27,6 +31,9 @@ class RelayCounts:
     """Of those, how many the bus did not have yet (the rest were duplicates of an interrupted run)."""
     checkpoint: int = 0
     head: int = 0
+    errors: int = 0
+    """Batches that failed (the bus or the store unreachable); each is tried again."""
+    last_error: str = ""
 
 
 class Relay:
@@ -82,16 +89,29 @@ class Relay:
     def run(self, stop: threading.Event, *, idle: float = 0.2,
             progress: Callable[[RelayCounts, bool], None] | None = None) -> RelayCounts:
         """Relay until ``stop`` is set: wait for the lease, then publish as changes are recorded."""
+        pause = idle
         try:
             while not stop.is_set():
-                leader = self.holds_lease()
-                read = self.step() if leader else 0
-                self.counts.head = self.store.head()
+                try:
+                    leader = self.holds_lease()
+                    read = self.step() if leader else 0
+                    self.counts.head = self.store.head()
+                    pause = idle
+                except (BusError, StoreError) as exc:  # an outage pauses the relay; the batch is tried again
+                    log.warning("relay: %s; trying again in %.1f s", exc, pause)
+                    self.counts.errors += 1
+                    self.counts.last_error = str(exc)
+                    if progress is not None:
+                        progress(self.counts, False)
+                    stop.wait(pause)
+                    pause = min(pause * 2, 10.0)
+                    continue
                 if progress is not None:
                     progress(self.counts, leader)
                 if read < self.batch:
                     stop.wait(idle if leader else min(self.lease_seconds / 3, 1.0))
         finally:
-            self.release()
+            with contextlib.suppress(StoreError):
+                self.release()
         return self.counts
 
