@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncfabric.bus import open_bus, parse_bus_url
+from syncfabric.bus import open_bus, parse_bus_url, partition_of
 from syncfabric.bus.embedded import EmbeddedBus
 from syncfabric.errors import ConfigError
 from syncfabric.store import Store, open_store
-from tests.bus.conformance import BusConformance, MakeBus
+from tests.bus.conformance import BusConformance, MakeBus, drain, ident, logged, nothing_more, write
 
 
 class TestEmbeddedBus(BusConformance):
@@ -50,3 +50,18 @@ def test_bad_urls_are_named(url: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         parse_bus_url(url)
 
+
+
+def test_one_worker_of_many_partitions_reads_a_long_log_exactly_once(store: Store) -> None:
+    """Past the reading window: each partition's share of thousands of changes, once each, in log order."""
+    for start in range(0, 6000, 2000):
+        write(store, "item", [f"I{n:05}" for n in range(start, start + 2000)])
+    write(store, "item", [f"I{n:05}" for n in range(0, 6000, 7)], revision=1)
+    bus = EmbeddedBus(store, partitions=3, poll_interval=0.01)
+    with bus.subscribe("planning") as sub:
+        got = drain(sub, expected=len(logged(store)), max_messages=700)[sub.worker]
+        nothing_more(sub)
+    assert sorted(ident(m) for m in got) == sorted(logged(store))
+    for partition in range(3):
+        mine = [m.seq for m in got if partition_of(m.entity, m.key, 3) == partition]
+        assert mine == sorted(mine)

@@ -9,6 +9,7 @@ work.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import json
@@ -25,6 +26,8 @@ SCAN = 1000
 """Change-log entries read per query while looking for one partition's changes."""
 SCAN_PAGES = 20
 """Queries one fetch makes at most for one partition."""
+WINDOW = SCAN_PAGES * SCAN
+"""Changes a worker holding several partitions keeps from its last reads, so that each is read from the store once."""
 
 
 def checkpoint_name(consumer: str, partition: int) -> str:
@@ -124,6 +127,11 @@ class EmbeddedSubscription(Subscription):
         """Per held partition: the last sequence read (delivered or skipped)."""
         self._acked: dict[int, int] = {}
         """Per held partition: its checkpoint, the last sequence acknowledged."""
+        self._window: list[Change] = []
+        self._window_after = 0
+        """The last changes read from the store (contiguous), and the sequence they were read after."""
+        self._window_ended = False
+        """Whether that page reached the end of the log."""
         self._in_flight: set[int] = set()
         self._rotation = itertools.count()
         self._assignment = Assignment(
@@ -166,14 +174,18 @@ class EmbeddedSubscription(Subscription):
         found: list[Message] = []
         limit = max_messages if partitions == 1 else SCAN
         for _ in range(SCAN_PAGES):  # bounded, so that a fetch renews its leases in time even on a long backlog
-            page = store.changes(after, entities=self.entities, limit=limit)
+            if partitions > 1:
+                page, ended = self._page(after, limit)
+            else:
+                page = store.changes(after, entities=self.entities, limit=limit)
+                ended = len(page) < limit
             for change in page:
                 after = change.seq
                 if partitions == 1 or partition_of(change.entity, change.key, partitions) == partition:
                     found.append(Message.from_change(change, change.seq))
                     if len(found) == max_messages:
                         break
-            if len(page) < limit or len(found) == max_messages:
+            if ended or len(found) == max_messages:
                 break
         self._cursor[partition] = after
         if not found:
@@ -182,6 +194,25 @@ class EmbeddedSubscription(Subscription):
             return None
         self._in_flight.add(partition)
         return Batch(partition, found, lambda: self._ack(partition, after))
+
+    def _page(self, after: int, limit: int) -> tuple[list[Change], bool]:
+        """The changes after ``after``, and whether they reach the end of the log. From the last page read when it
+        covers them: the partitions of one worker move through the log together, so each page is read from the store
+        once, not once per partition."""
+        window = self._window
+        if window and self._window_after <= after < window[-1].seq:
+            start = bisect.bisect_right(window, after, key=lambda change: change.seq)
+            return window[start:], self._window_ended
+        page = self.bus.store.changes(after, entities=self.entities, limit=limit)
+        if window and after == window[-1].seq:  # the log read on: keep the pages the other partitions still need
+            window.extend(page)
+            if len(window) > WINDOW:
+                self._window_after = window[-WINDOW - 1].seq
+                del window[:-WINDOW]
+        else:
+            self._window, self._window_after = page, after
+        self._window_ended = len(page) < limit
+        return page, len(page) < limit
 
     def _ack(self, partition: int, upto: int) -> None:
         if partition not in self._acked:

@@ -266,7 +266,7 @@ class NatsBus(Bus):
     async def _fetch(self, sub: Any, batch: int, timeout: float) -> list[Any]:
         try:
             return list(await sub.fetch(batch, timeout=timeout))
-        except self._nats.errors.TimeoutError:
+        except (TimeoutError, self._nats.errors.TimeoutError):  # nats-py raises either when nothing came
             return []
 
     def status(self) -> BusStatus:
@@ -437,9 +437,11 @@ class NatsSubscription(Subscription):
         return Batch(partition, messages, ack)
 
     async def _ack(self, msgs: list[Any]) -> None:
-        for msg in msgs:
+        # The last ack waits for the server's confirmation, and so for the ones before it: when ack() returns, the
+        # consumer's state shows the batch done, and a worker taking the partition over does not redeliver it.
+        for msg in msgs[:-1]:
             await msg.ack()
-        await self.bus._nc.flush()
+        await msgs[-1].ack_sync(timeout=self.bus.publish_timeout)
 
     def close(self) -> None:
         self._assignment.close()
