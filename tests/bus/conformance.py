@@ -223,6 +223,9 @@ class BusConformance:
         assert recent == logged(store)[20:]
         assert [ident(m) for m in bus.replay(since, entities=["item"])] == logged(store, ["item"])[20:]
         assert list(bus.replay(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))) == []
+        assert [ident(m) for m in bus.replay_changes(everything[12].seq)] == logged(store)[12:]
+        assert [ident(m) for m in bus.replay_changes(1, entities=["location"])] == logged(store, ["location"])
+        assert list(bus.replay_changes(store.head() + 1)) == []
 
     def test_a_new_consumer_can_start_at_a_position_or_a_time(self, store: Store, make_bus: MakeBus) -> None:
         bus = make_bus(partitions=1)

@@ -26,39 +26,61 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from syncfabric.store import Change, Lineage, Op
+from syncfabric.store import Change, Lineage, Op, Store
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One canonical change as a consumer receives it."""
+    """One canonical change as a consumer receives it: the change-log entry, and where it is on the bus."""
 
-    seq: int
-    """The change-log sequence of the change in the store."""
-    entity: str
-    key: str
-    version: int
-    op: Op
-    content_hash: str
-    payload: bytes | None
-    recorded_at: dt.datetime
-    lineage: Lineage
+    change: Change
     position: int
     """Where the message is on the bus, for :meth:`Bus.replay`: the change-log sequence (embedded) or the stream
     sequence (NATS)."""
     deliveries: int = 1
-    """1 the first time; more when it is delivered again after a batch was not acknowledged."""
+    """1 the first time; more when it is delivered again after a batch was not acknowledged (NATS)."""
+
+    @property
+    def seq(self) -> int:
+        """The change-log sequence of the change in the store."""
+        return self.change.seq
+
+    @property
+    def entity(self) -> str:
+        return self.change.entity
+
+    @property
+    def key(self) -> str:
+        return self.change.key
+
+    @property
+    def version(self) -> int:
+        return self.change.version
+
+    @property
+    def op(self) -> Op:
+        return self.change.op
+
+    @property
+    def content_hash(self) -> str:
+        return self.change.content_hash
+
+    @property
+    def payload(self) -> bytes | None:
+        return self.change.payload
+
+    @property
+    def recorded_at(self) -> dt.datetime:
+        return self.change.recorded_at
+
+    @property
+    def lineage(self) -> Lineage:
+        return self.change.lineage
 
     @property
     def message_id(self) -> str:
         """What identifies the change everywhere: ``<entity>:<key>:<version>``; a target that saw it skips it."""
-        return message_id(self.entity, self.key, self.version)
-
-    @classmethod
-    def from_change(cls, change: Change, position: int, deliveries: int = 1) -> Message:
-        return cls(seq=change.seq, entity=change.entity, key=change.key, version=change.version, op=change.op,
-                   content_hash=change.content_hash, payload=change.payload, recorded_at=change.recorded_at,
-                   lineage=change.lineage, position=position, deliveries=deliveries)
+        return message_id(self.change.entity, self.change.key, self.change.version)
 
 
 def message_id(entity: str, key: str, version: int) -> str:
@@ -150,6 +172,8 @@ class Subscription(ABC):
 
 class Bus(ABC):
     kind: str
+    store: Store
+    """The store whose change log the bus fans out."""
     partitions: int
     outbox: str
     """What the relay publishes to (names its checkpoint and lease): ``embedded`` or the JetStream stream name."""
@@ -175,6 +199,13 @@ class Bus(ABC):
     def replay(self, start: int | dt.datetime, *, entities: Sequence[str] | None = None) -> Iterator[Message]:
         """Every message from a bus position (see :attr:`Message.position`) or from a time up to now, in bus order,
         without touching any consumer's progress."""
+
+    def replay_changes(self, seq: int, *, entities: Sequence[str] | None = None) -> Iterator[Message]:
+        """Every message of a change with change-log sequence ``seq`` or later, in bus order: replay from the time
+        that change was recorded, keeping the changes from ``seq`` on."""
+        first = self.store.changes(seq - 1, limit=1)
+        if first:
+            yield from (m for m in self.replay(first[0].recorded_at, entities=entities) if m.seq >= seq)
 
     @abstractmethod
     def status(self) -> BusStatus: ...

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import itertools
 import json
-import time
 from collections.abc import Iterator, Sequence
 
 from syncfabric.bus.base import Batch, Bus, BusStatus, ConsumerStatus, Message, Subscription, partition_of
-from syncfabric.bus.partitions import Assignment, check_consumer_name, default_worker_id
+from syncfabric.bus.partitions import PartitionedSubscription, check_consumer_name, default_worker_id
 from syncfabric.store import Change, Store
 
 REGISTRY = "bus:consumers"
@@ -95,8 +93,11 @@ class EmbeddedBus(Bus):
         after = (seq_at(self.store, start) if isinstance(start, dt.datetime) else start) - 1
         while page := self.store.changes(after, entities=entities, limit=SCAN):
             for change in page:
-                yield Message.from_change(change, change.seq)
+                yield Message(change, change.seq)
             after = page[-1].seq
+
+    def replay_changes(self, seq: int, *, entities: Sequence[str] | None = None) -> Iterator[Message]:
+        return self.replay(max(seq, 1), entities=entities)  # positions are change-log sequences
 
     def status(self) -> BusStatus:
         head = self.store.head()
@@ -117,12 +118,11 @@ class EmbeddedBus(Bus):
         pass  # the store belongs to the caller
 
 
-class EmbeddedSubscription(Subscription):
+class EmbeddedSubscription(PartitionedSubscription):
     def __init__(self, bus: EmbeddedBus, consumer: str, worker: str, entities: Sequence[str] | None) -> None:
         self.bus = bus
-        self.consumer = consumer
-        self.worker = worker
         self.entities = list(entities) if entities is not None else None
+        self.poll_interval = bus.poll_interval
         self._cursor: dict[int, int] = {}
         """Per held partition: the last sequence read (delivered or skipped)."""
         self._acked: dict[int, int] = {}
@@ -132,13 +132,7 @@ class EmbeddedSubscription(Subscription):
         """The last changes read from the store (contiguous), and the sequence they were read after."""
         self._window_ended = False
         """Whether that page reached the end of the log."""
-        self._in_flight: set[int] = set()
-        self._rotation = itertools.count()
-        self._assignment = Assignment(
-            bus.store, consumer, worker, bus.partitions, bus.lease_seconds,
-            busy=self._in_flight.__contains__, on_acquire=self._acquired, on_release=self._released,
-        )
-        self._assignment.refresh(force=True)
+        super().__init__(bus.store, consumer, worker, bus.partitions, bus.lease_seconds)
 
     def _acquired(self, partition: int) -> None:
         acked = int(self.bus.store.checkpoint(checkpoint_name(self.consumer, partition)) or 0)
@@ -147,28 +141,8 @@ class EmbeddedSubscription(Subscription):
     def _released(self, partition: int) -> None:
         self._cursor.pop(partition, None)
         self._acked.pop(partition, None)
-        self._in_flight.discard(partition)
 
-    def partitions(self) -> list[int]:
-        return list(self._assignment.held)
-
-    def rebalance(self) -> list[int]:
-        return list(self._assignment.refresh(force=True))
-
-    def fetch(self, max_messages: int = 500, timeout: float = 1.0) -> Batch | None:
-        deadline = time.monotonic() + timeout
-        while True:
-            held = self._assignment.refresh()
-            if held:
-                turn = next(self._rotation)
-                for partition in held[turn % len(held):] + held[:turn % len(held)]:
-                    if partition not in self._in_flight and (batch := self._read(partition, max_messages)):
-                        return batch
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(min(self.bus.poll_interval, max(deadline - time.monotonic(), 0)))
-
-    def _read(self, partition: int, max_messages: int) -> Batch | None:
+    def _read(self, partition: int, max_messages: int, wait: float) -> Batch | None:
         store, partitions = self.bus.store, self.bus.partitions
         after = self._cursor[partition]
         found: list[Message] = []
@@ -182,7 +156,7 @@ class EmbeddedSubscription(Subscription):
             for change in page:
                 after = change.seq
                 if partitions == 1 or partition_of(change.entity, change.key, partitions) == partition:
-                    found.append(Message.from_change(change, change.seq))
+                    found.append(Message(change, change.seq))
                     if len(found) == max_messages:
                         break
             if ended or len(found) == max_messages:
@@ -192,8 +166,7 @@ class EmbeddedSubscription(Subscription):
             if after > self._acked[partition]:  # only other partitions' changes: move on, so the lag reads true
                 self._ack(partition, after)
             return None
-        self._in_flight.add(partition)
-        return Batch(partition, found, lambda: self._ack(partition, after))
+        return self._batch(partition, found, lambda: self._ack(partition, after))
 
     def _page(self, after: int, limit: int) -> tuple[list[Change], bool]:
         """The changes after ``after``, and whether they reach the end of the log. From the last page read when it
@@ -215,12 +188,6 @@ class EmbeddedSubscription(Subscription):
         return page, len(page) < limit
 
     def _ack(self, partition: int, upto: int) -> None:
-        if partition not in self._acked:
-            return  # the partition's lease was lost meanwhile: its new holder delivers the batch again
         with self.bus.store.transaction() as tx:
             tx.set_checkpoint(checkpoint_name(self.consumer, partition), str(upto))
-        self._in_flight.discard(partition)
         self._acked[partition] = upto
-
-    def close(self) -> None:
-        self._assignment.close()

@@ -22,12 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import itertools
 import logging
 import re
 import socket
 import threading
-import time
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -35,7 +33,7 @@ from urllib.parse import quote, urlsplit
 import msgspec
 
 from syncfabric.bus.base import Batch, Bus, BusStatus, ConsumerStatus, Message, Subscription, message_id
-from syncfabric.bus.partitions import Assignment, check_consumer_name, default_worker_id
+from syncfabric.bus.partitions import PartitionedSubscription, check_consumer_name, default_worker_id
 from syncfabric.errors import BusError, ConfigError
 from syncfabric.store import Change, Lineage, Op, Store
 
@@ -45,6 +43,8 @@ WINDOW = 512
 """Publishes in flight at once."""
 MAX_ACK_PENDING = 10_000
 """Per partition durable; a fetch asks for at most this many."""
+CLOCK_SKEW = dt.timedelta(seconds=60)
+"""How far the NATS server's clock may lag the clocks of the processes recording changes."""
 TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 HEADER_SAFE = " !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~"
 
@@ -235,9 +235,10 @@ class NatsBus(Bus):
     def replay(self, start: int | dt.datetime, *, entities: Sequence[str] | None = None) -> Iterator[Message]:
         api = self._nats.js.api
         if isinstance(start, dt.datetime):
-            # JetStream's time is when a message was published, never before it was recorded: start there and skip
-            # what was recorded before ``start`` but published after it.
-            config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_TIME, opt_start_time=start)
+            # JetStream's time is when a message was published, after it was recorded, but by the server's clock:
+            # start a little earlier than asked, and skip what was recorded before ``start``.
+            config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_TIME,
+                                        opt_start_time=start - CLOCK_SKEW)
         else:
             config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
                                         opt_start_seq=max(start, 1))
@@ -321,31 +322,23 @@ async def _log_error(exc: Exception) -> None:
 def _message(msg: Any) -> Message:
     env = _decode(msg.data)
     meta = msg.metadata
-    return Message(
+    change = Change(
         seq=env.seq, entity=env.entity, key=env.key, version=env.version, op=Op(env.op),
         content_hash=env.content_hash, payload=env.payload, recorded_at=env.recorded_at,
         lineage=Lineage(env.source_system, env.source_id, env.batch_id, env.mapping_version),
-        position=int(meta.sequence.stream), deliveries=int(meta.num_delivered),
     )
+    return Message(change, position=int(meta.sequence.stream), deliveries=int(meta.num_delivered))
 
 
-class NatsSubscription(Subscription):
+class NatsSubscription(PartitionedSubscription):
     def __init__(self, bus: NatsBus, consumer: str, worker: str, entities: Sequence[str] | None,
                  start: int | dt.datetime | None) -> None:
         self.bus = bus
-        self.consumer = consumer
-        self.worker = worker
         self.entities = set(entities) if entities is not None else None
         self._start = start
         self._start_seq: int | None = None
         self._subs: dict[int, Any] = {}
-        self._in_flight: set[int] = set()
-        self._rotation = itertools.count()
-        self._assignment = Assignment(
-            bus.store, consumer, worker, bus.partitions, bus.lease_seconds,
-            busy=self._in_flight.__contains__, on_acquire=self._acquired, on_release=self._released,
-        )
-        self._assignment.refresh(force=True)
+        super().__init__(bus.store, consumer, worker, bus.partitions, bus.lease_seconds)
 
     def _filter(self, partition: int) -> str:
         one = next(iter(self.entities)) if self.entities is not None and len(self.entities) == 1 else "*"
@@ -387,37 +380,14 @@ class NatsSubscription(Subscription):
         )
 
     def _released(self, partition: int) -> None:
-        self._in_flight.discard(partition)
         sub = self._subs.pop(partition, None)
         if sub is not None:
             with contextlib.suppress(BusError):  # the connection is gone: so is the subscription
                 self.bus.call("leave a partition", sub.unsubscribe(), timeout=10)
 
-    def partitions(self) -> list[int]:
-        return list(self._assignment.held)
-
-    def rebalance(self) -> list[int]:
-        return list(self._assignment.refresh(force=True))
-
-    def fetch(self, max_messages: int = 500, timeout: float = 1.0) -> Batch | None:
-        max_messages = min(max(max_messages, 1), MAX_ACK_PENDING)
-        deadline = time.monotonic() + timeout
-        while True:
-            held = [p for p in self._assignment.refresh() if p not in self._in_flight]
-            if held:
-                turn = next(self._rotation) % len(held)
-                wait = max(min(deadline - time.monotonic(), timeout) / len(held), 0.01)
-                for partition in held[turn:] + held[:turn]:
-                    batch = self._read(partition, max_messages, wait)
-                    if batch is not None:
-                        return batch
-            elif time.monotonic() < deadline:
-                time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
-            if time.monotonic() >= deadline:
-                return None
-
     def _read(self, partition: int, max_messages: int, wait: float) -> Batch | None:
         bus = self.bus
+        max_messages = min(max(max_messages, 1), MAX_ACK_PENDING)
         msgs = bus.call("fetch changes", bus._fetch(self._subs[partition], max_messages, wait))
         if not msgs:
             return None
@@ -427,14 +397,7 @@ class NatsSubscription(Subscription):
         if not messages:
             bus.call("acknowledge changes", self._ack(msgs))
             return None
-        self._in_flight.add(partition)
-
-        def ack() -> None:
-            if partition in self._subs:  # else the lease was lost: the new holder delivers the batch again
-                bus.call("acknowledge changes", self._ack(msgs))
-            self._in_flight.discard(partition)
-
-        return Batch(partition, messages, ack)
+        return self._batch(partition, messages, lambda: bus.call("acknowledge changes", self._ack(msgs)))
 
     async def _ack(self, msgs: list[Any]) -> None:
         # The last ack waits for the server's confirmation, and so for the ones before it: when ack() returns, the
@@ -442,6 +405,3 @@ class NatsSubscription(Subscription):
         for msg in msgs[:-1]:
             await msg.ack()
         await msgs[-1].ack_sync(timeout=self.bus.publish_timeout)
-
-    def close(self) -> None:
-        self._assignment.close()

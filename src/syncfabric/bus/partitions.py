@@ -8,14 +8,17 @@ below takes free ones. A worker that dies stops renewing; its leases expire and 
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
 import socket
 import time
 import uuid
+from abc import abstractmethod
 from collections.abc import Callable
 
+from syncfabric.bus.base import Batch, Message, Subscription
 from syncfabric.errors import ConfigError
 from syncfabric.store import Store
 
@@ -102,3 +105,72 @@ class Assignment:
             self._drop(partition)
             self.store.release_lease(self.partition_lease(partition), self.worker)
         self.store.release_lease(self.member_lease, self.worker)
+
+
+class PartitionedSubscription(Subscription):
+    """What the subscriptions of both buses share: leased partitions, at most one batch in flight per partition,
+    partitions read in turn. A subclass reads one partition (``_read``) and follows its partitions coming and going
+    (``_acquired``, ``_released``); it sets its own fields before calling ``__init__``, which takes partitions."""
+
+    poll_interval = 0.05
+
+    def __init__(self, store: Store, consumer: str, worker: str, partitions: int, lease_seconds: float) -> None:
+        self.consumer = consumer
+        self.worker = worker
+        self._in_flight: set[int] = set()
+        self._rotation = itertools.count()
+        self._assignment = Assignment(
+            store, consumer, worker, partitions, lease_seconds,
+            busy=self._in_flight.__contains__, on_acquire=self._acquired, on_release=self._dropped,
+        )
+        self._assignment.refresh(force=True)
+
+    @abstractmethod
+    def _acquired(self, partition: int) -> None: ...
+
+    @abstractmethod
+    def _released(self, partition: int) -> None: ...
+
+    @abstractmethod
+    def _read(self, partition: int, max_messages: int, wait: float) -> Batch | None:
+        """The next batch of one partition, waiting up to ``wait`` seconds if the bus can wait; None if none."""
+
+    def _dropped(self, partition: int) -> None:
+        self._in_flight.discard(partition)
+        self._released(partition)
+
+    def _batch(self, partition: int, messages: list[Message], ack: Callable[[], None]) -> Batch:
+        """A batch that keeps its partition busy until acknowledged."""
+        self._in_flight.add(partition)
+
+        def done() -> None:
+            if partition in self._assignment.held:  # else the lease was lost: the new holder delivers it again
+                ack()
+            self._in_flight.discard(partition)
+
+        return Batch(partition, messages, done)
+
+    def partitions(self) -> list[int]:
+        return list(self._assignment.held)
+
+    def rebalance(self) -> list[int]:
+        return list(self._assignment.refresh(force=True))
+
+    def fetch(self, max_messages: int = 500, timeout: float = 1.0) -> Batch | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            idle = [p for p in self._assignment.refresh() if p not in self._in_flight]
+            if idle:
+                turn = next(self._rotation) % len(idle)
+                wait = max(min(deadline - time.monotonic(), timeout) / len(idle), 0.01)
+                for partition in idle[turn:] + idle[:turn]:
+                    batch = self._read(partition, max_messages, wait)
+                    if batch is not None:
+                        return batch
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            time.sleep(min(self.poll_interval, remaining))
+
+    def close(self) -> None:
+        self._assignment.close()
