@@ -301,6 +301,7 @@ class BusConformance:
             os.kill(doomed.pid, signal.SIGKILL)
             doomed.wait(timeout=30)
             doomed.stdout.close()  # type: ignore[union-attr]
+        assert line, f"the worker process took no batch (exit code {doomed.returncode})"
         taken = {(e, k, int(v)) for e, k, v in (item.split(":") for item in line.split(","))}
         assert len(taken) == 15
         with bus.subscribe("planning", worker="heir") as heir:

@@ -65,3 +65,17 @@ def test_one_worker_of_many_partitions_reads_a_long_log_exactly_once(store: Stor
     for partition in range(3):
         mine = [m.seq for m in got if partition_of(m.entity, m.key, 3) == partition]
         assert mine == sorted(mine)
+
+
+def test_a_consumer_keeps_its_partition_count(store: Store) -> None:
+    EmbeddedBus(store, partitions=2).subscribe("planning").close()
+    with pytest.raises(ConfigError, match="keeps its progress in 2 partitions, not 4"):
+        EmbeddedBus(store, partitions=4).subscribe("planning")
+    EmbeddedBus(store, partitions=2).delete_consumer("planning")
+    EmbeddedBus(store, partitions=4).subscribe("planning").close()  # started over
+
+
+@pytest.mark.parametrize(("name", "problem"), [("relay", "reserved"), ("a.b", "letters, digits"), ("", "letters")])
+def test_consumer_names_are_checked(store: Store, name: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        EmbeddedBus(store).subscribe(name)

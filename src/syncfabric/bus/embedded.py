@@ -2,9 +2,8 @@
 
 No second copy of the data and nothing to run: the change log is the bus, its sequence is the bus position. A
 consumer name keeps one checkpoint per partition (``bus:<consumer>:<partition>``, the last acknowledged sequence),
-moved when a batch is acknowledged. A worker that holds several partitions reads the log once per partition and keeps
-the changes of that partition, so the default is one partition; more let several processes on the machine share the
-work.
+moved when a batch is acknowledged. The default is one partition; more let several processes share the work (a
+worker holding several reads each page of the log once, and hands each partition its changes).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 from syncfabric.bus.base import Batch, Bus, BusStatus, ConsumerStatus, Message, Subscription, partition_of
 from syncfabric.bus.partitions import PartitionedSubscription, check_consumer_name, default_worker_id
+from syncfabric.errors import ConfigError
 from syncfabric.store import Change, Store
 
 REGISTRY = "bus:consumers"
@@ -78,6 +78,10 @@ class EmbeddedBus(Bus):
 
     def _register(self, consumer: str, start: int | dt.datetime | None) -> None:
         if self.store.checkpoint(checkpoint_name(consumer, 0)):  # '' once deleted
+            made = self.store.checkpoint(f"bus:{consumer}:partitions") or "1"
+            if int(made) != self.partitions:
+                raise ConfigError([f"bus consumer {consumer!r} keeps its progress in {made} partitions, not "
+                                   f"{self.partitions}: use partitions={made}, or delete the consumer to start over"])
             return
         after = 0
         if isinstance(start, dt.datetime):
@@ -87,6 +91,7 @@ class EmbeddedBus(Bus):
         with self.store.transaction() as tx:
             for partition in range(self.partitions):
                 tx.set_checkpoint(checkpoint_name(consumer, partition), str(after))
+            tx.set_checkpoint(f"bus:{consumer}:partitions", str(self.partitions))
             tx.set_checkpoint(REGISTRY, json.dumps(sorted({*self._consumers(), consumer})))
 
     def replay(self, start: int | dt.datetime, *, entities: Sequence[str] | None = None) -> Iterator[Message]:

@@ -25,9 +25,15 @@ from syncfabric.store import Store
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
+RESERVED = ("relay", "consumers")
+"""Names the bus uses itself in the store's checkpoints and leases (``bus:relay:...``, ``bus:consumers``)."""
+
+
 def check_consumer_name(consumer: str) -> str:
     if not NAME.match(consumer):
         raise ConfigError([f"bus consumer name {consumer!r}: use 1-100 letters, digits, '_' or '-'"])
+    if consumer in RESERVED:
+        raise ConfigError([f"bus consumer name {consumer!r} is reserved; choose another"])
     return consumer
 
 
