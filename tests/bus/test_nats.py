@@ -26,12 +26,13 @@ pytestmark = pytest.mark.nats
 
 
 @pytest.fixture
-def make_bus(store: Store, nats_url: str) -> Iterator[MakeBus]:
+def make_bus_on(nats_url: str) -> Iterator[Callable[..., NatsBus]]:
+    """Buses over a given store, each on a stream of its own, deleted at the end."""
     made: list[NatsBus] = []
 
-    def make(partitions: int = 1, lease_seconds: float = 15.0, **options: object) -> NatsBus:
+    def make(on: Store, partitions: int = 1, lease_seconds: float = 15.0, **options: object) -> NatsBus:
         stream = options.pop("stream", None) or f"T{uuid.uuid4().hex[:12]}"
-        bus = NatsBus(nats_url, store, partitions=partitions, lease_seconds=lease_seconds, stream=stream,
+        bus = NatsBus(nats_url, on, partitions=partitions, lease_seconds=lease_seconds, stream=stream,
                       ack_wait=5.0, **options)  # type: ignore[arg-type]
         made.append(bus)
         return bus
@@ -41,6 +42,11 @@ def make_bus(store: Store, nats_url: str) -> Iterator[MakeBus]:
         with contextlib.suppress(Exception):
             bus.call("delete the test stream", bus._js.delete_stream(bus.stream))
         bus.close()
+
+
+@pytest.fixture
+def make_bus(store: Store, make_bus_on: Callable[..., NatsBus]) -> MakeBus:
+    return lambda **options: make_bus_on(store, **options)
 
 
 class TestNatsBus(BusConformance):
@@ -171,3 +177,38 @@ def test_the_bus_rides_out_a_server_restart(store: Store, tmp_path: Path) -> Non
             bus.close()
     finally:
         server.stop()
+
+
+def test_a_consumer_keeps_the_entities_it_was_made_for(store: Store, make_bus: MakeBus) -> None:
+    bus = make_bus(partitions=1)
+    bus.subscribe("items", entities=["item"]).close()
+    with pytest.raises(ConfigError, match="subscribe with the entities it was made with"):
+        bus.subscribe("items")
+    bus.delete_consumer("items")
+    bus.subscribe("items").close()
+
+
+@pytest.mark.postgres
+def test_relay_and_two_workers_over_a_postgres_store(postgres_schema_url: str, make_bus_on: Callable[..., NatsBus]
+                                                     ) -> None:
+    from syncfabric.store import open_store
+
+    with open_store(postgres_schema_url) as pg:
+        bus = make_bus_on(pg, partitions=4, lease_seconds=1.0)
+        write(pg, "item", [f"I{n:03}" for n in range(300)])
+        write(pg, "item", [f"I{n:03}" for n in range(0, 300, 5)], revision=1)
+        Relay(pg, bus, holder="relay-1").catch_up()
+        a, b = bus.subscribe("planning", worker="a"), bus.subscribe("planning", worker="b")
+        try:
+            a.rebalance()
+            b.rebalance()
+            got = drain(a, b, expected=360, max_messages=25)
+            nothing_more(a, b)
+        finally:
+            a.close()
+            b.close()
+        assert got["a"] and got["b"]
+        assert sorted(ident(m) for w in got.values() for m in w) == sorted(logged(pg))
+        status = bus.status()
+        assert (status.head, status.published, status.consumers[0].pending) == (360, 360, 0)
+

@@ -357,6 +357,10 @@ class NatsSubscription(PartitionedSubscription):
                 return None
 
         found = bus.call(f"read consumer {durable}", info())
+        if found is not None and found.config.filter_subject != self._filter(partition):
+            raise ConfigError([f"bus consumer {self.consumer!r} was made for {found.config.filter_subject!r}, not "
+                               f"{self._filter(partition)!r}: subscribe with the entities it was made with, or "
+                               "delete the consumer to start over"])
         start: int | None = None
         if found is None:
             if self._start is not None and self._start_seq is None:
