@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 
-from syncfabric.bus.base import Batch, Bus, BusStatus, ConsumerStatus, Message, Subscription, message_id
+from syncfabric.bus.base import Batch, Bus, BusStatus, ConsumerStatus, Message, Subscription, message_id, partition_of
 from syncfabric.bus.partitions import PartitionedSubscription, check_consumer_name, default_worker_id
 from syncfabric.errors import BusError, ConfigError
 from syncfabric.store import Change, Lineage, Op, Store
@@ -186,8 +186,6 @@ class NatsBus(Bus):
         return self.call(f"publish {len(changes)} changes to {self.stream}", self._publish(changes), timeout=None)
 
     async def _publish(self, changes: Sequence[Change]) -> int:
-        from syncfabric.bus.base import partition_of
-
         new = 0
         window: set[tuple[str, str]] = set()
         pending: list[asyncio.Future[Any]] = []
