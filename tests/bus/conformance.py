@@ -75,6 +75,29 @@ time.sleep(600)
 """A worker process that takes a batch and hangs on to it, unacknowledged, until it is killed."""
 
 
+SHARING_WORKER = """
+import pathlib, sys, time
+from syncfabric.bus import open_bus
+from syncfabric.store import open_store
+
+store = open_store(sys.argv[1])
+bus = open_bus(sys.argv[2], store)
+out, stop = pathlib.Path(sys.argv[3]), pathlib.Path(sys.argv[4])
+with bus.subscribe("planning", worker=out.stem) as sub, out.open("w") as file:
+    while True:
+        batch = sub.fetch(max_messages=20, timeout=0.3)
+        if batch is None:
+            if stop.exists():
+                break
+            continue
+        time.sleep(0.02)  # delivering the batch somewhere
+        file.write("".join(f"{m.entity}:{m.key}:{m.version}\\n" for m in batch))
+        file.flush()
+        batch.ack()
+"""
+"""A worker process of the consumer ``planning``: writes what it delivers to a file, until told to stop."""
+
+
 def nothing_more(*subs: Subscription) -> None:
     for sub in subs:
         assert sub.fetch(timeout=0.3) is None
@@ -309,3 +332,47 @@ class BusConformance:
             nothing_more(heir)
         assert taken <= {ident(m) for m in got}
         assert sorted(ident(m) for m in got) == sorted(logged(store))
+
+    def test_worker_processes_of_one_name_share_the_work(self, store: Store, make_bus: MakeBus, tmp_path: Path) -> None:
+        bus = make_bus(partitions=4, lease_seconds=2.0)
+        write(store, "item", [f"I{n:04}" for n in range(1000)])
+        write(store, "item", [f"I{n:04}" for n in range(0, 1000, 2)], revision=1)
+        relay(store, bus)
+        total = len(logged(store))
+        stop = tmp_path / "stop"
+        outs = [tmp_path / f"worker{n}.txt" for n in range(2)]
+        workers = []
+        for out in outs:
+            workers.append(subprocess.Popen([sys.executable, "-c", SHARING_WORKER, store.url, bus.url, str(out),
+                                             str(stop)]))
+            time.sleep(0.3)
+
+        def delivered() -> list[list[Id]]:
+            got = []
+            for out in outs:
+                lines = out.read_text().splitlines() if out.exists() else []
+                got.append([(e, k, int(v)) for e, k, v in (line.split(":") for line in lines if line)])
+            return got
+
+        try:
+            deadline = time.monotonic() + 90
+            while sum(len(g) for g in delivered()) < total:
+                assert all(w.poll() is None for w in workers), "a worker process ended early"
+                assert time.monotonic() < deadline, f"{sum(len(g) for g in delivered())} of {total} delivered"
+                time.sleep(0.1)
+            stop.touch()
+            for worker in workers:
+                assert worker.wait(timeout=30) == 0
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait(timeout=30)
+        first, second = delivered()
+        assert first and second, (len(first), len(second))  # both did part of the work
+        assert sorted(first + second) == sorted(logged(store))  # all of it, once
+        for got in (first, second):
+            versions: dict[str, list[int]] = defaultdict(list)
+            for _, key, version in got:
+                versions[key].append(version)
+            assert all(v == sorted(v) for v in versions.values())
