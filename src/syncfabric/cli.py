@@ -922,6 +922,9 @@ def alerts_table(alerts) -> Table:
     for alert in alerts:
         kind = {"fallback": "[yellow]fallback[/]", "recovered": "[green]recovered[/]"}.get(alert.kind, alert.kind)
         table.add_row(f"{alert.raised_at:%Y-%m-%d %H:%M:%S}", alert.flow, kind, alert.message)
+    return table
+
+
 # -- bus: change-log fan-out ----------------------------------------------------------------------------------------
 
 bus_app = typer.Typer(help="The change-log bus: relay to NATS JetStream, consumer lag.", no_args_is_help=True)
