@@ -676,6 +676,15 @@ class StoreConformance:
         assert a_then.content_hash == content_hash(rec("a", v=1).payload) and a_then.last_seq <= cut
         assert view(store.current_as_of("item", 0)) == []
 
+    def test_live_keys_lists_the_keys_not_deleted_of_one_entity(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec(f"k{n}") for n in range(1200)])
+            tx.apply("location", [rec("x")])
+            tx.delete("item", ["k7", "k8"])
+        keys = list(store.live_keys("item"))
+        assert len(keys) == 1198 and set(keys) == {f"k{n}" for n in range(1200)} - {"k7", "k8"}
+        assert list(store.live_keys("nothing")) == []
+
     def test_a_lease_has_one_holder_until_it_expires_or_is_released(self, make_store: MakeStore) -> None:
         one, two = make_store(), make_store()  # two processes sharing the store
         assert one.acquire_lease("flow:items-in", "a", 30)

@@ -196,6 +196,8 @@ def _compile(spec: dict[str, Any], env: Environment, conversions: list[Conversio
             if "convert_to" in nested:
                 conversions.append(((*at, target), str(nested.pop("convert_to"))))
             compiled[target] = _compile(nested, env, conversions, (*at, target))
+        elif isinstance(source, str) and "." not in source:
+            compiled[target] = source  # a plain column, read directly by _build: the hot path of most mappings
         else:
             compiled[target] = compile_spec(source, env)
     return compiled
@@ -203,7 +205,24 @@ def _compile(spec: dict[str, Any], env: Environment, conversions: list[Conversio
 
 def _build(getters: dict[str, Any], scope: Scope, failed: dict[str, str], prefix: str) -> dict[str, Any]:
     data: dict[str, Any] = {}
+    raw = scope.raw
     for target, getter in getters.items():
+        if type(getter) is str or not isinstance(getter, _Each | dict):  # the common case first: one value
+            if type(getter) is str:
+                value = raw.get(getter)
+            else:
+                try:
+                    value = getter(scope)
+                except ExpressionError as exc:
+                    failed[f"{prefix}.{target}"] = str(exc)
+                    continue
+            if isinstance(value, str):
+                value = value.strip()
+                if value:
+                    data[target] = value
+            elif value is not MISSING and value is not None:
+                data[target] = value
+            continue
         path = f"{prefix}.{target}"
         if isinstance(getter, _Each):
             rows = getter.rows(scope)
@@ -216,19 +235,9 @@ def _build(getters: dict[str, Any], scope: Scope, failed: dict[str, str], prefix
             data[target] = [_build(getter.fields, Scope({**scope.raw, **row}, scope.claims), failed,
                                    f"{path}[{index}]") for index, row in enumerate(rows)]
             continue
-        if isinstance(getter, dict):
-            nested = _build(getter, scope, failed, path)
-            if nested and ("value" in nested or "value" not in getter):  # a quantity without a value is absent
-                data[target] = nested
-            continue
-        try:
-            value = getter(scope)
-        except ExpressionError as exc:
-            failed[path] = str(exc)
-            continue
-        if value is MISSING or value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        data[target] = value.strip() if isinstance(value, str) else value
+        nested = _build(getter, scope, failed, path)
+        if nested and ("value" in nested or "value" not in getter):  # a quantity without a value is absent
+            data[target] = nested
     return data
 
 

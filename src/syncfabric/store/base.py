@@ -343,6 +343,11 @@ class Store(ABC):
         however much is written meanwhile. ``last_seq`` is the sequence of the change that row reflects."""
 
     @abstractmethod
+    def live_keys(self, entity: str) -> Iterator[str]:
+        """The keys of an entity that are not deleted, in no particular order: only the keys, for a snapshot's
+        deletions."""
+
+    @abstractmethod
     def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
         """Take or renew the lease ``name`` for ``holder`` for ``seconds`` (committed at once). False while another
         holder's lease has not expired. Atomic across processes sharing the store."""

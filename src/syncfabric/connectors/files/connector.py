@@ -125,7 +125,7 @@ class FilesConnector(Connector):
                     if line <= start_after:
                         continue
                     location = f"{path.name}:{first}"
-                    if not any(cell.strip() for cell in row):
+                    if not "".join(row).strip():  # blank: no cell holds more than whitespace
                         last_line = line
                         continue
                     if len(row) != len(header):
