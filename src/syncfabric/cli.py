@@ -174,7 +174,9 @@ def _short(checkpoint: str | None) -> str:
     if checkpoint.isdigit():
         return f"seq {checkpoint}"
     try:
-        cursor = json.loads(json.loads(checkpoint).get("cursor") or "{}")
+        if "cut" in (decoded := json.loads(checkpoint)):
+            return f"plan-cut at seq {decoded['cut']}: {decoded['entity']} after {decoded['after']}"
+        cursor = json.loads(decoded.get("cursor") or "{}")
         return f"{cursor.get('file', '')}:{cursor.get('line', '')}" if cursor else "—"
     except (ValueError, AttributeError):
         return checkpoint[:40]
