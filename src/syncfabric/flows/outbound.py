@@ -81,7 +81,9 @@ def _send_changes(
     store: Store, flow_name: str, connector: Connector, entities: Sequence[str], batch_size: int,
     retry: RetryPolicy, result: FlowResult, progress: Progress | None,
 ) -> None:
-    after = int(store.checkpoint(flow_name) or 0)
+    saved = store.checkpoint(flow_name) or "0"
+    # A plan-cut interrupted before the flow was switched to net change: send what changed since the cut's start.
+    after = msgspec.json.decode(saved, type=PlanCut).since if saved.startswith("{") else int(saved)
     while changes := store.changes(after, entities=list(entities), limit=batch_size):
         latest: dict[tuple[str, str], Change] = {}
         for change in changes:  # the newest change of a key supersedes older ones in the same batch
