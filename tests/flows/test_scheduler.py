@@ -151,7 +151,7 @@ def test_two_schedulers_on_one_postgres_store_never_run_a_flow_at_once(runtime_f
             return result
 
         jobs = [job for job in jobs_of(runtime.estate) if job.flow == "items-in"]
-        scheduler = Scheduler(runtime, jobs=jobs, run=run, holder=name, lease_seconds=30,
+        scheduler = Scheduler(runtime, jobs=jobs, run=run,
                               on_event=lambda job, what, detail: skipped.append(str(detail)) if what == "skipped"
                               else None)
         threads.append(threading.Thread(target=scheduler.run, kwargs={"until": until}))

@@ -700,6 +700,16 @@ class StoreConformance:
         assert one.acquire_lease("flow:items-in", "a", 30)
         assert not two.acquire_lease("flow:items-in", "b", 30)
 
+    def test_a_lease_of_a_holder_known_gone_can_be_replaced(self, store: Store) -> None:
+        assert store.lease_holder("flow:x") is None
+        assert store.acquire_lease("flow:x", "dead", 60)
+        assert store.lease_holder("flow:x") == "dead"
+        assert not store.acquire_lease("flow:x", "new", 60, replacing="someone-else")
+        assert store.acquire_lease("flow:x", "new", 60, replacing="dead")
+        assert store.lease_holder("flow:x") == "new"
+        store.release_lease("flow:x", "new")
+        assert store.lease_holder("flow:x") is None
+
     def test_concurrent_lease_takers_get_it_once(self, make_store: MakeStore) -> None:
         stores = [make_store() for _ in range(4)]
         won: list[str] = []

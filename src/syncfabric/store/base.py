@@ -348,9 +348,14 @@ class Store(ABC):
         deletions."""
 
     @abstractmethod
-    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+    def acquire_lease(self, name: str, holder: str, seconds: float, *, replacing: str | None = None) -> bool:
         """Take or renew the lease ``name`` for ``holder`` for ``seconds`` (committed at once). False while another
-        holder's lease has not expired. Atomic across processes sharing the store."""
+        holder's lease has not expired, unless that holder is ``replacing`` (known to be gone). Atomic across
+        processes sharing the store."""
+
+    @abstractmethod
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds lease ``name`` now (None when nobody does, or the lease expired)."""
 
     @abstractmethod
     def release_lease(self, name: str, holder: str) -> None:

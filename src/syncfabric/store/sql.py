@@ -460,7 +460,7 @@ class SqlStore(Store):
         with self._reading(f"list the keys of {entity}") as conn:
             yield from conn.execution_options(yield_per=STREAM_ROWS * 20).execute(stmt).scalars()
 
-    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+    def acquire_lease(self, name: str, holder: str, seconds: float, *, replacing: str | None = None) -> bool:
         lease = t.lease
         now = _now()
         values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": now + dt.timedelta(seconds=seconds)}
@@ -469,12 +469,20 @@ class SqlStore(Store):
             index_elements=[lease.c.name],
             set_={"holder": insert.excluded.holder, "acquired_at": insert.excluded.acquired_at,
                   "expires_at": insert.excluded.expires_at},
-            where=(lease.c.expires_at < now) | (lease.c.holder == holder),
+            where=(lease.c.expires_at < now) | lease.c.holder.in_([holder, replacing or holder]),
         )
         with self._autonomous(f"acquire lease {name!r}") as conn:
             conn.execute(stmt)
             current = conn.execute(select(lease.c.holder).where(lease.c.name == name)).scalar_one()
         return bool(current == holder)
+
+    def lease_holder(self, name: str) -> str | None:
+        lease = t.lease
+        with self._reading(f"read lease {name!r}") as conn:
+            holder: str | None = conn.execute(
+                select(lease.c.holder).where(lease.c.name == name, lease.c.expires_at >= _now())
+            ).scalar_one_or_none()
+        return holder
 
     def release_lease(self, name: str, holder: str) -> None:
         lease = t.lease
