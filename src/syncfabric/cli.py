@@ -176,6 +176,9 @@ def _short(checkpoint: str | None) -> str:
     try:
         if "cut" in (decoded := json.loads(checkpoint)):
             return f"plan-cut at seq {decoded['cut']}: {decoded['entity']} after {decoded['after']}"
+        if decoded.get("snapshot_pages"):  # a full refresh a crash interrupted: where it will resume
+            cursor = json.loads(decoded.get("snapshot_cursor") or "{}")
+            return f"{cursor.get('file', '')}:{cursor.get('line', '')} (snapshot, {decoded['snapshot_pages']} pages)"
         cursor = json.loads(decoded.get("cursor") or "{}")
         return f"{cursor.get('file', '')}:{cursor.get('line', '')}" if cursor else "—"
     except (ValueError, AttributeError):

@@ -193,6 +193,9 @@ def test_killing_the_sync_command_mid_run_and_starting_it_again_ends_like_a_clea
         assert child.returncode == -signal.SIGKILL, "the command ended before it was killed"
         with open_store(loaded_url(estate)) as store:
             partial.append(store.count("inventory_balance"))
+        if 0 < partial[-1] < rows and sum(0 < n < rows for n in partial) == 1:  # status says where it resumes
+            out, _ = cli(estate, "status", env={**os.environ, "COLUMNS": "250"}).communicate(timeout=60)
+            assert f"{export.name}:" in out and "(snapshot," in out
     child = cli(estate, "sync", "inventory-in")
     out, err = child.communicate(timeout=120)
     assert child.returncode == 0, err
