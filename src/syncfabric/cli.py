@@ -143,6 +143,26 @@ def status(estate: EstateOption = DEFAULT_ESTATE) -> None:
     """Per flow: last run, records in and out, checkpoint, quarantined records."""
     with _boundary(), _runtime(estate) as runtime:
         console.print(status_table(runtime))
+        reconciled = reconcile_table(runtime)
+        if reconciled is not None:
+            console.print(reconciled)
+
+
+def reconcile_table(runtime) -> Table | None:
+    """The last reconciliation of each domain, from the run history."""
+    latest: dict[str, object] = {}
+    for run in runtime.store.runs(limit=500):
+        if run.flow.startswith("reconcile:"):
+            latest.setdefault(run.flow.removeprefix("reconcile:"), run)
+    if not latest:
+        return None
+    table = Table("domain", "when", "result", "missing/extra/different", title="Reconciliations")
+    for domain, run in sorted(latest.items()):
+        comparisons = run.detail.get("comparisons") or []
+        compared = ", ".join(f"{c['right']}: {c['missing']}/{c['extra']}/{c['different']}" for c in comparisons)
+        verdict = "[green]match[/]" if run.detail.get("match") else "[red]differ[/]"
+        table.add_row(domain, f"{run.started_at:%Y-%m-%d %H:%M:%S}", verdict, compared or "—")
+    return table
 
 
 def status_table(runtime) -> Table:
