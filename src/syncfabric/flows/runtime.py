@@ -83,6 +83,8 @@ class Runtime:
             on_start(run_id)
         try:
             with self.connector(flow.system) as connector:
+                if hasattr(connector, "page_size"):  # a connector that pages its reads: the flow's page and commit
+                    connector.page_size = flow.batch_size
                 if flow.direction == "inbound":
                     assert flow.mapping is not None  # guaranteed by validation
                     field_map = self.field_map(flow.mapping)
