@@ -157,6 +157,26 @@ def status(estate: EstateOption = DEFAULT_ESTATE) -> None:
         alerts = runtime.store.alerts(limit=10)
         if alerts:
             console.print(alerts_table(alerts))
+        reconciled = reconcile_table(runtime)
+        if reconciled is not None:
+            console.print(reconciled)
+
+
+def reconcile_table(runtime) -> Table | None:
+    """The last reconciliation of each domain, from the run history."""
+    latest: dict[str, object] = {}
+    for run in runtime.store.runs(limit=500):
+        if run.flow.startswith("reconcile:"):
+            latest.setdefault(run.flow.removeprefix("reconcile:"), run)
+    if not latest:
+        return None
+    table = Table("domain", "when", "result", "missing/extra/different", title="Reconciliations")
+    for domain, run in sorted(latest.items()):
+        comparisons = run.detail.get("comparisons") or []
+        compared = ", ".join(f"{c['right']}: {c['missing']}/{c['extra']}/{c['different']}" for c in comparisons)
+        verdict = "[green]match[/]" if run.detail.get("match") else "[red]differ[/]"
+        table.add_row(domain, f"{run.started_at:%Y-%m-%d %H:%M:%S}", verdict, compared or "—")
+    return table
 
 
 def status_table(runtime) -> Table:
@@ -190,7 +210,12 @@ def _short(checkpoint: str | None) -> str:
     if checkpoint.isdigit():
         return f"seq {checkpoint}"
     try:
-        text = json.loads(checkpoint).get("cursor") or "{}"
+        if "cut" in (decoded := json.loads(checkpoint)):
+            return f"plan-cut at seq {decoded['cut']}: {decoded['entity']} after {decoded['after']}"
+        if decoded.get("snapshot_pages"):  # a full refresh a crash interrupted: where it will resume
+            cursor = json.loads(decoded.get("snapshot_cursor") or "{}")
+            return f"{cursor.get('file', '')}:{cursor.get('line', '')} (snapshot, {decoded['snapshot_pages']} pages)"
+        text = decoded.get("cursor") or "{}"
         if not text.startswith("{"):  # a subscription: where its last committed event came from
             return text if len(text) <= 60 else "…" + text[-59:]
         cursor = json.loads(text)

@@ -131,7 +131,9 @@ def deliver_next(
     is given: then the batch is tried again one record at a time, and a record that still fails while ``probe``
     says the target is healthy becomes a dead letter (a poison record); when the target is not healthy, it raises.
     """
-    after = int(store.checkpoint(flow_name) or 0)
+    saved = store.checkpoint(flow_name) or "0"
+    # A plan-cut interrupted before the flow was switched to net change: send what changed since the cut's start.
+    after = msgspec.json.decode(saved, type=PlanCut).since if saved.startswith("{") else int(saved)
     changes = store.changes(after, entities=list(entities), limit=batch_size)
     if not changes:
         result.last_batch = 0

@@ -496,9 +496,14 @@ class Store(ABC):
     # -- leases: one holder at a time for singleton jobs and shares of work ----------------------------------------
 
     @abstractmethod
-    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+    def acquire_lease(self, name: str, holder: str, seconds: float, *, replacing: str | None = None) -> bool:
         """Take or renew the lease ``name`` for ``holder`` until ``seconds`` from now. True when ``holder`` holds it
-        now; false when another holder's lease has not expired. Commits at once, without the change-log lock."""
+        now; false when another holder's lease has not expired, unless that holder is ``replacing`` (known to be
+        gone). Commits at once, without the change-log lock; atomic across processes sharing the store."""
+
+    @abstractmethod
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds lease ``name`` now (None when nobody does, or the lease expired)."""
 
     @abstractmethod
     def release_lease(self, name: str, holder: str) -> None:
@@ -521,4 +526,9 @@ class Store(ABC):
         """The state of every key of an entity as it was right after change-log sequence ``seq``, ordered by key:
         keys changed since come from the change log. Several entities read at one ``seq`` form a consistent cut
         however much is written meanwhile. ``last_seq`` is the sequence of the change that row reflects."""
+
+    @abstractmethod
+    def live_keys(self, entity: str) -> Iterator[str]:
+        """The keys of an entity that are not deleted, in no particular order: only the keys, for a snapshot's
+        deletions."""
 

@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -163,6 +163,10 @@ class SqlStore(Store):
             set_={name: excluded[name] for name in STATE_UPDATES},
         )
         return BulkWriter(state_upsert, t.state, dialect), BulkWriter(t.change_log.insert(), t.change_log, dialect)
+
+    def _lookup_rows(self, conn: Connection, entity: str, keys: Sequence[str]) -> Iterable[Sequence[Any]]:
+        """(key, version, content_hash, deleted) of those of at most KEY_CHUNK ``keys`` that exist."""
+        return conn.execute(self._lookup, {"entity": entity, "keys": list(keys)})
 
     # -- plumbing ---------------------------------------------------------------------------------------------------
 
@@ -547,7 +551,12 @@ class SqlStore(Store):
                 if state is not None and (include_deleted or not state.deleted):
                     yield state
 
-    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+    def live_keys(self, entity: str) -> Iterator[str]:
+        stmt = select(t.state.c.key).where(t.state.c.entity == entity, t.state.c.deleted.is_(False))
+        with self._reading(f"list the keys of {entity}") as conn:
+            yield from conn.execution_options(yield_per=STREAM_ROWS * 20).execute(stmt).scalars()
+
+    def acquire_lease(self, name: str, holder: str, seconds: float, *, replacing: str | None = None) -> bool:
         lease = t.lease
         now = _now()
         values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": now + dt.timedelta(seconds=seconds)}
@@ -556,12 +565,20 @@ class SqlStore(Store):
             index_elements=[lease.c.name],
             set_={"holder": insert.excluded.holder, "acquired_at": insert.excluded.acquired_at,
                   "expires_at": insert.excluded.expires_at},
-            where=(lease.c.expires_at < now) | (lease.c.holder == holder),
+            where=(lease.c.expires_at < now) | lease.c.holder.in_([holder, replacing or holder]),
         )
         with self._autonomous(f"acquire lease {name!r}") as conn:
             conn.execute(stmt)
             current = conn.execute(select(lease.c.holder).where(lease.c.name == name)).scalar_one()
         return bool(current == holder)
+
+    def lease_holder(self, name: str) -> str | None:
+        lease = t.lease
+        with self._reading(f"read lease {name!r}") as conn:
+            holder: str | None = conn.execute(
+                select(lease.c.holder).where(lease.c.name == name, lease.c.expires_at >= _now())
+            ).scalar_one_or_none()
+        return holder
 
     def release_lease(self, name: str, holder: str) -> None:
         lease = t.lease
@@ -599,8 +616,7 @@ class SqlTransaction(Transaction):
         """The current version, hash and deleted flag of those ``keys`` that exist, one query per chunk of keys."""
         found: dict[str, _Existing] = {}
         for start in range(0, len(keys), KEY_CHUNK):
-            chunk = {"entity": entity, "keys": list(keys[start:start + KEY_CHUNK])}
-            for key, version, digest, deleted in conn.execute(self._store._lookup, chunk):
+            for key, version, digest, deleted in self._store._lookup_rows(conn, entity, keys[start:start + KEY_CHUNK]):
                 found[key] = _Existing(version, digest, bool(deleted))
         return found
 
