@@ -298,6 +298,35 @@ class Alert:
     raised_at: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A record a target confirmed: what the delivery log keeps for freshness and latency."""
+
+    flow: str
+    system: str
+    entity: str
+    record_key: str
+    group: str
+    """The plant or location the record concerns (its ``location_id``), "" when none."""
+    seq: int
+    source_time: dt.datetime
+    """When the fact happened at the source (a record's ``as_of``, an event's ``occurred_at``...)."""
+    confirmed_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryGroup:
+    """The delivery log of one flow, entity and group, summed up."""
+
+    flow: str
+    system: str
+    entity: str
+    group: str
+    records: int
+    newest_source_time: dt.datetime
+    last_confirmed_at: dt.datetime
+
+
 class Transaction(ABC):
     """Writes that commit together. Obtained from :meth:`Store.transaction`."""
 
@@ -354,6 +383,11 @@ class Transaction(ABC):
     ) -> None:
         """Append ``attempt`` to each entry's history; optionally set its status and reason. An unknown id raises
         :class:`StoreError`."""
+
+
+    def add_deliveries(self, entries: Sequence[NewDelivery]) -> None:
+        """Append records a target confirmed to the delivery log (in the transaction that moves the checkpoint)."""
+        raise NotImplementedError
 
 
 class Store(ABC):
@@ -532,3 +566,13 @@ class Store(ABC):
         """The keys of an entity that are not deleted, in no particular order: only the keys, for a snapshot's
         deletions."""
 
+    # -- the delivery log ----------------------------------------------------------------------------------------------
+
+    def delivery_groups(self, *, flow: str | None = None, entity: str | None = None) -> list[DeliveryGroup]:
+        """Per flow, entity and group: records confirmed, the newest source time, the last confirmation."""
+        raise NotImplementedError
+
+    def deliveries(self, *, since: dt.datetime, until: dt.datetime | None = None, flow: str | None = None,
+                   entity: str | None = None) -> list[NewDelivery]:
+        """Delivery-log rows confirmed in ``[since, until]``, oldest confirmation first."""
+        raise NotImplementedError

@@ -42,9 +42,11 @@ from syncfabric.store.base import (
     Change,
     DeadLetter,
     DeadLetterStatus,
+    DeliveryGroup,
     IncomingRecord,
     Lineage,
     NewDeadLetter,
+    NewDelivery,
     NewQuarantine,
     NewQuarantineEvent,
     NewSource,
@@ -511,6 +513,38 @@ class SqlStore(Store):
                           detail=msgspec.json.decode(row.detail, type=dict[str, object]), raised_at=row.raised_at)
                     for row in conn.execute(stmt)]
 
+    # -- the delivery log ----------------------------------------------------------------------------------------------
+
+    def delivery_groups(self, *, flow: str | None = None, entity: str | None = None) -> list[DeliveryGroup]:
+        d = t.delivery
+        stmt = (select(d.c.flow, d.c.system, d.c.entity, d.c.grp, func.count(), func.max(d.c.source_time),
+                       func.max(d.c.confirmed_at))
+                .group_by(d.c.flow, d.c.system, d.c.entity, d.c.grp).order_by(d.c.flow, d.c.entity, d.c.grp))
+        for column, value in ((d.c.flow, flow), (d.c.entity, entity)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        stamp = t.UtcDateTime()
+        dialect = self._engine.dialect
+        with self._reading("read the delivery log") as conn:
+            return [DeliveryGroup(flow=row[0], system=row[1], entity=row[2], group=row[3], records=int(row[4]),
+                                  newest_source_time=_stamp(stamp, row[5], dialect),
+                                  last_confirmed_at=_stamp(stamp, row[6], dialect))
+                    for row in conn.execute(stmt)]
+
+    def deliveries(self, *, since: dt.datetime, until: dt.datetime | None = None, flow: str | None = None,
+                   entity: str | None = None) -> list[NewDelivery]:
+        d = t.delivery
+        stmt = select(d).where(d.c.confirmed_at >= since).order_by(d.c.confirmed_at, d.c.id)
+        if until is not None:
+            stmt = stmt.where(d.c.confirmed_at <= until)
+        for column, value in ((d.c.flow, flow), (d.c.entity, entity)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        with self._reading("read the delivery log") as conn:
+            return [NewDelivery(flow=row.flow, system=row.system, entity=row.entity, record_key=row.record_key,
+                                group=row.grp, seq=row.seq, source_time=row.source_time,
+                                confirmed_at=row.confirmed_at) for row in conn.execute(stmt)]
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -827,6 +861,14 @@ class SqlTransaction(Transaction):
         with self._store._errors("add dead letters"):
             return [int(row[0]) for row in conn.execute(stmt, rows)]
 
+    def add_deliveries(self, entries: Sequence[NewDelivery]) -> None:
+        if not entries:
+            return
+        rows = [{"flow": e.flow, "system": e.system, "entity": e.entity, "record_key": e.record_key, "grp": e.group,
+                 "seq": e.seq, "source_time": e.source_time, "confirmed_at": e.confirmed_at} for e in entries]
+        with self._store._errors("log deliveries"):
+            self._live().execute(t.delivery.insert(), rows)
+
     def update_dead_letters(
         self, ids: Sequence[int], attempt: Attempt, *, status: DeadLetterStatus | None = None,
         reason: str | None = None,
@@ -940,3 +982,12 @@ def _dead_letter(row: Row[Any]) -> DeadLetter:
         version=row.version, payload=row.payload, reason=row.reason, status=DeadLetterStatus(row.status),
         held_by=row.held_by, attempts=attempts, created_at=row.created_at, updated_at=row.updated_at,
     )
+
+
+def _stamp(kind: t.UtcDateTime, value: Any, dialect: Dialect) -> dt.datetime:
+    """An aggregate (max) of a timestamp column: SQLite hands it back as text, without the column's type."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    result = kind.process_result_value(value, dialect)
+    assert result is not None
+    return result
