@@ -13,6 +13,7 @@ from syncfabric.connectors.base import Connector
 KINDS: dict[str, str] = {
     "files": "syncfabric.connectors.files.connector:FilesConnector",
     "planning": "syncfabric.connectors.planning.connector:PlanningConnector",
+    "tryton": "syncfabric.connectors.tryton.connector:TrytonConnector",
 }
 
 
