@@ -249,3 +249,37 @@ def test_full_sends_the_current_state_and_sets_the_checkpoint_to_the_head(store:
 
     after = Target()
     assert send(store, after).records_out == 0 and after.writes == []
+
+
+class LinkingTarget(Target):
+    """A target that makes a document per key and reports its id, as an ERP writing planned orders does."""
+
+    links_external_ids = True
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        outcome = super().write(entity, records)
+        outcome.links = {record.key: record.external_id or f"doc,{record.key}" for record in records
+                         if record.key in outcome.accepted}
+        return outcome
+
+
+@pytest.mark.parametrize("mode", ["changes", "full"])
+def test_links_a_target_reports_are_kept_in_the_xref_and_passed_back_on_the_next_send(store: Store, mode) -> None:
+    put(store, "item", "RM-1", base_unit="EA")
+    target = LinkingTarget()
+    send(store, target, mode=mode)
+    assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"
+    assert target.writes[0][1][0].external_id is None
+
+    put(store, "item", "RM-1", base_unit="KG")
+    send(store, target, mode=mode)
+    assert target.writes[-1][1][0].external_id == "doc,RM-1"
+    assert store.xref("planning", "item", "doc,RM-1") == "RM-1"
+
+
+def test_targets_that_do_not_link_get_no_xref_lookups(store: Store) -> None:
+    put(store, "item", "RM-1", base_unit="EA")
+    target = Target()
+    send(store, target)
+    assert target.writes[0][1][0].external_id is None
+    assert store.xref_external("planning", "item", "RM-1") is None

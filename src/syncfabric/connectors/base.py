@@ -66,6 +66,9 @@ class OutboundRecord:
     key: str
     version: int
     payload: dict[str, Any] | None
+    external_id: str | None = None
+    """The target's own id this key is linked to in the cross-reference, for a connector that
+    ``links_external_ids`` (the document a planned order already became)."""
 
 
 @dataclass(slots=True)
@@ -74,6 +77,8 @@ class WriteOutcome:
 
     accepted: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    """Accepted key -> the target's own id of what it became; stored in the cross-reference with the checkpoint."""
 
 
 class Connector:
@@ -85,6 +90,9 @@ class Connector:
     """The msgspec Struct (in the package's ``configuration.py``) that the estate's ``connection`` decodes into."""
     secret_names: ClassVar[tuple[str, ...]] = ()
     """Credentials this kind can use, given in the estate as environment-variable references."""
+    links_external_ids: ClassVar[bool] = False
+    """Writes report the target's ids (``WriteOutcome.links``) and need the ids already linked
+    (``OutboundRecord.external_id``): the outbound flow keeps them in the cross-reference."""
 
     def __init__(
         self, system: str, config: Any, secrets: dict[str, str] | None = None, *, base_dir: Path | None = None

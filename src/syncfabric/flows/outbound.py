@@ -9,6 +9,7 @@ Records the target rejects go to quarantine with its reason; transient failures 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 
 import msgspec
@@ -17,7 +18,7 @@ from syncfabric.connectors.base import Connector, OutboundRecord
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy, call_with_retry
 from syncfabric.model import ENTITIES
-from syncfabric.store import Change, NewQuarantine, Op, StateRow, Store
+from syncfabric.store import Change, NewQuarantine, Op, StateRow, Store, Transaction
 
 
 def dependency_order(entities: Iterable[str]) -> list[str]:
@@ -59,11 +60,12 @@ def _send_changes(
         by_entity: dict[str, list[OutboundRecord]] = {}
         for change in latest.values():
             by_entity.setdefault(change.entity, []).append(_from_change(change))
-        rejected = _deliver(connector, flow_name, by_entity, retry, result)
+        rejected, links = _deliver(store, connector, flow_name, by_entity, retry, result)
         after = changes[-1].seq
         with store.transaction() as tx:
             if rejected:
                 tx.add_quarantine(rejected)
+            _put_links(tx, connector.system, links)
             tx.set_checkpoint(flow_name, str(after))
         result.checkpoint = str(after)
         if progress is not None:
@@ -94,21 +96,27 @@ def _deliver_and_record(
     store: Store, connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]],
     retry: RetryPolicy, result: FlowResult, progress: Progress | None,
 ) -> None:
-    rejected = _deliver(connector, flow_name, by_entity, retry, result)
-    if rejected:
+    rejected, links = _deliver(store, connector, flow_name, by_entity, retry, result)
+    if rejected or links:
         with store.transaction() as tx:
             tx.add_quarantine(rejected)
+            _put_links(tx, connector.system, links)
     if progress is not None:
         progress(sum(len(records) for records in by_entity.values()))
 
 
 def _deliver(
-    connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]], retry: RetryPolicy,
-    result: FlowResult,
-) -> list[NewQuarantine]:
+    store: Store, connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]],
+    retry: RetryPolicy, result: FlowResult,
+) -> tuple[list[NewQuarantine], list[Link]]:
     rejected: list[NewQuarantine] = []
+    links: list[Link] = []
     for entity in dependency_order(by_entity):
         records = by_entity[entity]
+        if connector.links_external_ids:
+            records = [dataclasses.replace(record, external_id=store.xref_external(connector.system, entity,
+                                                                                   record.key))
+                       for record in records]
         outcome = call_with_retry(lambda entity=entity, records=records: connector.write(entity, records), retry)
         result.records_out += len(outcome.accepted)
         result.per_entity[entity] = result.per_entity.get(entity, 0) + len(outcome.accepted)
@@ -120,7 +128,17 @@ def _deliver(
                 location=f"target {connector.system}",
             ))
         result.quarantined += len(outcome.rejected)
-    return rejected
+        links += [(entity, external_id, key) for key, external_id in outcome.links.items()]
+    return rejected, links
+
+
+Link = tuple[str, str, str]
+"""(entity, the target's id, canonical key): what a written record became at the target."""
+
+
+def _put_links(tx: Transaction, system: str, links: list[Link]) -> None:
+    for entity, external_id, key in links:
+        tx.put_xref(system, entity, external_id, key)
 
 
 def _from_change(change: Change) -> OutboundRecord:
