@@ -134,3 +134,21 @@ def test_an_unknown_source_and_a_changes_read_of_inventory_are_refused(tryton_co
         list(tryton_connector.read_full("widgets"))
     with pytest.raises(PermanentError, match="read in full only"):
         list(tryton_connector.read_changes("inventory_balance", None))
+
+
+def test_a_change_behind_a_paging_read_is_read_by_the_next_run(tryton_server, tryton_seed) -> None:
+    seed = tryton_seed
+    items = [seed.item(f"C{n}") for n in range(5)]
+    start = seed.x("product.product", "read", [items[0]["id"]], ["last_modified_at"])[0]["last_modified_at"]
+    with connector_for(tryton_server, page_size=2, lookback_seconds=0) as connector:
+        pages = connector.read_changes("item", json.dumps({"since": start}))
+        first = next(pages)
+        assert [r.data["code"] for r in first.records] == [items[0]["code"], items[1]["code"]]
+        # While the read pages on, one product it has passed and one ahead of it change.
+        seed.x("product.template", "write", [items[0]["template"]], {"name": "changed behind"})
+        seed.x("product.template", "write", [items[4]["template"]], {"name": "changed ahead"})
+        rest = list(pages)
+        assert "changed ahead" in [r.data["template"]["name"] for page in rest for r in page.records]
+        following = list(connector.read_changes("item", rest[-1].cursor))
+    names = {r.data["code"]: r.data["template"]["name"] for page in following for r in page.records}
+    assert names[items[0]["code"]] == "changed behind"

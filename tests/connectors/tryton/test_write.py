@@ -147,3 +147,14 @@ def test_only_approved_orders_are_sent_and_quotation_runs_the_quote_button(
     assert tryton_seed.documents("purchase.purchase", proposed.key) == []
     (purchase,) = tryton_seed.documents("purchase.purchase", quoted.key)
     assert purchase["state"] == "quotation"
+
+
+def test_transfers_and_malformed_payloads_are_rejected_with_a_reason(tryton_connector, tryton_seed, goods) -> None:
+    move = planned(tryton_seed.code("TR-1"), "buy", goods["steel"]["code"], "5", "KG")
+    transfer = OutboundRecord("TR-1", 1, {**msgspec.to_builtins(move), "order_type": "transfer",
+                                          "source_location_id": "OTHER"})
+    broken = OutboundRecord("BR-1", 1, {"order_type": "buy", "status": "approved"})
+    outcome = tryton_connector.write("planned_order", [transfer, broken])
+    assert outcome.accepted == []
+    assert "transfer planned orders are not written" in outcome.rejected["TR-1"]
+    assert "KeyError" in outcome.rejected["BR-1"] and "item_id" in outcome.rejected["BR-1"]

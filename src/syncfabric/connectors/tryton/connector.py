@@ -4,11 +4,14 @@ Reads (:mod:`.streams`) go through ``search_read`` ordered by id, ``page_size`` 
 the last id of the last committed page. The cursor is JSON:
 
     {"since": "2026-12-01T21:16:19.671967Z"}                 a watermark: the next net-change read starts there
-    {"since": ..., "after": 120, "max": "..."}               mid-read: resume after id 120, keep the largest stamp
+    {"since": ..., "after": 120, "max": ..., "ceiling": ...}   mid-read: resume after id 120, keep the largest
+                                                              stamp read and the newest stamp when the read began
 
 A net-change read asks for the records whose polled timestamps (``last_modified_at`` of the record and of the parts
 Tryton keeps apart: a variant's template, a purchase's lines) are at or after the watermark minus
-``lookback_seconds``; the new watermark is the largest timestamp read back (the server's clock, never ours).
+``lookback_seconds``; the new watermark is the largest timestamp read back (the server's clock, never ours), but
+no later than the newest stamp when the read began: a record changed while a long read pages through ids, behind
+its position, is read again by the next run.
 Deletions leave no trace in Tryton: a full read (``mode: full``) finds them. Inventory is read in full only.
 
 Writes (:mod:`.orders`) turn approved planned orders into draft (or quoted) purchases and draft productions.
@@ -69,7 +72,7 @@ class TrytonConnector(Connector):
         if entity == streams.INVENTORY:
             yield from self._read_inventory()
             return
-        yield from self._read(self._stream(entity), since=None, after=0, largest=None, complete=True)
+        yield from self._read(self._stream(entity), since=None, after=0, largest=None, ceiling=None, complete=True)
 
     def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
         if entity == streams.INVENTORY:
@@ -78,7 +81,7 @@ class TrytonConnector(Connector):
         stream = self._stream(entity)
         state = _decode_cursor(since)
         yield from self._read(stream, since=state.get("since"), after=int(state.get("after") or 0),
-                              largest=state.get("max"), complete=False)
+                              largest=state.get("max"), ceiling=state.get("ceiling"), complete=False)
 
     def _stream(self, entity: str) -> streams.Stream:
         try:
@@ -89,7 +92,9 @@ class TrytonConnector(Connector):
                                  entity=entity) from None
 
     def _read(self, stream: streams.Stream, *, since: str | None, after: int, largest: str | None,
-              complete: bool) -> Iterator[Page]:
+              ceiling: str | None, complete: bool) -> Iterator[Page]:
+        if after == 0:
+            ceiling = self._newest_stamp(stream)
         base: list[Any] = [list(clause) for clause in stream.domain]
         if since:
             start = _parse_stamp(since) - dt.timedelta(seconds=self.config.lookback_seconds)
@@ -109,14 +114,22 @@ class TrytonConnector(Connector):
             if rows:
                 after = int(rows[-1]["id"])
             done = len(rows) < size
-            watermark = largest or since
+            watermark = min(largest, ceiling) if largest and ceiling else largest or since
             if done:
                 cursor = json.dumps({"since": watermark}) if watermark else None
             else:
-                cursor = json.dumps({"since": since, "after": after, "max": largest})
+                cursor = json.dumps({"since": since, "after": after, "max": largest, "ceiling": ceiling})
             yield Page(records, cursor=cursor, complete=complete and done)
             if done:
                 return
+
+    def _newest_stamp(self, stream: streams.Stream) -> str | None:
+        newest: list[str] = []
+        for model in stream.stamped_models:
+            rows = self.client.execute(model, "search_read", [], 0, 1, [["last_modified_at", "DESC"]],
+                                       ["last_modified_at"], context={"active_test": False}, entity=stream.name)
+            newest += [row["last_modified_at"] for row in rows if row.get("last_modified_at")]
+        return max(newest) if newest else None
 
     def _read_inventory(self) -> Iterator[Page]:
         """On-hand and forecast quantity of each goods product with stock at each storage location (that

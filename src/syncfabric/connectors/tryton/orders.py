@@ -64,6 +64,9 @@ class OrderWriter:
             except PermanentError as exc:
                 outcome.rejected[record.key] = str(exc)
                 continue
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                outcome.rejected[record.key] = f"not a planned order Tryton can take: {type(exc).__name__}: {exc}"
+                continue
             outcome.accepted.append(record.key)
             if document is not None:
                 outcome.links[record.key] = document.external_id

@@ -48,8 +48,15 @@ class Stream:
     stamps: tuple[str, ...] = ("last_modified_at",)
     """Timestamps a net-change read polls (a record is read when any is at or after the watermark); the
     watermark is the largest of them read back."""
+    stamp_models: tuple[str, ...] = ()
+    """The model behind each of ``stamps`` (the stream's own model when empty): their newest stamps when a read
+    starts cap its watermark, so that a change made while a long read pages through ids is read again next time."""
     shape: Shape = _identity
     context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stamped_models(self) -> tuple[str, ...]:
+        return self.stamp_models or (self.model,)
 
 
 def flatten(value: Any) -> Any:
@@ -128,15 +135,18 @@ STREAMS: dict[str, Stream] = {stream.name: stream for stream in (
         "template.code", "template.name", "template.type", "template.producible", "template.purchasable",
         "template.consumable", "template.purchase_uom.symbol", "template.list_price", "template.active",
         "template.last_modified_at",
-    ), stamps=("last_modified_at", "template.last_modified_at"), context={"active_test": False}),
+    ), stamps=("last_modified_at", "template.last_modified_at"), stamp_models=("product.product", "product.template"),
+        context={"active_test": False}),
     Stream("supplier", "party.party", (
         "code", "name", "active", "addresses.country.code", "last_modified_at",
-    ), stamps=("last_modified_at", "addresses.last_modified_at"), context={"active_test": False}),
+    ), stamps=("last_modified_at", "addresses.last_modified_at"), stamp_models=("party.party", "party.address"),
+        context={"active_test": False}),
     Stream("item_supplier", "purchase.product_supplier", (
         "template.code", "template.products.code", "product.code", "party.code", "party.name", "code", "name",
         "lead_time", "currency.code", "prices.quantity", "prices.unit_price", "prices.last_modified_at",
         "last_modified_at",
-    ), stamps=("last_modified_at", "prices.last_modified_at"), shape=_item_supplier),
+    ), stamps=("last_modified_at", "prices.last_modified_at"),
+        stamp_models=("purchase.product_supplier", "purchase.product_supplier.price"), shape=_item_supplier),
     Stream("location", "stock.location", (
         "code", "name", "type", "active", "parent.code", "parent.type", "last_modified_at",
     ), domain=(("type", "in", ["warehouse", "storage"]), ("code", "!=", None)), context={"active_test": False}),
@@ -145,25 +155,28 @@ STREAMS: dict[str, Stream] = {stream.name: stream for stream in (
         "inputs.last_modified_at", "outputs.product.code", "outputs.quantity", "outputs.unit.symbol",
         "outputs.last_modified_at", "last_modified_at",
     ), stamps=("last_modified_at", "inputs.last_modified_at", "outputs.last_modified_at"),
-        shape=_bill_of_material),
+        stamp_models=("production.bom", "production.bom.input", "production.bom.output"), shape=_bill_of_material),
     Stream("routing", "product.product-production.bom", (
         "sequence", "product.code", "bom.name", "routing.name", "routing.active", "routing.steps.sequence",
         "routing.steps.operation.name", "routing.steps.last_modified_at", "routing.last_modified_at",
         "last_modified_at",
     ), domain=(("routing", "!=", None),),
-        stamps=("last_modified_at", "routing.last_modified_at", "routing.steps.last_modified_at")),
+        stamps=("last_modified_at", "routing.last_modified_at", "routing.steps.last_modified_at"),
+        stamp_models=("product.product-production.bom", "production.routing", "production.routing.step")),
     Stream("purchase_order", "purchase.purchase", (
         "number", "reference", "state", "party.code", "purchase_date", "delivery_date", "currency.code",
         "warehouse.code", "lines.type", "lines.product.code", "lines.quantity", "lines.unit.symbol",
         "lines.unit_price", "lines.delivery_date", "lines.moves.planned_date", "lines.moves.quantity",
         "lines.moves.unit.symbol", "lines.moves.state", "lines.last_modified_at", "last_modified_at",
-    ), domain=_NUMBERED, stamps=("last_modified_at", "lines.last_modified_at"), shape=_purchase_order),
+    ), domain=_NUMBERED, stamps=("last_modified_at", "lines.last_modified_at"),
+        stamp_models=("purchase.purchase", "purchase.line"), shape=_purchase_order),
     Stream("production_order", "production", (
         "number", "reference", "state", "product.code", "bom.name", "routing.name", "quantity", "unit.symbol",
         "warehouse.code", "planned_date", "planned_start_date", "effective_date", "effective_start_date",
         "inputs.product.code", "inputs.quantity", "inputs.unit.symbol", "inputs.planned_date", "inputs.state",
         "inputs.last_modified_at", "last_modified_at",
-    ), domain=_NUMBERED, stamps=("last_modified_at", "inputs.last_modified_at")),
+    ), domain=_NUMBERED, stamps=("last_modified_at", "inputs.last_modified_at"),
+        stamp_models=("production", "stock.move")),
 )}
 
 INVENTORY = "inventory_balance"
