@@ -69,3 +69,8 @@ def test_an_unreachable_server_is_transient(tryton_server) -> None:
     with TrytonConnector("erp-tryton", config, {"password": "x"}) as connector, \
             pytest.raises(TransientError, match="Tryton unreachable"):
         connector.test_connection()
+
+
+def test_an_unexpected_server_exception_is_permanent_and_carries_its_text(tryton_connector) -> None:
+    with pytest.raises(PermanentError, match="Tryton server error: 'no_such_field'"):
+        tryton_connector.client.execute("stock.location", "search_read", [], 0, 1, None, ["no_such_field"])

@@ -23,7 +23,7 @@ import httpx
 
 from syncfabric.connectors.tryton.configuration import TrytonConfig
 from syncfabric.connectors.tryton.exceptions import TrytonFault, translate_error, translate_fault
-from syncfabric.errors import PermanentError
+from syncfabric.errors import ConnectorError, PermanentError
 
 
 class TrytonClient:
@@ -59,7 +59,7 @@ class TrytonClient:
         try:
             if self._authorization is not None:
                 self._post(f"/{self.config.database}/rpc/", "common.db.logout", [])
-        except Exception:  # logging out is a courtesy; the session expires by itself
+        except ConnectorError:  # logging out is a courtesy; the session expires by itself
             pass
         finally:
             self._authorization = None

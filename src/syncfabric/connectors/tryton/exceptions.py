@@ -56,12 +56,20 @@ class TrytonFault(Exception):
             return f"Tryton {self.kind}: {args}"
         if self.kind in _TRANSIENT_KINDS:
             return f"Tryton {self.kind}"
-        return f"Tryton server error: {self.kind}"[:500]
+        return f"Tryton server error: {self.detail}"[:500]
+
+    @property
+    def detail(self) -> str:
+        """For an unexpected server exception: the last line of its traceback when the server sends one (in
+        development mode), else its text."""
+        trace = self.args_ if isinstance(self.args_, str) else ""
+        lines = [line.strip() for line in trace.splitlines() if line.strip()]
+        return lines[-1] if lines else self.kind
 
 
 def translate_fault(fault: TrytonFault, *, system: str, entity: str = "", key: str = "") -> ConnectorError:
     context = {"system": system, "entity": entity, "key": key}
-    if fault.kind in _TRANSIENT_KINDS or any(text in fault.kind for text in _TRANSIENT_TEXT):
+    if fault.kind in _TRANSIENT_KINDS or any(text in fault.detail for text in _TRANSIENT_TEXT):
         return TransientError(fault.message, **context)
     if fault.kind == "UserWarning":
         return PermanentError(fault.message + " (set accept_warnings: true on the system to accept warnings)",
