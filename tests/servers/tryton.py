@@ -183,6 +183,7 @@ class _Starter:
 _starter: _Starter | None = None
 
 
+@pytest.hookimpl(trylast=True)  # after -m / -k deselection: start only for tests that will run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     global _starter
     wanted = [item for item in items if "tryton" in item.keywords]

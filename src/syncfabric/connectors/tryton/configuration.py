@@ -29,9 +29,9 @@ class TrytonConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     (default) reject the record with the warning's text."""
     purchase_state: Literal["draft", "quotation"] = "draft"
     """The state a purchase created from a planned order is left in: ``quotation`` also runs the Quote button."""
-    send_statuses: list[str] = msgspec.field(default_factory=lambda: ["approved", "released"])
-    """Planned orders with these statuses become Tryton documents; others (proposed, rejected) are accepted and
-    left alone, and a later approved version is sent then."""
+    send_statuses: list[str] = msgspec.field(default_factory=lambda: ["approved"])
+    """Planned orders with these statuses become Tryton documents; others are accepted and left alone: a proposed
+    one is sent once a later version is approved, and a released one already names the ERP order it became."""
     units: dict[str, str] = msgspec.field(default_factory=dict)
     """Canonical unit code -> Tryton unit symbol (``EA: u``) for write-back; without an entry the codes must match
     (case-insensitively) the symbol of the product's unit."""
