@@ -152,3 +152,20 @@ def test_a_change_behind_a_paging_read_is_read_by_the_next_run(tryton_server, tr
         following = list(connector.read_changes("item", rest[-1].cursor))
     names = {r.data["code"]: r.data["template"]["name"] for page in following for r in page.records}
     assert names[items[0]["code"]] == "changed behind"
+
+
+def test_inventory_is_rewritten_only_when_stock_moved(tryton_runtime, tryton_seed) -> None:
+    runtime, seed = tryton_runtime, tryton_seed
+    screw = seed.item("SCREW")
+    seed.receive(screw, 30)
+    runtime.run_flow("inventory-in")
+    assert runtime.run_flow("inventory-in").changed == 0  # nothing moved: nothing written
+
+    seed.receive(screw, 12, at="IN")
+    result = runtime.run_flow("inventory-in")
+    assert result.inserted == 1 and result.quarantined == 0  # the first stock at the input zone
+    assert Decimal(stored(runtime, "inventory_balance", f"{screw['code']}|IN|")["on_hand"]["value"]) == 12
+    balance = stored(runtime, "inventory_balance", f"{screw['code']}|STO|")
+    assert Decimal(balance["on_hand"]["value"]) == 30
+    newest = seed.x("stock.move", "search_read", [], 0, 1, [["last_modified_at", "DESC"]], ["last_modified_at"])
+    assert dt.datetime.fromisoformat(balance["as_of"]) == dt.datetime.fromisoformat(newest[0]["last_modified_at"])

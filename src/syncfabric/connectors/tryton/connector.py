@@ -132,10 +132,16 @@ class TrytonConnector(Connector):
         return max(newest) if newest else None
 
     def _read_inventory(self) -> Iterator[Page]:
-        """On-hand and forecast quantity of each goods product with stock at each storage location (that
-        location alone, not its children), as of now."""
-        as_of = dt.datetime.now(dt.UTC)
-        today = as_of.date()
+        """On-hand and forecast quantity of each goods product (archived ones too) with stock at each storage
+        location (that location alone, not its children).
+
+        ``as_of`` is the newest change of any stock move (the server's clock): stock is what the moves say, so it
+        is exact as of then, and a balance is rewritten only when stock moved, not on every read."""
+        newest = self.client.execute("stock.move", "search_read", [], 0, 1, [["last_modified_at", "DESC"]],
+                                     ["last_modified_at"], entity=streams.INVENTORY)
+        as_of = newest[0]["last_modified_at"] if newest else dt.datetime.now(dt.UTC).isoformat().replace("+00:00",
+                                                                                                        "Z")
+        today = dt.datetime.now(dt.UTC).date()
         storage = [["type", "=", "storage"], ["code", "!=", None]]
         locations = self.client.execute("stock.location", "search_read", storage, 0, None, [["id", "ASC"]],
                                         list(streams.STORAGE_FIELDS), entity=streams.INVENTORY)
@@ -143,7 +149,8 @@ class TrytonConnector(Connector):
         pending: list[RawRecord] = []
         for index, location in enumerate(locations):
             place = streams.flatten(location)
-            context = {"locations": [location["id"]], "stock_date_end": today, "with_childs": False}
+            context = {"locations": [location["id"]], "stock_date_end": today, "with_childs": False,
+                       "active_test": False}
             after = 0
             while True:
                 rows = self.client.execute(
@@ -155,7 +162,7 @@ class TrytonConnector(Connector):
                         continue
                     data = {"product": {"id": product["id"], "code": product.get("code")}, "location": place,
                             "quantity": product.get("quantity"), "forecast_quantity": product.get("forecast_quantity"),
-                            "unit": product.get("default_uom"), "as_of": as_of.isoformat().replace("+00:00", "Z")}
+                            "unit": product.get("default_uom"), "as_of": as_of}
                     pending.append(RawRecord(data, location=f"stock.location:{location['id']}/product:{row['id']}"))
                 if rows:
                     after = int(rows[-1]["id"])
