@@ -158,3 +158,19 @@ def test_transfers_and_malformed_payloads_are_rejected_with_a_reason(tryton_conn
     assert outcome.accepted == []
     assert "transfer planned orders are not written" in outcome.rejected["TR-1"]
     assert "KeyError" in outcome.rejected["BR-1"] and "item_id" in outcome.rejected["BR-1"]
+
+
+def test_a_new_version_of_a_make_order_resizes_its_draft_production_and_its_moves(
+        tryton_runtime, tryton_seed, goods) -> None:
+    runtime, seed = tryton_runtime, tryton_seed
+    order = planned(seed.code("MO-2"), "make", goods["widget"]["code"], "8", "EA")
+    put(runtime, order)
+    runtime.run_flow(FLOW)
+    put(runtime, msgspec.structs.replace(order, quantity=Quantity(value=Decimal(4), unit="EA"),
+                                         start_date=TODAY + dt.timedelta(days=4)))
+    runtime.run_flow(FLOW)
+    (production,) = seed.documents("production", order.key)
+    assert production["quantity"] == 4.0
+    assert production["planned_start_date"] == (TODAY + dt.timedelta(days=4)).isoformat()
+    assert [move["quantity"] for move in production["inputs."]] == [6.0]
+    assert [move["quantity"] for move in production["outputs."]] == [4.0]
