@@ -245,6 +245,7 @@ def quarantine_show(
         console.print(f"[bold]quarantine entry {entry.id}[/] — {entry.status.value}", highlight=False)
         for label, value in (("flow", entry.flow), ("system", entry.system), ("entity", entry.entity),
                              ("key", entry.record_key), ("where", entry.location),
+                             ("mapping", entry.mapping_version or "—"),
                              ("created", f"{entry.created_at:%Y-%m-%d %H:%M:%S}"),
                              ("updated", f"{entry.updated_at:%Y-%m-%d %H:%M:%S}")):
             console.print(f"  {label:8} {value}", highlight=False, markup=False)
@@ -332,6 +333,109 @@ def quarantine_discard(
         console.print(f"discarded {len(discarded)} of {len(entries)}", highlight=False)
 
 
+record_app = typer.Typer(help="Stored canonical records.", no_args_is_help=True)
+app.add_typer(record_app, name="record")
+
+
+@record_app.command("show")
+def record_show(
+    entity: Annotated[str, typer.Argument(help="The canonical entity: item, inventory_balance, ...")],
+    key: Annotated[str, typer.Argument(help="The record's canonical key (e.g. B|P1| for a balance).")],
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Show a stored record: its current payload, the raw record it was mapped from, and the lineage of every
+    version (source system, where in the source, batch, mapping version)."""
+    with _boundary(), _runtime(estate) as runtime:
+        store = runtime.store
+        row = store.get(entity, key)
+        if row is None:
+            raise SyncfabricError(f"no {entity} {key!r} in the store")
+        state = "deleted" if row.deleted else "live"
+        console.print(f"[bold]{entity} {key}[/] — version {row.version}, {state}, "
+                      f"updated {row.updated_at:%Y-%m-%d %H:%M:%S}", highlight=False)
+        if row.payload is not None:
+            console.print(json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False), highlight=False,
+                          markup=False, soft_wrap=True)
+        source = next(store.sources(entity, keys=[key]), None)
+        if source is not None:
+            console.print(f"[bold]raw record[/] (flow {source.flow}, {source.source_id or 'no location'})",
+                          highlight=False)
+            console.print(source.raw, highlight=False, markup=False, soft_wrap=True)
+        lineage = Table("seq", "version", "op", "recorded", "system", "where", "batch", "mapping version",
+                        title="lineage")
+        for change in store.history(entity, key):
+            lineage.add_row(str(change.seq), str(change.version), change.op.value,
+                            f"{change.recorded_at:%Y-%m-%d %H:%M:%S}", change.lineage.source_system,
+                            change.lineage.source_id, change.lineage.batch_id, change.lineage.mapping_version)
+        console.print(lineage)
+
+
+mapping_app = typer.Typer(help="Mappings: their impact on the store, and their tests.", no_args_is_help=True)
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("diff")
+def mapping_diff(
+    flows: Annotated[list[str] | None, typer.Option("--flow", help="Only this inbound flow (repeatable).")] = None,
+    samples: Annotated[int, typer.Option(help="Records shown per flow.")] = 20,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Dry run: which stored records the estate's mappings, as the file now says, would change, and which
+    quarantined records they would now accept. Writes nothing."""
+    from syncfabric.flows.impact import impact_tables, mapping_impact
+
+    with _boundary(), _runtime(estate) as runtime:
+        columns = (SpinnerColumn(), TextColumn("[bold]re-mapping"), BarColumn(),
+                   TextColumn("{task.completed:,} records"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+            task = progress.add_task("diff", total=None)
+            impact = mapping_impact(runtime.store, runtime.estate, flows=flows, samples=samples,
+                                    progress=lambda n: progress.advance(task, n))
+        summary, versions, samples_table, notes = impact_tables(impact)
+        console.print(summary)
+        for line in versions:
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        if samples_table.row_count:
+            console.print(samples_table)
+        for note in notes:
+            errors.print(note, highlight=False)
+        console.print(impact.summary(), highlight=False)
+
+
+@mapping_app.command("test")
+def mapping_test(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Fixture files or folders (default: mapping-tests/ next to the estate file).", show_default=False)] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Run mapping tests: YAML fixtures of raw records with the canonical record (or the errors) each must give."""
+    from rich.text import Text
+
+    from syncfabric.config import load_estate
+    from syncfabric.flows.mapping_cases import find_files, load_cases, run_cases
+
+    with _boundary():
+        loaded = load_estate(estate)
+        files = find_files(paths or [], loaded.base_dir / "mapping-tests")
+        cases = [case for file in files for case in load_cases(file, loaded.estate)]
+        results = run_cases(loaded.estate, cases)
+        failed = [result for result in results if not result.passed]
+        table = Table("file", "mapping", "case", "result",
+                      title=f"{len(results) - len(failed)} of {len(results)} mapping tests passed")
+        for result in results:
+            case = result.case
+            table.add_row(f"{case.file.name}:{case.line}", case.mapping, Text(case.name),
+                          "[green]pass[/]" if result.passed else "[red]FAIL[/]")
+        console.print(table)
+        for result in failed:
+            console.print(f"[red]FAIL[/] {result.case.where} {result.case.name} ({result.case.mapping})",
+                          highlight=False)
+            for line in result.failures:
+                console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+        if failed:
+            raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated data.")] = 7,
@@ -343,6 +447,112 @@ def demo(
 
     with _boundary():
         run_demo(console, seed=seed, items=items, folder=keep)
+
+
+@app.command("sap-sandbox")
+def sap_sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 to serve on.")] = 8710,
+    user: Annotated[str, typer.Option(help="Basic-auth user.")] = "INTEGRATION",
+    password: Annotated[str, typer.Option(envvar="S4_PASSWORD", help="Basic-auth password.")] = "Welcome1!",
+    seed: Annotated[int, typer.Option(help="Seed of the simulated company's data.")] = 42,
+) -> None:
+    """Serve the SAP S/4HANA OData v2 emulator (products, stock, purchase and production orders, suppliers) until
+    interrupted; examples/sap-s4hana/estate.yaml points at it."""
+    import time
+
+    from syncfabric.sandbox.sap_odata import ROOT, create_app
+    from syncfabric.sandbox.server import serve
+
+    with serve(create_app({user: password}, seed=seed), port=port) as url:
+        console.print(f"SAP S/4HANA emulator on [bold]{url}{ROOT}/[/] (user {user}); Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+@app.command()
+def reconcile(
+    domain: Annotated[str, typer.Argument(help="An estate domain (items, inventory...) or a canonical entity.")],
+    samples: Annotated[int, typer.Option(help="Keys shown per kind of difference.")] = 5,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Compare source, store and target of a domain by key and content hash; exit 1 unless they all match."""
+    from syncfabric.flows.reconcile import reconcile as run_reconcile
+
+    with _boundary(), _runtime(estate) as runtime:
+        with console.status("reconciling", spinner="dots") as spinner:
+            result = run_reconcile(runtime, domain, progress=lambda text: spinner.update(text))
+        title = f"Reconciliation of {domain} ({result.entity}), run {result.run_id}"
+        sides = Table("side", "keys", "note", title=title)
+        for side in result.sides:
+            note = side.note or (f"{side.rejected:,} rejected by mapping or rules" if side.rejected else "")
+            sides.add_row(side.name, "—" if side.hashes is None else f"{len(side.hashes):,}", note)
+        console.print(sides)
+        table = Table("compared", "with", "keys", "equal", "missing", "extra", "different", "samples",
+                      title="Differences")
+        for c in result.comparisons:
+            shown = [f"{label}: {', '.join(keys[:samples])}" for label, keys in
+                     (("missing", c.missing), ("extra", c.extra), ("different", c.different)) if keys]
+            table.add_row(c.left, c.right, f"{c.keys:,}", f"{c.equal:,}", _bad(len(c.missing)),
+                          _bad(len(c.extra)), _bad(len(c.different)), "\n".join(shown))
+        console.print(table)
+        if result.matches:
+            console.print(f"[green]✓[/] {domain}: source, store and target match", highlight=False)
+            return
+        why = "nothing could be compared" if not result.comparisons else "they differ"
+        errors.print(f"[bold red]✗[/] {domain}: {why}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_scheduler(
+    flows: Annotated[list[str] | None, typer.Option("--flow", "-f", help="Only these flows (repeatable).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")]
+    = None,
+    max_runs: Annotated[int | None, typer.Option(help="Stop after this many runs.")] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Run the scheduler in the foreground: each flow on its cron schedule, never two runs of one flow at once."""
+    import datetime as dt
+
+    from syncfabric.flows.scheduler import Scheduler, jobs_of
+
+    with _boundary(), _runtime(estate) as runtime:
+        jobs = [job for job in jobs_of(runtime.estate) if not flows or job.flow in flows]
+        unknown = sorted(set(flows or ()) - set(runtime.estate.flows))
+        if unknown:
+            raise ConfigError([f"unknown flow(s) {', '.join(unknown)}"])
+        if not jobs:
+            raise ConfigError(["no scheduled flows: give a flow (or its domain) a schedule: CRON"])
+
+        def event(job, what: str, detail) -> None:
+            stamp = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
+            if what == "finished":
+                console.print(results_table([detail]))
+            elif what == "failed":
+                errors.print(f"{stamp} [bold red]{job.flow} failed:[/] {detail}", highlight=False)
+            elif what == "skipped":
+                console.print(f"{stamp} [yellow]{job.flow} skipped[/]: {detail}", highlight=False)
+            else:
+                console.print(f"{stamp} {job.flow} started (due {detail:%H:%M:%S})", highlight=False)
+
+        scheduler = Scheduler(runtime, jobs=jobs, run=lambda name: run_with_progress(runtime, name), on_event=event)
+        scheduler.start()
+        table = Table("flow", "schedule", "missed runs", "next run (UTC)", title="Schedule")
+        for job in jobs:
+            table.add_row(job.flow, job.cron, job.missed, f"{job.next_due:%Y-%m-%d %H:%M:%S}")
+        console.print(table)
+        until = None if duration is None else dt.datetime.now(dt.UTC) + dt.timedelta(seconds=duration)
+        try:
+            scheduler.run(until=until, max_runs=max_runs)
+        except KeyboardInterrupt:
+            console.print("stopped")
+        console.print(f"{scheduler.runs} run(s)", highlight=False)
+
+
+def _bad(count: int) -> str:
+    return f"[red]{count:,}[/]" if count else "0"
 
 
 if __name__ == "__main__":

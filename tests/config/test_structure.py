@@ -17,7 +17,8 @@ def test_unknown_field_lists_the_known_ones(write_estate) -> None:
 
     assert problems == [
         f"{path}:{line_of(text, 'shedule')}:5: unknown field 'shedule' (expected one of: batch_size, direction, "
-        f"entities, mapping, mode, schedule, source, system); did you mean 'schedule'? @ $.flows.items-in.shedule"
+        f"entities, mapping, missed, mode, schedule, source, system, watermark); did you mean 'schedule'? "
+        f"@ $.flows.items-in.shedule"
     ]
 
 
@@ -55,7 +56,7 @@ def test_wrong_type_and_optional_values(write_estate) -> None:
 
     assert problems == [
         f"{path}:{line_of(text, 'schedule: 5')}:5: expected string or null, got 5 @ $.domains.items.schedule",
-        f"{path}:{line_of(text, 'mode: [full]')}:5: expected one of 'changes', 'full', got a list "
+        f"{path}:{line_of(text, 'mode: [full]')}:5: expected one of 'changes', 'full', 'plan_cut', got a list "
         f"@ $.flows.items-in.mode",
     ]
 

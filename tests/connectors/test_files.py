@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
 import pytest
 
+from syncfabric.config import load_estate
+from syncfabric.config.loader import validate_estate_file
 from syncfabric.connectors.base import Page
-from syncfabric.connectors.files.configuration import FilesConfig
+from syncfabric.connectors.files.configuration import FilesConfig, FixedColumn
 from syncfabric.connectors.files.connector import FilesConnector, decode_cursor
-from syncfabric.errors import PermanentError
+from syncfabric.connectors.files.exceptions import translate_error
+from syncfabric.errors import PermanentError, TransientError
+from syncfabric.flows.runtime import Runtime
 
 HEADER = "ITEM_NO,SITE,ON_HAND\n"
 
@@ -215,3 +220,161 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column_name(drop: Path) -> N
     [page] = read_all(connector(drop))
 
     assert page.records[0].data == {"ITEM_NO": "A", "SITE": "P1", "ON_HAND": "1"}
+
+
+# ---- JSON lines and fixed-width formats ------------------------------------------------------------------------
+
+JSONL = (
+    '{"item": "A", "site": "P1", "qty": {"value": 1, "unit": "EA"}}\n'  # line 1
+    "\n"                                                                # line 2, blank
+    '{"item": "B", "site": "P1", "qty": {"value": 2, "unit": "EA"}\n'   # line 3, broken
+    '["C", "P1", 3]\n'                                                  # line 4, not an object
+    '{"item": "D", "site": "P2", "qty": {"value": 4, "unit": "EA"}}\r\n'  # line 5
+)
+
+
+def test_json_lines_keep_nested_objects_and_reject_bad_lines_with_file_and_line(drop: Path) -> None:
+    write(drop, "inv.jsonl", JSONL)
+
+    [page] = read_all(connector(drop, format="jsonl"), "*.jsonl")
+
+    assert [(record.location, record.data["item"]) for record in page.records] == [("inv.jsonl:1", "A"),
+                                                                                  ("inv.jsonl:5", "D")]
+    assert page.records[1].data["qty"] == {"value": 4, "unit": "EA"}
+    assert [(problem.location, problem.raw) for problem in page.problems] == [
+        ("inv.jsonl:3", '{"item": "B", "site": "P1", "qty": {"value": 2, "unit": "EA"}'),
+        ("inv.jsonl:4", '["C", "P1", 3]')]
+    assert page.problems[0].reason.startswith("invalid JSON: ")
+    assert page.problems[1].reason == "expected a JSON object, got an array"
+
+
+def test_json_lines_resume_after_the_committed_line(drop: Path) -> None:
+    write(drop, "inv.jsonl", "".join(f'{{"item": "I{n}"}}\n' for n in range(1, 8)))
+    source = connector(drop, format="jsonl")
+    source.page_size = 3
+
+    pages = read_all(source, "*.jsonl")
+    assert [len(page.records) for page in pages] == [3, 3, 1]
+    resumed = read_all(source, "*.jsonl", cursor=pages[1].cursor)
+    assert [(record.location, record.data["item"]) for page in resumed for record in page.records] == [
+        ("inv.jsonl:7", "I7")]
+
+
+LAYOUT = [{"name": "ITEM_NO", "start": 1, "width": 8}, {"name": "SITE", "start": 9, "width": 4},
+          {"name": "ON_HAND", "start": 13, "width": 7}]
+
+
+def fixed(drop: Path, **config: object) -> FilesConnector:
+    columns = [FixedColumn(**column) for column in LAYOUT]  # type: ignore[arg-type]
+    return connector(drop, format="fixed_width", columns=columns, **config)
+
+
+def test_fixed_width_columns_are_cut_at_their_positions(drop: Path) -> None:
+    write(drop, "inv.txt",
+          "STOCK REPORT 2026-05-01\n"     # line 1, skipped
+          "MÜLLER  P1     12.5\n"         # line 2
+          "B-200   P2   \n"               # line 3: trailing blanks trimmed by the writer
+          "C-300\n"                       # line 4: too short
+          "\n"                            # line 5
+          "D-400   P3        7  FILLER\n",  # line 6: filler past the last column
+          encoding="cp1252")
+
+    [page] = read_all(fixed(drop, encoding="cp1252", skip_lines=1), "*.txt")
+
+    assert [record.data for record in page.records] == [
+        {"ITEM_NO": "MÜLLER", "SITE": "P1", "ON_HAND": "12.5"},
+        {"ITEM_NO": "B-200", "SITE": "P2", "ON_HAND": ""},
+        {"ITEM_NO": "D-400", "SITE": "P3", "ON_HAND": "7"},
+    ]
+    assert [record.location for record in page.records] == ["inv.txt:2", "inv.txt:3", "inv.txt:6"]
+    assert [(problem.location, problem.raw) for problem in page.problems] == [("inv.txt:4", "C-300")]
+    assert page.problems[0].reason == "line has 5 characters, but column 'ON_HAND' starts at 13"
+
+    [unstripped] = read_all(fixed(drop, encoding="cp1252", skip_lines=1, strip=False), "*.txt")
+    assert unstripped.records[0].data["ITEM_NO"] == "MÜLLER  "
+
+
+def test_fixed_width_settings_are_checked(drop: Path) -> None:
+    with pytest.raises(ValueError, match="needs columns"):
+        FilesConfig(folder="x", format="fixed_width")
+    with pytest.raises(ValueError, match="'A' and 'B' overlap"):
+        FilesConfig(folder="x", format="fixed_width",
+                    columns=[FixedColumn(name="A", start=1, width=5), FixedColumn(name="B", start=5, width=2)])
+    with pytest.raises(ValueError, match="columns are for format fixed_width"):
+        FilesConfig(folder="x", columns=[FixedColumn(name="A", start=1, width=5)])
+
+
+def test_errors_reading_files_are_translated_once() -> None:
+    busy = translate_error(PermissionError(13, "Permission denied"), system="erp", file="inv.csv", line=3)
+    assert isinstance(busy, TransientError) and str(busy) == "inv.csv:3: Permission denied [erp]"
+    broken = translate_error(csv.Error("field larger than field limit"), system="erp", file="inv.csv", line=9)
+    assert isinstance(broken, PermanentError) and "inv.csv:9: field larger" in str(broken)
+    wrong = translate_error(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), system="erp",
+                            file="inv.csv", encoding="utf-8")
+    assert isinstance(wrong, PermanentError) and str(wrong) == "inv.csv: not utf-8 text (invalid start byte) [erp]"
+
+
+ESTATE = """\
+version: 1
+store: sqlite:///sf.db
+systems:
+  mes:
+    kind: files
+    connection:
+      folder: drop
+      format: jsonl
+      marker_suffix: .done
+  legacy:
+    kind: files
+    connection:
+      folder: legacy
+      format: fixed_width
+      encoding: cp1252
+      columns:
+        - {name: ITEM_NO, start: 1, width: 8}
+        - {name: TEXT, start: 9, width: 12}
+mappings:
+  mes-items:
+    system: mes
+    entity: item
+    fields: {item_id: item, description: text, base_unit: {const: EA}}
+  legacy-items:
+    system: legacy
+    entity: item
+    fields: {item_id: ITEM_NO, description: TEXT, base_unit: {const: EA}}
+flows:
+  mes-items: {direction: inbound, system: mes, entities: [item], mode: changes, source: "items_*.jsonl",
+              mapping: mes-items}
+  legacy-items: {direction: inbound, system: legacy, entities: [item], mode: full, source: "*.txt",
+                 mapping: legacy-items}
+"""
+
+
+def test_inbound_flows_from_an_estate_file(tmp_path: Path) -> None:
+    (tmp_path / "drop").mkdir()
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "estate.yaml").write_text(ESTATE)
+    write(tmp_path / "drop", "items_1.jsonl", '{"item": "A", "text": "alpha"}\nnot json\n{"item": "B"}\n')
+    write(tmp_path / "legacy", "items.txt", "L-1     first\nL-2     second\n", encoding="cp1252")
+    with Runtime(load_estate(tmp_path / "estate.yaml", environ={})) as runtime:
+        assert runtime.run_flow("mes-items").records_in == 0, "no marker yet: the file may be incomplete"
+        write(tmp_path / "drop", "items_1.jsonl.done", "")
+        result = runtime.run_flow("mes-items")
+        assert (result.inserted, result.quarantined) == (2, 1)
+        [entry] = runtime.store.quarantine(flow="mes-items")
+        assert entry.location == "items_1.jsonl:2" and "invalid JSON" in entry.reasons[0]
+        assert (tmp_path / "drop" / "archive" / "items_1.jsonl").exists()
+        assert runtime.run_flow("mes-items").records_in == 0, "an archived file is never read again"
+
+        assert runtime.run_flow("legacy-items").inserted == 2
+        write(tmp_path / "legacy", "items.txt", "L-1     renamed\n", encoding="cp1252")
+        again = runtime.run_flow("legacy-items")
+        assert (again.updated, again.deleted) == (1, 1)
+
+
+def test_validate_reports_a_bad_layout_with_its_path(tmp_path: Path) -> None:
+    (tmp_path / "estate.yaml").write_text(ESTATE.replace("        - {name: TEXT, start: 9, width: 12}\n",
+                                                         "        - {name: TEXT, start: 0, width: 12}\n"))
+    problems = validate_estate_file(tmp_path / "estate.yaml", environ={})
+    assert any("$.systems.legacy.connection.columns[1].start" in problem and "expected `int` >= 1" in problem
+               for problem in problems), problems

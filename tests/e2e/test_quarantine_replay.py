@@ -197,3 +197,30 @@ def test_edit_and_replay_refuse_what_they_cannot_do(estate: Path) -> None:
     assert "is discarded, not open" in cli(estate, "quarantine", "edit", str(negative.id), "--set", "X=1", code=1)
     out = cli(estate, "quarantine", "replay", str(negative.id), code=1)
     assert "skipped, entry is discarded, not open" in out
+
+
+def test_every_stored_record_keeps_its_mapping_version_and_raw_record(estate: Path) -> None:
+    cli(estate, "sync", "locations-in", "items-in", "item-locations-in", "inventory-in")
+    mappings = {"location": "locations", "item": "items", "item_location": "item-locations",
+                "inventory_balance": "inventory"}
+    with store_of(estate) as store:
+        for entity, mapping in mappings.items():
+            rows = list(store.current(entity))
+            assert rows
+            for row in rows:
+                (change,) = [c for c in store.history(entity, row.key) if c.seq == row.last_seq]
+                assert change.lineage.mapping_version == f"{mapping}@1" and change.lineage.source_system == "erp-na"
+            assert [s.key for s in store.sources(entity)] == [row.key for row in rows]
+        negative = entry_with(store, "on_hand must be ≥ 0")
+        assert negative.mapping_version == "inventory@1"
+
+    assert "mapping  inventory@1" in cli(estate, "quarantine", "show", str(negative.id))
+    shown = cli(estate, "record", "show", "inventory_balance", "A|P1|")
+    assert '"ON_HAND":"10"' in shown and "inventory_1.csv:2" in shown and "inventory@1" in shown
+    assert "version 1, live" in shown
+
+    cli(estate, "quarantine", "edit", str(negative.id), "--set", "ON_HAND=5")
+    cli(estate, "quarantine", "replay", str(negative.id))
+    shown = cli(estate, "record", "show", "inventory_balance", "B|P1|")
+    assert '"ON_HAND":"5"' in shown and "replay-" in shown and "inventory@1" in shown
+    assert "no inventory_balance 'Q|P1|'" in cli(estate, "record", "show", "inventory_balance", "Q|P1|", code=1)

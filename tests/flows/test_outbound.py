@@ -251,6 +251,93 @@ def test_full_sends_the_current_state_and_sets_the_checkpoint_to_the_head(store:
     assert send(store, after).records_out == 0 and after.writes == []
 
 
+def test_dependency_order_is_derived_from_the_references_not_from_a_list() -> None:
+    reversed_model = dict(reversed(list(ENTITIES.items())))  # declaration order no help at all
+    order = dependency_order(["purchase_order", "inventory_balance", "sales_order", "item_location", "item",
+                              "location", "supplier"], reversed_model)
+    for name in order:
+        for referenced in ENTITIES[name].references.values():
+            if referenced in order and referenced != name:
+                assert order.index(referenced) < order.index(name), (referenced, name, order)
+    assert order.index("item_location") < order.index("inventory_balance")  # master data first among those free to go
+    assert dependency_order(["inventory_balance", "location", "item_location", "item"]) == [
+        "location", "item", "item_location", "inventory_balance"]
+
+
+class WritingTarget(Target):
+    """A target during whose first write the ERP side keeps changing the store."""
+
+    def __init__(self, store: Store, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        if not self.writes:
+            put(self.store, "item", "RM-1", base_unit="KG")  # changed after the cut
+            put(self.store, "item", "RM-9", base_unit="EA")  # created after the cut
+            remove(self.store, "item_location", "RM-1|P100")  # deleted after the cut
+            put(self.store, "inventory_balance", "RM-1|P100|", on_hand=99)
+        return super().write(entity, records)
+
+
+def test_plan_cut_sends_one_consistent_snapshot_in_dependency_order(store: Store) -> None:
+    seed_in_reverse_dependency_order(store)
+    cut = store.head()
+    target = WritingTarget(store)
+
+    result = send(store, target, mode="plan_cut", batch_size=1)
+
+    assert target.sent() == [  # the state as of the cut, though the store moved on during it
+        ("location", "P100", 1, {"key": "P100", "kind": "plant"}),
+        ("item", "RM-1", 1, {"key": "RM-1", "base_unit": "EA"}),
+        ("item_location", "RM-1|P100", 1, {"key": "RM-1|P100", "lead_time_days": 3}),
+        ("inventory_balance", "RM-1|P100|", 1, {"key": "RM-1|P100|", "on_hand": 5}),
+    ]
+    assert result.records_out == 4
+    assert store.checkpoint(FLOW) == result.checkpoint == str(cut) != str(store.head())
+
+    second = Target()
+    send(store, second, mode="plan_cut")  # the next cut: the new state, and the deletion since the last one
+    assert second.sent() == [
+        ("location", "P100", 1, {"key": "P100", "kind": "plant"}),
+        ("item", "RM-1", 2, {"key": "RM-1", "base_unit": "KG"}),
+        ("item", "RM-9", 1, {"key": "RM-9", "base_unit": "EA"}),
+        ("item_location", "RM-1|P100", 2, None),
+        ("inventory_balance", "RM-1|P100|", 2, {"key": "RM-1|P100|", "on_hand": 99}),
+    ]
+    third = Target()
+    send(store, third, mode="plan_cut")
+    assert ("item_location", "RM-1|P100", 2, None) not in third.sent()  # an old deletion is not sent again
+    assert len(third.sent()) == 4
+
+
+def test_a_plan_cut_interrupted_resumes_the_same_cut_after_the_last_confirmed_batch(store: Store) -> None:
+    for n in range(6):
+        put(store, "item", f"I{n}", base_unit="EA")
+    put(store, "location", "P100", kind="plant")
+    cut = store.head()
+
+    class FailingAfter(Target):
+        def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+            if len(self.writes) == 3:
+                raise PermanentError("platform is down", system="planning")
+            return super().write(entity, records)
+
+    first = FailingAfter()
+    with pytest.raises(PermanentError):
+        send(store, first, mode="plan_cut", batch_size=2)
+    assert [key for _, key, _, _ in first.sent()] == ["P100", "I0", "I1", "I2", "I3"]
+    mark = msgspec.json.decode(store.checkpoint(FLOW) or "")
+    assert mark == {"cut": cut, "entity": "item", "after": "I3", "since": 0}
+
+    put(store, "item", "I4", base_unit="KG")  # changes after the cut wait for the next one
+    rest = Target()
+    result = send(store, rest, mode="plan_cut", batch_size=2)
+    assert rest.sent() == [("item", "I4", 1, {"key": "I4", "base_unit": "EA"}),
+                           ("item", "I5", 1, {"key": "I5", "base_unit": "EA"})]
+    assert result.checkpoint == store.checkpoint(FLOW) == str(cut)
+
+
 class LinkingTarget(Target):
     """A target that makes a document per key and reports its id, as an ERP writing planned orders does."""
 

@@ -22,6 +22,7 @@ from syncfabric.store import (
     Lineage,
     NewQuarantine,
     NewQuarantineEvent,
+    NewSource,
     Op,
     QuarantineAction,
     QuarantineStatus,
@@ -649,6 +650,116 @@ class StoreConformance:
         for n in range(2):  # per key and per writer, the log keeps each writer's own order
             mine = [c.key for c in reader.changes(0, entities=[f"entity{n}"], limit=total)]
             assert mine == [f"k{i}-{j}" for i in range(transactions) for j in range(per_transaction)]
+
+    # -- lineage and raw source records ----------------------------------------------------------------------------
+
+    def test_history_gives_every_version_of_a_key_with_its_lineage(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [IncomingRecord("A", b'{"n":1}', Lineage("erp", "items_1.csv:2", "b1", "items@1"))])
+            tx.apply("item", [rec("B")])
+        with store.transaction() as tx:
+            tx.apply("item", [IncomingRecord("A", b'{"n":2}', Lineage("erp", "items_2.csv:5", "b2", "items@2"))])
+            tx.delete("item", ["A"], Lineage("erp", "missing from complete snapshot", "b3", "items@2"))
+        history = store.history("item", "A")
+        assert [(c.version, c.op, c.lineage.source_id, c.lineage.mapping_version) for c in history] == [
+            (1, Op.UPSERT, "items_1.csv:2", "items@1"), (2, Op.UPSERT, "items_2.csv:5", "items@2"),
+            (3, Op.DELETE, "missing from complete snapshot", "items@2")]
+        assert store.history("item", "nope") == []
+
+    def test_sources_keep_the_newest_raw_record_of_live_keys(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [IncomingRecord(k, msgspec.json.encode({"k": k}), Lineage("erp", "", "b", "items@1"))
+                              for k in ("A", "B", "C")])
+            tx.put_sources("item", [NewSource("A", "items-in", '{"NO": "A"}', "items.csv:2"),
+                                    NewSource("B", "items-in", '{"NO": "B"}', "items.csv:3"),
+                                    NewSource("C", "other-in", '{"NO": "C"}'),
+                                    NewSource("B", "items-in", '{"NO": "B", "X": 1}', "items.csv:4")])
+        got = list(store.sources("item"))
+        assert [(s.key, s.flow, s.raw, s.source_id, s.mapping_version, s.version) for s in got] == [
+            ("A", "items-in", '{"NO": "A"}', "items.csv:2", "items@1", 1),
+            ("B", "items-in", '{"NO": "B", "X": 1}', "items.csv:4", "items@1", 1),
+            ("C", "other-in", '{"NO": "C"}', "", "items@1", 1)]
+        assert got[0].payload == b'{"k":"A"}'
+        assert [s.key for s in store.sources("item", flow="other-in")] == ["C"]
+        assert [s.key for s in store.sources("item", keys=["B", "Z"])] == ["B"]
+        with store.transaction() as tx:  # the same raw record again: kept as it was; a new one replaces it
+            tx.put_sources("item", [NewSource("A", "items-in", '{"NO": "A"}', "items_2.csv:9"),
+                                    NewSource("C", "other-in", '{"NO": "C2"}', "c.csv:1")])
+            tx.delete("item", ["B"])
+        got = list(store.sources("item"))
+        assert [(s.key, s.raw, s.source_id) for s in got] == [
+            ("A", '{"NO": "A"}', "items.csv:2"), ("C", '{"NO": "C2"}', "c.csv:1")]  # B is deleted
+        with store.transaction() as tx:
+            tx.put_sources("item", [])
+        assert list(store.sources("location")) == []
+
+    def test_quarantine_entries_keep_the_mapping_version_that_rejected_them(self, store: Store) -> None:
+        with store.transaction() as tx:
+            (entry_id,) = tx.add_quarantine([NewQuarantine("in", "erp", "item", ["bad @ $"], "{}",
+                                                           mapping_version="items@1+units@ab")])
+        assert store.quarantine(ids=[entry_id])[0].mapping_version == "items@1+units@ab"
+        with store.transaction() as tx:
+            tx.update_quarantine(entry_id, reasons=["worse @ $"], mapping_version="items@2")
+        entry = store.quarantine(ids=[entry_id])[0]
+        assert entry.mapping_version == "items@2" and entry.reasons == ["worse @ $"]
+
+    def test_current_as_of_is_the_state_right_after_a_sequence(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec("a", v=1), rec("b", v=1), rec("c", v=1)])
+        cut = store.head()
+        with store.transaction() as tx:
+            tx.apply("item", [rec("a", v=2), rec("d", v=1)])  # changed, and created after the cut
+            tx.delete("item", ["b"])
+            tx.apply("location", [rec("x", v=1)])
+        with store.transaction() as tx:
+            tx.apply("item", [rec("a", v=3)])
+
+        def view(rows: Iterator) -> list[tuple[str, int, bool, bytes | None]]:
+            return [(row.key, row.version, row.deleted, row.payload) for row in rows]
+
+        assert view(store.current_as_of("item", cut)) == [
+            ("a", 1, False, rec("a", v=1).payload), ("b", 1, False, rec("b", v=1).payload),
+            ("c", 1, False, rec("c", v=1).payload)]
+        assert view(store.current_as_of("location", cut)) == []
+        now = store.head()
+        assert view(store.current_as_of("item", now)) == view(store.current("item"))
+        assert [(row.key, row.deleted) for row in store.current_as_of("item", now, include_deleted=True)] == [
+            ("a", False), ("b", True), ("c", False), ("d", False)]
+        [a_then] = [row for row in store.current_as_of("item", cut) if row.key == "a"]
+        assert a_then.content_hash == content_hash(rec("a", v=1).payload) and a_then.last_seq <= cut
+        assert view(store.current_as_of("item", 0)) == []
+
+    def test_a_lease_has_one_holder_until_it_expires_or_is_released(self, make_store: MakeStore) -> None:
+        one, two = make_store(), make_store()  # two processes sharing the store
+        assert one.acquire_lease("flow:items-in", "a", 30)
+        assert not two.acquire_lease("flow:items-in", "b", 30)
+        assert one.acquire_lease("flow:items-in", "a", 30)  # renewing
+        assert two.acquire_lease("flow:other", "b", 30)  # leases are per name
+        two.release_lease("flow:items-in", "b")  # not its lease: nothing happens
+        assert not two.acquire_lease("flow:items-in", "b", 30)
+        one.release_lease("flow:items-in", "a")
+        assert two.acquire_lease("flow:items-in", "b", 0.2)
+        assert not one.acquire_lease("flow:items-in", "a", 30)
+        time.sleep(0.3)  # b died without releasing: its lease runs out
+        assert one.acquire_lease("flow:items-in", "a", 30)
+        assert not two.acquire_lease("flow:items-in", "b", 30)
+
+    def test_concurrent_lease_takers_get_it_once(self, make_store: MakeStore) -> None:
+        stores = [make_store() for _ in range(4)]
+        won: list[str] = []
+        barrier = threading.Barrier(len(stores))
+
+        def take(n: int) -> None:
+            barrier.wait()
+            if stores[n].acquire_lease("flow:race", f"h{n}", 30):
+                won.append(f"h{n}")
+
+        threads = [threading.Thread(target=take, args=(n,)) for n in range(len(stores))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(won) == 1, won
 
 
 def _driver_url(url: str) -> str:

@@ -154,6 +154,11 @@ def _flow(estate: Estate, flow: Flow, path: JsonPath) -> Iterator[Finding]:
         if flow.mapping is None:
             yield Finding("an inbound flow needs a mapping (mapping: NAME)", path)
     yield from _cron(flow.schedule, (*path, "schedule"))
+    yield from _source(estate, flow, path)
+    if flow.watermark is not None and (flow.direction != "inbound" or flow.mode != "changes"):
+        yield Finding("a watermark applies to inbound flows in mode: changes only", (*path, "watermark"))
+    if flow.mode == "plan_cut" and flow.direction != "outbound":
+        yield Finding("mode: plan_cut is for outbound flows (inbound: full or changes)", (*path, "mode"))
     if flow.mapping is None:
         return
     mapping = estate.mappings.get(flow.mapping)
@@ -167,6 +172,22 @@ def _flow(estate: Estate, flow: Flow, path: JsonPath) -> Iterator[Finding]:
         moves = ", ".join(repr(entity) for entity in flow.entities)
         yield Finding(f"mapping {flow.mapping!r} produces entity {mapping.entity!r}, but this flow moves {moves}",
                       (*path, "mapping"))
+
+
+def _source(estate: Estate, flow: Flow, path: JsonPath) -> Iterator[Finding]:
+    """What the connector kind finds wrong with an inbound flow's source (a table without a watermark for mode
+    changes, an endpoint that is not configured), once the system's connection is valid."""
+    system = estate.systems.get(flow.system)
+    if flow.direction != "inbound" or system is None or system.kind not in registry.KINDS or not flow.entities:
+        return
+    try:
+        connector = registry.connector_class(system.kind)
+        config = msgspec.convert(without_inline_secrets(system.connection), connector.config_type, strict=False)
+    except (ImportError, AttributeError, msgspec.ValidationError):
+        return  # reported with the system
+    at = (*path, "source") if flow.source is not None else path
+    for problem in connector.source_problems(config, flow.source or flow.entities[0], flow.mode):
+        yield Finding(problem, at)
 
 
 def _system(name: str, system: System) -> Iterator[Finding]:

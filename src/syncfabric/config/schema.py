@@ -92,6 +92,16 @@ class Mapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
         "(lines: {each: ITEMS, fields: {...}})")]
 
 
+class Watermark(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where an inbound net-change flow takes its watermark: the highest value of a source field it committed."""
+
+    field: Annotated[str, _doc("the source field holding the last change time (or a change counter)",
+                               examples=["last_modified_at", "write_date"])]
+    overlap_seconds: Annotated[float, msgspec.Meta(
+        ge=0, description="read again this far back from the watermark, for changes committed late; "
+                          "records read twice are absorbed by their content hash")] = 300.0
+
+
 class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A movement of records: ``inbound`` (system → canonical store) or ``outbound`` (store → system)."""
 
@@ -100,16 +110,23 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     system: Annotated[Name, _doc("the system read from (inbound) or written to (outbound)")]
     entities: Annotated[list[str], msgspec.Meta(
         min_length=1, description="canonical entities this flow moves; an inbound flow moves exactly one")]
-    mode: Annotated[Literal["full", "changes"], _doc(
+    mode: Annotated[Literal["full", "changes", "plan_cut"], _doc(
         "inbound: full reads every record (missing keys become deletions when the snapshot is complete), "
         "changes reads what changed since the checkpoint; outbound: full sends the current state, "
-        "changes sends changes since the target's checkpoint")] = "changes"
+        "changes sends changes since the target's checkpoint, plan_cut sends a consistent snapshot of all its "
+        "entities as of one change-log sequence, in dependency order")] = "changes"
     source: Annotated[str, _doc(
         "inbound: the system's name for what is read (a file pattern, a table, an endpoint); "
         "defaults to the entity")] | None = None
     mapping: Annotated[Name, _doc("inbound: the mapping to apply (required)")] | None = None
     schedule: Cron | None = None
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000, description="records per page and per commit")] = 1000
+    watermark: Annotated[Watermark, _doc(
+        "inbound changes: take the watermark from the data (a field of the source records) instead of the "
+        "connector's cursor, re-reading an overlap window for late commits")] | None = None
+    missed: Annotated[Literal["skip", "run_once"], _doc(
+        "scheduled runs missed while no scheduler ran or while a run overran: skip them, or run once to catch "
+        "up")] = "skip"
 
 
 Rounding = Literal["half_up", "half_even", "up", "down", "ceiling", "floor"]

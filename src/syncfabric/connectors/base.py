@@ -78,7 +78,8 @@ class WriteOutcome:
     accepted: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
-    """Accepted key -> the target's own id of what it became; stored in the cross-reference with the checkpoint."""
+    """Accepted keys → the id the target gave the record (a purchase order number); the outbound flow keeps each
+    link in the cross-reference (system, entity, that id → canonical key)."""
 
 
 class Connector:
@@ -103,6 +104,12 @@ class Connector:
         self.base_dir = base_dir or Path.cwd()
         """Where relative paths in the configuration are resolved: the estate file's folder."""
 
+    @classmethod
+    def source_problems(cls, config: Any, source: str, mode: str) -> list[str]:
+        """What is wrong with an inbound flow reading ``source`` in ``mode`` (``full`` or ``changes``) from a
+        system with this configuration, found without connecting; ``syncfabric validate`` reports it."""
+        return []
+
     def open(self) -> None:
         """Acquire connections. Called once before use."""
 
@@ -126,6 +133,11 @@ class Connector:
     def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
         """Records changed since a watermark or cursor, in pages."""
         raise self._unsupported("read_changes")
+
+    def read_snapshot(self, entity: str) -> Iterator[Page]:
+        """Every record the source holds now, read without side effects (nothing acknowledged, archived or
+        remembered): what reconciliation compares the store with. By default a full read from the start."""
+        return self.read_full(entity, None)
 
     def acknowledge(self, entity: str, cursor: str) -> None:
         """Called after the records up to ``cursor`` are committed in the store: the source may now forget them

@@ -13,6 +13,9 @@ from syncfabric.connectors.base import Connector
 KINDS: dict[str, str] = {
     "files": "syncfabric.connectors.files.connector:FilesConnector",
     "planning": "syncfabric.connectors.planning.connector:PlanningConnector",
+    "odata": "syncfabric.connectors.odata.connector:ODataConnector",
+    "sql": "syncfabric.connectors.sql.connector:SqlConnector",
+    "rest": "syncfabric.connectors.rest.connector:RestConnector",
     "tryton": "syncfabric.connectors.tryton.connector:TrytonConnector",
 }
 

@@ -18,14 +18,16 @@ from typing import Any
 
 import msgspec
 
+from syncfabric.config.schema import Estate, Watermark
 from syncfabric.connectors.base import Connector, Page
 from syncfabric.errors import RecordError, StoreError
+from syncfabric.flows import watermark as watermarks
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet, describe
 from syncfabric.mapping.xref import XrefClaim, conflicts
 from syncfabric.model import Record
-from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, Store, Transaction
+from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, NewSource, Store, Transaction
 
 
 class InboundCheckpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -39,6 +41,8 @@ class InboundCheckpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Full refresh in progress: pages of it already committed."""
     snapshot_cursor: str | None = None
     """Full refresh in progress: the cursor of its last committed page, to recognise that page when reading again."""
+    watermark: str | None = None
+    """Net change by watermark: the highest value of the watermark field among the records committed so far."""
 
 
 def run_inbound(
@@ -52,7 +56,11 @@ def run_inbound(
     batch_id: str = "",
     progress: Progress | None = None,
     rules: RuleSet | None = None,
+    watermark: Watermark | None = None,
 ) -> FlowResult:
+    """Run an inbound flow once. With ``watermark`` (net change only), the connector is asked for records changed
+    since the highest committed value of the watermark field minus the overlap, instead of since its own cursor;
+    a connector serving such reads returns records in ascending watermark order, so a crash resumes correctly."""
     entity = field_map.entity_cls.entity
     result = FlowResult(flow=flow_name, direction="inbound")
     saved = _load(store.checkpoint(flow_name))
@@ -60,11 +68,17 @@ def run_inbound(
     resuming = full and saved.snapshot_pages > 0
     snapshot_start = saved.snapshot_start if resuming else saved.cursor
     skip = saved.snapshot_pages if resuming else 0
-    pages = connector.read_full(source, snapshot_start) if full else connector.read_changes(source, snapshot_start)
+    mark = saved.watermark
+    if full:
+        pages = connector.read_full(source, snapshot_start)
+    elif watermark is not None:
+        pages = connector.read_changes(source, watermarks.since(mark, watermark.overlap_seconds))
+    else:
+        pages = connector.read_changes(source, snapshot_start)
     page_no, seen = 0, set[str]()
     for page in pages:
         page_no += 1
-        records, rejected, warnings, links = _map_page(page, field_map, flow_name, batch_id, rules, store)
+        records, rejected, warnings, links, sources = _map_page(page, field_map, flow_name, batch_id, rules, store)
         if full:
             seen.update(record.key for record in records)
             # A key whose row is in the snapshot but does not map is not missing: keep its last accepted state.
@@ -78,13 +92,14 @@ def run_inbound(
             with store.transaction() as tx:
                 tx.set_checkpoint(flow_name, msgspec.json.encode(InboundCheckpoint(cursor=snapshot_start)).decode())
             return run_inbound(store, flow_name, connector, field_map, mode=mode, source=source, batch_id=batch_id,
-                               progress=progress, rules=rules)
+                               progress=progress, rules=rules, watermark=watermark)
         if committed_before:
             continue
         with store.transaction() as tx:
             if not committed_before:
                 records, rejected = _link(tx, records, rejected, links)
                 _write_page(tx, entity, records, rejected, result)
+                tx.put_sources(entity, [sources[record.key] for record in records])
                 result.warn(warnings)
             if full and page.complete:
                 missing = [key for key in _live_keys(store, entity) if key not in seen]
@@ -95,7 +110,9 @@ def run_inbound(
                 checkpoint = InboundCheckpoint(cursor=snapshot_start, snapshot_start=snapshot_start,
                                                snapshot_pages=page_no, snapshot_cursor=page.cursor)
             else:
-                checkpoint = InboundCheckpoint(cursor=page.cursor)
+                if watermark is not None:
+                    mark = watermarks.highest(page.records, watermark.field, mark)
+                checkpoint = InboundCheckpoint(cursor=page.cursor, watermark=mark)
             tx.set_checkpoint(flow_name, msgspec.json.encode(checkpoint).decode())
         if full and page.complete:
             page_no, skip, seen, snapshot_start = 0, 0, set(), page.cursor
@@ -148,6 +165,8 @@ def map_and_check(
         mapped = [outcome for outcome in outcomes if outcome.record is not None]
         verdicts = rules.check([outcome.record for outcome in mapped if outcome.record is not None], store)
         for outcome, verdict in zip(mapped, verdicts, strict=True):
+            if not verdict.violations:
+                continue
             where = {"system": field_map.system, "key": outcome.key}
             outcome.warnings = [describe(problem, **where) for problem in verdict.warnings]
             if verdict.rejected:
@@ -156,16 +175,34 @@ def map_and_check(
     return outcomes
 
 
+def estate_field_map(store: Store, estate: Estate, name: str) -> FieldMap:
+    """Mapping ``name`` of the estate, compiled with the estate's units and code maps, converting local times with
+    the time zone of the canonical location as stored (read once per location)."""
+    zones: dict[str, str | None] = {}
+
+    def time_zone(location_id: str) -> str | None:
+        if location_id not in zones:
+            row = store.get("location", location_id)
+            zone = msgspec.json.decode(row.payload).get("time_zone") if row and row.payload else None
+            zones[location_id] = zone if isinstance(zone, str) else None
+        return zones[location_id]
+
+    return FieldMap.for_estate(estate, name, time_zones=time_zone)
+
+
 def _map_page(
     page: Page, field_map: FieldMap, flow_name: str, batch_id: str, rules: RuleSet | None = None,
     store: Store | None = None,
-) -> tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Links]]:
+) -> tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Links], dict[str, NewSource]]:
     by_key: dict[str, IncomingRecord] = {}
     links: dict[str, Links] = {}
     warnings: dict[str, list[str]] = {}
+    sources: dict[str, NewSource] = {}
+    version = field_map.version
     rejected = [
         NewQuarantine(flow=flow_name, system=field_map.system, entity=field_map.entity_cls.entity,
-                      reasons=[problem.reason], payload=problem.raw, location=problem.location)
+                      reasons=[problem.reason], payload=problem.raw, location=problem.location,
+                      mapping_version=version)
         for problem in page.problems
     ]
     outcomes = map_and_check([raw.data for raw in page.records], field_map, rules, store)
@@ -174,17 +211,19 @@ def _map_page(
             rejected.append(NewQuarantine(
                 flow=flow_name, system=field_map.system, entity=field_map.entity_cls.entity,
                 reasons=outcome.reasons, payload=msgspec.json.encode(raw.data).decode(),
-                record_key=outcome.key, location=raw.location,
+                record_key=outcome.key, location=raw.location, mapping_version=version,
             ))
             continue
-        lineage = Lineage(field_map.system, raw.location, batch_id, field_map.version)
+        lineage = Lineage(field_map.system, raw.location, batch_id, version)
+        raw_text = msgspec.json.encode(raw.data).decode()
         by_key[outcome.key] = IncomingRecord(outcome.key, msgspec.json.encode(outcome.record), lineage)
+        sources[outcome.key] = NewSource(outcome.key, flow_name, raw_text, raw.location)
         warnings[outcome.key] = outcome.warnings
         if outcome.claims:
             links[outcome.key] = (outcome.claims, NewQuarantine(
                 flow=flow_name, system=field_map.system, entity=field_map.entity_cls.entity, reasons=[],
-                payload=msgspec.json.encode(raw.data).decode(), record_key=outcome.key, location=raw.location))
-    return list(by_key.values()), rejected, [w for key in by_key for w in warnings[key]], links
+                payload=raw_text, record_key=outcome.key, location=raw.location, mapping_version=version))
+    return list(by_key.values()), rejected, [w for key in by_key for w in warnings[key]], links, sources
 
 
 Links = tuple[list[XrefClaim], NewQuarantine]

@@ -20,13 +20,14 @@ import msgspec
 
 from syncfabric.config.schema import Estate
 from syncfabric.errors import StoreError
-from syncfabric.flows.inbound import Outcome, map_and_check
+from syncfabric.flows.inbound import Outcome, estate_field_map, map_and_check
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet
 from syncfabric.store import (
     IncomingRecord,
     Lineage,
     NewQuarantineEvent,
+    NewSource,
     QuarantineAction,
     QuarantineEntry,
     QuarantineStatus,
@@ -65,7 +66,7 @@ def replay_entries(
         else:
             by_flow.setdefault(entry.flow, []).append(entry)
     for flow_name, flow_entries in by_flow.items():
-        field_map = _field_map(estate, flow_name)
+        field_map = _field_map(store, estate, flow_name)
         if isinstance(field_map, str):
             result.skipped.update(dict.fromkeys((e.id for e in flow_entries), field_map))
             with store.transaction() as tx:
@@ -77,11 +78,11 @@ def replay_entries(
     return result
 
 
-def _field_map(estate: Estate, flow_name: str) -> FieldMap | str:
+def _field_map(store: Store, estate: Estate, flow_name: str) -> FieldMap | str:
     flow = estate.flows.get(flow_name)
     if flow is None or flow.direction != "inbound" or flow.mapping is None:
         return f"flow {flow_name!r} is not an inbound flow of this estate"
-    return FieldMap(flow.mapping, estate.mappings[flow.mapping])
+    return estate_field_map(store, estate, flow.mapping)
 
 
 def _replay_flow(
@@ -122,6 +123,8 @@ def _replay_flow(
                 del accepted[key]
         delivered = {entry.id for entry, _ in accepted.values()}
         applied = tx.apply(entity, [record for _, record in accepted.values()])
+        tx.put_sources(entity, [NewSource(key, entry.flow, entry.payload, record.lineage.source_id)
+                                for key, (entry, record) in accepted.items()])
         for entry in entries:
             outcome = outcomes[entry.id]
             if entry.id in delivered:
@@ -136,7 +139,7 @@ def _replay_flow(
                 events.append(NewQuarantineEvent(entry.id, QuarantineAction.REPLAYED, reason, actor))
                 result.replayed.append(entry.id)
             else:
-                tx.update_quarantine(entry.id, reasons=outcome.reasons)
+                tx.update_quarantine(entry.id, reasons=outcome.reasons, mapping_version=field_map.version)
                 events.append(NewQuarantineEvent(entry.id, QuarantineAction.REPLAY_FAILED,
                                                  "\n".join(outcome.reasons), actor))
                 result.failed[entry.id] = outcome.reasons

@@ -77,7 +77,7 @@ class Runtime:
                     result = run_inbound(
                         self.store, name, connector, field_map, mode=flow.mode,
                         source=flow.source or flow.entities[0], batch_id=f"run-{run_id}-{uuid.uuid4().hex[:8]}",
-                        progress=progress, rules=self.rules(field_map.entity_cls.entity),
+                        progress=progress, rules=self.rules(field_map.entity_cls.entity), watermark=flow.watermark,
                     )
                 else:
                     result = run_outbound(self.store, name, connector, entities=flow.entities, mode=flow.mode,

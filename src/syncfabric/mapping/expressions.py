@@ -216,17 +216,27 @@ def _code_map(inner: Getter, name: str, env: Environment) -> Getter:
 
 def _xref(inner: Getter, spec: dict[str, Any], env: Environment) -> Getter:
     entity, rules = str(spec.get("entity", "")), spec.get("derive") or {}
+    derived: dict[str, str] = {}  # the same item comes back on many rows (one per location, per line)
 
     def step(value: Any, scope: Scope) -> Any:
         external = str(value)
-        try:
-            key = derive_key(external, rules)
-        except ValueError as exc:
-            raise ExpressionError(str(exc)) from None
+        key = derived.get(external)
+        if key is None:
+            try:
+                key = derive_key(external, rules)
+            except ValueError as exc:
+                raise ExpressionError(str(exc)) from None
+            if len(derived) >= _DERIVED_KEPT:
+                derived.clear()
+            derived[external] = key
         scope.claims.append(XrefClaim(env.system, entity, external, key))
         return key
 
     return _present_only(step)(inner)
+
+
+_DERIVED_KEPT = 65_536
+"""Derived keys remembered per xref spec; the memo starts over when full, so memory stays bounded."""
 
 
 def _datetime(inner: Getter, spec: dict[str, Any], env: Environment) -> Getter:

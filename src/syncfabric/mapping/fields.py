@@ -63,7 +63,7 @@ class FieldMap:
         codes = CodeMaps(code_maps)
         env = Environment(system=mapping.system, code_maps=codes, time_zones=time_zones)
         self._conversions: list[Conversion] = []
-        self._getters = _compile(mapping.fields, env, self._conversions)
+        self._getters = _nodes(_compile(mapping.fields, env, self._conversions))
         self._sources = dict(_source_columns(mapping.fields))
         self._fields = {field.name: field for field in msgspec.structs.fields(self.entity_cls)}
         self._quantities = [name for name, field in self._fields.items() if _mentions(field.type, Quantity)]
@@ -93,9 +93,10 @@ class FieldMap:
         scope = Scope(raw)
         failed: dict[str, str] = {}
         data = _build(self._getters, scope, failed, "$")
-        early = [Problem(message, self._at(path)) for path, message in failed.items()]
-        unit_problems = self._unit_problems(data)
-        early += [problem for problem in self._convert(data) if problem not in unit_problems]
+        early = [Problem(message, self._at(path)) for path, message in failed.items()] if failed else []
+        unit_problems = self._unit_problems(data) if self._quantities else []
+        if self._conversions:
+            early += [problem for problem in self._convert(data) if problem not in unit_problems]
         try:
             record = msgspec.convert(data, self.entity_cls, strict=False)
         except msgspec.ValidationError:
@@ -201,34 +202,57 @@ def _compile(spec: dict[str, Any], env: Environment, conversions: list[Conversio
     return compiled
 
 
-def _build(getters: dict[str, Any], scope: Scope, failed: dict[str, str], prefix: str) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for target, getter in getters.items():
-        path = f"{prefix}.{target}"
+_LEAF, _NESTED, _EACH = 0, 1, 2
+Node = tuple[str, int, Any]
+"""A compiled field: its target name, its kind and what computes it (a getter, nested nodes, or a list's rows and
+nodes). A flat tuple per level, so that mapping a record does no type tests on the plan itself."""
+
+
+def _nodes(compiled: dict[str, Any]) -> tuple[Node, ...]:
+    nodes: list[Node] = []
+    for target, getter in compiled.items():
         if isinstance(getter, _Each):
-            rows = getter.rows(scope)
+            nodes.append((target, _EACH, (getter.rows, _nodes(getter.fields))))
+        elif isinstance(getter, dict):
+            nodes.append((target, _NESTED, (_nodes(getter), "value" in getter)))
+        else:
+            nodes.append((target, _LEAF, getter))
+    return tuple(nodes)
+
+
+def _build(nodes: tuple[Node, ...], scope: Scope, failed: dict[str, str], prefix: str) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for target, kind, item in nodes:
+        if kind == _LEAF:
+            try:
+                value = item(scope)
+            except ExpressionError as exc:
+                failed[f"{prefix}.{target}"] = str(exc)
+                continue
+            if value is MISSING or value is None:
+                continue
+            if isinstance(value, str):
+                value = value.strip()
+                if not value:
+                    continue
+            data[target] = value
+        elif kind == _NESTED:
+            children, has_value = item
+            nested = _build(children, scope, failed, f"{prefix}.{target}")
+            if nested and ("value" in nested or not has_value):  # a quantity without a value is absent
+                data[target] = nested
+        else:
+            rows_of, children = item
+            path = f"{prefix}.{target}"
+            rows = rows_of(scope)
             if rows is MISSING:
                 continue
             if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
                 failed[path] = f"expected a list of records to map each of, got {type(rows).__name__}"
                 continue
             # Each element is read with the record around it, so a line's spec can name a header field too.
-            data[target] = [_build(getter.fields, Scope({**scope.raw, **row}, scope.claims), failed,
-                                   f"{path}[{index}]") for index, row in enumerate(rows)]
-            continue
-        if isinstance(getter, dict):
-            nested = _build(getter, scope, failed, path)
-            if nested and ("value" in nested or "value" not in getter):  # a quantity without a value is absent
-                data[target] = nested
-            continue
-        try:
-            value = getter(scope)
-        except ExpressionError as exc:
-            failed[path] = str(exc)
-            continue
-        if value is MISSING or value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        data[target] = value.strip() if isinstance(value, str) else value
+            data[target] = [_build(children, Scope({**scope.raw, **row}, scope.claims), failed, f"{path}[{index}]")
+                            for index, row in enumerate(rows)]
     return data
 
 

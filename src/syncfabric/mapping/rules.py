@@ -188,12 +188,15 @@ class Lookup:
 
 
 class _Compiled:
+    looks_up = False
+    """Whether the rule reads master data from the store (``lookups``/``judge``)."""
+
     def __init__(self, spec: Rule) -> None:
         self.spec = spec
         self.severity = spec.severity
 
-    def check(self, data: dict[str, Any]) -> Iterator[Problem]:
-        return iter(())
+    def check(self, data: dict[str, Any]) -> Iterable[Problem]:
+        return ()
 
     def lookups(self, data: dict[str, Any]) -> Iterator[Lookup]:
         return iter(())
@@ -224,19 +227,28 @@ class _Range(_Compiled):
         self.parts = parse_path(spec.field)
         self.low = None if spec.min is None else Decimal(str(spec.min))
         self.high = None if spec.max is None else Decimal(str(spec.max))
+        self.simple = all(isinstance(part, str) for part in self.parts)
+        self.where = "$." + ".".join(str(part) for part in self.parts)
 
-    def check(self, data: dict[str, Any]) -> Iterator[Problem]:
-        for path, value, _ in expand(data, self.parts):
-            if value is _MISSING:
-                continue
-            number = _number(value)
-            name = _field_name(path)
-            if number is None:
-                yield self.problem(f"{name} must be a number, got {value!r}", path)
-            elif self.low is not None and number < self.low:
-                yield self.problem(f"{name} must be ≥ {_plain(self.low)}", path)
-            elif self.high is not None and number > self.high:
-                yield self.problem(f"{name} must be ≤ {_plain(self.high)}", path)
+    def check(self, data: dict[str, Any]) -> Iterable[Problem]:
+        if not self.simple:
+            return (problem for path, value, _ in expand(data, self.parts) if value is not _MISSING
+                    and (problem := self._judge(value, path)) is not None)
+        value: Any = data  # a path without lists reaches one value: looked up directly, the common case
+        for part in self.parts:
+            value = value.get(part) if isinstance(value, dict) else None
+        problem = None if value is None else self._judge(value, self.where)
+        return () if problem is None else (problem,)
+
+    def _judge(self, value: Any, path: str) -> Problem | None:
+        number = _number(value)
+        if number is None:
+            return self.problem(f"{_field_name(path)} must be a number, got {value!r}", path)
+        if self.low is not None and number < self.low:
+            return self.problem(f"{_field_name(path)} must be ≥ {_plain(self.low)}", path)
+        if self.high is not None and number > self.high:
+            return self.problem(f"{_field_name(path)} must be ≤ {_plain(self.high)}", path)
+        return None
 
 
 def _keys(data: dict[str, Any], paths: Sequence[list[str | int | None]]) -> Iterator[tuple[str, str]]:
@@ -257,6 +269,8 @@ def _keys(data: dict[str, Any], paths: Sequence[list[str | int | None]]) -> Iter
 
 
 class _Reference(_Compiled):
+    looks_up = True
+
     def __init__(self, spec: Rule) -> None:
         super().__init__(spec)
         assert spec.entity is not None
@@ -275,6 +289,8 @@ class _Reference(_Compiled):
 
 
 class _ItemLocation(_Compiled):
+    looks_up = True
+
     def __init__(self, spec: Rule) -> None:
         super().__init__(spec)
         self.paths = [parse_path(spec.item), parse_path(spec.location)]
@@ -344,9 +360,12 @@ class RuleSet:
         pending: list[tuple[int, Lookup]] = []
         for index, record in enumerate(records):
             data = msgspec.to_builtins(record)
+            violations = verdicts[index].violations
             for rule in self._rules:
-                verdicts[index].violations.extend(Violation(p, rule.severity) for p in rule.check(data))
-                pending.extend((index, lookup) for lookup in rule.lookups(data))
+                for problem in rule.check(data):
+                    violations.append(Violation(problem, rule.severity))
+                if rule.looks_up:
+                    pending.extend((index, lookup) for lookup in rule.lookups(data))
         if pending:
             wanted: dict[str, set[str]] = {}
             for _, lookup in pending:

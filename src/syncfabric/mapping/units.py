@@ -53,6 +53,9 @@ class UnitTable:
         self.known = frozenset(BUILTIN_UNITS | set(self.spec.units))
         self._global = _edges(self.spec.conversions)
         self._items = {item: _edges(spec.conversions) for item, spec in self.spec.items.items()}
+        self._factors: dict[tuple[str, str, str], Decimal | None] = {}
+        """Factors found (None: no conversion) by (from, to, the item when it has conversions of its own): the table
+        is fixed once compiled, and a page converts the same few pairs over and over."""
 
     @property
     def version(self) -> str:
@@ -67,6 +70,20 @@ class UnitTable:
 
     def factor(self, from_unit: str, to_unit: str, item: str = "") -> Decimal:
         """How many ``to_unit`` make one ``from_unit`` for ``item``, or UnitError naming item and units."""
+        at = (from_unit, to_unit, item if item in self._items else "")
+        found = self._factors.get(at)
+        if found is not None:
+            return found
+        if at in self._factors:
+            return self._factor(from_unit, to_unit, item)  # raises, naming this item
+        try:
+            found = self._factors[at] = self._factor(from_unit, to_unit, item)
+        except UnitError:
+            self._factors[at] = None
+            raise
+        return found
+
+    def _factor(self, from_unit: str, to_unit: str, item: str) -> Decimal:
         for unit in (from_unit, to_unit):
             if unit not in self.known:
                 raise UnitError(f"unknown unit {unit!r}")

@@ -4,6 +4,8 @@ Each entity lists its frePPLe fields, its natural key (``name``; ``reference`` f
 fields where frePPLe uses an auto ``id``, e.g. item + location + batch for a buffer), what is required, which
 fields are numbers, durations, dates or booleans, and which fields reference other entities.
 
+frePPLe keys calendar buckets by an automatic id; here they are keyed by calendar, start date and start time.
+
 References to items, locations, operations and resources must exist (the record is rejected otherwise), as in
 frePPLe. Suppliers, customers and calendars are accepted as plain names: the simulated platform does not hold
 them as constraints, so a purchase order or demand can load before its party's master record.
@@ -37,6 +39,9 @@ class EntitySpec:
     """Key fields that may be empty (stored as ``""``), like a buffer's batch."""
     apps: tuple[str, ...] = ("input",)
     """REST apps the entity is served under (``/api/<app>/<entity>/``)."""
+    measures: tuple[str, ...] = ()
+    """JSON objects of named numbers merged name by name on write, as frePPLe's forecast plan merges its measures
+    (a ``null`` removes one); every other field is replaced whole."""
 
     @property
     def writable(self) -> frozenset[str]:
@@ -47,12 +52,19 @@ _HIERARCHY = ("owner", "description", "category", "subcategory")
 _ORDER_STATUS = ("proposed", "approved", "confirmed", "completed", "closed")
 _SIZES = ("sizeminimum", "sizemultiple", "sizemaximum")
 _EFFECTIVE = ("effective_start", "effective_end")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 ENTITIES: dict[str, EntitySpec] = {
     spec.name: spec
     for spec in (
         EntitySpec(
             "calendar", ("name",), ("defaultvalue", "description", "category", "subcategory"), numbers=("defaultvalue",)
+        ),
+        EntitySpec(
+            "calendarbucket", ("calendar", "startdate", "starttime"),
+            ("enddate", "value", "priority", *_WEEKDAYS, "endtime"),
+            required=("value",), numbers=("value", "priority"), dates=("startdate", "enddate"), booleans=_WEEKDAYS,
+            references={"calendar": "calendar"},
         ),
         EntitySpec(
             "location", ("name",), (*_HIERARCHY, "available"), references={"owner": "location"}
@@ -159,6 +171,11 @@ ENTITIES: dict[str, EntitySpec] = {
             references={"item": "item", "location": "location", "operation": "operation"},
             apps=("forecast", "input"),
         ),
+        EntitySpec(
+            "forecastplan", ("item", "location", "customer", "startdate"), ("enddate", "value"),
+            required=("enddate",), dates=("startdate", "enddate"), measures=("value",),
+            references={"item": "item", "location": "location"}, apps=("forecast",),
+        ),
     )
 }
 """Every entity the platform serves, masters before the records that reference them."""
@@ -193,6 +210,11 @@ def _field(spec: EntitySpec, name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false, got {value!r}")
         return value
+    if name in spec.measures:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError(f"{name} must be an object of measures, got {value!r}")
+        return {measure: None if number is None else _number(f"{name}.{measure}", number)
+                for measure, number in value.items()}
     if name in ("resources", "materials"):
         if not isinstance(value, list):
             raise ValueError(f"{name} must be a list")

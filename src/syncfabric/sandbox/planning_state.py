@@ -116,6 +116,10 @@ class PlanningState:
         if mode == "update" and not existing:
             raise ValueError(f"{spec.name} {'/'.join(key)} not found")
         merged = {**(existing.fields if existing else {}), **fields}
+        for name in spec.measures:
+            if name in fields:
+                before = (existing.fields.get(name) if existing else None) or {}
+                merged[name] = {m: v for m, v in {**before, **(fields[name] or {})}.items() if v is not None}
         missing = [name for name in spec.required if merged.get(name) in (None, "")]
         if missing:
             raise ValueError(f"required: {', '.join(missing)}")

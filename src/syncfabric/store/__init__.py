@@ -9,6 +9,7 @@ from syncfabric.store.base import (
     Lineage,
     NewQuarantine,
     NewQuarantineEvent,
+    NewSource,
     Op,
     QuarantineAction,
     QuarantineEntry,
@@ -16,6 +17,7 @@ from syncfabric.store.base import (
     QuarantineStatus,
     RunRecord,
     RunStatus,
+    SourceRecord,
     StateRow,
     Store,
     Transaction,
@@ -48,7 +50,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
 
 
 __all__ = [
-    "ApplyResult", "Change", "IncomingRecord", "Lineage", "NewQuarantine", "NewQuarantineEvent", "Op",
+    "ApplyResult", "Change", "IncomingRecord", "Lineage", "NewQuarantine", "NewQuarantineEvent", "NewSource", "Op",
     "QuarantineAction", "QuarantineEntry", "QuarantineEvent", "QuarantineStatus", "RunRecord", "RunStatus",
-    "StateRow", "Store", "Transaction", "content_hash", "open_store",
+    "SourceRecord", "StateRow", "Store", "Transaction", "content_hash", "open_store",
 ]

@@ -126,6 +126,8 @@ class NewQuarantine:
     record_key: str = ""
     location: str = ""
     """Where in the source: ``items.csv:14``, a message id, a URL."""
+    mapping_version: str = ""
+    """The version of the mapping (with its code maps and unit table) that rejected it."""
 
 
 class QuarantineAction(StrEnum):
@@ -172,6 +174,35 @@ class QuarantineEntry:
     status: QuarantineStatus
     created_at: dt.datetime
     updated_at: dt.datetime
+    mapping_version: str = ""
+    """The mapping version that rejected it last (at first, or at its last failed replay)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewSource:
+    """The raw record a stored canonical record was mapped from, kept so that a changed mapping can be tried on it."""
+
+    key: str
+    flow: str
+    payload: str
+    """The raw record as received, as JSON text (the same form quarantine keeps)."""
+    source_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A live stored record with the raw record it was mapped from and the lineage of its current version."""
+
+    entity: str
+    key: str
+    flow: str
+    source_id: str
+    raw: str
+    payload: bytes
+    """The current canonical payload."""
+    version: int
+    mapping_version: str
+    """The mapping version that produced the current version (from its change-log entry)."""
 
 
 class RunStatus(StrEnum):
@@ -221,10 +252,11 @@ class Transaction(ABC):
 
     @abstractmethod
     def update_quarantine(
-        self, entry_id: int, *, payload: str | None = None, reasons: Sequence[str] | None = None
+        self, entry_id: int, *, payload: str | None = None, reasons: Sequence[str] | None = None,
+        mapping_version: str | None = None,
     ) -> None:
-        """Replace an entry's raw payload (a fix) and/or its reasons (a replay that failed again).
-        An unknown id raises :class:`StoreError`."""
+        """Replace an entry's raw payload (a fix) and/or its reasons and mapping version (a replay that failed
+        again). An unknown id raises :class:`StoreError`."""
 
     @abstractmethod
     def add_quarantine_events(self, events: Sequence[NewQuarantineEvent]) -> None:
@@ -234,6 +266,11 @@ class Transaction(ABC):
     def put_xref(self, system: str, entity: str, external_id: str, key: str) -> None:
         """Link a system's own id to a canonical key. Re-linking the same pair is a no-op; linking an external id
         or a canonical key that is already linked to something else raises :class:`StoreError`."""
+
+    @abstractmethod
+    def put_sources(self, entity: str, sources: Sequence[NewSource]) -> None:
+        """Keep the raw records that the records stored in this transaction were mapped from, one per key (the
+        newest replaces an older one). A raw record equal to the one kept writes nothing."""
 
 
 class Store(ABC):
@@ -326,6 +363,16 @@ class Store(ABC):
         """Most recent runs first."""
 
     @abstractmethod
+    def history(self, entity: str, key: str) -> list[Change]:
+        """Every change-log entry of one key, oldest first, each with its lineage."""
+
+    @abstractmethod
+    def sources(self, entity: str, *, flow: str | None = None, keys: Sequence[str] | None = None
+                ) -> Iterator[SourceRecord]:
+        """Live records of an entity that have their raw source record kept, with it, ordered by key; optionally
+        only those of one flow, or of some keys (at most 500)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> Store:
@@ -333,3 +380,21 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- consistent snapshots and leases -------------------------------------------------------------------------
+
+    @abstractmethod
+    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False) -> Iterator[StateRow]:
+        """The state of every key of an entity as it was right after change-log sequence ``seq``, ordered by key:
+        keys changed since come from the change log. Several entities read at one ``seq`` form a consistent cut
+        however much is written meanwhile. ``last_seq`` is the sequence of the change that row reflects."""
+
+    @abstractmethod
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` for ``seconds`` (committed at once). False while another
+        holder's lease has not expired. Atomic across processes sharing the store."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up, if ``holder`` holds it."""
+

@@ -42,6 +42,7 @@ from syncfabric.store.base import (
     Lineage,
     NewQuarantine,
     NewQuarantineEvent,
+    NewSource,
     Op,
     QuarantineAction,
     QuarantineEntry,
@@ -49,6 +50,7 @@ from syncfabric.store.base import (
     QuarantineStatus,
     RunRecord,
     RunStatus,
+    SourceRecord,
     StateRow,
     Store,
     Transaction,
@@ -128,6 +130,7 @@ class SqlStore(Store):
         self._local = threading.local()
         self._closed = False
         self._bulk_state, self._bulk_log = self._bulk_writers(engine.dialect)
+        self._source_writer = _source_writer(self.insert, engine.dialect)
         excluded = self.insert(t.checkpoint).excluded
         self._checkpoint_upsert = self.insert(t.checkpoint).on_conflict_do_update(
             index_elements=[t.checkpoint.c.name],
@@ -411,10 +414,93 @@ class SqlStore(Store):
         with self._reading("read runs") as conn:
             return [_run_record(row) for row in conn.execute(stmt)]
 
+    def history(self, entity: str, key: str) -> list[Change]:
+        c = t.change_log
+        stmt = select(c).where(c.c.entity == entity, c.c.key == key).order_by(c.c.seq)
+        with self._reading(f"read the history of {entity} {key!r}") as conn:
+            return [_change(row) for row in conn.execute(stmt)]
+
+    def sources(self, entity: str, *, flow: str | None = None, keys: Sequence[str] | None = None
+                ) -> Iterator[SourceRecord]:
+        s, st, c = t.source, t.state, t.change_log
+        stmt = (
+            select(s.c.key, s.c.flow, s.c.source_id, s.c.payload.label("raw"), st.c.payload, st.c.version,
+                   c.c.mapping_version)
+            .join(st, (st.c.entity == s.c.entity) & (st.c.key == s.c.key))
+            .outerjoin(c, c.c.seq == st.c.last_seq)
+            .where(s.c.entity == entity, st.c.deleted.is_(False))
+            .order_by(s.c.key)
+        )
+        if flow is not None:
+            stmt = stmt.where(s.c.flow == flow)
+        if keys is not None:
+            stmt = stmt.where(s.c.key.in_(list(keys)[:KEY_CHUNK]))
+        with self._reading(f"read the source records of {entity}") as conn:
+            for row in conn.execution_options(yield_per=STREAM_ROWS).execute(stmt):
+                yield SourceRecord(entity=entity, key=row.key, flow=row.flow, source_id=row.source_id, raw=row.raw,
+                                   payload=row.payload.encode("utf-8"), version=row.version,
+                                   mapping_version=row.mapping_version or "")
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._engine.dispose()
+
+    # -- consistent snapshots and leases ---------------------------------------------------------------------------
+
+    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False) -> Iterator[StateRow]:
+        s, c = t.state, t.change_log
+        newer = select(s.c.key).where(s.c.entity == entity, s.c.last_seq > seq)
+        older = (select(c).where(c.c.entity == entity, c.c.seq <= seq, c.c.key.in_(bindparam("keys", expanding=True)))
+                 .order_by(c.c.key, c.c.seq))
+        stmt = select(s).where(s.c.entity == entity).order_by(s.c.key)
+
+        def as_of(conn: Connection, keys: list[str]) -> dict[str, StateRow]:
+            """The state after ``seq`` of keys changed since: their last change up to ``seq``, if any."""
+            found: dict[str, StateRow] = {}
+            for start in range(0, len(keys), KEY_CHUNK):
+                for row in conn.execute(older, {"keys": keys[start:start + KEY_CHUNK]}):
+                    found[row.key] = StateRow(
+                        entity=entity, key=row.key, version=row.version, content_hash=row.content_hash,
+                        payload=_bytes(row.payload), deleted=row.op == Op.DELETE.value, last_seq=row.seq,
+                        updated_at=row.recorded_at)
+            return found
+
+        with self._reading(f"read {entity} as of {seq}") as conn:
+            # Keys changed after ``seq`` are looked up in the (immutable) change log; one changed between this
+            # query and the walk below (a backend whose statements see newer commits) is looked up on the way.
+            changed = list(conn.execute(newer).scalars())
+            before, known = as_of(conn, changed), set(changed)
+            for row in conn.execution_options(yield_per=STREAM_ROWS).execute(stmt):
+                if row.last_seq <= seq:
+                    state: StateRow | None = _state_row(row)
+                elif row.key in known:
+                    state = before.get(row.key)  # None: the key did not exist yet
+                else:
+                    state = as_of(conn, [row.key]).get(row.key)
+                if state is not None and (include_deleted or not state.deleted):
+                    yield state
+
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        lease = t.lease
+        now = _now()
+        values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": now + dt.timedelta(seconds=seconds)}
+        insert = self.insert(lease).values(**values)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[lease.c.name],
+            set_={"holder": insert.excluded.holder, "acquired_at": insert.excluded.acquired_at,
+                  "expires_at": insert.excluded.expires_at},
+            where=(lease.c.expires_at < now) | (lease.c.holder == holder),
+        )
+        with self._autonomous(f"acquire lease {name!r}") as conn:
+            conn.execute(stmt)
+            current = conn.execute(select(lease.c.holder).where(lease.c.name == name)).scalar_one()
+        return bool(current == holder)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        lease = t.lease
+        with self._autonomous(f"release lease {name!r}") as conn:
+            conn.execute(lease.delete().where(lease.c.name == name, lease.c.holder == holder))
 
 
 class _Existing(NamedTuple):
@@ -538,7 +624,8 @@ class SqlTransaction(Transaction):
         rows = [
             {"flow": e.flow, "system": e.system, "entity": e.entity, "record_key": e.record_key,
              "location": e.location, "reasons": _json(list(e.reasons)), "payload": e.payload,
-             "status": QuarantineStatus.OPEN.value, "created_at": now, "updated_at": now}
+             "status": QuarantineStatus.OPEN.value, "created_at": now, "updated_at": now,
+             "mapping_version": e.mapping_version}
             for e in entries
         ]
         stmt = t.quarantine.insert().returning(t.quarantine.c.id, sort_by_parameter_order=True)
@@ -552,7 +639,8 @@ class SqlTransaction(Transaction):
         return ids
 
     def update_quarantine(
-        self, entry_id: int, *, payload: str | None = None, reasons: Sequence[str] | None = None
+        self, entry_id: int, *, payload: str | None = None, reasons: Sequence[str] | None = None,
+        mapping_version: str | None = None,
     ) -> None:
         conn = self._live()
         values: dict[str, Any] = {"updated_at": _now()}
@@ -560,6 +648,8 @@ class SqlTransaction(Transaction):
             values["payload"] = payload
         if reasons is not None:
             values["reasons"] = _json(list(reasons))
+        if mapping_version is not None:
+            values["mapping_version"] = mapping_version
         q = t.quarantine
         with self._store._errors(f"update quarantine entry {entry_id}"):
             done = conn.execute(q.update().where(q.c.id == entry_id).values(**values)).rowcount
@@ -617,6 +707,31 @@ class SqlTransaction(Transaction):
                 "system": system, "entity": entity, "external_id": external_id, "canonical_key": key,
             })
 
+    def put_sources(self, entity: str, sources: Sequence[NewSource]) -> None:
+        conn = self._live()
+        if not sources:
+            return
+        store = self._store
+        writer = store._source_writer
+        now = writer.bind("updated_at", _now())
+        rows = {source.key: (entity, source.key, source.flow, source.source_id,
+                             content_hash(source.payload.encode("utf-8")), source.payload, now)
+                for source in sources}  # the newest of a key wins
+        with store._errors(f"keep the source records of {entity}"):
+            writer.execute(conn, list(rows.values()))
+
+
+def _source_writer(insert: Callable[..., Any], dialect: Dialect) -> BulkWriter:
+    """An upsert of raw source records that leaves a row alone when its raw record did not change."""
+    stmt = insert(t.source)
+    kept = ("flow", "source_id", "raw_hash", "payload", "updated_at")
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.source.c.entity, t.source.c.key],
+        set_={name: stmt.excluded[name] for name in kept},
+        where=(t.source.c.raw_hash != stmt.excluded.raw_hash) | (t.source.c.flow != stmt.excluded.flow),
+    )
+    return BulkWriter(stmt, t.source, dialect)
+
 
 # -- row conversions ----------------------------------------------------------------------------------------------
 
@@ -651,6 +766,7 @@ def _quarantine_entry(row: Row[Any]) -> QuarantineEntry:
         id=row.id, flow=row.flow, system=row.system, entity=row.entity, record_key=row.record_key,
         location=row.location, reasons=msgspec.json.decode(row.reasons, type=list[str]), payload=row.payload,
         status=QuarantineStatus(row.status), created_at=row.created_at, updated_at=row.updated_at,
+        mapping_version=row.mapping_version,
     )
 
 

@@ -137,6 +137,7 @@ quarantine = Table(
     Column("status", String, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("mapping_version", String, nullable=False, server_default=""),  # the mapping that rejected it last
     PrimaryKeyConstraint("id"),
     Index(None, "status", "flow"),
 )
@@ -169,4 +170,29 @@ run = Table(
     Column("detail", Text, nullable=False),  # JSON object
     PrimaryKeyConstraint("id"),
     Index(None, "flow", "id"),
+)
+
+source = Table(
+    "sf_source",
+    metadata,
+    Column("entity", String, nullable=False),
+    Column("key", String, nullable=False),
+    Column("flow", String, nullable=False),  # the inbound flow whose mapping turned it into the current state
+    Column("source_id", String, nullable=False),
+    Column("raw_hash", String, nullable=False),
+    Column("payload", Text, nullable=False),  # the raw record as received (a CSV row as JSON, a document)
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("entity", "key"),
+    Index(None, "entity", "flow"),
+)
+"""The raw input behind each key's current state, so that a changed mapping can be tried on what is stored."""
+
+lease = Table(
+    "sf_lease",
+    metadata,
+    Column("name", String, nullable=False),
+    Column("holder", String, nullable=False),
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("name"),
 )

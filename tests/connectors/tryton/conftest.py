@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.connectors.tryton.seed import Seeder
 
 from syncfabric.config import load_estate
 from syncfabric.connectors.tryton.configuration import TrytonConfig
 from syncfabric.connectors.tryton.connector import TrytonConnector
 from syncfabric.flows.runtime import Runtime
-from tests.connectors.tryton.seed import Seeder
 
 ESTATE = Path(__file__).resolve().parents[3] / "examples" / "tryton" / "estate.yaml"
 

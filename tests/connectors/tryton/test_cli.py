@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import msgspec
 import pytest
+from tests.connectors.tryton.conftest import ESTATE, estate_environ
 from typer.testing import CliRunner
 
 from syncfabric.config import load_estate
 from syncfabric.model import Quantity
 from syncfabric.model.planning import PlannedOrder
 from syncfabric.store import IncomingRecord, Lineage, open_store
-from tests.connectors.tryton.conftest import ESTATE, estate_environ
 
 pytestmark = pytest.mark.tryton
 runner = CliRunner()

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import msgspec
 import pytest
+from tests.connectors.tryton.conftest import connector_for
 
 from syncfabric.connectors.base import Page
 from syncfabric.errors import PermanentError
-from tests.connectors.tryton.conftest import connector_for
 
 pytestmark = pytest.mark.tryton
 

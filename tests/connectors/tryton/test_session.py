@@ -7,11 +7,11 @@ import socket
 
 import httpx
 import pytest
+from tests.connectors.tryton.conftest import connector_for
 
 from syncfabric.connectors.tryton.configuration import TrytonConfig
 from syncfabric.connectors.tryton.connector import TrytonConnector
 from syncfabric.errors import PermanentError, TransientError
-from tests.connectors.tryton.conftest import connector_for
 
 pytestmark = pytest.mark.tryton
 

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import msgspec
 import pytest
+from tests.connectors.tryton.conftest import connector_for
 
 from syncfabric.connectors.base import OutboundRecord
 from syncfabric.model import Quantity
 from syncfabric.model.planning import PlannedOrder
 from syncfabric.store import IncomingRecord, Lineage
-from tests.connectors.tryton.conftest import connector_for
 
 pytestmark = pytest.mark.tryton
 

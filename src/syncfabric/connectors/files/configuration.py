@@ -2,22 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import itertools
+from typing import Annotated, Literal
 
 import msgspec
+
+
+class FixedColumn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    """The field name the column's text is given as (what mappings refer to)."""
+    start: Annotated[int, msgspec.Meta(ge=1)]
+    """Position of the column's first character on the line, counting from 1 (as record layouts print it)."""
+    width: Annotated[int, msgspec.Meta(ge=1)]
+    """Number of characters of the column."""
 
 
 class FilesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     folder: str
     """The drop folder the system writes its exports into; relative to the estate file's folder."""
-    format: Literal["csv"] = "csv"
-    """File format."""
+    format: Literal["csv", "jsonl", "fixed_width"] = "csv"
+    """File format: ``csv`` (a header row names the columns), ``jsonl`` (one JSON object per line) or
+    ``fixed_width`` (columns at fixed character positions, given in ``columns``)."""
     delimiter: str = ","
     """CSV field delimiter."""
     encoding: str = "utf-8"
-    """Text encoding of the files."""
+    """Text encoding of the files (``utf-8``, ``cp1252``, ``latin-1``, ...)."""
     marker_suffix: str | None = None
-    """If set (e.g. ``.done``), a file is read only once a marker file ``<name><suffix>`` exists beside it.
-    Without it, files are taken as complete when they appear, so the writer must rename them into place."""
+    """How a file is known to be complete. If set (e.g. ``.done``), a file is read only once a marker file
+    ``<name><suffix>`` exists beside it, and the marker is archived with it. Without it, files are taken as
+    complete when they appear, so the writer must write elsewhere (or under a ``.tmp``/``.part`` name) and rename
+    them into place atomically."""
     archive_folder: str = "archive"
     """Where read files are moved after their records are committed; relative to ``folder``."""
+    columns: list[FixedColumn] = []
+    """fixed_width: the record layout, one entry per column (``{name: ITEM_NO, start: 1, width: 18}``)."""
+    skip_lines: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """fixed_width: lines at the top of each file that are not records (a title, a ruler)."""
+    strip: bool = True
+    """fixed_width: remove the padding spaces around each column's text."""
+
+    def __post_init__(self) -> None:
+        if self.format == "fixed_width":
+            if not self.columns:
+                raise ValueError("format fixed_width needs columns: [{name, start, width}, ...]")
+            ordered = sorted(self.columns, key=lambda column: column.start)
+            for before, after in itertools.pairwise(ordered):
+                if before.start + before.width > after.start:
+                    raise ValueError(f"fixed_width columns {before.name!r} and {after.name!r} overlap")
+            names = [column.name for column in self.columns]
+            if len(set(names)) != len(names):
+                raise ValueError("fixed_width column names must be unique")
+        elif self.columns:
+            raise ValueError(f"columns are for format fixed_width, not {self.format}")
+        if self.format == "csv" and len(self.delimiter) != 1:
+            raise ValueError("delimiter must be one character")

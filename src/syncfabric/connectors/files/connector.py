@@ -1,4 +1,4 @@
-"""Reads CSV exports from a drop folder, page by page, with a cursor that survives a crash.
+"""Reads CSV, JSON lines and fixed-width exports from a drop folder, page by page, with a cursor that survives a crash.
 
 A cursor names the file (by name and fingerprint: size and modification time), the last line committed, and
 whether the file is finished. A finished file is moved to the archive folder once the store has committed it
@@ -19,7 +19,9 @@ import msgspec
 
 from syncfabric.connectors.base import Capability, Connector, Page, RawRecord, RejectedRaw
 from syncfabric.connectors.files.configuration import FilesConfig
-from syncfabric.errors import PermanentError, TransientError
+from syncfabric.connectors.files.exceptions import translate_error
+from syncfabric.connectors.files.formats import READERS
+from syncfabric.errors import PermanentError
 
 _INCOMPLETE_SUFFIXES = (".tmp", ".part", ".partial", ".swp")
 
@@ -82,6 +84,18 @@ class FilesConnector(Connector):
         """Each pending file holds changed records only; same paging, same cursor."""
         return self._read(entity, since)
 
+    def read_snapshot(self, entity: str) -> Iterator[Page]:
+        """The newest complete file matching the pattern, pending or already archived: the export as the system
+        last gave it. Read only, never archived."""
+        candidates = self.pending_files(entity)
+        if self.archive.is_dir():
+            candidates += [path for path in self.archive.iterdir()
+                           if path.is_file() and fnmatch.fnmatch(path.name, entity)]
+        if not candidates:
+            return iter(())
+        newest = max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return self._read_file(newest, _fingerprint(newest), 0)
+
     def _read(self, pattern: str, cursor_text: str | None) -> Iterator[Page]:
         cursor = decode_cursor(cursor_text)
         for path in self.pending_files(pattern):
@@ -98,43 +112,27 @@ class FilesConnector(Connector):
         records: list[RawRecord] = []
         problems: list[RejectedRaw] = []
         last_line = start_after
+        read_rows = READERS[self.config.format]
         try:
             with path.open(newline="", encoding=self.config.encoding) as handle:
-                reader = csv.reader(handle, delimiter=self.config.delimiter)
-                header = next(reader, None)
-                if not header:
-                    raise PermanentError(f"{path.name}: file is empty, expected a header row", system=self.system)
-                header[0] = header[0].removeprefix("\ufeff")  # the byte order mark spreadsheet tools write
-                header = [column.strip() for column in header]
-                line = reader.line_num
-                for row in reader:
-                    # A quoted cell may span lines: a row is located where it starts, resumed after where it ends.
-                    first, line = line + 1, reader.line_num
-                    if line <= start_after:
+                for row in read_rows(handle, self.config, path.name, self.system):
+                    if row.last <= start_after:
                         continue
-                    location = f"{path.name}:{first}"
-                    if not any(cell.strip() for cell in row):
-                        last_line = line
+                    last_line = row.last
+                    if row.blank:
                         continue
-                    if len(row) != len(header):
-                        problems.append(RejectedRaw(
-                            raw=self.config.delimiter.join(row), location=location,
-                            reason=f"expected {len(header)} columns ({', '.join(header)}), got {len(row)}",
-                        ))
+                    location = f"{path.name}:{row.first}"
+                    if row.data is None:
+                        problems.append(RejectedRaw(raw=row.raw, location=location, reason=row.reason))
                     else:
-                        records.append(RawRecord(dict(zip(header, row, strict=True)), location))
-                    last_line = line
+                        records.append(RawRecord(row.data, location))
                     if len(records) + len(problems) >= self.page_size:
                         yield Page(records, encode_cursor(FileCursor(file=path.name, fingerprint=fingerprint,
                                                                      line=last_line)), problems=problems)
                         records, problems = [], []
-        except UnicodeDecodeError as exc:
-            raise PermanentError(f"{path.name}: not {self.config.encoding} text ({exc.reason})",
-                                 system=self.system) from exc
-        except csv.Error as exc:
-            raise PermanentError(f"{path.name}:{last_line + 1}: {exc}", system=self.system) from exc
-        except OSError as exc:
-            raise TransientError(f"{path.name}: {exc.strerror}", system=self.system) from exc
+        except (UnicodeDecodeError, csv.Error, OSError) as exc:
+            raise translate_error(exc, system=self.system, file=path.name, line=last_line + 1,
+                                  encoding=self.config.encoding) from exc
         done = FileCursor(file=path.name, fingerprint=fingerprint, line=last_line, done=True)
         yield Page(records, encode_cursor(done), complete=True, problems=problems)
 
@@ -158,7 +156,7 @@ class FilesConnector(Connector):
                 if marker.exists():
                     marker.unlink()
         except OSError as exc:
-            raise TransientError(f"cannot archive {path.name}: {exc.strerror}", system=self.system) from exc
+            raise translate_error(exc, system=self.system, file=f"cannot archive {path.name}") from exc
 
 
 def _fingerprint(path: Path) -> str:

@@ -15,6 +15,7 @@ already applied answer ``duplicate``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -22,12 +23,15 @@ import httpx
 
 from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Page, RawRecord, WriteOutcome
 from syncfabric.connectors.planning import shapes
+from syncfabric.connectors.planning.composite import COMPOSITES
 from syncfabric.connectors.planning.configuration import PlanningConfig
 from syncfabric.connectors.planning.exceptions import translate_error
 from syncfabric.errors import PermanentError
+from syncfabric.store.base import content_hash
 
-_Request = tuple[int, shapes.Method, dict[str, Any]]
-"""(index of the record in the write, method, body): one record may need several requests."""
+_Request = tuple[int, int, str, shapes.Method, dict[str, Any]]
+"""(phase, index of the record in the write, frePPLe entity, method, body): one record may need several requests,
+sent phase by phase (:mod:`.composite`)."""
 
 
 class PlanningConnector(Connector):
@@ -68,6 +72,9 @@ class PlanningConnector(Connector):
     def read_full(self, entity: str, cursor: str | None = None) -> Iterator[Page]:
         """The platform's records of a canonical entity (only the fields it writes), or of a frePPLe entity (as
         stored). Paged by offset; ``cursor`` is the offset to resume at."""
+        if entity in COMPOSITES:
+            raise PermanentError(f"{entity} is written as several platform entities; read those instead",
+                                 system=self.system, entity=entity)
         shape = shapes.SHAPES.get(entity)
         target = shape.target if shape else entity
         params: dict[str, Any] = {"limit": self.config.batch_size, "offset": int(cursor or 0)}
@@ -89,30 +96,61 @@ class PlanningConnector(Connector):
                 return
             params["offset"] = offset
 
+    # ---- reconciliation ----------------------------------------------------------------------------------------
+
+    def held_hashes(self, entity: str) -> dict[str, str]:
+        """Per canonical key, the content hash of what the platform holds for it (the fields this entity writes,
+        all of an order's line records together); compare with :meth:`expected_hash` of the store's record."""
+        shape = shapes.shape_for(entity)
+        held: dict[str, list[dict[str, Any]]] = {}
+        for page in self.read_full(entity):
+            for raw in page.records:
+                key = shape.canonical_key(raw.data)
+                if key is not None:
+                    held.setdefault(key, []).append(raw.data)
+        return {key: _view_hash(shape, rows) for key, rows in held.items()}
+
+    def expected_hash(self, entity: str, payload: dict[str, Any]) -> str:
+        """The content hash of what the platform should hold for a canonical record."""
+        shape = shapes.shape_for(entity)
+        return _view_hash(shape, shape.payloads(payload))
+
     # ---- writing -----------------------------------------------------------------------------------------------
 
     def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        composite = COMPOSITES.get(entity)
         try:
-            shape = shapes.shape_for(entity)
+            shape = None if composite else shapes.shape_for(entity)
         except KeyError as exc:
-            raise PermanentError(str(exc.args[0]), system=self.system, entity=entity) from None
-        ordered = shapes.parents_first(shape, records)
+            raise PermanentError(f"{exc.args[0]}, {', '.join(COMPOSITES)}", system=self.system,
+                                 entity=entity) from None
+        ordered = shapes.parents_first(shape, records) if shape else list(records)
         unshaped: dict[int, str] = {}
         requests: list[_Request] = []
         held: dict[str, set[str]] = {}
         for index, record in enumerate(ordered):
             try:
-                planned = self._plan(shape, entity, record, held)
+                if composite is not None:
+                    steps = composite.plan(record, self.config.source, held,
+                                           lambda target, filters: self._rows(target, entity, filters))
+                else:
+                    assert shape is not None
+                    steps = [(0, shape.target, method, body) for method, body in self._plan(shape, entity, record,
+                                                                                             held)]
             except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                unshaped[index] = f"cannot shape for {shape.target}: {type(exc).__name__}: {exc}"
+                what = shape.target if shape else entity
+                unshaped[index] = f"cannot shape for {what}: {type(exc).__name__}: {exc}"
                 continue
-            requests.extend((index, method, body) for method, body in planned)
+            requests.extend((phase, index, target, method, body) for phase, target, method, body in steps)
+        requests.sort(key=lambda request: request[0])  # stable: each phase keeps the records' order
         errors: dict[int, list[str]] = {}
         for batch in _batches(requests, self.config.batch_size):
-            response = self._request(batch[0][1], shape.target, entity=entity, json=[body for _, _, body in batch])
-            for (index, _, _), result in zip(batch, _results(response, len(batch), self.system, entity), strict=True):
+            _, _, target, method, _ = batch[0]
+            response = self._request(method, target, entity=entity, json=[request[4] for request in batch])
+            for request, result in zip(batch, _results(response, len(batch), self.system, entity), strict=True):
                 if result.get("status") != "ok":
-                    errors.setdefault(index, []).append(str(result.get("error") or "rejected by the platform"))
+                    reason = str(result.get("error") or "rejected by the platform")
+                    errors.setdefault(request[1], []).append(reason if shape else f"{target}: {reason}")
         outcome = WriteOutcome()
         for index, record in enumerate(ordered):
             reasons = [unshaped[index]] if index in unshaped else errors.get(index)
@@ -152,14 +190,19 @@ class PlanningConnector(Connector):
 
     def _held(self, shape: shapes.Shape, entity: str, key: str, lines: dict[str, str]) -> set[str]:
         """Names of the platform's records an order has now (all pages)."""
-        name, offset = shape.key_fields[0], 0
-        held: set[str] = set()
+        name = shape.key_fields[0]
+        return {row[name] for row in self._rows(shape.target, entity, lines) if shape.canonical_key(row) == key}
+
+    def _rows(self, target: str, entity: str, filters: dict[str, str]) -> list[dict[str, Any]]:
+        """Every platform record of a frePPLe entity matching ``filters`` (all pages)."""
+        found: list[dict[str, Any]] = []
+        offset = 0
         while True:
-            params = {**lines, "limit": self.config.batch_size, "offset": offset}
-            rows = self._request("GET", shape.target, entity=entity, params=params).json()
-            held.update(row[name] for row in rows if shape.canonical_key(row) == key)
+            params = {**filters, "limit": self.config.batch_size, "offset": offset}
+            rows = self._request("GET", target, entity=entity, params=params).json()
+            found.extend(rows)
             if len(rows) < self.config.batch_size:
-                return held
+                return found
             offset += len(rows)
 
     def _request(self, method: str, target: str, *, entity: str = "", **kwargs: Any) -> httpx.Response:
@@ -174,10 +217,10 @@ class PlanningConnector(Connector):
 
 
 def _batches(requests: list[_Request], size: int) -> Iterator[list[_Request]]:
-    """Consecutive requests of one method, at most ``size`` at a time, in the given order."""
+    """Consecutive requests of one entity and method, at most ``size`` at a time, in the given order."""
     batch: list[_Request] = []
     for request in requests:
-        if batch and (len(batch) == size or batch[-1][1] != request[1]):
+        if batch and (len(batch) == size or batch[-1][2:4] != request[2:4]):
             yield batch
             batch = []
         batch.append(request)
@@ -201,3 +244,16 @@ def _target_key(row: dict[str, Any]) -> str:
     return str(row.get("name") or row.get("reference") or "/".join(
         str(row.get(name) or "") for name in ("item", "location", "supplier", "origin", "batch") if name in row
     ))
+
+
+def _view_hash(shape: shapes.Shape, rows: Sequence[dict[str, Any]]) -> str:
+    """A content hash of records in the platform's shape that does not depend on field order, record order, on
+    fields left empty, or on whether a number came back as an integer or a float."""
+    names = (*shape.key_fields, *shape.fixed, *shape.fields)
+    views = sorted(json.dumps({name: _plain(row[name]) for name in names if row.get(name) not in (None, "")},
+                              sort_keys=True) for row in rows)
+    return content_hash("\n".join(views).encode())
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value

@@ -14,11 +14,12 @@ Quantities are sent as they are in the canonical record, which mapping has alrea
 Orders with lines (sales and purchase orders) become one frePPLe record per line (:class:`LinesShape`); the
 connector finds the lines an order no longer has by reading the order's records and deletes them.
 
-Not shaped yet: bills of material and routings (an operation plus operationmaterial / operationresource records,
-which two canonical entities would share), production orders (they need those operations), forecasts (frePPLe
-keeps forecast quantities in ``forecastplan`` measures), safety stock targets (they compete with
-``item_location`` for a buffer's ``minimum``), calendars (frePPLe needs calendar buckets for shifts and holidays),
-units and unit conversions (frePPLe has no such tables), plan runs and planned orders (they come from planning).
+Calendars, bills of material and forecasts become several frePPLe entities each (:mod:`.composite`); a
+production order is a manufacturing order of its BOM's operation.
+
+Not shaped yet: routings (``operationresource`` loads and durations on the BOM's operation), safety stock
+targets (they compete with ``item_location`` for a buffer's ``minimum``), units and unit conversions (frePPLe
+has no such tables), plan runs and planned orders (they come from planning).
 """
 
 from __future__ import annotations
@@ -288,6 +289,26 @@ def _purchase_order_lines(r: Canonical) -> list[dict[str, Any]]:
     return records
 
 
+def operation_name(item_id: str, location_id: str, alternative: str | None = None) -> str:
+    """The frePPLe operation of an item's bill of material at a plant (:mod:`.composite` writes it)."""
+    name = f"{item_id} @ {location_id}"
+    return f"{name} ({alternative})" if alternative else name
+
+
+_PRODUCTION_STATUS = {"planned": "approved", "released": "confirmed", "in_progress": "confirmed",
+                      "completed": "completed", "closed": "closed", "cancelled": "closed"}
+
+
+def _production_order(r: Canonical) -> dict[str, Any]:
+    """An open production order is a confirmed manufacturing order of its BOM's operation (which must be on the
+    platform); a planned one is approved, not yet firm."""
+    return {"reference": r["order_id"],
+            "operation": operation_name(r["item_id"], r["location_id"], r.get("bom_alternative")),
+            "quantity": number(r["quantity"]), "quantity_completed": number(r.get("completed_quantity")) or 0.0,
+            "startdate": start_of(r["start_date"]), "enddate": start_of(r["due_date"]),
+            "status": _PRODUCTION_STATUS[r.get("status", "released")]}
+
+
 SHAPES: dict[str, Shape] = {
     "item": Shape("item", ("name",), ("description", "uom", "category", "subcategory", "cost", "weight"), _item),
     "location": Shape("location", ("name",), ("description", "category", "owner"), _location, parent="parent_id"),
@@ -308,6 +329,9 @@ SHAPES: dict[str, Shape] = {
     "purchase_order": LinesShape("purchaseorder", ("reference",),
                                  ("item", "location", "supplier", "quantity", "startdate", "enddate", "status"),
                                  _purchase_order_lines),
+    "production_order": Shape("manufacturingorder", ("reference",),
+                              ("operation", "quantity", "quantity_completed", "startdate", "enddate", "status"),
+                              _production_order),
 }
 """Canonical entity → how it is written, masters before the records that refer to them."""
 

@@ -1,0 +1,97 @@
+"""One reader per file format. Each turns an open text file into rows located by physical line: the line a row
+starts on (to show where it is) and the line it ends on (to resume after it); a row that cannot be read carries the
+reason instead of data, and becomes a RejectedRaw."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import msgspec
+
+from syncfabric.connectors.files.configuration import FilesConfig
+from syncfabric.connectors.files.exceptions import empty_file
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    first: int
+    """Physical line the row starts on (1-based)."""
+    last: int
+    """Physical line the row ends on."""
+    raw: str
+    data: dict[str, Any] | None = None
+    reason: str = ""
+    blank: bool = False
+
+
+def read_csv(handle: TextIO, config: FilesConfig, file: str, system: str) -> Iterator[Row]:
+    reader = csv.reader(handle, delimiter=config.delimiter)
+    header = next(reader, None)
+    if not header:
+        raise empty_file(file, system=system)
+    header[0] = header[0].removeprefix("\ufeff")  # the byte order mark spreadsheet tools write
+    header = [column.strip() for column in header]
+    line = reader.line_num
+    for cells in reader:
+        # A quoted cell may span lines: a row is located where it starts, resumed after where it ends.
+        first, line = line + 1, reader.line_num
+        raw = config.delimiter.join(cells)
+        if not any(cell.strip() for cell in cells):
+            yield Row(first, line, raw, blank=True)
+        elif len(cells) != len(header):
+            yield Row(first, line, raw, reason=f"expected {len(header)} columns ({', '.join(header)}), "
+                                               f"got {len(cells)}")
+        else:
+            yield Row(first, line, raw, dict(zip(header, cells, strict=True)))
+
+
+_decoder = msgspec.json.Decoder()
+
+
+def read_jsonl(handle: TextIO, config: FilesConfig, file: str, system: str) -> Iterator[Row]:
+    for number, text in enumerate(handle, start=1):
+        raw = text.rstrip("\r\n")
+        if number == 1:
+            raw = raw.removeprefix("\ufeff")
+        if not raw.strip():
+            yield Row(number, number, raw, blank=True)
+            continue
+        try:
+            value = _decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            yield Row(number, number, raw, reason=f"invalid JSON: {exc}")
+            continue
+        if isinstance(value, dict):
+            yield Row(number, number, raw, value)
+        else:
+            yield Row(number, number, raw, reason=f"expected a JSON object, got {_json_type(value)}")
+
+
+def read_fixed_width(handle: TextIO, config: FilesConfig, file: str, system: str) -> Iterator[Row]:
+    columns = sorted(config.columns, key=lambda column: column.start)
+    needed = columns[-1].start  # the last column must at least begin: trailing blanks are often trimmed
+    for number, text in enumerate(handle, start=1):
+        raw = text.rstrip("\r\n")
+        if number == 1:
+            raw = raw.removeprefix("\ufeff")
+        if number <= config.skip_lines or not raw.strip():
+            yield Row(number, number, raw, blank=True)
+            continue
+        if len(raw) < needed:
+            last = columns[-1]
+            yield Row(number, number, raw, reason=f"line has {len(raw)} characters, but column {last.name!r} "
+                                                  f"starts at {last.start}")
+            continue
+        cells = {column.name: raw[column.start - 1:column.start - 1 + column.width] for column in columns}
+        yield Row(number, number, raw, {name: value.strip() for name, value in cells.items()}
+                  if config.strip else cells)
+
+
+READERS = {"csv": read_csv, "jsonl": read_jsonl, "fixed_width": read_fixed_width}
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")

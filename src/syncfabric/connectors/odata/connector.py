@@ -1,0 +1,289 @@
+"""Reads SAP S/4HANA entity sets over OData v2 and writes planned orders back as purchase orders.
+
+Reading: a flow's ``source`` names one of the connection's ``entities``. Raw records are the entity's JSON with
+OData's wrapping removed: ``__metadata`` and deferred navigation links dropped, expanded navigation properties as
+lists (``{"results": [...]}`` → ``[...]``) or one record, ``/Date(ms+0000)/`` as ISO 8601 UTC text, and an
+``Edm.DateTime`` at midnight (SAP's dates) as a date (``2026-10-22``). Decimals stay text, as SAP sends them.
+
+- ``read_full`` follows the server's ``__next`` links; the cursor of a page is the link to the next one, so an
+  interrupted snapshot resumes where it stopped. The last page is ``complete`` and carries no cursor.
+- ``read_changes`` asks for records whose watermark (``LastChangeDateTime``) is after the last one seen, less
+  ``changes_overlap_seconds``, ordered by watermark and key, ``page_size`` at a time. Each further page starts
+  after the last (watermark, key) read, so rows moving while the read runs are neither lost nor skipped; the
+  cursor after a page is that (watermark, key), taken from the data, never from our clock.
+
+Writing (``write("planned_order", ...)``): a buy planned order whose status is one of ``purchase_orders.statuses``
+becomes a purchase order (deep insert of header, item and schedule line) carrying the planned order id in
+``purchase_orders.reference_field``. Before creating, the connector looks the references up, so a planned order
+sent again (a retry, a crash between SAP's commit and ours, a newer version) finds its purchase order instead of
+creating a second one. The outcome links each planned order to its purchase order number; the outbound flow
+stores that link in the cross-reference. SAP's refusal of one order (unknown material, blocked supplier) rejects
+that order with SAP's message; throttling and outages raise a TransientError, and the whole write is sent again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import msgspec
+
+from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.odata.client import ODataClient
+from syncfabric.connectors.odata.configuration import EntitySpec, ODataConfig
+from syncfabric.connectors.odata.exceptions import sap_message, translate_error
+from syncfabric.connectors.odata.purchase_orders import purchase_order_body, reference_filter
+from syncfabric.errors import PermanentError, TransientError
+
+_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LOOKUP_CHUNK = 20
+
+
+class ChangesCursor(msgspec.Struct, omit_defaults=True):
+    """Where a net-change read stands: the last (watermark, key) read."""
+
+    watermark: str
+    after: list[str] = []
+
+
+class ODataConnector(Connector):
+    kind = "odata"
+    capabilities = Capability.READ_FULL | Capability.READ_CHANGES | Capability.WRITE
+    config_type = ODataConfig
+    config: ODataConfig
+    secret_names = ("user", "password")
+
+    _client: ODataClient | None = None
+
+    def open(self) -> None:
+        if self._client is None:
+            self._client = ODataClient(self.system, self.config, self.secrets.get("user"),
+                                       self.secrets.get("password"))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> ODataClient:
+        self.open()
+        assert self._client is not None
+        return self._client
+
+    def test_connection(self) -> None:
+        """Each configured service answers its service document with our credentials."""
+        services = {spec.service for spec in self.config.entities.values()}
+        if self.config.purchase_orders is not None:
+            services.add(self.config.purchase_orders.service)
+        for service in sorted(services) or ["API_PRODUCT_SRV"]:
+            self.client.json(self.client.service_url(service), {}, entity=service)
+
+    # ---- reading ---------------------------------------------------------------------------------------------
+
+    def _spec(self, entity: str) -> EntitySpec:
+        try:
+            return self.config.entities[entity]
+        except KeyError:
+            known = ", ".join(sorted(self.config.entities)) or "none"
+            raise PermanentError(f"unknown source {entity!r}; the connection's entities: {known}",
+                                 system=self.system, entity=entity) from None
+
+    def _query(self, spec: EntitySpec, extra: Sequence[str] = ()) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if spec.select:
+            params["$select"] = ",".join(dict.fromkeys([*spec.select, *extra]))
+        if spec.expand:
+            params["$expand"] = ",".join(spec.expand)
+        if spec.filter:
+            params["$filter"] = spec.filter
+        return params
+
+    def read_full(self, entity: str, cursor: str | None = None) -> Iterator[Page]:
+        spec = self._spec(entity)
+        url: str | None = cursor or self.client.service_url(spec.service, spec.entity_set)
+        params: dict[str, str] | None = None if cursor else self._query(spec)
+        while url is not None:
+            body = self.client.json(url, params, entity=entity)
+            following = body.get("__next")
+            url, params = (self.client.relative(following) if following else None), None
+            yield Page(self._records(spec, body.get("results", [])), cursor=url, complete=url is None)
+
+    def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
+        spec = self._spec(entity)
+        if spec.watermark is None or not spec.key:
+            raise PermanentError(f"source {entity!r} has no watermark and key configured; read it in full",
+                                 system=self.system, entity=entity)
+        start = _decode_cursor(since)
+        condition = None
+        if start is not None:
+            begin = _parse_instant(start.watermark) - dt.timedelta(seconds=self.config.changes_overlap_seconds)
+            condition = f"{spec.watermark} gt {_literal(spec.watermark_type, begin)}"
+        cursor = since
+        url = self.client.service_url(spec.service, spec.entity_set)
+        while True:
+            params = self._query(spec, extra=[spec.watermark, *spec.key])
+            params["$filter"] = " and ".join(f"({part})" for part in (spec.filter, condition) if part)
+            if not params["$filter"]:
+                del params["$filter"]
+            params["$orderby"] = ",".join(f"{name} asc" for name in (spec.watermark, *spec.key))
+            params["$top"] = str(self.config.page_size)
+            body = self.client.json(url, params, entity=entity)
+            rows = body.get("results", [])
+            records = self._records(spec, rows)
+            if records:
+                last = records[-1].data
+                position = ChangesCursor(str(last[spec.watermark]), [str(last[name]) for name in spec.key])
+                cursor = msgspec.json.encode(position).decode()
+                condition = _after(spec, position)
+            yield Page(records, cursor=cursor)
+            if not rows or (len(rows) < self.config.page_size and not body.get("__next")):
+                return
+
+    def _records(self, spec: EntitySpec, rows: list[dict[str, Any]]) -> list[RawRecord]:
+        stamp = _iso(dt.datetime.now(dt.UTC)) if spec.stamp_field else None
+        records = []
+        for row in rows:
+            data = plain(row)
+            if spec.stamp_field:
+                data[spec.stamp_field] = stamp
+            uri = str(row.get("__metadata", {}).get("uri", ""))
+            location = uri.rsplit("/", 1)[-1] if uri else spec.entity_set
+            records.append(RawRecord(data, location=f"{spec.service}/{location}"))
+        return records
+
+    # ---- writing ---------------------------------------------------------------------------------------------
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        settings = self.config.purchase_orders
+        if entity != "planned_order" or settings is None:
+            raise PermanentError(f"{self.system} writes planned_order (with purchase_orders configured), "
+                                 f"not {entity!r}", system=self.system, entity=entity)
+        outcome = WriteOutcome()
+        bodies: dict[str, dict[str, Any]] = {}
+        for record in records:
+            if record.payload is None:
+                outcome.rejected[record.key] = ("deleting a planned order does not cancel a purchase order in SAP; "
+                                                "cancel it there")
+            elif record.payload.get("status") not in settings.statuses:
+                outcome.accepted.append(record.key)
+            else:
+                try:
+                    bodies[record.key] = purchase_order_body(record.key, record.payload, settings)
+                except (KeyError, TypeError, ValueError) as exc:
+                    outcome.rejected[record.key] = f"cannot create a purchase order: {exc}"
+        existing = self._existing(list(bodies))
+        for key, body in bodies.items():
+            number = existing.get(key) or self._create(key, body)
+            if number.startswith("!"):
+                outcome.rejected[key] = number[1:]
+                continue
+            outcome.accepted.append(key)
+            outcome.links[key] = number
+        return outcome
+
+    def _existing(self, references: list[str]) -> dict[str, str]:
+        """Purchase orders already carrying these planned order references: reference → purchase order."""
+        assert self.config.purchase_orders is not None
+        settings, found = self.config.purchase_orders, {}
+        for start in range(0, len(references), _LOOKUP_CHUNK):
+            chunk = references[start:start + _LOOKUP_CHUNK]
+            url: str | None = self.client.service_url(settings.service, "A_PurchaseOrder")
+            params: dict[str, str] | None = {"$filter": reference_filter(settings.reference_field, chunk),
+                                             "$select": f"PurchaseOrder,{settings.reference_field}"}
+            while url is not None:
+                body = self.client.json(url, params, entity="A_PurchaseOrder")
+                for row in body.get("results", []):
+                    found.setdefault(str(row[settings.reference_field]), str(row["PurchaseOrder"]))
+                following = body.get("__next")
+                url, params = (self.client.relative(following) if following else None), None
+        return found
+
+    def _create(self, key: str, body: dict[str, Any]) -> str:
+        """The new purchase order's number, or ``!`` and SAP's reason when SAP refuses this order."""
+        assert self.config.purchase_orders is not None
+        response = self.client.modify("POST", self.config.purchase_orders.service, "A_PurchaseOrder", body,
+                                      entity="A_PurchaseOrder", key=key)
+        if response.status_code == 201:
+            try:
+                return str(response.json()["d"]["PurchaseOrder"])
+            except (ValueError, KeyError, TypeError):
+                raise PermanentError("SAP created a purchase order but did not say its number",
+                                     system=self.system, entity="A_PurchaseOrder", key=key) from None
+        error = translate_error(response, system=self.system, entity="A_PurchaseOrder", key=key)
+        if isinstance(error, TransientError) or response.status_code in (401, 403):
+            raise error
+        return f"!SAP refused the purchase order: {sap_message(response)}"
+
+
+def plain(value: Any) -> Any:
+    """OData v2 JSON without its wrapping (see the module docstring)."""
+    if isinstance(value, dict):
+        if "__deferred" in value:
+            return None
+        if set(value) <= {"results", "__next", "__count"} and "results" in value:
+            return [plain(item) for item in value["results"]]
+        return {name: plain(item) for name, item in value.items()
+                if name != "__metadata" and not (isinstance(item, dict) and "__deferred" in item)}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, str) and value.startswith("/Date("):
+        match = _DATE.match(value)
+        if match:
+            moment = _EPOCH + dt.timedelta(milliseconds=int(match.group(1)))
+            if match.group(2) is None and moment.time() == dt.time(0):
+                return moment.date().isoformat()
+            return _iso(moment)
+    return value
+
+
+def _iso(moment: dt.datetime) -> str:
+    text = moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def _parse_instant(text: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _literal(kind: str, moment: dt.datetime) -> str:
+    if kind == "datetime":
+        return f"datetime'{moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec='milliseconds')}'"
+    return f"datetimeoffset'{_iso(moment)}'"
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _after(spec: EntitySpec, position: ChangesCursor) -> str:
+    """Rows after (watermark, key...) in watermark-then-key order, as a $filter."""
+    assert spec.watermark is not None
+    moment = _literal(spec.watermark_type, _parse_instant(position.watermark))
+    keys = list(zip(spec.key, position.after, strict=False))
+    tie = ""
+    for name, value in reversed(keys):
+        later = f"{name} gt {_quote(value)}"
+        tie = f"{later} or ({name} eq {_quote(value)} and ({tie}))" if tie else later
+    newer = f"{spec.watermark} gt {moment}"
+    return f"{newer} or ({spec.watermark} eq {moment} and ({tie}))" if tie else newer
+
+
+def _decode_cursor(since: str | None) -> ChangesCursor | None:
+    """A cursor this connector wrote, or a plain ISO timestamp given by a person to start from."""
+    if not since:
+        return None
+    if since.lstrip().startswith("{"):
+        try:
+            return msgspec.json.decode(since, type=ChangesCursor)
+        except msgspec.DecodeError:
+            pass
+    try:
+        _parse_instant(since)
+    except ValueError:
+        raise PermanentError(f"unreadable net-change cursor {since!r}") from None
+    return ChangesCursor(since)
