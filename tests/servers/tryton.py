@@ -13,7 +13,8 @@ Preparation starts in a background thread as soon as collection selects a Tryton
 meanwhile; nothing happens when none is selected. Without the Tryton environment the tests are skipped, or fail
 when ``CI`` is set, so that CI never goes green by skipping them.
 
-Fixture ``tryton_server`` (session): a :class:`TrytonServer` with ``url``, ``database``, ``user``, ``password``.
+Fixture ``tryton_server`` (session): a :class:`TrytonServer` with ``url``, ``database``, ``user``, ``password``
+and the server's ``pid``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class TrytonServer:
     user: str
     password: str
     folder: Path
+    pid: int
+    """The trytond process (started by this session)."""
 
 
 def venv_dir() -> Path:
@@ -131,7 +134,7 @@ class LocalTryton:
                 answer = httpx.post(f"{url}/rpc/", json={"id": 0, "method": "common.server.version", "params": []},
                                     timeout=2)
                 if answer.status_code == 200 and "result" in answer.json():
-                    return TrytonServer(url, DATABASE, USER, PASSWORD, self.folder)
+                    return TrytonServer(url, DATABASE, USER, PASSWORD, self.folder, self.process.pid)
             except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.2)

@@ -6,6 +6,9 @@ the last id of the last committed page. The cursor is JSON:
     {"since": "2026-12-01T21:16:19.671967Z"}                 a watermark: the next net-change read starts there
     {"since": ..., "after": 120, "max": ..., "ceiling": ...}   mid-read: resume after id 120, keep the largest
                                                               stamp read and the newest stamp when the read began
+    {"done": true, "since": ...}                              a full read ended: the next one starts from the top
+
+``read_full`` and ``read_changes`` both resume from a mid-read cursor, so a page committed is never read again.
 
 A net-change read asks for the records whose polled timestamps (``last_modified_at`` of the record and of the parts
 Tryton keeps apart: a variant's template, a purchase's lines) are at or after the watermark minus
@@ -67,12 +70,15 @@ class TrytonConnector(Connector):
     # ---- reading -----------------------------------------------------------------------------------------------
 
     def read_full(self, entity: str, cursor: str | None = None) -> Iterator[Page]:
-        """Every record of a source, from the start (``cursor`` is where the last snapshot ended, not a resume
-        point: a snapshot interrupted by a crash is read again and its committed pages recognised)."""
+        """Every record of a source: from the top, or after the page a mid-read ``cursor`` ends."""
+        state = _decode_cursor(cursor)
+        if state.get("done") or "after" not in state:
+            state = {}
         if entity == streams.INVENTORY:
-            yield from self._read_inventory()
+            yield from self._read_inventory(int(state.get("location") or 0), int(state.get("after") or 0))
             return
-        yield from self._read(self._stream(entity), since=None, after=0, largest=None, ceiling=None, complete=True)
+        yield from self._read(self._stream(entity), since=None, after=int(state.get("after") or 0),
+                              largest=state.get("max"), ceiling=state.get("ceiling"), complete=True)
 
     def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
         if entity == streams.INVENTORY:
@@ -115,7 +121,9 @@ class TrytonConnector(Connector):
                 after = int(rows[-1]["id"])
             done = len(rows) < size
             watermark = min(largest, ceiling) if largest and ceiling else largest or since
-            if done:
+            if done and complete:
+                cursor = json.dumps({"done": True, "since": watermark})
+            elif done:
                 cursor = json.dumps({"since": watermark}) if watermark else None
             else:
                 cursor = json.dumps({"since": since, "after": after, "max": largest, "ceiling": ceiling})
@@ -131,7 +139,7 @@ class TrytonConnector(Connector):
             newest += [row["last_modified_at"] for row in rows if row.get("last_modified_at")]
         return max(newest) if newest else None
 
-    def _read_inventory(self) -> Iterator[Page]:
+    def _read_inventory(self, start_location: int = 0, start_after: int = 0) -> Iterator[Page]:
         """On-hand and forecast quantity of each goods product (archived ones too) with stock at each storage
         location (that location alone, not its children).
 
@@ -142,7 +150,7 @@ class TrytonConnector(Connector):
         as_of = newest[0]["last_modified_at"] if newest else dt.datetime.now(dt.UTC).isoformat().replace("+00:00",
                                                                                                         "Z")
         today = dt.datetime.now(dt.UTC).date()
-        storage = [["type", "=", "storage"], ["code", "!=", None]]
+        storage = [["type", "=", "storage"], ["code", "!=", None], ["id", ">=", start_location]]
         locations = self.client.execute("stock.location", "search_read", storage, 0, None, [["id", "ASC"]],
                                         list(streams.STORAGE_FIELDS), entity=streams.INVENTORY)
         size = self.config.page_size
@@ -151,7 +159,7 @@ class TrytonConnector(Connector):
             place = streams.flatten(location)
             context = {"locations": [location["id"]], "stock_date_end": today, "with_childs": False,
                        "active_test": False}
-            after = 0
+            after = start_after if location["id"] == start_location else 0
             while True:
                 rows = self.client.execute(
                     "product.product", "search_read", [["type", "=", "goods"], ["id", ">", after]], 0, size,
@@ -171,12 +179,13 @@ class TrytonConnector(Connector):
                 if len(pending) >= size:
                     yield Page(pending, cursor=json.dumps({"location": location["id"], "after": after}))
                     pending = []
-            last = index == len(locations) - 1
-            if last or len(pending) >= size:
-                yield Page(pending, cursor=json.dumps({"location": location["id"], "after": after}), complete=last)
+            if index == len(locations) - 1:
+                yield Page(pending, cursor=json.dumps({"done": True}), complete=True)
+            elif len(pending) >= size:
+                yield Page(pending, cursor=json.dumps({"location": locations[index + 1]["id"], "after": 0}))
                 pending = []
         if not locations:
-            yield Page([], cursor=None, complete=True)
+            yield Page([], cursor=json.dumps({"done": True}), complete=True)
 
     # ---- writing -----------------------------------------------------------------------------------------------
 
