@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import time
 
 import httpx
 import pytest
 from tests.connectors.tryton.conftest import connector_for
 
+from syncfabric.connectors.limits import Limits
 from syncfabric.connectors.tryton.configuration import TrytonConfig
 from syncfabric.connectors.tryton.connector import TrytonConnector
 from syncfabric.errors import PermanentError, TransientError
@@ -74,3 +76,17 @@ def test_an_unreachable_server_is_transient(tryton_server) -> None:
 def test_an_unexpected_server_exception_is_permanent_and_carries_its_text(tryton_connector) -> None:
     with pytest.raises(PermanentError, match="Tryton server error: 'no_such_field'"):
         tryton_connector.client.execute("stock.location", "search_read", [], 0, 1, None, ["no_such_field"])
+
+
+def test_the_systems_request_rate_limit_spaces_the_calls(tryton_server, tryton_seed) -> None:
+    def five_calls(**settings) -> float:
+        with connector_for(tryton_server, **settings) as connector:
+            connector.client.login()
+            started = time.monotonic()
+            for _ in range(5):
+                connector.client.execute("product.uom", "search", [], 0, 1, None)
+            return time.monotonic() - started
+
+    limited = five_calls(limits=Limits(requests_per_second=5, burst=1))
+    assert limited >= 4 / 5 * 0.95  # one call per 200 ms after the first
+    assert five_calls() < limited

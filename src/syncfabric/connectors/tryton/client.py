@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from syncfabric.connectors.limits import limited_transport
 from syncfabric.connectors.tryton.configuration import TrytonConfig
 from syncfabric.connectors.tryton.exceptions import TrytonFault, translate_error, translate_fault
 from syncfabric.errors import ConnectorError, PermanentError
@@ -32,7 +33,8 @@ class TrytonClient:
         self.system = system
         self._password = password
         self._http = httpx.Client(base_url=config.url.rstrip("/"), timeout=config.timeout_seconds,
-                                  verify=config.verify_tls, headers={"Accept": "application/json"})
+                                  headers={"Accept": "application/json"},
+                                  transport=limited_transport(system, config.limits, verify=config.verify_tls))
         self._ids = itertools.count(1)
         self._authorization: str | None = None
         self.user_id: int | None = None

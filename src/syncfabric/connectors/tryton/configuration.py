@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from syncfabric.connectors.limits import Limits
+
 
 class TrytonConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     url: str
@@ -35,3 +37,6 @@ class TrytonConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     units: dict[str, str] = msgspec.field(default_factory=dict)
     """Canonical unit code -> Tryton unit symbol (``EA: u``) for write-back; without an entry the codes must match
     (case-insensitively) the symbol of the product's unit."""
+    limits: Limits | None = None
+    """Request rate and concurrency limits for this Tryton, shared by every flow of the system in the process
+    (``{requests_per_second: 10, max_concurrent: 2}``)."""

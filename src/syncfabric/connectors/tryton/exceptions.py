@@ -1,13 +1,13 @@
 """Every failure talking to Tryton becomes a TransientError or a PermanentError here, and only here.
 
     httpx.TimeoutException, httpx.NetworkError,       ─► TransientError  (retry; ``retry_after`` from the header)
-    httpx.RemoteProtocolError, 408, 425, 429, 5xx
+    httpx.RemoteProtocolError, 408, 425, 429, 5xx     (as every HTTP connector: syncfabric.connectors.http)
     ConcurrencyException, TimeOutException,
     RateLimitException, a database that is locked
     UserError (and the validation errors built on it) ─► PermanentError  (the message Tryton shows its users)
     UserWarning (when not accepted), LoginException,
-    401, 403 after a fresh login, other 4xx, any other
-    server exception
+    401, 403 after a fresh login, other 4xx, 501, 505,
+    any other server exception
 
 :class:`TrytonFault` carries an ``error`` answer of the JSON-RPC protocol (``["UserError", [message, description,
 domain]]``, or ``[text, traceback]`` for an unexpected server exception) until it is translated.
@@ -19,10 +19,9 @@ from typing import Any
 
 import httpx
 
-from syncfabric.connectors.planning.exceptions import retry_after
+from syncfabric.connectors.http import translate_http_error
 from syncfabric.errors import ConnectorError, PermanentError, TransientError
 
-_RETRYABLE_STATUS = frozenset({408, 425, 429})
 _TRANSIENT_KINDS = frozenset({"ConcurrencyException", "TimeOutException", "RateLimitException"})
 _TRANSIENT_TEXT = ("database is locked", "could not serialize", "deadlock detected", "OperationalError")
 
@@ -80,16 +79,9 @@ def translate_fault(fault: TrytonFault, *, system: str, entity: str = "", key: s
 def translate_error(
     problem: httpx.HTTPError | httpx.Response, *, system: str, entity: str = "", key: str = ""
 ) -> ConnectorError:
-    """The error to raise for a failed request (``problem`` is the httpx error) or an unsuccessful response."""
-    context = {"system": system, "entity": entity, "key": key}
-    if isinstance(problem, httpx.Response):
-        status = problem.status_code
-        message = f"Tryton answered {status} {problem.reason_phrase}: {problem.text[:300] or '(no body)'}"
-        if status in (401, 403):
-            message = f"Tryton refused the login ({status} {problem.reason_phrase}): check user and password"
-        if status in _RETRYABLE_STATUS or status >= 500:
-            return TransientError(message, retry_after=retry_after(problem), **context)
-        return PermanentError(message, **context)
-    if isinstance(problem, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
-        return TransientError(f"Tryton unreachable: {type(problem).__name__}: {problem}", **context)
-    return PermanentError(f"request to Tryton failed: {type(problem).__name__}: {problem}", **context)
+    """The error to raise for a failed request (``problem`` is the httpx error) or an unsuccessful response: the
+    classification every HTTP connector shares, with a refused login said as such."""
+    if isinstance(problem, httpx.Response) and problem.status_code in (401, 403):
+        return PermanentError(f"Tryton refused the login ({problem.status_code} {problem.reason_phrase}): check "
+                              "user and password", system=system, entity=entity, key=key)
+    return translate_http_error(problem, what="Tryton", system=system, entity=entity, key=key)
