@@ -56,3 +56,22 @@ def test_dotted_answers_become_nested_records_and_stamps_are_found_through_lists
     assert flat["default_uom"] == {"id": 1, "symbol": "u"}
     assert flat["lines"][0]["product"] == {"code": "A"}
     assert max(stamps_of(flat, ("last_modified_at", "lines.last_modified_at"))) == "2026-12-01T10:00:00.000000Z"
+
+
+def test_validate_names_unknown_sources_and_a_net_change_read_of_inventory(tmp_path) -> None:
+    from tests.connectors.tryton.conftest import ESTATE
+
+    from syncfabric.config import validate_estate_file
+
+    text = ESTATE.read_text()
+    assert "source:" not in text  # the flows read the source named after their entity
+    broken = text.replace("entities: [bill_of_material], mode: changes,",
+                          "entities: [bill_of_material], mode: changes, source: boms,")
+    broken = broken.replace("entities: [inventory_balance], mode: full,", "entities: [inventory_balance], "
+                            "mode: changes,")
+    estate = tmp_path / "estate.yaml"
+    estate.write_text(broken)
+    problems = validate_estate_file(estate, environ={})
+    assert any("no Tryton source 'boms'" in line and "boms-in" in line for line in problems), problems
+    assert any("read in full only" in line and "inventory-in" in line for line in problems), problems
+    assert len(problems) == 2

@@ -44,6 +44,15 @@ class TrytonConnector(Connector):
 
     _client: TrytonClient | None = None
 
+    @classmethod
+    def source_problems(cls, config: TrytonConfig, source: str, mode: str) -> list[str]:
+        if source == streams.INVENTORY:
+            return [] if mode == "full" else ["inventory_balance is read in full only: use mode: full"]
+        if source not in streams.STREAMS:
+            known = ", ".join([*streams.STREAMS, streams.INVENTORY])
+            return [f"no Tryton source {source!r} (sources: {known})"]
+        return []
+
     def open(self) -> None:
         if self._client is None:
             password = self.secrets.get("password")
