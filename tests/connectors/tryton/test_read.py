@@ -169,3 +169,12 @@ def test_inventory_is_rewritten_only_when_stock_moved(tryton_runtime, tryton_see
     assert Decimal(balance["on_hand"]["value"]) == 30
     newest = seed.x("stock.move", "search_read", [], 0, 1, [["last_modified_at", "DESC"]], ["last_modified_at"])
     assert dt.datetime.fromisoformat(balance["as_of"]) == dt.datetime.fromisoformat(newest[0]["last_modified_at"])
+
+
+def test_a_watermark_set_by_hand_is_a_starting_point_that_never_moves_back(tryton_connector, tryton_seed) -> None:
+    tryton_seed.item("HAND")
+    everything = list(tryton_connector.read_changes("item", "2000-01-01T00:00:00Z"))
+    assert sum(len(page.records) for page in everything) >= 1
+    future = list(tryton_connector.read_changes("item", "2999-01-01T00:00:00Z"))
+    assert sum(len(page.records) for page in future) == 0
+    assert json.loads(future[-1].cursor) == {"since": "2999-01-01T00:00:00Z"}

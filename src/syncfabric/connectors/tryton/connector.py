@@ -130,6 +130,8 @@ class TrytonConnector(Connector):
                 after = int(rows[-1]["id"])
             done = len(rows) < size
             watermark = min(largest, ceiling) if largest and ceiling else largest or since
+            if since and watermark and _parse_stamp(watermark) < _parse_stamp(since):
+                watermark = since  # re-reading the lookback window never moves the watermark back
             if done and complete:
                 cursor = json.dumps({"done": True, "since": watermark})
             elif done:
