@@ -114,10 +114,21 @@ def sync(
         names = list(flows or [])
         if all_flows:
             names = sorted(runtime.estate.flows, key=lambda n: runtime.estate.flows[n].direction != "inbound")
+            from syncfabric.cli_events import subscribable_flows
+
+            events = subscribable_flows(runtime)
+            names = [name for name in names if name not in events]
+            if events and not names:
+                raise ConfigError(["every flow of this estate is an event flow: run them with "
+                                   "`syncfabric listen --all`"])
         if not names:
             raise ConfigError(["name at least one flow, or use --all"])
         results = [run_with_progress(runtime, name) for name in names]
         console.print(results_table(results))
+        for r in results:
+            if r.dead_lettered:
+                errors.print(f"{r.flow}: {r.dead_lettered:,} changes dead-lettered; see `syncfabric deadletter list "
+                             f"--flow {r.flow}`", highlight=False)
 
 
 def run_with_progress(runtime, name: str):
@@ -140,16 +151,20 @@ def results_table(results) -> Table:
 
 @app.command()
 def status(estate: EstateOption = DEFAULT_ESTATE) -> None:
-    """Per flow: last run, records in and out, checkpoint, quarantined records."""
+    """Per flow: last run, records in and out, checkpoint, dead letters, quarantined records; then recent alerts."""
     with _boundary(), _runtime(estate) as runtime:
         console.print(status_table(runtime))
+        alerts = runtime.store.alerts(limit=10)
+        if alerts:
+            console.print(alerts_table(alerts))
 
 
 def status_table(runtime) -> Table:
     store = runtime.store
     open_counts = store.quarantine_counts()
-    table = Table("flow", "direction", "system", "last run", "status", "in", "out", "checkpoint", "quarantined",
-                  title=f"Estate {runtime.estate.name} — store {_masked(runtime.loaded.store_url)}")
+    letters = store.dead_letter_counts()
+    table = Table("flow", "direction", "system", "last run", "status", "in", "out", "checkpoint", "dead letters",
+                  "quarantined", title=f"Estate {runtime.estate.name} — store {_masked(runtime.loaded.store_url)}")
     for name, flow in runtime.estate.flows.items():
         runs = store.runs(name, limit=1)
         last = runs[0] if runs else None
@@ -157,9 +172,10 @@ def status_table(runtime) -> Table:
         table.add_row(
             name, flow.direction, flow.system,
             last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
-            _status_text(last.status.value) if last else "",
+            (_status_text(last.status.value) if last else "") + _fallback_text(store, name, flow.direction),
             f"{last.records_in:,}" if last else "", f"{last.records_out:,}" if last else "",
-            _short(checkpoint), f"[red]{open_counts[name]:,}[/]" if open_counts.get(name) else "0",
+            _short(checkpoint), f"[red]{letters[name]:,}[/]" if letters.get(name) else "0",
+            f"[red]{open_counts[name]:,}[/]" if open_counts.get(name) else "0",
         )
     return table
 
@@ -174,7 +190,10 @@ def _short(checkpoint: str | None) -> str:
     if checkpoint.isdigit():
         return f"seq {checkpoint}"
     try:
-        cursor = json.loads(json.loads(checkpoint).get("cursor") or "{}")
+        text = json.loads(checkpoint).get("cursor") or "{}"
+        if not text.startswith("{"):  # a subscription: where its last committed event came from
+            return text if len(text) <= 60 else "…" + text[-59:]
+        cursor = json.loads(text)
         return f"{cursor.get('file', '')}:{cursor.get('line', '')}" if cursor else "—"
     except (ValueError, AttributeError):
         return checkpoint[:40]
@@ -378,6 +397,7 @@ app.add_typer(mapping_app, name="mapping")
 def mapping_diff(
     flows: Annotated[list[str] | None, typer.Option("--flow", help="Only this inbound flow (repeatable).")] = None,
     samples: Annotated[int, typer.Option(help="Records shown per flow.")] = 20,
+    check: Annotated[bool, typer.Option("--check", help="Exit with code 1 when any record would change.")] = False,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
     """Dry run: which stored records the estate's mappings, as the file now says, would change, and which
@@ -400,6 +420,8 @@ def mapping_diff(
         for note in notes:
             errors.print(note, highlight=False)
         console.print(impact.summary(), highlight=False)
+        if check and impact.changes:
+            raise typer.Exit(1)
 
 
 @mapping_app.command("test")
@@ -437,15 +459,62 @@ def mapping_test(
 
 
 @app.command()
+def listen(
+    flows: Annotated[list[str] | None, typer.Argument(help="Inbound event flows to run.")] = None,
+    all_flows: Annotated[bool, typer.Option("--all", help="Every inbound flow of a system that pushes events.")] = (
+        False),
+    duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Run event subscriptions (MQTT, webhooks) in the foreground with a live count; Ctrl-C or SIGTERM stops."""
+    from syncfabric.cli_events import run_listen
+
+    with _boundary(), _runtime(estate) as runtime:
+        run_listen(console, runtime, list(flows or []), every=all_flows, duration=duration)
+
+
+events_app = typer.Typer(help="The catalog of business events.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("list")
+def events_list() -> None:
+    """List the business event types: topic, version, owning system, canonical entity."""
+    from syncfabric.cli_events import events_table
+
+    console.print(events_table())
+
+
+@events_app.command("schema")
+def events_schema(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one <topic>.v<N>.schema.json each.")] = Path(
+        "schemas/events"),
+) -> None:
+    """Write the versioned JSON Schema of every business event type."""
+    from syncfabric.events.catalog import write_event_schemas
+
+    written = write_event_schemas(out)
+    console.print(f"wrote {len(written)} event schemas to {out}")
+
+
+@app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated data.")] = 7,
     items: Annotated[int, typer.Option(help="Items in the simulated legacy ERP.")] = 200,
     keep: Annotated[Path | None, typer.Option(help="Build the demo estate in this folder and keep it.")] = None,
+    stream: Annotated[bool, typer.Option(
+        "--stream", help="Continuous delivery instead: stream to the planning platform through an outage.")] = False,
+    outage_seconds: Annotated[float, typer.Option(help="With --stream: how long the platform is down.")] = 5.0,
 ) -> None:
     """Build the sandbox estate in a temporary folder, run the walking skeleton, and show what moved."""
     from syncfabric.sandbox.demo import run_demo
 
     with _boundary():
+        if stream:
+            from syncfabric.sandbox.stream_demo import run_stream_demo
+
+            run_stream_demo(console, seed=seed, items=items, outage_seconds=outage_seconds, folder=keep)
+            return
         run_demo(console, seed=seed, items=items, folder=keep)
 
 
@@ -470,6 +539,7 @@ def sap_sandbox(
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
 
 @app.command()
 def reconcile(
@@ -553,6 +623,306 @@ def run_scheduler(
 
 def _bad(count: int) -> str:
     return f"[red]{count:,}[/]" if count else "0"
+# -- continuous delivery ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def deliver(
+    flows: Annotated[list[str], typer.Argument(help="Outbound flows (mode changes) to deliver continuously.")],
+    until_idle: Annotated[bool, typer.Option(
+        "--until-idle", help="Stop once every flow is caught up, instead of following the change log.")] = False,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Deliver changes to outbound flows' targets as they are recorded, with live counts; Ctrl-C stops."""
+    import threading
+    from contextlib import ExitStack
+
+    from rich.live import Live
+
+    from syncfabric.flows.stream import consumer_for
+
+    with _boundary(), _runtime(estate) as runtime, ExitStack() as stack:
+        consumers = [consumer_for(runtime, name, stack.enter_context(runtime.connector(_flow_system(runtime, name))))
+                     for name in dict.fromkeys(flows)]
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def run(consumer) -> None:
+            try:
+                consumer.run(stop, until_idle=until_idle)
+            except BaseException as exc:
+                failures.append(exc)
+                stop.set()
+
+        threads = [threading.Thread(target=run, args=(c,), name=f"deliver-{c.flow}", daemon=True) for c in consumers]
+        for thread in threads:
+            thread.start()
+        with Live(delivery_table(consumers), console=console, refresh_per_second=4,
+                  auto_refresh=console.is_terminal, transient=False) as live:
+            try:
+                while any(thread.is_alive() for thread in threads):
+                    for thread in threads:
+                        thread.join(timeout=0.25)
+                    live.update(delivery_table(consumers))
+            except KeyboardInterrupt:
+                stop.set()
+                for thread in threads:
+                    thread.join()
+            live.update(delivery_table(consumers), refresh=True)
+        if failures:
+            raise failures[0]
+
+
+def _flow_system(runtime, name: str) -> str:
+    flow = runtime.estate.flows.get(name)
+    if flow is None:
+        raise ConfigError([f"unknown flow {name!r}; flows: {', '.join(runtime.estate.flows) or 'none'}"])
+    return flow.system
+
+
+def delivery_table(consumers) -> Table:
+    table = Table("flow", "mode", "changes", "delivered", "batches", "retries", "failed", "dead-lettered",
+                  "checkpoint", "lag", "last error", title="Continuous delivery")
+    for consumer in consumers:
+        s = consumer.stats
+        table.add_row(s.flow, s.mode if s.mode == "streaming" else f"[yellow]{s.mode}[/]", f"{s.changes:,}",
+                      f"{s.delivered:,}", f"{s.batches:,}", f"{s.retries:,}",
+                      f"[red]{s.failures:,}[/]" if s.failures else "0",
+                      f"[red]{s.dead_lettered:,}[/]" if s.dead_lettered else "0", f"seq {s.checkpoint}",
+                      f"{s.lag_seconds:.1f} s", s.last_error[:60])
+    return table
+
+
+# -- dead letters -----------------------------------------------------------------------------------------------------
+
+deadletter_app = typer.Typer(help="Changes outbound flows could not deliver, with reason and attempt history.",
+                             no_args_is_help=True)
+app.add_typer(deadletter_app, name="deadletter")
+DeadLetterIds = Annotated[list[int] | None, typer.Argument(help="Dead letter ids.", show_default=False)]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _dead_letters(runtime, ids: list[int] | None, flow: str | None, entity: str | None, key: str | None,
+                  every: bool) -> list:
+    """The open dead letters named by ids and/or filters; refuses an empty selection unless ``--all`` says so."""
+    if not (ids or flow or entity or key or every):
+        raise ConfigError(["name dead letter ids, filter with --flow/--entity/--key, or use --all"])
+    entries = runtime.store.dead_letters(flow=flow, entity=entity, key=key, ids=ids or None)
+    if ids:
+        missing = sorted(set(ids) - {entry.id for entry in entries})
+        if missing:
+            raise SyncfabricError(f"no open dead letter {', '.join(map(str, missing))} (with these filters)")
+    return entries
+
+
+@deadletter_app.command("list")
+def deadletter_list(
+    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
+    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    status: Annotated[str, typer.Option(help="open, replayed, discarded or all.")] = "open",
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """List dead letters: what could not be delivered, where to, and why."""
+    from syncfabric.store import DeadLetterStatus
+
+    with _boundary(), _runtime(estate) as runtime:
+        if status != "all" and status not in {s.value for s in DeadLetterStatus}:
+            raise ConfigError([f"--status must be open, replayed, discarded or all, got {status!r}"])
+        entries = runtime.store.dead_letters(status=None if status == "all" else DeadLetterStatus(status),
+                                             flow=flow, entity=entity, key=key)
+        table = Table("id", "flow", "system", "entity", "key", "version", "change", "status", "attempts", "reason",
+                      title=f"{len(entries)} dead letters")
+        for e in entries:
+            table.add_row(str(e.id), e.flow, e.system, e.entity, e.record_key, str(e.version), str(e.seq),
+                          e.status.value, str(len(e.attempts)), e.reason)
+        console.print(table)
+
+
+@deadletter_app.command("show")
+def deadletter_show(
+    entry_id: Annotated[int, typer.Argument(metavar="ID", help="The dead letter.")],
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Show one dead letter: the change, the reason, the payload and every attempt with its time."""
+    with _boundary(), _runtime(estate) as runtime:
+        found = runtime.store.dead_letters(status=None, ids=[entry_id])
+        if not found:
+            raise SyncfabricError(f"no dead letter {entry_id}")
+        e = found[0]
+        console.print(f"[bold]dead letter {e.id}[/] — {e.status.value}", highlight=False)
+        for label, value in (("flow", e.flow), ("target", e.system), ("entity", e.entity), ("key", e.record_key),
+                             ("version", str(e.version)), ("change", f"seq {e.seq}"),
+                             ("held by", f"#{e.held_by}" if e.held_by else "—"), ("reason", e.reason)):
+            console.print(f"  {label:8} {value}", highlight=False, markup=False)
+        console.print("[bold]payload[/]")
+        payload = "(a deletion)" if e.payload is None else json.dumps(json.loads(e.payload), indent=2,
+                                                                       ensure_ascii=False)
+        console.print(payload, highlight=False, markup=False, soft_wrap=True)
+        history = Table("when", "outcome", "detail", title="attempts")
+        for attempt in e.attempts:
+            history.add_row(f"{attempt.at:%Y-%m-%d %H:%M:%S.%f}"[:-3], attempt.outcome, attempt.detail)
+        console.print(history)
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    ids: DeadLetterIds = None,
+    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
+    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    yes: YesOption = False,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Resend dead-lettered changes after a fix: per key, its newest change; shows what it will send first."""
+    with _boundary(), _runtime(estate) as runtime:
+        _replay_dead_letters(runtime, _dead_letters(runtime, ids, flow, entity, key, every), yes)
+
+
+def _replay_dead_letters(runtime, entries: list, yes: bool) -> None:
+    from syncfabric.flows.deadletters import plan, replay_keys
+    from syncfabric.flows.retry import RetryPolicy
+
+    plans = plan(runtime.store, entries)
+    table = Table("flow", "entity", "key", "version", "change", "closes dead letters",
+                  title=f"{len(plans)} keys to resend")
+    for p in plans:
+        table.add_row(p.newest.flow, p.newest.entity, p.newest.record_key, str(p.newest.version),
+                      str(p.newest.seq), ", ".join(f"#{e.id}" for e in p.entries))
+    console.print(table)
+    if not plans or not (yes or typer.confirm(f"Resend {len(plans)} keys?")):
+        console.print("nothing sent")
+        return
+    failed = 0
+    for flow_name in dict.fromkeys(p.newest.flow for p in plans):
+        spec = runtime.estate.flows.get(flow_name)
+        if spec is None or spec.direction != "outbound":
+            raise ConfigError([f"flow {flow_name!r} is not an outbound flow of this estate"])
+        with runtime.connector(spec.system) as connector:
+            outcome = replay_keys(runtime.store, connector, [p for p in plans if p.newest.flow == flow_name],
+                                  retry=RetryPolicy.from_spec(spec.delivery.retry), actor=_actor())
+        console.print(f"{flow_name}: delivered {len(outcome.delivered)} keys, closed {len(outcome.replayed)} "
+                      f"dead letters, failed again {len(outcome.failed)}", highlight=False)
+        for entry_id, reason in outcome.failed.items():
+            errors.print(f"  {entry_id}: {reason}", highlight=False, markup=False, soft_wrap=True)
+        failed += len(outcome.failed)
+    if failed:
+        raise typer.Exit(1)
+
+
+@deadletter_app.command("discard")
+def deadletter_discard(
+    ids: DeadLetterIds = None,
+    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
+    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    note: Annotated[str, typer.Option(help="Why, kept in the attempt history.")] = "",
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Close dead letters without delivering them; a key stays held while it has other open ones."""
+    from syncfabric.flows.deadletters import discard
+
+    with _boundary(), _runtime(estate) as runtime:
+        entries = _dead_letters(runtime, ids, flow, entity, key, every)
+        discarded = discard(runtime.store, entries, note=note, actor=_actor())
+        console.print(f"discarded {len(discarded)} of {len(entries)}", highlight=False)
+
+
+# -- replay -----------------------------------------------------------------------------------------------------------
+
+PREVIEW_ROWS = 20
+
+
+@app.command()
+def replay(
+    flow: Annotated[str, typer.Argument(help="The outbound flow whose target gets the changes again.")],
+    from_seq: Annotated[int | None, typer.Option("--from-seq", help="From this change-log sequence (inclusive).")] \
+        = None,
+    since: Annotated[str | None, typer.Option(
+        help="From this time (ISO 8601; UTC unless it carries an offset), inclusive.")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
+    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Everything the flow has delivered.")] = False,
+    dead_letters: Annotated[bool, typer.Option(
+        "--dead-letters", help="Resend the flow's dead-lettered keys instead (after a fix); filters apply.")] = False,
+    yes: YesOption = False,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Resend changes to an outbound flow's target: from a sequence or a time, for a key or an entity, or its dead
+    letters. Shows what it will send and asks first; the target applies each version once."""
+    import datetime as dt
+
+    from syncfabric.flows.resend import Selection, plan_resend, resend
+    from syncfabric.flows.retry import RetryPolicy
+
+    with _boundary(), _runtime(estate) as runtime:
+        spec = runtime.estate.flows.get(flow)
+        if spec is None or spec.direction != "outbound":
+            raise ConfigError([f"{flow!r} is not an outbound flow of this estate"])
+        if dead_letters:
+            entries = runtime.store.dead_letters(flow=flow, entity=entity, key=key)
+            _replay_dead_letters(runtime, entries, yes)
+            return
+        if from_seq is None and since is None and entity is None and key is None and not every:
+            raise ConfigError(["say what to resend: --from-seq, --since, --entity, --key, or --all"])
+        when = None
+        if since is not None:
+            try:
+                when = dt.datetime.fromisoformat(since)
+            except ValueError:
+                raise ConfigError([f"--since: not an ISO 8601 time: {since!r}"]) from None
+            when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+        selection = Selection(from_seq=from_seq, since=when, entity=entity, key=key)
+        plan = plan_resend(runtime.store, flow, spec.entities, selection)
+        table = Table("change", "entity", "key", "version", "op", "recorded",
+                      title=f"{len(plan.changes):,} records to resend to {spec.system} (flow {flow})",
+                      caption=f"{plan.matched:,} change-log entries up to the checkpoint (seq {plan.checkpoint}); "
+                              f"{plan.pending:,} after it are left to the flow; "
+                              f"{len(plan.held):,} keys held by dead letters skipped")
+        for change in plan.changes[:PREVIEW_ROWS]:
+            table.add_row(str(change.seq), change.entity, change.key, str(change.version), change.op.value,
+                          f"{change.recorded_at:%Y-%m-%d %H:%M:%S}")
+        if len(plan.changes) > PREVIEW_ROWS:
+            table.add_row("…", f"{len(plan.changes) - PREVIEW_ROWS:,} more", "", "", "", "")
+        console.print(table)
+        if not plan.changes or not (yes or typer.confirm(f"Resend {len(plan.changes):,} records?")):
+            console.print("nothing sent")
+            return
+        columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                   TextColumn("{task.completed:,}/{task.total:,} records"), TimeElapsedColumn())
+        with runtime.connector(spec.system) as connector, Progress(
+                *columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+            task = progress.add_task(f"replay {flow}", total=len(plan.changes))
+            result = resend(runtime.store, connector, plan, batch_size=spec.batch_size,
+                            retry=RetryPolicy.from_spec(spec.delivery.retry), selection=selection,
+                            progress=lambda n: progress.advance(task, n))
+        console.print(f"resent {len(plan.changes):,}: accepted {result.records_out:,}, "
+                      f"dead-lettered {result.dead_lettered:,}", highlight=False)
+        if result.dead_lettered:
+            raise typer.Exit(1)
+
+
+# -- alerts -----------------------------------------------------------------------------------------------------------
+
+
+def _fallback_text(store, name: str, direction: str) -> str:
+    """`` (fallback)`` for an outbound flow whose last switch was to batch catch-up."""
+    if direction != "outbound":
+        return ""
+    for alert in store.alerts(name, limit=50):
+        if alert.kind in ("fallback", "recovered"):
+            return " [yellow](fallback)[/]" if alert.kind == "fallback" else ""
+    return ""
+
+
+def alerts_table(alerts) -> Table:
+    table = Table("when", "flow", "alert", "message", title="Recent alerts")
+    for alert in alerts:
+        kind = {"fallback": "[yellow]fallback[/]", "recovered": "[green]recovered[/]"}.get(alert.kind, alert.kind)
+        table.add_row(f"{alert.raised_at:%Y-%m-%d %H:%M:%S}", alert.flow, kind, alert.message)
+    return table
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ def test_unknown_field_lists_the_known_ones(write_estate) -> None:
     path, problems = problems_for(write_estate, text)
 
     assert problems == [
-        f"{path}:{line_of(text, 'shedule')}:5: unknown field 'shedule' (expected one of: batch_size, direction, "
-        f"entities, mapping, missed, mode, schedule, source, system, watermark); did you mean 'schedule'? "
+        f"{path}:{line_of(text, 'shedule')}:5: unknown field 'shedule' (expected one of: batch_size, delivery, "
+        f"direction, entities, keep_raw, mapping, missed, mode, schedule, source, system, watermark); did you mean "
+        f"'schedule'? "
         f"@ $.flows.items-in.shedule"
     ]
 

@@ -378,3 +378,10 @@ def test_validate_reports_a_bad_layout_with_its_path(tmp_path: Path) -> None:
     problems = validate_estate_file(tmp_path / "estate.yaml", environ={})
     assert any("$.systems.legacy.connection.columns[1].start" in problem and "expected `int` >= 1" in problem
                for problem in problems), problems
+
+
+def test_validate_reports_a_source_pattern_with_a_folder_in_it(tmp_path: Path) -> None:
+    (tmp_path / "estate.yaml").write_text(ESTATE.replace('source: "*.txt"', 'source: "legacy/*.txt"'))
+    [problem] = validate_estate_file(tmp_path / "estate.yaml", environ={})
+    assert "must be a file name pattern inside the folder (legacy)" in problem
+    assert problem.endswith("@ $.flows.legacy-items.source")

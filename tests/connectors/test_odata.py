@@ -275,15 +275,15 @@ def test_creation_whose_answer_was_lost_is_found_again_not_duplicated(runtime: R
     assert len(numbers) == 3
 
 
-def test_planned_order_sap_refuses_lands_in_quarantine_with_sap_message(runtime: Runtime, sap: httpx.Client) -> None:
+def test_planned_order_sap_refuses_is_dead_lettered_with_sap_message(runtime: Runtime, sap: httpx.Client) -> None:
     order = planned("PLN-BAD", item="RM9999")
     with runtime.store.transaction() as tx:
         tx.apply("planned_order", [IncomingRecord(order.key, msgspec.json.encode(order.payload))])
     result = runtime.run_flow("planned-orders-out")
-    assert (result.records_out, result.quarantined) == (0, 1)
-    [entry] = runtime.store.quarantine(flow="planned-orders-out")
+    assert (result.records_out, result.dead_lettered) == (0, 1)
+    [entry] = runtime.store.dead_letters(flow="planned-orders-out")
     assert (entry.system, entry.entity, entry.record_key) == ("s4", "planned_order", "PLN-BAD")
-    assert "[ME/062] Material RM9999 is not maintained in plant 1010" in entry.reasons[0]
+    assert "[ME/062] Material RM9999 is not maintained in plant 1010" in entry.reason
     assert purchase_orders_for(sap, "PLN-BAD") == []
 
 

@@ -21,7 +21,7 @@ from syncfabric.model import Quantity
 from syncfabric.model.base import Record
 from syncfabric.model.master import Calendar, Item, Location, Shift
 from syncfabric.model.planning import Forecast
-from syncfabric.model.structures import BillOfMaterial, BomLine
+from syncfabric.model.structures import BillOfMaterial, BomLine, Routing, RoutingOperation, WorkCenter
 from syncfabric.model.transactions import ProductionOrder
 from syncfabric.sandbox.planning_platform import create_app
 from syncfabric.sandbox.server import serve
@@ -102,7 +102,7 @@ def test_a_bill_of_material_becomes_an_operation_with_its_materials(
 
     [operation] = platform(base_url, "operation")
     assert (operation["name"], operation["item"], operation["location"], operation["type"]) == (
-        "CHAIR @ DE01", "CHAIR", "DE01", "fixed_time")
+        "CHAIR @ DE01", "CHAIR", "DE01", "time_per")
     assert materials(base_url) == {
         "LEG": ("start", -4.0, 0.0),
         "SEAT": ("start", pytest.approx(-1.05), 0.0),  # 5 % scrap
@@ -246,3 +246,35 @@ def test_a_calendar_becomes_buckets_for_shifts_holidays_and_extra_days(
         ("1971-01-01T00:00:00", "07:00:00"), ("2026-05-09T00:00:00", "00:00:00")]
     assert connector.write("calendar", [gone("DE01-2SHIFT", 3)]).rejected == {}
     assert platform(base_url, "calendar") == [] and platform(base_url, "calendarbucket") == []
+
+
+def test_a_routing_gives_the_bom_operation_its_times_and_resource_loads(
+        connector: PlanningConnector, base_url: str) -> None:
+    centers = [WorkCenter(work_center_id=wc, location_id="DE01", capacity_per_day=qty("16", "h"))
+               for wc in ("SAW", "PAINT", "PACK")]
+    assert connector.write("work_center", [out(center) for center in centers]).rejected == {}
+    connector.write("bill_of_material", [out(chair_bom())])
+    routing = Routing(item_id="CHAIR", location_id="DE01", operations=[
+        RoutingOperation(sequence=10, operation_id="cut", work_center_id="SAW", setup_time=Decimal(30),
+                         run_time_per_unit=Decimal(6)),
+        RoutingOperation(sequence=20, operation_id="paint", work_center_id="PAINT", run_time_per_unit=Decimal("0.1"),
+                         post_time=Decimal(2), time_unit="h"),
+        RoutingOperation(sequence=30, operation_id="recut", work_center_id="SAW", run_time_per_unit=Decimal(4)),
+    ])
+    assert connector.write("routing", [out(routing)]).rejected == {}
+    [operation] = platform(base_url, "operation")
+    assert (operation["duration"], operation["duration_per"], operation["posttime"]) == (
+        "00:30:00", "00:16:00", "02:00:00")
+    assert operation["type"] == "time_per" and len(materials(base_url)) == 5, "the BOM's part stays"
+    loads = {row["resource"] for row in platform(base_url, "operationresource", operation="CHAIR @ DE01")}
+    assert loads == {"SAW @ DE01", "PAINT @ DE01"}
+
+    packed = msgspec.structs.replace(routing, operations=[
+        RoutingOperation(sequence=10, operation_id="pack", work_center_id="PACK", run_time_per_unit=Decimal(1))])
+    assert connector.write("routing", [out(packed, version=2)]).rejected == {}
+    assert {row["resource"] for row in platform(base_url, "operationresource")} == {"PACK @ DE01"}
+
+    assert connector.write("routing", [gone("CHAIR|DE01|", 3)]).rejected == {}
+    [operation] = platform(base_url, "operation")
+    assert operation["duration_per"] is None and platform(base_url, "operationresource") == []
+    assert len(materials(base_url)) == 5

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -250,8 +249,8 @@ def test_validate_reports_bad_connection_settings_with_their_path(tmp_path: Path
     assert any("a query source needs key" in p and "$.systems.erp.connection.sources" in p for p in problems), problems
 
 
-def test_inbound_flows_from_an_estate_file(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path}/erp.db")
+def test_inbound_flows_from_an_estate_file(tmp_path: Path, db_url: str) -> None:
+    engine = create_engine(db_url)
     items = Table("erp_items", MetaData(), Column("matnr", String, primary_key=True), Column("text", String),
                   Column("changed_at", DateTime))
     items.metadata.create_all(engine)
@@ -259,8 +258,8 @@ def test_inbound_flows_from_an_estate_file(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(insert(items), [{"matnr": f"M{n:02d}", "text": f"item {n}", "changed_at": stamp}
                                      for n in range(10)])
-    (tmp_path / "estate.yaml").write_text(textwrap.dedent(ESTATE))
-    loaded = load_estate(tmp_path / "estate.yaml", environ={"ERP_DB_PASSWORD": "unused-by-sqlite"})
+    (tmp_path / "estate.yaml").write_text(ESTATE.replace("url: sqlite:///erp.db", f'url: "{db_url}"'))
+    loaded = load_estate(tmp_path / "estate.yaml", environ={"ERP_DB_PASSWORD": "any (the test server trusts)"})
     with Runtime(loaded) as runtime:
         full = runtime.run_flow("items-full")
         assert (full.inserted, full.unchanged) == (10, 0)
@@ -310,4 +309,29 @@ def test_a_paused_read_holds_no_transaction_open_on_the_source(postgres_schema_u
         rest = list(pages)
     assert state == "idle"
     assert len(first.records) == 5 and len(keys(rest)) == 7
+    engine.dispose()
+
+
+def test_a_database_without_its_driver_is_a_permanent_error() -> None:
+    with pytest.raises(PermanentError, match="database driver not installed: NoSuchModuleError"):
+        SqlConnector("erp", SqlConfig(url="nosuchdb://erp@db.example.test/erp")).open()
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_between_pages_is_opened_again_and_the_read_goes_on(postgres_schema_url: str) -> None:
+    url = postgres_schema_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    table = Table("t", MetaData(), Column("id", Integer, primary_key=True))
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"id": n} for n in range(12)])
+    with connector(url + "&application_name=sf-lost-connection") as source:
+        pages = source.read_full("t")
+        first = next(pages)
+        with engine.connect() as conn:  # the server ends the reader's session, as a failover or restart would
+            killed = conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                          "WHERE application_name = 'sf-lost-connection'").scalars().all()
+        rest = list(pages)
+    assert killed == [True]
+    assert keys([first, *rest]) == [f"t:{n}" for n in range(12)]
     engine.dispose()

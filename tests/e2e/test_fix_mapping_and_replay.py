@@ -112,7 +112,7 @@ def test_a_record_with_three_problems_is_fixed_in_the_estate_previewed_and_repla
 
     # The quantity is a data error at the source: corrected in the quarantined record itself.
     cli(estate, "quarantine", "edit", str(entry.id), "--set", "GAMNG=5")
-    out = cli(estate, "mapping", "diff")
+    out = cli(estate, "mapping", "diff", "--check", code=1)
     assert "0 stored record(s) would change, 0 would be rejected; 1 quarantined record(s) would be accepted" in out
     rows = {tuple(cell.strip() for cell in line.split("│")[2:7]) for line in out.splitlines() if "PO-3" in line}
     assert ("PO-3 (quarantine 1)", "would accept", "$.quantity.value", "—", "50") in rows
@@ -135,5 +135,5 @@ def test_a_record_with_three_problems_is_fixed_in_the_estate_previewed_and_repla
         (change,) = store.history("production_order", "PO-3")
         assert change.lineage.mapping_version.startswith("production-orders@1+order-status@2+units@")
         assert store.quarantine() == []
-    out = cli(estate, "mapping", "diff")
+    out = cli(estate, "mapping", "diff", "--check")
     assert "0 stored record(s) would change, 0 would be rejected; 0 quarantined record(s) would be accepted" in out

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from syncfabric.config import load_estate
+from syncfabric.flows.impact import mapping_impact
 from syncfabric.flows.runtime import Runtime
 from syncfabric.mapping import functions
 
@@ -240,6 +241,15 @@ def test_three_erps_converge_on_one_canonical_item_set(runtime: Runtime) -> None
             quantity = on_hand[(item, plant)]["on_hand"]
             assert (Decimal(quantity["value"]), quantity["unit"]) == (Decimal(value), unit), (item, plant)
             assert dt.datetime.fromisoformat(on_hand[(item, plant)]["as_of"]) == SIX_UTC
+
+    # Each item's kept raw record is the one behind its current version (EU wrote it; NA and APAC changed nothing),
+    # and the estate as it is changes nothing: mapping diff finds every record unchanged.
+    assert {(s.key, s.flow) for s in runtime.store.sources("item")} == {
+        ("100200", "eu-items-in"), ("100300", "eu-items-in"), ("200100", "eu-items-in")}
+    impact = mapping_impact(runtime.store, runtime.estate)
+    stored = sum(runtime.store.count(entity) for entity in ("location", "item", "inventory_balance"))
+    assert sum(f.checked for f in impact.flows) == stored == 3 + 3 + 9
+    assert all(f.changed == f.rejected == f.accepted == 0 for f in impact.flows) and impact.unchecked == {}
 
 
 def test_lineage_names_the_code_maps_and_unit_table_used(runtime: Runtime) -> None:

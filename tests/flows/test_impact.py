@@ -138,3 +138,16 @@ def test_field_changes_of_nested_records_and_lists() -> None:
         FieldChange("$.a.b", 1, 2), FieldChange("$.e", ABSENT, None),
         FieldChange("$.a.c[1]", 2, ABSENT), FieldChange("$.d", "x", ABSENT)]
     assert field_changes(None, new) == [FieldChange("$.a.b", ABSENT, 2), FieldChange("$.a.c[0]", ABSENT, 1)]
+
+
+def test_a_flow_that_keeps_no_raw_records_is_not_checked(tmp_path: Path) -> None:
+    (tmp_path / "drop").mkdir()
+    (tmp_path / "drop" / "items_1.csv").write_text(ITEMS)
+    path = tmp_path / "estate.yaml"
+    path.write_text(ESTATE.replace("mapping: items}", "mapping: items, keep_raw: false}"))
+    with Runtime(load_estate(path)) as runtime:
+        assert runtime.run_flow("items-in").inserted == 3
+        assert list(runtime.store.sources("item")) == []
+    impact = impact_of(path, path.read_text())
+    assert impact.unchecked == {"item": 3} and impact.flows[0].checked == 0
+    assert impact.flows[0].quarantined == 1  # quarantine keeps its raw records regardless

@@ -11,7 +11,7 @@ import pytest
 
 from syncfabric.connectors.base import Capability, Connector, OutboundRecord, WriteOutcome
 from syncfabric.errors import PermanentError, TransientError
-from syncfabric.flows.outbound import dependency_order, run_outbound
+from syncfabric.flows.outbound import deliver_next, dependency_order, run_outbound
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.model import ENTITIES
@@ -208,7 +208,7 @@ def test_transient_failures_are_retried_honouring_retry_after(store: Store) -> N
     assert result.records_out == 1 and store.checkpoint(FLOW) == "1"
 
 
-def test_rejected_records_are_quarantined_with_reason_and_target(store: Store) -> None:
+def test_rejected_records_are_dead_lettered_with_reason_and_hold_back_only_their_own_key(store: Store) -> None:
     put(store, "item", "A", base_unit="EA")
     put(store, "item", "B", base_unit="BOX")
     put(store, "location", "P1", kind="plant")
@@ -216,15 +216,27 @@ def test_rejected_records_are_quarantined_with_reason_and_target(store: Store) -
 
     result = send(store, target)
 
-    assert result.records_out == 2 and result.quarantined == 1
+    assert result.records_out == 2 and result.dead_lettered == 1 and result.quarantined == 0
     assert result.per_entity == {"location": 1, "item": 1}
-    [entry] = store.quarantine(flow=FLOW)
-    assert (entry.system, entry.entity, entry.record_key) == ("planning", "item", "B")
-    assert entry.reasons == ["unit BOX is not configured"]
-    assert "planning" in entry.location
-    assert msgspec.json.decode(entry.payload) == {"key": "B", "base_unit": "BOX"}
+    [letter] = store.dead_letters(flow=FLOW)
+    assert (letter.system, letter.entity, letter.record_key, letter.seq, letter.version) == ("planning", "item", "B",
+                                                                                              2, 1)
+    assert letter.reason == "unit BOX is not configured" and letter.held_by is None
+    assert [a.outcome for a in letter.attempts] == ["rejected"]
+    assert msgspec.json.decode(letter.payload) == {"key": "B", "base_unit": "BOX"}
     assert store.checkpoint(FLOW) == str(store.head())  # a rejection is handled: it is not re-sent
     assert send(store, Target()).records_out == 0
+
+    put(store, "item", "B", base_unit="EA")  # a later change of the poisoned key waits behind it
+    put(store, "item", "A", base_unit="KG")  # other keys go on
+    later = Target()
+    result = send(store, later)
+
+    assert later.sent() == [("item", "A", 2, {"key": "A", "base_unit": "KG"})]
+    assert result.dead_lettered == 1
+    parked = store.dead_letters(flow=FLOW)[1]
+    assert (parked.record_key, parked.version, parked.held_by) == ("B", 2, letter.id)
+    assert [a.outcome for a in parked.attempts] == ["held"]
 
 
 def test_full_sends_the_current_state_and_sets_the_checkpoint_to_the_head(store: Store) -> None:
@@ -336,6 +348,44 @@ def test_a_plan_cut_interrupted_resumes_the_same_cut_after_the_last_confirmed_ba
     assert rest.sent() == [("item", "I4", 1, {"key": "I4", "base_unit": "EA"}),
                            ("item", "I5", 1, {"key": "I5", "base_unit": "EA"})]
     assert result.checkpoint == store.checkpoint(FLOW) == str(cut)
+
+
+class FailsWhileHolding(Target):
+    """A target whose writes fail as a whole, transiently, whenever they carry key ``P``."""
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        self.attempts += 1
+        if any(record.key == "P" for record in records):
+            raise TransientError("504 gateway timeout", system="planning")
+        return super().write(entity, records)
+
+
+def test_a_record_that_fails_alone_while_the_target_answers_is_dead_lettered(store: Store) -> None:
+    for key in ("A", "P", "C"):
+        put(store, "item", key, base_unit="EA")
+    target = FailsWhileHolding()
+    result = FlowResult(flow=FLOW, direction="outbound")
+
+    covered = deliver_next(store, FLOW, target, ["item"], batch_size=10, retry=NoWait(max_attempts=2),
+                           result=result, probe=lambda: True)
+
+    assert covered == 3 and store.checkpoint(FLOW) == "3"
+    assert sorted(key for _, key, _, _ in target.sent()) == ["A", "C"]
+    [letter] = store.dead_letters(flow=FLOW)
+    assert letter.record_key == "P" and "retries exhausted" in letter.reason
+    assert [a.outcome for a in letter.attempts] == ["failed", "failed", "exhausted"]  # the batch's, then its own
+
+
+def test_a_whole_batch_failure_while_the_target_is_down_dead_letters_nothing(store: Store) -> None:
+    for key in ("A", "P"):
+        put(store, "item", key, base_unit="EA")
+    result = FlowResult(flow=FLOW, direction="outbound")
+
+    with pytest.raises(TransientError):
+        deliver_next(store, FLOW, FailsWhileHolding(), ["item"], batch_size=10, retry=NoWait(max_attempts=2),
+                     result=result, probe=lambda: False)
+
+    assert store.checkpoint(FLOW) is None and store.dead_letters() == []
 
 
 class LinkingTarget(Target):

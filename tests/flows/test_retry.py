@@ -60,3 +60,28 @@ def test_permanent_errors_are_never_retried() -> None:
         call_with_retry(action, RetryPolicy(), sleep=slept.append)
 
     assert action.calls == 1 and slept == []
+
+
+def test_backoff_is_capped_and_spread_by_the_jitter() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=4.0, jitter=0.25)
+    for attempt, nominal in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (8, 4.0)):
+        waits = [policy.delay(attempt) for _ in range(200)]
+        assert all(nominal * 0.75 <= wait <= nominal * 1.25 for wait in waits), (attempt, min(waits), max(waits))
+        assert max(waits) - min(waits) > nominal * 0.2  # spread, so that workers do not retry in step
+    assert policy.delay(3, retry_after=60.0) == 4.0  # a system's Retry-After is honoured up to the cap
+
+
+def test_the_estate_gives_each_outbound_flow_its_policies() -> None:
+    from pathlib import Path
+
+    from syncfabric.config import load_estate
+    from syncfabric.flows.fallback import FallbackPolicy
+
+    example = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
+    flow = load_estate(example, environ={"PLANNING_TOKEN": "x"}).estate.flows["planning-out"]
+
+    assert RetryPolicy.from_spec(flow.delivery.retry) == RetryPolicy(max_attempts=5, base_delay=0.5, max_delay=30.0,
+                                                                     jitter=0.2)
+    assert flow.delivery.fallback is not None
+    assert FallbackPolicy.from_spec(flow.delivery.fallback) == FallbackPolicy(
+        lag_seconds=300, error_rate=None, outage_seconds=60, window=20, catch_up_interval=30.0, reconcile=True)

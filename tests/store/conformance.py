@@ -653,6 +653,12 @@ class StoreConformance:
 
     # -- lineage and raw source records ----------------------------------------------------------------------------
 
+    def test_apply_names_the_keys_it_changed(self, store: Store) -> None:
+        with store.transaction() as tx:
+            assert tx.apply("item", [rec("A", n=1), rec("B", n=1)]).changed_keys == ["A", "B"]
+            assert tx.apply("item", [rec("A", n=1), rec("C"), rec("B", n=2)]).changed_keys == ["C", "B"]
+            assert tx.apply("item", [rec("A", n=1)]).changed_keys == []
+
     def test_history_gives_every_version_of_a_key_with_its_lineage(self, store: Store) -> None:
         with store.transaction() as tx:
             tx.apply("item", [IncomingRecord("A", b'{"n":1}', Lineage("erp", "items_1.csv:2", "b1", "items@1"))])
@@ -692,6 +698,33 @@ class StoreConformance:
         with store.transaction() as tx:
             tx.put_sources("item", [])
         assert list(store.sources("location")) == []
+
+    def test_upgrading_keeps_existing_entries_without_a_mapping_version(self, make_store: MakeStore,
+                                                                         store_url: str) -> None:
+        from alembic import command
+        from alembic.config import Config
+        from sqlalchemy import text
+
+        from syncfabric.store.sql import MIGRATIONS
+
+        make_store(migrate=False).close()
+        engine = create_engine(_driver_url(store_url))
+        try:
+            with engine.begin() as conn:
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "0002")
+                conn.execute(text(
+                    "INSERT INTO sf_quarantine (flow, system, entity, record_key, location, reasons, payload, status, "
+                    "created_at, updated_at) VALUES ('in', 'erp', 'item', 'A', 'x.csv:2', '[\"bad @ $\"]', '{}', "
+                    "'open', :at, :at)"), {"at": dt.datetime(2025, 1, 2, 3, 4, 5)})
+        finally:
+            engine.dispose()
+        store = make_store()
+        (entry,) = store.quarantine()
+        assert entry.mapping_version == "" and entry.reasons == ["bad @ $"]
+        assert list(store.sources("item")) == []
 
     def test_quarantine_entries_keep_the_mapping_version_that_rejected_them(self, store: Store) -> None:
         with store.transaction() as tx:

@@ -101,6 +101,47 @@ class Watermark(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
         ge=0, description="read again this far back from the watermark, for changes committed late; "
                           "records read twice are absorbed by their content hash")] = 300.0
 
+class RetrySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How an outbound flow retries a transient failure (timeout, 429, 5xx): capped exponential backoff with jitter.
+    The wait before attempt n+1 is min(base_delay * 2^(n-1), max_delay), spread by +/- jitter; a system's
+    Retry-After wins (capped too)."""
+
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100, description="attempts per batch, the first included")] = 5
+    base_delay_seconds: Annotated[float, msgspec.Meta(ge=0, description="wait after the first failed attempt")] = 0.5
+    max_delay_seconds: Annotated[float, msgspec.Meta(ge=0, description="the longest wait between attempts")] = 30.0
+    jitter: Annotated[float, msgspec.Meta(ge=0, le=1, description="random spread, as a fraction of the wait")] = 0.2
+
+
+class FallbackSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """When a streaming flow gives up on its channel and catches up in batches instead, and when it returns.
+
+    The flow falls back when any threshold given is passed: its oldest undelivered change is older than
+    ``lag_seconds``, the share of failed batches among the last ``window`` is above ``error_rate``, or the target
+    has failed without a success for ``outage_seconds``. In fallback it sends net changes from its checkpoint every
+    ``catch_up_interval_seconds``, checks the target against the store, and streams again once a catch-up went
+    through and the lag is under the threshold."""
+
+    lag_seconds: Annotated[float, msgspec.Meta(gt=0, description="oldest undelivered change, in seconds")] \
+        | None = None
+    error_rate: Annotated[float, msgspec.Meta(gt=0, le=1, description="failed share of the last window of "
+                                                                      "batches")] | None = None
+    outage_seconds: Annotated[float, msgspec.Meta(gt=0, description="failing without a success for this long")] \
+        | None = 60.0
+    window: Annotated[int, msgspec.Meta(ge=1, le=10_000, description="batches the error rate is taken over")] = 20
+    catch_up_interval_seconds: Annotated[float, msgspec.Meta(
+        gt=0, description="in fallback: how often a batch catch-up runs")] = 30.0
+    reconcile: Annotated[bool, _doc(
+        "after a catch-up, compare what the target holds with the store (needs a target that reads back)")] = True
+
+
+class DeliverySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How an outbound flow delivers: polling interval when it streams, retry policy, fallback policy."""
+
+    poll_interval_seconds: Annotated[float, msgspec.Meta(
+        gt=0, le=3600, description="streaming: how often the change log is looked at when caught up")] = 0.2
+    retry: Annotated[RetrySpec, _doc("transient failures: attempts and backoff")] = RetrySpec()
+    fallback: Annotated[FallbackSpec, _doc("streaming: when to fall back to batch catch-up")] | None = None
+
 
 class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A movement of records: ``inbound`` (system → canonical store) or ``outbound`` (store → system)."""
@@ -127,6 +168,11 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     missed: Annotated[Literal["skip", "run_once"], _doc(
         "scheduled runs missed while no scheduler ran or while a run overran: skip them, or run once to catch "
         "up")] = "skip"
+    keep_raw: Annotated[bool, _doc(
+        "inbound: keep the raw record behind each stored record, so that `mapping diff` can re-map it with an "
+        "edited mapping (one row of raw JSON per key, written with the record)")] = True
+    delivery: Annotated[DeliverySpec, _doc(
+        "outbound: retry policy, and how the flow streams (syncfabric deliver) and falls back")] = DeliverySpec()
 
 
 Rounding = Literal["half_up", "half_even", "up", "down", "ceiling", "floor"]

@@ -10,7 +10,7 @@ moves raw records (``dict``) with a ``location`` saying where each came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Flag, auto
 from pathlib import Path
@@ -82,6 +82,26 @@ class WriteOutcome:
     link in the cross-reference (system, entity, that id → canonical key)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """What became of one received record, told back to its source: ``stored`` (durably in the store) or
+    ``quarantined`` (durably in quarantine, with the reasons). Only sent after the transaction committed."""
+
+    status: str
+    reasons: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One record from a subscription, with the function that acknowledges it to its source (a PUBACK, an HTTP
+    answer). Unacknowledged records are delivered again by the source, so acknowledging is the last step."""
+
+    record: RawRecord
+    ack: Callable[[Acknowledgement], None]
+    problem: RejectedRaw | None = None
+    """Set instead of a usable ``record.data`` when the body could not even be decoded (not JSON)."""
+
+
 class Connector:
     """Base of every connector. Subclasses set ``kind`` and ``capabilities`` and override what they support."""
 
@@ -139,6 +159,15 @@ class Connector:
         remembered): what reconciliation compares the store with. By default a full read from the start."""
         return self.read_full(entity, None)
 
+    def subscribe(self, entity: str, *, durable: str, batch_size: int = 500, max_wait: float = 0.02,
+                  poll: float = 0.5) -> Iterator[Sequence[Received]]:
+        """Records as the source pushes them, in small batches: up to ``batch_size`` gathered for at most
+        ``max_wait`` seconds after the first. An empty batch means nothing arrived within ``poll`` seconds (so the
+        caller can stop). ``durable`` names the subscription; a source that keeps state for it (an MQTT session)
+        delivers what arrived while nobody listened. The source is subscribed when this returns; the iterator's
+        ``close()`` ends the subscription (see :class:`syncfabric.connectors.inbox.Subscription`)."""
+        raise self._unsupported("subscribe")
+
     def acknowledge(self, entity: str, cursor: str) -> None:
         """Called after the records up to ``cursor`` are committed in the store: the source may now forget them
         (archive a file, acknowledge a message). Must be safe to call twice."""
@@ -152,4 +181,7 @@ class Connector:
         raise self._unsupported("call")
 
     def _unsupported(self, what: str) -> PermanentError:
-        return PermanentError(f"connector kind {self.kind!r} does not support {what}", system=self.system)
+        hint = ""
+        if what.startswith("read") and self.capabilities & Capability.SUBSCRIBE:
+            hint = "; its systems push events: run the flow with `syncfabric listen FLOW`"
+        return PermanentError(f"connector kind {self.kind!r} does not support {what}{hint}", system=self.system)

@@ -16,6 +16,8 @@ KINDS: dict[str, str] = {
     "odata": "syncfabric.connectors.odata.connector:ODataConnector",
     "sql": "syncfabric.connectors.sql.connector:SqlConnector",
     "rest": "syncfabric.connectors.rest.connector:RestConnector",
+    "mqtt": "syncfabric.connectors.mqtt.connector:MqttConnector",
+    "webhook": "syncfabric.connectors.webhook.connector:WebhookConnector",
     "tryton": "syncfabric.connectors.tryton.connector:TrytonConnector",
 }
 

@@ -85,7 +85,8 @@ class FlowImpact:
 class Impact:
     flows: list[FlowImpact] = field(default_factory=list)
     unchecked: dict[str, int] = field(default_factory=dict)
-    """Per entity: live records with no raw record kept (stored before raw records were), not checked."""
+    """Per entity, when every inbound flow is checked: live records not checked, having no raw record kept (stored
+    before raw records were, by a flow with ``keep_raw: false``, or by a flow the estate no longer has)."""
 
     @property
     def changes(self) -> int:
@@ -128,11 +129,11 @@ def mapping_impact(
             if progress is not None:
                 progress(len(entries[start:start + BATCH]))
         impact.flows.append(result)
-    for entity in sorted(entities):
-        kept = sum(1 for _ in store.sources(entity))
-        missing = store.count(entity) - kept
-        if missing > 0:
-            impact.unchecked[entity] = missing
+    if not flows:  # every inbound flow was checked: what the entity holds beyond that has no raw record to re-map
+        for entity in sorted(entities):
+            missing = store.count(entity) - sum(f.checked for f in impact.flows if f.entity == entity)
+            if missing > 0:
+                impact.unchecked[entity] = missing
     return impact
 
 

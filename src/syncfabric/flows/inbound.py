@@ -27,7 +27,7 @@ from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet, describe
 from syncfabric.mapping.xref import XrefClaim, conflicts
 from syncfabric.model import Record
-from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, NewSource, Store, Transaction
+from syncfabric.store import ApplyResult, IncomingRecord, Lineage, NewQuarantine, NewSource, Store, Transaction
 
 
 class InboundCheckpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -57,6 +57,7 @@ def run_inbound(
     progress: Progress | None = None,
     rules: RuleSet | None = None,
     watermark: Watermark | None = None,
+    keep_raw: bool = True,
 ) -> FlowResult:
     """Run an inbound flow once. With ``watermark`` (net change only), the connector is asked for records changed
     since the highest committed value of the watermark field minus the overlap, instead of since its own cursor;
@@ -92,14 +93,15 @@ def run_inbound(
             with store.transaction() as tx:
                 tx.set_checkpoint(flow_name, msgspec.json.encode(InboundCheckpoint(cursor=snapshot_start)).decode())
             return run_inbound(store, flow_name, connector, field_map, mode=mode, source=source, batch_id=batch_id,
-                               progress=progress, rules=rules, watermark=watermark)
+                               progress=progress, rules=rules, watermark=watermark, keep_raw=keep_raw)
         if committed_before:
             continue
         with store.transaction() as tx:
             if not committed_before:
                 records, rejected = _link(tx, records, rejected, links)
-                _write_page(tx, entity, records, rejected, result)
-                tx.put_sources(entity, [sources[record.key] for record in records])
+                applied = _write_page(tx, entity, records, rejected, result)
+                if keep_raw:  # the raw records behind the versions this page wrote
+                    tx.put_sources(entity, [sources[key] for key in applied.changed_keys])
                 result.warn(warnings)
             if full and page.complete:
                 missing = [key for key in _live_keys(store, entity) if key not in seen]
@@ -250,7 +252,7 @@ def _link(
 
 def _write_page(
     tx: Transaction, entity: str, records: list[IncomingRecord], rejected: list[NewQuarantine], result: FlowResult
-) -> None:
+) -> ApplyResult:
     applied = tx.apply(entity, records)
     result.records_in += len(records) + len(rejected)
     result.inserted += applied.inserted
@@ -259,6 +261,7 @@ def _write_page(
     if rejected:
         tx.add_quarantine(rejected)
         result.quarantined += len(rejected)
+    return applied
 
 
 def _live_keys(store: Store, entity: str) -> list[str]:

@@ -7,21 +7,51 @@ before item-locations, before inventory and orders), and changes of one key in t
 Plan-cut (``plan_cut``) sends the state of every entity of the flow as of one change-log sequence, taken when the
 cut starts: a consistent snapshot across entities however much inbound flows write meanwhile. It resumes after the
 last batch the target confirmed.
-Records the target rejects go to quarantine with its reason; transient failures are retried by the policy.
+Records the target rejects go to the dead-letter store with its reason and their attempt history, and hold back
+later changes of their key (never of other keys) until they are replayed or discarded
+(:mod:`syncfabric.flows.deadletters`); transient failures are retried by the flow's policy.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import msgspec
 
-from syncfabric.connectors.base import Connector, OutboundRecord
+from syncfabric.connectors.base import Connector, OutboundRecord, WriteOutcome
+from syncfabric.errors import ConnectorError, PermanentError, TransientError
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy, call_with_retry
 from syncfabric.model import ENTITIES, Record
-from syncfabric.store import Change, NewQuarantine, Op, StateRow, Store, Transaction
+from syncfabric.store import Attempt, Change, NewDeadLetter, Op, StateRow, Store, Transaction
+
+log = logging.getLogger(__name__)
+
+OnRetry = Callable[[int, TransientError, float], None]
+"""Told of each retry: the attempt that failed, its error, and the seconds waited before the next one."""
+Probe = Callable[[], bool]
+"""Whether the target is healthy right now (it answers a cheap request)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A record on its way to the target, with the change-log entry it comes from."""
+
+    entity: str
+    record: OutboundRecord
+    seq: int
+
+    @classmethod
+    def of_change(cls, change: Change) -> Pending:
+        return cls(change.entity, _from_change(change), change.seq)
+
+    @classmethod
+    def of_state(cls, row: StateRow) -> Pending:
+        return cls(row.entity, _from_state(row), row.last_seq)
 
 
 def dependency_order(entities: Iterable[str], model: Mapping[str, type[Record]] = ENTITIES) -> list[str]:
@@ -82,26 +112,62 @@ def _send_changes(
     store: Store, flow_name: str, connector: Connector, entities: Sequence[str], batch_size: int,
     retry: RetryPolicy, result: FlowResult, progress: Progress | None,
 ) -> None:
-    after = int(store.checkpoint(flow_name) or 0)
-    while changes := store.changes(after, entities=list(entities), limit=batch_size):
-        latest: dict[tuple[str, str], Change] = {}
-        for change in changes:  # the newest change of a key supersedes older ones in the same batch
-            latest.pop((change.entity, change.key), None)
-            latest[(change.entity, change.key)] = change
-        by_entity: dict[str, list[OutboundRecord]] = {}
-        for change in latest.values():
-            by_entity.setdefault(change.entity, []).append(_from_change(change))
-        links: list[Link] = []
-        rejected = _deliver(connector, flow_name, by_entity, retry, result, links, store=store)
-        after = changes[-1].seq
-        with store.transaction() as tx:
-            if rejected:
-                tx.add_quarantine(rejected)
-            _keep_links(tx, connector.system, links)
-            tx.set_checkpoint(flow_name, str(after))
-        result.checkpoint = str(after)
+    while deliver_next(store, flow_name, connector, entities, batch_size=batch_size, retry=retry, result=result):
         if progress is not None:
-            progress(len(changes))
+            progress(result.last_batch)
+
+
+def deliver_next(
+    store: Store, flow_name: str, connector: Connector, entities: Sequence[str], *, batch_size: int,
+    retry: RetryPolicy, result: FlowResult, on_retry: OnRetry | None = None, probe: Probe | None = None,
+) -> int:
+    """Deliver the next batch of changes after the flow's checkpoint, then move the checkpoint past it.
+
+    Returns how many change-log entries the batch covered: 0 when the flow is caught up. A batch run and a
+    continuous consumer (:mod:`syncfabric.flows.stream`) both advance a flow one call of this at a time.
+
+    Changes of a key the flow holds (it has an open dead letter) are parked as dead letters behind it, so that the
+    key's order holds; other keys go on. Records the target rejects become dead letters, and hold their keys from
+    then on. A write that fails as a whole (after its retries) raises, and the checkpoint stays, unless ``probe``
+    is given: then the batch is tried again one record at a time, and a record that still fails while ``probe``
+    says the target is healthy becomes a dead letter (a poison record); when the target is not healthy, it raises.
+    """
+    after = int(store.checkpoint(flow_name) or 0)
+    changes = store.changes(after, entities=list(entities), limit=batch_size)
+    if not changes:
+        result.last_batch = 0
+        return 0
+    latest: dict[tuple[str, str], Change] = {}
+    for change in changes:  # the newest change of a key supersedes older ones in the same batch
+        latest.pop((change.entity, change.key), None)
+        latest[(change.entity, change.key)] = change
+    held = store.held_keys(flow_name)
+    letters: list[NewDeadLetter] = []
+    by_entity: dict[str, list[Pending]] = {}
+    for change in latest.values():
+        pending = Pending.of_change(change)
+        first = held.get((change.entity, change.key))
+        if first is None:
+            by_entity.setdefault(change.entity, []).append(pending)
+        else:
+            reason = f"held behind dead letter #{first} of the same key, so that the key's changes stay in order"
+            letters.append(_dead_letter(flow_name, connector.system, pending, reason,
+                                        [Attempt(_now(), "held", reason)], held_by=first))
+    links: list[Link] = []
+    letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links, store=store)
+    after = changes[-1].seq
+    with store.transaction() as tx:
+        if letters:
+            tx.add_dead_letters(letters)
+        _keep_links(tx, connector.system, links)
+        tx.set_checkpoint(flow_name, str(after))
+    result.dead_lettered += len(letters)
+    if letters:
+        log.warning("%s: %d changes dead-lettered for %s (keys %s)", flow_name, len(letters), connector.system,
+                    ", ".join(sorted({letter.record_key for letter in letters})[:10]))
+    result.checkpoint = str(after)
+    result.last_batch = len(changes)
+    return len(changes)
 
 
 def _send_full(
@@ -110,10 +176,10 @@ def _send_full(
 ) -> None:
     head = store.head()
     for entity in entities:
-        batch: list[OutboundRecord] = []
+        batch: list[Pending] = []
         rows = store.current(entity)
         for row in rows:
-            batch.append(_from_state(row))
+            batch.append(Pending.of_state(row))
             if len(batch) >= batch_size:
                 _deliver_and_record(store, connector, flow_name, {entity: batch}, retry, result, progress)
                 batch = []
@@ -150,24 +216,25 @@ def _send_plan_cut(
     start = entities.index(resumed.entity) if resumed and resumed.entity in entities else 0
     for entity in entities[start:]:
         after = resumed.after if resumed and entity == resumed.entity else None
-        batch: list[OutboundRecord] = []
+        batch: list[Pending] = []
 
-        def send(batch: list[OutboundRecord], entity: str = entity) -> None:
+        def send(batch: list[Pending], entity: str = entity) -> None:
             links: list[Link] = []
-            rejected = _deliver(connector, flow_name, {entity: batch}, retry, result, links, store=store)
-            mark = PlanCut(cut=cut, entity=entity, after=batch[-1].key, since=previous)
+            letters = _deliver(connector, flow_name, {entity: batch}, retry, result, links=links, store=store)
+            mark = PlanCut(cut=cut, entity=entity, after=batch[-1].record.key, since=previous)
             with store.transaction() as tx:
-                if rejected:
-                    tx.add_quarantine(rejected)
+                if letters:
+                    tx.add_dead_letters(letters)
                 _keep_links(tx, connector.system, links)
                 tx.set_checkpoint(flow_name, msgspec.json.encode(mark).decode())
+            result.dead_lettered += len(letters)
             if progress is not None:
                 progress(len(batch))
 
         for row in _rows_after(store, entity, cut, after):
             if row.deleted and row.last_seq <= previous:
                 continue  # deleted before the target's last checkpoint: it never held it since
-            batch.append(_from_state(row))
+            batch.append(Pending.of_state(row))
             if len(batch) >= batch_size:
                 send(batch)
                 batch = []
@@ -191,46 +258,114 @@ def _rows_after(store: Store, entity: str, cut: int, after: str | None) -> Itera
 
 
 def _deliver_and_record(
-    store: Store, connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]],
+    store: Store, connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]],
     retry: RetryPolicy, result: FlowResult, progress: Progress | None,
 ) -> None:
     links: list[Link] = []
-    rejected = _deliver(connector, flow_name, by_entity, retry, result, links, store=store)
-    if rejected or links:
+    letters = _deliver(connector, flow_name, by_entity, retry, result, links=links, store=store)
+    if letters or links:
         with store.transaction() as tx:
-            tx.add_quarantine(rejected)
+            tx.add_dead_letters(letters)
             _keep_links(tx, connector.system, links)
+        result.dead_lettered += len(letters)
     if progress is not None:
         progress(sum(len(records) for records in by_entity.values()))
 
 
 def _deliver(
-    connector: Connector, flow_name: str, by_entity: dict[str, list[OutboundRecord]], retry: RetryPolicy,
-    result: FlowResult, links: list[Link] | None = None, *, store: Store | None = None,
-) -> list[NewQuarantine]:
-    """Write each entity's records; ``links`` collects the ids the target gave them (``WriteOutcome.links``).
-    A connector that ``links_external_ids`` gets the id each record is already linked to, from ``store``."""
-    rejected: list[NewQuarantine] = []
+    connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]], retry: RetryPolicy,
+    result: FlowResult, on_retry: OnRetry | None = None, probe: Probe | None = None, links: list[Link] | None = None,
+    store: Store | None = None,
+) -> list[NewDeadLetter]:
+    """Write each entity's records; the dead letters of the records the target rejected (or, with ``probe``,
+    could not take alone). ``links`` collects the ids the target gave the records (``WriteOutcome.links``); a
+    connector that ``links_external_ids`` gets the id each record is already linked to, from ``store``."""
+    letters: list[NewDeadLetter] = []
     for entity in dependency_order(by_entity):
-        records = by_entity[entity]
+        pending = by_entity[entity]
         if store is not None and connector.links_external_ids:
-            records = [dataclasses.replace(record, external_id=store.xref_external(connector.system, entity,
-                                                                                   record.key))
-                       for record in records]
-        outcome = call_with_retry(lambda entity=entity, records=records: connector.write(entity, records), retry)
+            pending = [dataclasses.replace(item, record=dataclasses.replace(
+                item.record, external_id=store.xref_external(connector.system, entity, item.record.key)))
+                for item in pending]
+        history: list[Attempt] = []
+        try:
+            outcome = _write(connector, entity, pending, retry, history, on_retry)
+        except ConnectorError as exc:
+            if probe is None or not isinstance(exc, TransientError | PermanentError):
+                raise
+            outcome = _write_one_by_one(connector, flow_name, entity, pending, retry, history, on_retry, probe,
+                                        letters)
         result.records_out += len(outcome.accepted)
         result.per_entity[entity] = result.per_entity.get(entity, 0) + len(outcome.accepted)
-        payloads = {record.key: record.payload for record in records}
+        by_key = {item.record.key: item for item in pending}
         for key, reason in outcome.rejected.items():
-            rejected.append(NewQuarantine(
-                flow=flow_name, system=connector.system, entity=entity, reasons=[reason],
-                payload=msgspec.json.encode(payloads.get(key)).decode(), record_key=key,
-                location=f"target {connector.system}",
-            ))
-        result.quarantined += len(outcome.rejected)
+            letters.append(_dead_letter(flow_name, connector.system, by_key[key], reason,
+                                        [*history, Attempt(_now(), "rejected", reason)]))
         if links is not None:
             links.extend((entity, external, key) for key, external in outcome.links.items())
-    return rejected
+    return letters
+
+
+def write_pending(
+    connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]], retry: RetryPolicy,
+    result: FlowResult,
+) -> list[NewDeadLetter]:
+    """Write records outside the change-log walk (a replay): entities in dependency order, with retries; returns
+    the dead letters of the records the target rejected, without storing them."""
+    return _deliver(connector, flow_name, by_entity, retry, result)
+
+
+def _write(
+    connector: Connector, entity: str, pending: Sequence[Pending], retry: RetryPolicy, history: list[Attempt],
+    on_retry: OnRetry | None,
+) -> WriteOutcome:
+    def note(attempt: int, exc: TransientError, wait: float) -> None:
+        history.append(Attempt(_now(), "failed", f"attempt {attempt}: {exc}"))
+        if on_retry is not None:
+            on_retry(attempt, exc, wait)
+
+    records = [item.record for item in pending]
+    return call_with_retry(lambda: connector.write(entity, records), retry, on_retry=note)
+
+
+def _write_one_by_one(
+    connector: Connector, flow_name: str, entity: str, pending: Sequence[Pending], retry: RetryPolicy,
+    history: list[Attempt], on_retry: OnRetry | None, probe: Probe, letters: list[NewDeadLetter],
+) -> WriteOutcome:
+    """The batch failed as a whole: find the records that make it fail by writing each alone."""
+    combined = WriteOutcome()
+    for item in pending:
+        own = list(history)
+        try:
+            outcome = _write(connector, entity, [item], retry, own, on_retry)
+        except PermanentError as exc:
+            if not probe():
+                raise  # the target refuses everything now (credentials, configuration): not this record's fault
+            letters.append(_dead_letter(flow_name, connector.system, item, str(exc),
+                                        [*own, Attempt(_now(), "rejected", str(exc))]))
+            continue
+        except TransientError as exc:
+            if not probe():
+                raise  # the target itself is down: not this record's fault
+            reason = f"retries exhausted while the target took other writes: {exc}"
+            letters.append(_dead_letter(flow_name, connector.system, item, reason,
+                                        [*own, Attempt(_now(), "exhausted", str(exc))]))
+            continue
+        combined.accepted += outcome.accepted
+        combined.rejected.update(outcome.rejected)
+    return combined
+
+
+def _dead_letter(flow_name: str, system: str, item: Pending, reason: str, attempts: Sequence[Attempt],
+                 held_by: int | None = None) -> NewDeadLetter:
+    payload = None if item.record.payload is None else msgspec.json.encode(item.record.payload).decode()
+    return NewDeadLetter(flow=flow_name, system=system, entity=item.entity, record_key=item.record.key,
+                         seq=item.seq, version=item.record.version, payload=payload, reason=reason,
+                         attempts=list(attempts), held_by=held_by)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 Link = tuple[str, str, str]

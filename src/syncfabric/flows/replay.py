@@ -123,8 +123,9 @@ def _replay_flow(
                 del accepted[key]
         delivered = {entry.id for entry, _ in accepted.values()}
         applied = tx.apply(entity, [record for _, record in accepted.values()])
-        tx.put_sources(entity, [NewSource(key, entry.flow, entry.payload, record.lineage.source_id)
-                                for key, (entry, record) in accepted.items()])
+        if estate.flows[entries[0].flow].keep_raw:
+            tx.put_sources(entity, [NewSource(key, accepted[key][0].flow, accepted[key][0].payload,
+                                              accepted[key][1].lineage.source_id) for key in applied.changed_keys])
         for entry in entries:
             outcome = outcomes[entry.id]
             if entry.id in delivered:

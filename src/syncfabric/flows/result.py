@@ -27,6 +27,10 @@ class FlowResult:
     """The first :data:`MAX_WARNINGS` warnings, as the run history keeps them."""
     checkpoint: str | None = None
     per_entity: dict[str, int] = field(default_factory=dict)
+    dead_lettered: int = 0
+    """Outbound: changes the target rejected, or parked behind a rejected change of their key."""
+    last_batch: int = 0
+    """Change-log entries the last delivered batch covered (outbound)."""
 
     @property
     def changed(self) -> int:
@@ -41,6 +45,8 @@ class FlowResult:
             "inserted": self.inserted, "updated": self.updated, "deleted": self.deleted,
             "per_entity": self.per_entity, "checkpoint": self.checkpoint,
         }
+        if self.dead_lettered:
+            detail["dead_lettered"] = self.dead_lettered
         if self.warned:
             detail["warned"] = self.warned
             detail["warnings"] = self.warnings

@@ -6,9 +6,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from syncfabric.errors import TransientError
+
+if TYPE_CHECKING:
+    from syncfabric.config.schema import RetrySpec
 
 T = TypeVar("T")
 
@@ -22,6 +25,12 @@ class RetryPolicy:
     max_delay: float = 30.0
     jitter: float = 0.2
     """Random spread, as a fraction of the delay, so that many workers do not retry in step."""
+
+    @classmethod
+    def from_spec(cls, spec: RetrySpec) -> RetryPolicy:
+        """The policy an estate file gives a flow (``delivery: {retry: ...}``)."""
+        return cls(max_attempts=spec.max_attempts, base_delay=spec.base_delay_seconds,
+                   max_delay=spec.max_delay_seconds, jitter=spec.jitter)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (attempts count from 1)."""

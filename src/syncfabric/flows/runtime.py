@@ -15,6 +15,7 @@ from syncfabric.errors import ConfigError
 from syncfabric.flows.inbound import run_inbound
 from syncfabric.flows.outbound import run_outbound
 from syncfabric.flows.result import FlowResult, Progress
+from syncfabric.flows.retry import RetryPolicy
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet
 from syncfabric.store import RunStatus, Store, open_store
@@ -78,10 +79,12 @@ class Runtime:
                         self.store, name, connector, field_map, mode=flow.mode,
                         source=flow.source or flow.entities[0], batch_id=f"run-{run_id}-{uuid.uuid4().hex[:8]}",
                         progress=progress, rules=self.rules(field_map.entity_cls.entity), watermark=flow.watermark,
+                        keep_raw=flow.keep_raw,
                     )
                 else:
                     result = run_outbound(self.store, name, connector, entities=flow.entities, mode=flow.mode,
-                                          batch_size=flow.batch_size, progress=progress)
+                                          batch_size=flow.batch_size, progress=progress,
+                                          retry=RetryPolicy.from_spec(flow.delivery.retry))
         except BaseException as exc:
             self.store.finish_run(run_id, RunStatus.FAILED, detail={"error": str(exc) or type(exc).__name__})
             raise

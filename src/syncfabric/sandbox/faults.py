@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -34,6 +34,9 @@ class Faults:
     """While on, every business request fails with 503 (and ``Retry-After`` when set)."""
     injected: int = 0
     """How many responses were failed on purpose so far."""
+    reject_keys: list[str] = field(default_factory=list)
+    """Records with these keys (key fields joined by ``/``) are rejected one by one, with a per-record error, by
+    systems that answer per record; the rest of their requests goes through."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -56,7 +59,8 @@ class Faults:
                 setattr(self, name, value)
 
     def clear(self) -> None:
-        self.update(latency_ms=0, fail_next_n=0, fail_status=503, retry_after=None, outage=False, injected=0)
+        self.update(latency_ms=0, fail_next_n=0, fail_status=503, retry_after=None, outage=False, injected=0,
+                    reject_keys=[])
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -73,6 +77,7 @@ class FaultSettings(BaseModel):
     fail_status: int | None = Field(default=None, ge=400, le=599)
     retry_after: float | None = Field(default=None, ge=0)
     outage: bool | None = None
+    reject_keys: list[str] | None = None
 
 
 def install_faults(app: FastAPI, faults: Faults, applies_to: Callable[[str], bool]) -> None:

@@ -16,7 +16,8 @@ Entities and their fields are in :mod:`~syncfabric.sandbox.planning_entities`; v
 explained in :mod:`~syncfabric.sandbox.planning_state`.
 
 Sandbox control surface (never authenticated; no faults apply to it), under ``/api/_sandbox/``:
-``GET received`` (write requests and per-entity outcomes), ``GET|POST faults`` (latency, failing responses,
+``GET received`` (write requests and per-entity outcomes), ``GET journal`` (every versioned record outcome, in
+the order applied), ``GET|POST faults`` (latency, failing responses,
 outage), ``POST reset`` (empty the platform and clear faults).
 """
 
@@ -47,7 +48,7 @@ def create_app(token: str | None = None, state_file: Path | None = None) -> Fast
     app.state.faults = faults
     install_faults(app, faults, applies_to=_is_business_path)
     app.include_router(_control_router(state, faults), prefix=SANDBOX_PREFIX)
-    app.include_router(_input_router(state, token))
+    app.include_router(_input_router(state, token, faults))
     return app
 
 
@@ -55,7 +56,7 @@ def _is_business_path(path: str) -> bool:
     return path.startswith("/api/") and not path.startswith(SANDBOX_PREFIX + "/")
 
 
-def _input_router(state: PlanningState, token: str | None) -> APIRouter:
+def _input_router(state: PlanningState, token: str | None, faults: Faults) -> APIRouter:
     def authenticate(request: Request) -> None:
         if token is None:
             return
@@ -84,10 +85,11 @@ def _input_router(state: PlanningState, token: str | None) -> APIRouter:
     async def write_records(app_name: str, entity: str, request: Request) -> JSONResponse:
         spec = _spec(app_name, entity)
         items = _records(await request.body())
+        refuse = frozenset(faults.reject_keys)
         if request.method == "DELETE":
-            results = state.delete(spec, items)
+            results = state.delete(spec, items, refuse=refuse)
         else:
-            results = state.write(spec, items, _MODES[request.method])
+            results = state.write(spec, items, _MODES[request.method], refuse=refuse)
         status = 200 if all(r["status"] == "ok" for r in results) else 207
         return JSONResponse({"results": results}, status_code=status)
 
@@ -101,6 +103,10 @@ def _control_router(state: PlanningState, faults: Faults) -> APIRouter:
     @router.get("/received")
     def received() -> dict[str, Any]:
         return {**state.received(), "faults_injected": faults.injected}
+
+    @router.get("/journal")
+    def journal() -> list[dict[str, Any]]:
+        return state.journal_entries()
 
     @router.post("/reset")
     def reset() -> dict[str, str]:

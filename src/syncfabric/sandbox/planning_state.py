@@ -24,7 +24,7 @@ import json
 import os
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +34,7 @@ from syncfabric.sandbox.planning_entities import ENTITIES, EntitySpec, dependent
 Key = tuple[str, ...]
 WriteMode = Literal["create", "upsert", "update"]
 EFFECTIVE = ("created", "updated", "deleted", "cascaded")
+JOURNAL_LIMIT = 200_000
 """Effects that changed what the platform holds."""
 
 
@@ -65,39 +66,48 @@ class PlanningState:
         self.tombstones: dict[str, dict[Key, dict[str, int]]] = {name: {} for name in ENTITIES}
         self.write_requests = 0
         self.effects: dict[str, Counter[str]] = defaultdict(Counter)
+        self.journal: list[dict[str, Any]] = []
 
     # ---- writes -------------------------------------------------------------------------------------------
 
-    def write(self, spec: EntitySpec, items: list[Any], mode: WriteMode) -> list[dict[str, Any]]:
-        """Create (POST), upsert (PUT) or update (PATCH) each record; one outcome per record, in order."""
+    def write(self, spec: EntitySpec, items: list[Any], mode: WriteMode,
+              refuse: Collection[str] = ()) -> list[dict[str, Any]]:
+        """Create (POST), upsert (PUT) or update (PATCH) each record; one outcome per record, in order.
+        Records whose key (joined by ``/``) is in ``refuse`` are rejected (an injected fault)."""
         with self._lock:
             self.write_requests += 1
-            results = [self._outcome(spec, index, item, lambda k, b: self._put(spec, k, b, mode))
+            results = [self._outcome(spec, index, item, lambda k, b: self._put(spec, k, b, mode), refuse)
                        for index, item in enumerate(items)]
             self._save()
             return results
 
-    def delete(self, spec: EntitySpec, items: list[Any]) -> list[dict[str, Any]]:
+    def delete(self, spec: EntitySpec, items: list[Any], refuse: Collection[str] = ()) -> list[dict[str, Any]]:
         """Delete each record named by its key fields; deleting an absent key is ``ok`` (effect ``absent``)."""
         with self._lock:
             self.write_requests += 1
-            results = [self._outcome(spec, index, item, lambda k, b: self._delete(spec, k, b))
+            results = [self._outcome(spec, index, item, lambda k, b: self._delete(spec, k, b), refuse)
                        for index, item in enumerate(items)]
             self._save()
             return results
 
-    def _outcome(self, spec: EntitySpec, index: int, item: Any, apply: Any) -> dict[str, Any]:
+    def _outcome(self, spec: EntitySpec, index: int, item: Any, apply: Any,
+                 refuse: Collection[str] = ()) -> dict[str, Any]:
         key: Key | None = None
         try:
             if not isinstance(item, dict):
                 raise ValueError("record must be a JSON object")
             body = dict(item)
             key = _key(spec, body)
+            if refuse and "/".join(key) in refuse:
+                raise ValueError(f"{spec.name} {'/'.join(key)} refused (injected fault)")
             effect = apply(key, body)
         except ValueError as exc:
             self.effects[spec.name]["rejected"] += 1
             return {"index": index, "key": _key_view(spec, key), "status": "error", "error": str(exc)}
         self.effects[spec.name][effect] += 1
+        if isinstance(item.get("_version"), int) and len(self.journal) < JOURNAL_LIMIT:
+            self.journal.append({"entity": spec.name, "key": "/".join(key), "stream": str(item.get("_stream") or ""),
+                                 "version": item["_version"], "effect": effect})
         return {"index": index, "key": _key_view(spec, key), "status": "ok", "effect": effect}
 
     def _put(self, spec: EntitySpec, key: Key, body: dict[str, Any], mode: WriteMode) -> str:
@@ -196,6 +206,12 @@ class PlanningState:
                 "effects": {e: dict(c) for e, c in sorted(self.effects.items())},
                 "held": {e: len(rows) for e, rows in self.records.items() if rows},
             }
+
+    def journal_entries(self) -> list[dict[str, Any]]:
+        """Every outcome of a versioned record (entity, key, stream, version, effect), in the order applied; kept in
+        memory only, for the first :data:`JOURNAL_LIMIT` records."""
+        with self._lock:
+            return list(self.journal)
 
     def reset(self) -> None:
         with self._lock:

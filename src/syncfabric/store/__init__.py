@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from syncfabric.store.base import (
+    Alert,
     ApplyResult,
+    Attempt,
     Change,
+    DeadLetter,
+    DeadLetterStatus,
     IncomingRecord,
     Lineage,
+    NewDeadLetter,
     NewQuarantine,
     NewQuarantineEvent,
     NewSource,
@@ -54,3 +59,4 @@ __all__ = [
     "QuarantineAction", "QuarantineEntry", "QuarantineEvent", "QuarantineStatus", "RunRecord", "RunStatus",
     "SourceRecord", "StateRow", "Store", "Transaction", "content_hash", "open_store",
 ]
+__all__ += ["Alert", "Attempt", "DeadLetter", "DeadLetterStatus", "NewDeadLetter"]

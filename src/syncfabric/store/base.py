@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -92,6 +93,8 @@ class ApplyResult:
     unchanged: int = 0
     deleted: int = 0
     last_seq: int | None = None
+    changed_keys: list[str] = field(default_factory=list)
+    """The keys ``apply`` inserted or updated (not those unchanged), in order."""
 
     @property
     def changed(self) -> int:
@@ -104,6 +107,7 @@ class ApplyResult:
         self.deleted += other.deleted
         if other.last_seq is not None:
             self.last_seq = other.last_seq
+        self.changed_keys += other.changed_keys
         return self
 
 
@@ -227,6 +231,73 @@ class RunRecord:
     detail: dict[str, object] = field(default_factory=dict)
 
 
+class DeadLetterStatus(StrEnum):
+    OPEN = "open"
+    """Not delivered; its key is held for its flow: later changes of the key are parked behind it."""
+    REPLAYED = "replayed"
+    DISCARDED = "discarded"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One step in a dead letter's history: a failed or rejected delivery, a parking, a replay, a discard."""
+
+    at: dt.datetime
+    outcome: str
+    """``failed`` (transient, retried), ``rejected`` (permanent), ``exhausted``, ``held``, ``replayed``,
+    ``replay_failed``, ``discarded``."""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewDeadLetter:
+    """A change an outbound flow could not deliver, or parked behind one of its key that it could not."""
+
+    flow: str
+    system: str
+    entity: str
+    record_key: str
+    seq: int
+    """The change-log entry (its newest, when a batch folded several changes of the key)."""
+    version: int
+    payload: str | None
+    """The canonical JSON sent (None for a deletion)."""
+    reason: str
+    attempts: Sequence[Attempt] = ()
+    held_by: int | None = None
+    """The dead letter of the same key this change is parked behind; None for the one that failed itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    flow: str
+    system: str
+    entity: str
+    record_key: str
+    seq: int
+    version: int
+    payload: str | None
+    reason: str
+    status: DeadLetterStatus
+    held_by: int | None
+    attempts: list[Attempt]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something a flow did by itself that people should know: a fallback to batch catch-up, a recovery."""
+
+    id: int
+    flow: str
+    kind: str
+    message: str
+    detail: dict[str, object]
+    raised_at: dt.datetime
+
+
 class Transaction(ABC):
     """Writes that commit together. Obtained from :meth:`Store.transaction`."""
 
@@ -271,6 +342,18 @@ class Transaction(ABC):
     def put_sources(self, entity: str, sources: Sequence[NewSource]) -> None:
         """Keep the raw records that the records stored in this transaction were mapped from, one per key (the
         newest replaces an older one). A raw record equal to the one kept writes nothing."""
+
+    @abstractmethod
+    def add_dead_letters(self, entries: Sequence[NewDeadLetter]) -> list[int]:
+        """Store changes a flow could not deliver (status open); returns their ids, in order."""
+
+    @abstractmethod
+    def update_dead_letters(
+        self, ids: Sequence[int], attempt: Attempt, *, status: DeadLetterStatus | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Append ``attempt`` to each entry's history; optionally set its status and reason. An unknown id raises
+        :class:`StoreError`."""
 
 
 class Store(ABC):
@@ -371,6 +454,41 @@ class Store(ABC):
                 ) -> Iterator[SourceRecord]:
         """Live records of an entity that have their raw source record kept, with it, ordered by key; optionally
         only those of one flow, or of some keys (at most 500)."""
+
+    @abstractmethod
+    def dead_letters(
+        self,
+        *,
+        status: DeadLetterStatus | None = DeadLetterStatus.OPEN,
+        flow: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[DeadLetter]:
+        """Dead letters, filtered, oldest first."""
+
+    @abstractmethod
+    def held_keys(self, flow: str) -> dict[tuple[str, str], int]:
+        """(entity, key) of every open dead letter of a flow, with the id of the oldest: the keys it holds back."""
+
+    @abstractmethod
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Open dead letters per flow."""
+
+    @abstractmethod
+    def raise_alert(self, flow: str, kind: str, message: str, detail: dict[str, object] | None = None) -> int:
+        """Record an alert (committed at once, like runs); returns its id."""
+
+    @abstractmethod
+    def alerts(self, flow: str | None = None, limit: int = 20) -> list[Alert]:
+        """Most recent alerts first."""
+
+    def wait_for_changes(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """Block until the change log may have grown, at most ``timeout`` seconds, or until ``stop`` is set.
+
+        The default waits out the timeout (a consumer then polls); a backend told of commits returns as soon as
+        one happens (PostgreSQL: LISTEN/NOTIFY). Either way the caller reads the log afterwards to see."""
+        (stop or threading.Event()).wait(timeout)
 
     @abstractmethod
     def close(self) -> None: ...

@@ -7,6 +7,8 @@ Needs the ``postgres`` extra: ``pip install syncfabric[postgres]``.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Any
 
 import msgspec
@@ -18,6 +20,8 @@ from syncfabric.errors import ConfigError
 from syncfabric.store import tables as t
 from syncfabric.store.sql import STATE_UPDATES, BulkWriter, SqlStore
 
+CHANGE_CHANNEL = "sf_change_log"
+"""The notification channel every commit that appends to the change log notifies (``NOTIFY sf_change_log``)."""
 WRITE_LOCK_KEY = 0x5346_5354_4F52_4531
 """The advisory lock every write transaction takes (the bytes of ``SFSTORE1``)."""
 
@@ -106,6 +110,9 @@ class PostgresStore(SqlStore):
         except ImportError:
             raise ConfigError(["the PostgreSQL store needs psycopg 3: pip install 'syncfabric[postgres]'"]) from None
         self._driver_errors = (psycopg.Error,)
+        self._libpq_url = target.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._listeners: list[Any] = []
+        self._listeners_lock = threading.Lock()
         # pre-ping: a connection that died while idle in the pool (server restart, failover) is replaced, not used.
         super().__init__(url, create_engine(target, pool_pre_ping=True))
 
@@ -122,4 +129,37 @@ class PostgresStore(SqlStore):
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
 
     def _allocate_seqs(self, conn: Connection, n: int) -> list[int]:
-        return sorted(int(seq) for seq in conn.execute(_ALLOCATE, {"n": n}).scalars())
+        seqs = sorted(int(seq) for seq in conn.execute(_ALLOCATE, {"n": n}).scalars())
+        conn.execute(text(f"NOTIFY {CHANGE_CHANNEL}"))  # sent to listeners when this transaction commits
+        return seqs
+
+    # -- change notifications ---------------------------------------------------------------------------------------
+
+    def wait_for_changes(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """Wait for a commit that appended to the change log (``LISTEN sf_change_log``), at most ``timeout``.
+
+        Each thread listens on a connection of its own, opened on first use, so that consumers in several threads
+        are all woken. A notification may come from another store in the same database: the caller reads the log
+        to see what is new, so a spurious wake-up costs one query."""
+        if stop is not None and stop.is_set():
+            return
+        with self._errors("wait for change-log notifications"):
+            listener = getattr(self._local, "listener", None)
+            if listener is None or listener.closed:
+                import psycopg
+
+                listener = psycopg.connect(self._libpq_url, autocommit=True)
+                listener.execute(f"LISTEN {CHANGE_CHANNEL}")
+                self._local.listener = listener
+                with self._listeners_lock:
+                    self._listeners.append(listener)
+            for _ in listener.notifies(timeout=timeout, stop_after=1):
+                pass
+
+    def close(self) -> None:
+        with self._listeners_lock:
+            listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            with contextlib.suppress(Exception):  # best effort: the server drops the session anyway
+                listener.close()
+        super().close()

@@ -36,10 +36,15 @@ from sqlalchemy.sql import Executable
 from syncfabric.errors import StoreError
 from syncfabric.store import tables as t
 from syncfabric.store.base import (
+    Alert,
     ApplyResult,
+    Attempt,
     Change,
+    DeadLetter,
+    DeadLetterStatus,
     IncomingRecord,
     Lineage,
+    NewDeadLetter,
     NewQuarantine,
     NewQuarantineEvent,
     NewSource,
@@ -440,6 +445,67 @@ class SqlStore(Store):
                 yield SourceRecord(entity=entity, key=row.key, flow=row.flow, source_id=row.source_id, raw=row.raw,
                                    payload=row.payload.encode("utf-8"), version=row.version,
                                    mapping_version=row.mapping_version or "")
+    # -- dead letters and alerts ------------------------------------------------------------------------------------
+
+    def dead_letters(
+        self,
+        *,
+        status: DeadLetterStatus | None = DeadLetterStatus.OPEN,
+        flow: str | None = None,
+        entity: str | None = None,
+        key: str | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[DeadLetter]:
+        d = t.dead_letter
+        stmt = select(d).order_by(d.c.id)
+        if status is not None:
+            stmt = stmt.where(d.c.status == DeadLetterStatus(status).value)
+        for column, value in ((d.c.flow, flow), (d.c.entity, entity), (d.c.record_key, key)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if ids is not None:
+            if not ids:
+                return []
+            stmt = stmt.where(d.c.id.in_(list(ids)))
+        with self._reading("read dead letters") as conn:
+            return [_dead_letter(row) for row in conn.execute(stmt)]
+
+    def held_keys(self, flow: str) -> dict[tuple[str, str], int]:
+        d = t.dead_letter
+        stmt = (
+            select(d.c.entity, d.c.record_key, func.min(d.c.id))
+            .where(d.c.flow == flow, d.c.status == DeadLetterStatus.OPEN.value)
+            .group_by(d.c.entity, d.c.record_key)
+        )
+        with self._reading(f"read the keys {flow} holds") as conn:
+            return {(entity, key): int(first) for entity, key, first in conn.execute(stmt)}
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        d = t.dead_letter
+        stmt = (select(d.c.flow, func.count()).where(d.c.status == DeadLetterStatus.OPEN.value)
+                .group_by(d.c.flow).order_by(d.c.flow))
+        with self._reading("count dead letters") as conn:
+            return {flow: int(n) for flow, n in conn.execute(stmt)}
+
+    def raise_alert(self, flow: str, kind: str, message: str, detail: dict[str, object] | None = None) -> int:
+        try:
+            detail_text = _json(detail or {})
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise StoreError(f"raise alert for {flow}: detail is not JSON-serializable: {exc}") from exc
+        with self._autonomous(f"raise an alert for {flow}") as conn:
+            alert_id = conn.execute(t.alert.insert().returning(t.alert.c.id), {
+                "flow": flow, "kind": kind, "message": message, "detail": detail_text, "raised_at": _now(),
+            }).scalar_one()
+        return int(alert_id)
+
+    def alerts(self, flow: str | None = None, limit: int = 20) -> list[Alert]:
+        stmt = select(t.alert).order_by(t.alert.c.id.desc()).limit(max(limit, 0))
+        if flow is not None:
+            stmt = stmt.where(t.alert.c.flow == flow)
+        with self._reading("read alerts") as conn:
+            return [Alert(id=row.id, flow=row.flow, kind=row.kind, message=row.message,
+                          detail=msgspec.json.decode(row.detail, type=dict[str, object]), raised_at=row.raised_at)
+                    for row in conn.execute(stmt)]
 
     def close(self) -> None:
         if not self._closed:
@@ -579,6 +645,7 @@ class SqlTransaction(Transaction):
                 for (record, version, digest, text), seq in zip(changed, seqs, strict=True)
             ])
         result.last_seq = seqs[-1]
+        result.changed_keys = [record.key for record, _, _, _ in changed]
         return result
 
     def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = NO_LINEAGE) -> ApplyResult:
@@ -720,6 +787,48 @@ class SqlTransaction(Transaction):
         with store._errors(f"keep the source records of {entity}"):
             writer.execute(conn, list(rows.values()))
 
+    def add_dead_letters(self, entries: Sequence[NewDeadLetter]) -> list[int]:
+        conn = self._live()
+        if not entries:
+            return []
+        now = _now()
+        rows = [
+            {"flow": e.flow, "system": e.system, "entity": e.entity, "record_key": e.record_key, "seq": e.seq,
+             "version": e.version, "payload": e.payload, "reason": e.reason,
+             "status": DeadLetterStatus.OPEN.value, "held_by": e.held_by,
+             "attempts": _json([_attempt_json(a) for a in e.attempts]), "created_at": now, "updated_at": now}
+            for e in entries
+        ]
+        stmt = t.dead_letter.insert().returning(t.dead_letter.c.id, sort_by_parameter_order=True)
+        with self._store._errors("add dead letters"):
+            return [int(row[0]) for row in conn.execute(stmt, rows)]
+
+    def update_dead_letters(
+        self, ids: Sequence[int], attempt: Attempt, *, status: DeadLetterStatus | None = None,
+        reason: str | None = None,
+    ) -> None:
+        conn = self._live()
+        unique = sorted(set(ids))
+        if not unique:
+            return
+        d = t.dead_letter
+        with self._store._errors("update dead letters"):
+            found = {row.id: row.attempts for row in conn.execute(
+                select(d.c.id, d.c.attempts).where(d.c.id.in_(unique)))}
+            missing = sorted(set(unique) - set(found))
+            if missing:
+                raise StoreError(f"update dead letters: no dead letter {', '.join(map(str, missing[:20]))}")
+            now = _now()
+            for entry_id in unique:
+                history = msgspec.json.decode(found[entry_id], type=list[dict[str, str]])
+                history.append(_attempt_json(attempt))
+                values: dict[str, Any] = {"attempts": _json(history), "updated_at": now}
+                if status is not None:
+                    values["status"] = DeadLetterStatus(status).value
+                if reason is not None:
+                    values["reason"] = reason
+                conn.execute(d.update().where(d.c.id == entry_id).values(**values))
+
 
 def _source_writer(insert: Callable[..., Any], dialect: Dialect) -> BulkWriter:
     """An upsert of raw source records that leaves a row alone when its raw record did not change."""
@@ -793,3 +902,17 @@ def _xref_external(conn: Connection, system: str, entity: str, key: str) -> str 
         select(x.c.external_id).where(x.c.system == system, x.c.entity == entity, x.c.canonical_key == key)
     ).scalar_one_or_none()
     return external_id
+
+
+def _attempt_json(attempt: Attempt) -> dict[str, str]:
+    return {"at": attempt.at.astimezone(dt.UTC).isoformat(), "outcome": attempt.outcome, "detail": attempt.detail}
+
+
+def _dead_letter(row: Row[Any]) -> DeadLetter:
+    attempts = [Attempt(at=dt.datetime.fromisoformat(a["at"]), outcome=a["outcome"], detail=a.get("detail", ""))
+                for a in msgspec.json.decode(row.attempts, type=list[dict[str, str]])]
+    return DeadLetter(
+        id=row.id, flow=row.flow, system=row.system, entity=row.entity, record_key=row.record_key, seq=row.seq,
+        version=row.version, payload=row.payload, reason=row.reason, status=DeadLetterStatus(row.status),
+        held_by=row.held_by, attempts=attempts, created_at=row.created_at, updated_at=row.updated_at,
+    )

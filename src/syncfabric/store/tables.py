@@ -183,7 +183,6 @@ source = Table(
     Column("payload", Text, nullable=False),  # the raw record as received (a CSV row as JSON, a document)
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("entity", "key"),
-    Index(None, "entity", "flow"),
 )
 """The raw input behind each key's current state, so that a changed mapping can be tried on what is stored."""
 
@@ -195,4 +194,38 @@ lease = Table(
     Column("acquired_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("name"),
+)
+
+dead_letter = Table(
+    "sf_dead_letter",
+    metadata,
+    Column("id", SEQUENCE, autoincrement=True),
+    Column("flow", String, nullable=False),
+    Column("system", String, nullable=False),
+    Column("entity", String, nullable=False),
+    Column("record_key", String, nullable=False),
+    Column("seq", SEQUENCE, nullable=False),  # the change-log entry it holds
+    Column("version", Integer, nullable=False),
+    Column("payload", Text, nullable=True),  # canonical JSON; NULL for a deletion
+    Column("reason", Text, nullable=False),
+    Column("status", String, nullable=False),
+    Column("held_by", SEQUENCE, nullable=True),  # the dead letter of the same key this change is parked behind
+    Column("attempts", Text, nullable=False),  # JSON list of {at, outcome, detail}
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("id"),
+    Index(None, "flow", "status", "entity", "record_key"),
+)
+
+alert = Table(
+    "sf_alert",
+    metadata,
+    Column("id", SEQUENCE, autoincrement=True),
+    Column("flow", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("detail", Text, nullable=False),  # JSON object
+    Column("raised_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("id"),
+    Index(None, "flow", "id"),
 )

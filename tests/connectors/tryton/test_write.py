@@ -10,6 +10,7 @@ import pytest
 from tests.connectors.tryton.conftest import connector_for
 
 from syncfabric.connectors.base import OutboundRecord
+from syncfabric.flows.deadletters import plan, replay_keys
 from syncfabric.model import Quantity
 from syncfabric.model.planning import PlannedOrder
 from syncfabric.store import IncomingRecord, Lineage
@@ -120,7 +121,7 @@ def test_a_make_order_becomes_one_production_with_the_moves_of_its_bom(tryton_ru
     assert runtime.store.xref_external("erp-tryton", "planned_order", order.key) == f"production,{production['id']}"
 
 
-def test_a_tryton_user_error_lands_the_planned_order_in_quarantine_with_its_message(
+def test_a_tryton_user_error_dead_letters_the_planned_order_with_its_message_until_replayed_after_a_fix(
         tryton_runtime, tryton_seed, goods) -> None:
     runtime, seed = tryton_runtime, tryton_seed
     good = planned(seed.code("PO-OK"), "buy", goods["steel"]["code"], "5", "KG", supplier=goods["mill"]["code"])
@@ -128,13 +129,22 @@ def test_a_tryton_user_error_lands_the_planned_order_in_quarantine_with_its_mess
     bad = planned(seed.code("PO-BAD"), "buy", goods["widget"]["code"], "5", "EA", supplier=goods["mill"]["code"])
     put(runtime, good, bad)
     result = runtime.run_flow(FLOW)
-    assert (result.records_out, result.quarantined) == (1, 1)
-    (entry,) = runtime.store.quarantine(flow=FLOW)
-    assert entry.record_key == bad.key and entry.system == "erp-tryton"
-    assert "Tryton: " in entry.reasons[0] and "not valid according to its domain" in entry.reasons[0]
-    assert msgspec.json.decode(entry.payload)["item_id"] == goods["widget"]["code"]  # replayable after a fix
+    assert (result.records_out, result.dead_lettered) == (1, 1)
+    (letter,) = runtime.store.dead_letters(flow=FLOW)
+    assert letter.record_key == bad.key and letter.system == "erp-tryton"
+    assert "Tryton: " in letter.reason and "not valid according to its domain" in letter.reason
+    assert msgspec.json.decode(letter.payload)["item_id"] == goods["widget"]["code"]
     assert len(seed.documents("purchase.purchase", good.key)) == 1
     assert seed.documents("purchase.purchase", bad.key) == []
+
+    # Fixed in Tryton (the widget may be bought now), the planned order is replayed: one purchase, once.
+    seed.x("product.template", "write", [goods["widget"]["template"]],
+           {"purchasable": True, "purchase_uom": seed.unit("u")})
+    with runtime.connector("erp-tryton") as connector:
+        for _ in range(2):
+            replay_keys(runtime.store, connector, plan(runtime.store, runtime.store.dead_letters(flow=FLOW)))
+    assert runtime.store.dead_letters(flow=FLOW) == []
+    assert len(seed.documents("purchase.purchase", bad.key)) == 1
 
 
 def test_only_approved_orders_are_sent_and_quotation_runs_the_quote_button(

@@ -49,6 +49,13 @@ class FilesConnector(Connector):
     config: FilesConfig
     page_size = 1000
 
+    @classmethod
+    def source_problems(cls, config: FilesConfig, source: str, mode: str) -> list[str]:
+        if "/" in source or "\\" in source:
+            return [f"source {source!r} must be a file name pattern inside the folder ({config.folder}), without "
+                    "'/': point folder at the subfolder instead"]
+        return []
+
     @property
     def folder(self) -> Path:
         return (self.base_dir / self.config.folder).resolve()

@@ -1,11 +1,13 @@
-"""Canonical records that become several kinds of frePPLe record: calendars, bills of material and forecasts.
+"""Canonical records that become several kinds of frePPLe record: calendars, bills of material, routings and
+forecasts.
 
 A bill of material is an ``operation`` (``<item> @ <location>``, plus `` (<alternative>)`` when the item has
 several) that produces the item (frePPLe adds the producing flow itself from the operation's ``item``) and one
 ``operationmaterial`` per component, consumed at the operation's start with its quantity per unit of the parent
 (scrap included; per order for a fixed quantity); a by-product (negative quantity) is produced at the end.
-Components the BOM no longer has are deleted; deleting the BOM deletes the operation, and frePPLe deletes its
-materials with it. A production order (:mod:`.shapes`) names its BOM's operation.
+Components the BOM no longer has are deleted; deleting the BOM deletes the operation, and frePPLe deletes what
+refers to it (its materials, a routing's resource loads, manufacturing orders). A production order
+(:mod:`.shapes`) names its BOM's operation.
 
 A forecast period is a ``forecastplan`` bucket of the forecast (``forecast``: one per item, location and
 customer, written without a version because every period writes the same header) holding one measure:
@@ -26,7 +28,15 @@ from decimal import Decimal
 from typing import Any
 
 from syncfabric.connectors.base import OutboundRecord
-from syncfabric.connectors.planning.shapes import UNKNOWN_CUSTOMER, Method, end_of, operation_name, start_of
+from syncfabric.connectors.planning.shapes import (
+    UNKNOWN_CUSTOMER,
+    Method,
+    duration_text,
+    end_of,
+    operation_name,
+    start_of,
+    suffixed,
+)
 from syncfabric.model import KEY_SEPARATOR
 
 Step = tuple[int, str, Method, dict[str, Any]]
@@ -51,7 +61,7 @@ class BomComposite:
             return [(3, "operation", "DELETE", {"name": name, **marks})]
         bom = record.payload
         steps: list[Step] = [(0, "operation", "PUT", {
-            "name": name, "type": "fixed_time", "item": item_id, "location": location_id,
+            "name": name, "type": "time_per", "item": item_id, "location": location_id,
             "description": bom.get("description") or f"bill of material of {item_id}",
             "priority": float(bom.get("priority", 1)), "effective_start": start_of(bom.get("valid_from")),
             "effective_end": end_of(bom.get("valid_to")), "source": source, **marks,
@@ -84,6 +94,49 @@ def _materials(bom: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         })
         body[field_name] = float(Decimal(str(body[field_name])) + amount)
     return found
+
+
+_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86_400}
+ROUTING_FIELDS = ("duration", "duration_per", "posttime")
+
+
+@dataclass
+class RoutingComposite:
+    """A routing gives its BOM's operation (same name; created with the routing's fields if the BOM is not there
+    yet) its times, summed over the steps: ``duration`` the setup times, ``duration_per`` the run times per unit,
+    ``posttime`` the waiting times; and one ``operationresource`` per work center it loads. Deleting the routing
+    clears those times and deletes its resource loads; the operation stays with its BOM."""
+
+    entity: str = "routing"
+
+    def plan(self, record: OutboundRecord, source: str, held: dict[str, set[str]], rows: Rows) -> list[Step]:
+        item_id, location_id, alternative = record.key.split(KEY_SEPARATOR)
+        name = operation_name(item_id, location_id, alternative)
+        marks = {"_version": record.version, "_stream": self.entity}
+        routing = record.payload
+        if routing is None:
+            times: dict[str, Any] = dict.fromkeys(ROUTING_FIELDS)
+            loads: set[str] = set()
+        else:
+            totals = dict.fromkeys(ROUTING_FIELDS, Decimal(0))
+            loads = set()
+            for step in routing["operations"]:
+                unit = _SECONDS[step.get("time_unit", "min")]
+                totals["duration"] += Decimal(str(step.get("setup_time", 0))) * unit
+                totals["duration_per"] += Decimal(str(step["run_time_per_unit"])) * unit
+                totals["posttime"] += Decimal(str(step.get("post_time", 0))) * unit
+                loads.add(suffixed(step["work_center_id"], location_id))
+            times = {field: duration_text(dt.timedelta(seconds=float(seconds))) for field, seconds in totals.items()}
+        steps: list[Step] = [(0, "operation", "PUT", {"name": name, "item": item_id, "location": location_id,
+                                                      **times, "source": source, **marks})]
+        steps += [(1, "operationresource", "PUT", {"operation": name, "resource": resource, "quantity": 1.0,
+                                                   "source": source, **marks}) for resource in sorted(loads)]
+        now = held[record.key] if record.key in held else {
+            row["resource"] for row in rows("operationresource", {"operation": name})}
+        steps += [(2, "operationresource", "DELETE", {"operation": name, "resource": gone, **marks})
+                  for gone in sorted(now - loads)]
+        held[record.key] = loads
+        return steps
 
 
 MEASURES = {"final": "forecastoverride", "statistical": "forecastbaseline"}
@@ -188,9 +241,10 @@ def _clock(text: str) -> str:
     return dt.time.fromisoformat(text).strftime("%H:%M:%S")
 
 
-COMPOSITES: dict[str, BomComposite | ForecastComposite | CalendarComposite] = {
+COMPOSITES: dict[str, BomComposite | RoutingComposite | ForecastComposite | CalendarComposite] = {
     "calendar": CalendarComposite(),
     "bill_of_material": BomComposite(),
+    "routing": RoutingComposite(),
     "forecast": ForecastComposite(),
 }
 """Canonical entities written as several frePPLe entities."""

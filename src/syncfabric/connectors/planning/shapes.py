@@ -14,12 +14,11 @@ Quantities are sent as they are in the canonical record, which mapping has alrea
 Orders with lines (sales and purchase orders) become one frePPLe record per line (:class:`LinesShape`); the
 connector finds the lines an order no longer has by reading the order's records and deletes them.
 
-Calendars, bills of material and forecasts become several frePPLe entities each (:mod:`.composite`); a
-production order is a manufacturing order of its BOM's operation.
+Calendars, bills of material, routings and forecasts become several frePPLe entities each
+(:mod:`.composite`); a production order is a manufacturing order of its BOM's operation.
 
-Not shaped yet: routings (``operationresource`` loads and durations on the BOM's operation), safety stock
-targets (they compete with ``item_location`` for a buffer's ``minimum``), units and unit conversions (frePPLe
-has no such tables), plan runs and planned orders (they come from planning).
+Not shaped yet: safety stock targets (they compete with ``item_location`` for a buffer's ``minimum``), units and
+unit conversions (frePPLe has no such tables), plan runs and planned orders (they come from planning).
 """
 
 from __future__ import annotations
@@ -172,7 +171,11 @@ def duration(days: Any) -> str | None:
     """Days as frePPLe's REST duration text, as Django writes it: ``3 00:00:00``, ``12:00:00``."""
     if days is None:
         return None
-    delta = dt.timedelta(days=float(Decimal(str(days))))
+    return duration_text(dt.timedelta(days=float(Decimal(str(days)))))
+
+
+def duration_text(delta: dt.timedelta) -> str:
+    """A time span as frePPLe's REST duration text."""
     minutes, seconds = divmod(delta.seconds, 60)
     hours, minutes = divmod(minutes, 60)
     text = f"{hours:02d}:{minutes:02d}:{seconds:02d}"

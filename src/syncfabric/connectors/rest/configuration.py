@@ -28,10 +28,10 @@ class RestEndpoint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     params: dict[str, str] = {}
     """Fixed query parameters sent with every request (``status: active``)."""
     key: list[str] = msgspec.field(default_factory=lambda: ["id"])
-    """Fields of a record that identify it, shown in its location (``items:A-100``)."""
+    """Fields (or dotted paths) of a record that identify it, shown in its location (``items:A-100``)."""
     watermark: str | None = None
-    """Field of a record that grows with every change (``updated_at``): net-change reads ask for records at or
-    after the highest one already read, less ``overlap``."""
+    """Field (or dotted path) of a record that grows with every change (``updated_at``, ``meta.modified``):
+    net-change reads ask for records at or after the highest one already read, less ``overlap``."""
     watermark_param: str | None = None
     """Query parameter that takes the watermark (``updated_since``, ``modified_after``)."""
     overlap: Annotated[float, msgspec.Meta(ge=0)] = 0.0

@@ -118,7 +118,7 @@ class RestConnector(Connector):
         params = {endpoint.watermark_param: str(lower)} if lower is not None else {}
         for records, problems, following in self._pages(entity, params, saved.next):
             for record in records:
-                value = record.data.get(endpoint.watermark)
+                value = _at(record.data, endpoint.watermark)
                 if isinstance(value, str | int | float) and not isinstance(value, bool):
                     high = wm.later(high, value)
             if following is None:
@@ -178,7 +178,7 @@ class RestConnector(Connector):
                                             reason=f"expected a JSON object, got {type(row).__name__} @ {where} "
                                                    f"(GET {response.request.url})"))
                 continue
-            key = [row.get(name) for name in endpoint.key]
+            key = [_at(row, name) for name in endpoint.key]
             shown = "|".join(str(part) for part in key) if all(part is not None for part in key) else where
             records.append(RawRecord(row, location=f"{entity}:{shown}"))
         return records, problems

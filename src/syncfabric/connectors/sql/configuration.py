@@ -46,6 +46,9 @@ class SqlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """Rows per page: per query and per commit to the store."""
     connect_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     """Limit for opening a connection (PostgreSQL) or waiting for a lock (SQLite); running into it is retried."""
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
+    """Tries per page query on transient failures (a lost connection is opened again, a lock waited for), with
+    capped exponential backoff; then the run fails and the next one resumes after the last committed page."""
 
     def __post_init__(self) -> None:
         from sqlalchemy.engine import make_url

@@ -14,7 +14,7 @@ read; the cursor after its last page keeps only the highest watermark.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from syncfabric.connectors.base import Capability, Connector, Page, RawRecord
 from syncfabric.connectors.sql.configuration import SqlConfig, SqlSource
 from syncfabric.connectors.sql.exceptions import translate_error
 from syncfabric.errors import PermanentError
+from syncfabric.flows.retry import RetryPolicy, call_with_retry
 
 
 class FullCursor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -135,11 +136,10 @@ class SqlConnector(Connector):
                 query = base.order_by(*keys).limit(self.config.page_size)
                 if after is not None:
                     query = query.where(_after(keys, after))
-                rows = [dict(row._mapping) for row in conn.execute(query)]
-                conn.rollback()  # end the read transaction: hold no lock on the source while the page is stored
+                names, rows = self._fetch(conn, query, entity)
                 if rows:
-                    after = [rows[-1][key.name] for key in keys]
-                records = [self._record(entity, row, keys) for row in rows]
+                    after = [rows[-1][names.index(key.name)] for key in keys]
+                records = self._records(entity, names, rows, [key.name for key in keys])
                 if len(rows) < self.config.page_size:
                     yield Page(records, msgspec.json.encode(FullCursor(done=True)).decode(), complete=True)
                     return
@@ -169,13 +169,12 @@ class SqlConnector(Connector):
                 query = base.order_by(*order).limit(self.config.page_size)
                 if after is not None:
                     query = query.where(_after(order, after))
-                rows = [dict(row._mapping) for row in conn.execute(query)]
-                conn.rollback()  # end the read transaction: hold no lock on the source while the page is stored
-                for row in rows:
-                    high = wm.later(high, row[mark.name])
-                if rows:
-                    after = [rows[-1][element.name] for element in order]
-                records = [self._record(entity, row, order[1:]) for row in rows]
+                names, rows = self._fetch(conn, query, entity)
+                position = [names.index(element.name) for element in order]
+                if rows:  # in watermark order, so the last row holds the page's highest watermark
+                    high = wm.later(high, rows[-1][position[0]])
+                    after = [rows[-1][index] for index in position]
+                records = self._records(entity, names, rows, key_names)
                 if len(rows) < self.config.page_size:
                     final = ChangesCursor(high=None if high is None else wm.tag(high))
                     yield Page(records, msgspec.json.encode(final).decode())
@@ -210,9 +209,31 @@ class SqlConnector(Connector):
                                  f"{', '.join(table.c.keys())})", system=self.system, entity=entity)
         return select(table), dict(table.c.items()), keys
 
-    def _record(self, entity: str, row: dict[str, Any], keys: Sequence[Any]) -> RawRecord:
-        where = "|".join(str(row[key.name]) for key in keys)
-        return RawRecord(msgspec.to_builtins(row), location=f"{entity}:{where}")
+    def _records(self, entity: str, names: list[str], rows: list[Any], key_names: list[str]) -> list[RawRecord]:
+        """Rows as raw records of JSON builtins (date-times and decimals as text, as any other source gives them),
+        each located by its key (``items:A-100``)."""
+        data = msgspec.to_builtins([dict(zip(names, row, strict=True)) for row in rows])
+        at = [names.index(name) for name in key_names]
+        return [RawRecord(values, location=f"{entity}:{'|'.join(str(row[i]) for i in at)}")
+                for values, row in zip(data, rows, strict=True)]
+
+    def _fetch(self, conn: Any, query: Select[Any], entity: str) -> tuple[list[str], list[Any]]:
+        """Column names and rows of a page, retried on transient failures (SQLAlchemy opens a lost connection again
+        once the failed transaction is rolled back). The read transaction ends with the page, so that no lock is
+        held on the source while the page is stored."""
+
+        def once() -> tuple[list[str], list[Any]]:
+            try:
+                result = conn.execute(query)
+                names, rows = list(result.keys()), result.fetchall()
+                conn.rollback()
+            except SQLAlchemyError as exc:
+                with suppress(SQLAlchemyError):
+                    conn.rollback()
+                raise translate_error(exc, system=self.system, entity=entity) from exc
+            return names, rows
+
+        return call_with_retry(once, RetryPolicy(max_attempts=self.config.max_attempts, max_delay=10.0))
 
     @contextmanager
     def _translating(self, entity: str = "") -> Iterator[None]:

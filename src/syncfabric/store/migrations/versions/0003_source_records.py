@@ -33,7 +33,6 @@ def upgrade() -> None:
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("entity", "key", name="pk_sf_source"),
     )
-    op.create_index("ix_sf_source_entity_flow", "sf_source", ["entity", "flow"])
     with op.batch_alter_table("sf_quarantine") as batch:
         batch.add_column(sa.Column("mapping_version", sa.String(), nullable=False, server_default=""))
 
@@ -41,5 +40,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("sf_quarantine") as batch:
         batch.drop_column("mapping_version")
-    op.drop_index("ix_sf_source_entity_flow", table_name="sf_source")
     op.drop_table("sf_source")

@@ -1,0 +1,214 @@
+"""Subscribes to an MQTT broker with QoS 1 in a persistent session, and acknowledges a message only after it is
+durably in the store.
+
+Each subscribing flow connects with its own fixed client id (``<client_id>-<flow>``) and ``clean_session`` off,
+so the broker keeps the subscription and queues what plants publish while syncfabric is down; on reconnect it
+delivers that first. Acknowledgement is manual: the PUBACK for a message is sent by :class:`Received.ack`, which
+the flow calls after the transaction holding the message committed. A message received but not acknowledged when
+the process dies (or the connection drops) stays in the broker's session and is delivered again; events are keyed
+by their own ids, so a second delivery changes nothing in the store.
+
+The broker bounds how many unacknowledged messages it sends at once (mosquitto: ``max_inflight_messages``,
+default 20): that is also the largest batch a flow can commit, so raise it for throughput (1000 is reasonable).
+
+aiomqtt (``pip install 'syncfabric[mqtt]'``) runs on an asyncio loop in a thread of its own; the flow takes
+messages from an :class:`~syncfabric.connectors.inbox.Inbox`. aiomqtt 2.x does not expose paho-mqtt's manual
+acknowledgement, so the paho client underneath is switched to it before connecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Any
+
+import msgspec
+
+from syncfabric.connectors.base import Acknowledgement, Capability, Connector, RawRecord, Received, RejectedRaw
+from syncfabric.connectors.inbox import Inbox, Subscription
+from syncfabric.connectors.mqtt.configuration import MqttConfig
+from syncfabric.connectors.mqtt.exceptions import describe_payload_error, translate_error
+from syncfabric.errors import ConnectorError, PermanentError
+
+QOS = 1
+
+
+class MqttConnector(Connector):
+    kind = "mqtt"
+    capabilities = Capability.SUBSCRIBE
+    config_type = MqttConfig
+    config: MqttConfig
+    secret_names = ("username", "password")
+
+    @property
+    def where(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    def topic_filter(self, entity: str) -> str:
+        """A flow's ``source`` is an MQTT topic filter (``mfg/machine/down/+``); a bare entity name stands for
+        its topic in the event catalog, at every site."""
+        if "/" in entity or "+" in entity or "#" in entity:
+            return entity
+        from syncfabric.events.catalog import event_type
+
+        try:
+            return event_type(entity).mqtt_filter
+        except KeyError as exc:
+            raise PermanentError(f"{exc.args[0]}; give the flow a source (an MQTT topic filter)",
+                                 system=self.system, entity=entity) from None
+
+    def test_connection(self) -> None:
+        session = _Session(self, "", client_id=f"{self.config.client_id}-probe", clean=True)
+        session.start()
+        session.stop()
+
+    def subscribe(self, entity: str, *, durable: str, batch_size: int = 500, max_wait: float = 0.02,
+                  poll: float = 0.5) -> Subscription:
+        session = _Session(self, self.topic_filter(entity), client_id=f"{self.config.client_id}-{durable}")
+        session.start()
+        return Subscription(session.inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
+                            on_close=session.stop)
+
+
+class _Session:
+    """One MQTT client on its own thread and event loop: connects, subscribes, and feeds the inbox; reconnects
+    with capped backoff when the connection is lost (the broker re-sends what we had not acknowledged)."""
+
+    def __init__(self, connector: MqttConnector, topic: str, *, client_id: str, clean: bool = False) -> None:
+        self.connector = connector
+        self.config = connector.config
+        self.topic = topic
+        self.client_id = client_id
+        self.clean = clean
+        self.inbox = Inbox()
+        self._ready = threading.Event()
+        self._error: ConnectorError | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._generation = 0
+        """Counts connections: an acknowledgement for a message of an earlier connection is not sent (the
+        broker delivers that message again on the new one)."""
+        self._paho: Any = None
+        self._thread = threading.Thread(target=self._run, name=f"mqtt-{client_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+
+    def stop(self) -> None:
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(task.cancel)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # never leave start() waiting
+            if not self._ready.is_set():
+                self._error = self._translated(exc)
+                self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        delay = 0.5
+        while True:
+            try:
+                await self._connected()
+                if not self.topic:  # a connection test: connected once, done
+                    return
+                delay = 0.5
+            except asyncio.CancelledError:
+                return
+            except Exception as exc:
+                error = self._translated(exc)
+                if not self._ready.is_set() or isinstance(error, PermanentError):
+                    if self._ready.is_set():
+                        self.inbox.fail(error)
+                    else:
+                        self._error = error
+                        self._ready.set()
+                    return
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                return
+            delay = min(delay * 2, self.config.reconnect_max_seconds)
+
+    def _translated(self, error: BaseException) -> ConnectorError:
+        if isinstance(error, ConnectorError):
+            return error
+        return translate_error(error, system=self.connector.system, where=self.connector.where)
+
+    async def _connected(self) -> None:
+        try:
+            import aiomqtt
+        except ImportError as exc:
+            raise PermanentError("the mqtt connector needs aiomqtt: pip install 'syncfabric[mqtt]'",
+                                 system=self.connector.system) from exc
+        secrets = self.connector.secrets
+        client = aiomqtt.Client(
+            self.config.host, self.config.port, identifier=self.client_id, clean_session=self.clean,
+            keepalive=self.config.keepalive_seconds, timeout=self.config.connect_timeout_seconds,
+            username=secrets.get("username"), password=secrets.get("password"),
+        )
+        # Before connecting: messages the broker kept for this session arrive right after CONNACK.
+        client._client.manual_ack_set(True)
+        async with client:
+            self._generation += 1
+            self._paho = client._client
+            if self.topic:
+                await client.subscribe(self.topic, qos=QOS)
+            self._ready.set()
+            if not self.topic:
+                return
+            generation = self._generation
+            async for message in client.messages:
+                self.inbox.put(self._received(message, generation))
+
+    def _received(self, message: Any, generation: int) -> Received:
+        topic = str(message.topic)
+        location = f"mqtt://{self.connector.where}/{topic} (message {message.mid})"
+        ack = _Ack(self, generation, message.mid, message.qos)
+        body = message.payload
+        try:
+            data = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raw = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
+            problem = RejectedRaw(raw=raw, reason=describe_payload_error(exc), location=location)
+            return Received(RawRecord({}, location), ack, problem)
+        if not isinstance(data, dict):
+            problem = RejectedRaw(raw=msgspec.json.encode(data).decode(), location=location,
+                                  reason=f"message body must be a JSON object, got {type(data).__name__}")
+            return Received(RawRecord({}, location), ack, problem)
+        data.setdefault("_topic", topic)
+        return Received(RawRecord(data, location), ack)
+
+    def acknowledge(self, generation: int, mid: int, qos: int) -> None:
+        """Send the PUBACK from the client's own loop (paho is not thread-safe)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or qos == 0:
+            return
+
+        def send() -> None:
+            if generation == self._generation and self._paho is not None:
+                self._paho.ack(mid, qos)
+
+        with contextlib.suppress(RuntimeError):  # stopped: the broker delivers the message again next time
+            loop.call_soon_threadsafe(send)
+
+
+class _Ack:
+    __slots__ = ("generation", "mid", "qos", "session")
+
+    def __init__(self, session: _Session, generation: int, mid: int, qos: int) -> None:
+        self.session, self.generation, self.mid, self.qos = session, generation, mid, qos
+
+    def __call__(self, outcome: Acknowledgement) -> None:
+        self.session.acknowledge(self.generation, self.mid, self.qos)

@@ -1,0 +1,1 @@
+"""HTTP webhooks (logistics platforms, supplier portals): signed deliveries, answered only once stored."""

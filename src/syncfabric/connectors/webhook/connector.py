@@ -1,0 +1,184 @@
+"""Receives signed event deliveries over HTTP and answers each one only after it is durably in the store.
+
+A FastAPI app served by uvicorn (on its own thread) takes ``POST <path_prefix>/<source>`` with one JSON event,
+or a JSON array of events (answered once all are committed: ``{"status": "stored", "events": N}``, or 202 with
+the index and reasons of each one quarantined). The signature and the timestamp are checked first
+(:mod:`.signature`); a refused delivery is logged and answered 401 (409 when replayed) and never processed. An
+accepted one is handed to the flow, which commits it in a batch with others (group commit) and then answers
+through :class:`Received.ack`:
+
+    200 {"status": "stored"}                         in the store
+    202 {"status": "quarantined", "reasons": [...]}   kept in quarantine with its reasons (sending again won't help)
+    503 {"detail": ...}                              not committed in time: send it again (events are idempotent)
+
+One endpoint per system serves every flow subscribed to it (one path each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from contextlib import ExitStack
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from syncfabric.connectors.base import Acknowledgement, Capability, Connector, RawRecord, Received, RejectedRaw
+from syncfabric.connectors.inbox import Inbox, Subscription
+from syncfabric.connectors.webhook.configuration import WebhookConfig
+from syncfabric.connectors.webhook.exceptions import DeliveryRefused
+from syncfabric.connectors.webhook.signature import Verifier
+from syncfabric.errors import PermanentError, TransientError
+
+log = logging.getLogger("syncfabric.webhook")
+
+
+class WebhookConnector(Connector):
+    kind = "webhook"
+    capabilities = Capability.SUBSCRIBE
+    config_type = WebhookConfig
+    config: WebhookConfig
+    secret_names = ("secret",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inboxes: dict[str, Inbox] = {}
+        self._server: ExitStack | None = None
+        self._lock = threading.Lock()
+        self.url = ""
+        """The endpoint's base URL once it listens (``http://127.0.0.1:8800``)."""
+
+    def path(self, source: str) -> str:
+        return f"{self.config.path_prefix}/{source}"
+
+    def subscribe(self, entity: str, *, durable: str, batch_size: int = 500, max_wait: float = 0.02,
+                  poll: float = 0.5) -> Subscription:
+        with self._lock:  # flows subscribe from threads of their own
+            if entity in self._inboxes:
+                raise PermanentError(f"two flows listen on {self.path(entity)}", system=self.system, entity=entity)
+            self._listen()
+            inbox = self._inboxes[entity] = Inbox()
+        return Subscription(inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
+                            on_close=lambda: self._unsubscribe(entity))
+
+    def test_connection(self) -> None:
+        self._verifier()
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+
+    def _unsubscribe(self, entity: str) -> None:
+        with self._lock:
+            self._inboxes.pop(entity, None)
+            if not self._inboxes:
+                self.close()
+
+    def _verifier(self) -> Verifier:
+        secret = self.secrets.get("secret")
+        if not secret:
+            raise PermanentError("a webhook endpoint needs the credential secret (secret: {env: NAME})",
+                                 system=self.system)
+        return Verifier(secret, signature_header=self.config.signature_header,
+                        timestamp_header=self.config.timestamp_header, tolerance=self.config.tolerance_seconds)
+
+    def _listen(self) -> None:
+        if self._server is not None:
+            return
+        from syncfabric.sandbox.server import serve
+
+        app = self._app(self._verifier())
+        stack = ExitStack()
+        try:
+            self.url = stack.enter_context(serve(app, self.config.host, self.config.port))
+        except RuntimeError as exc:
+            stack.close()
+            raise TransientError(f"cannot listen on {self.config.host}:{self.config.port}: {exc}",
+                                 system=self.system) from exc
+        self._server = stack
+
+    def _app(self, verifier: Verifier) -> FastAPI:
+        app = FastAPI(title=f"syncfabric webhook {self.system}", openapi_url=None, docs_url=None, redoc_url=None)
+        config = self.config
+
+        @app.post(config.path_prefix + "/{source}")
+        async def deliver(source: str, request: Request) -> JSONResponse:
+            where = f"POST {self.path(source)} from {request.client.host if request.client else '?'}"
+            inbox = self._inboxes.get(source)
+            if inbox is None:
+                return JSONResponse({"detail": f"nothing listens on {self.path(source)}"}, status_code=404)
+            body = await request.body()
+            try:
+                if len(body) > config.max_body_bytes:
+                    raise DeliveryRefused(413, f"body of {len(body)} bytes exceeds {config.max_body_bytes}")
+                signature = verifier.verify(request.headers, body)
+            except DeliveryRefused as refused:
+                log.warning("webhook %s refused %s: %s", self.system, where, refused.reason)
+                return JSONResponse({"detail": refused.reason}, status_code=refused.status)
+            loop = asyncio.get_running_loop()
+            location = f"{where} at {request.headers.get(config.timestamp_header)}"
+            events, single = self._events(body, location)
+            answers = [loop.create_future() for _ in events]
+            for (record, problem), answer in zip(events, answers, strict=True):
+                inbox.put(Received(record, _answer(loop, answer), problem))
+            try:
+                outcomes = await asyncio.wait_for(asyncio.gather(*answers), config.answer_timeout_seconds)
+            except TimeoutError:
+                verifier.forget(signature)
+                return JSONResponse({"detail": "not stored in time; send it again"}, status_code=503)
+            if single:
+                [outcome] = outcomes
+                if outcome.status == "stored":
+                    return JSONResponse({"status": "stored"}, status_code=200)
+                return JSONResponse({"status": outcome.status, "reasons": list(outcome.reasons)}, status_code=202)
+            refused = [{"index": index, "reasons": list(outcome.reasons)}
+                       for index, outcome in enumerate(outcomes) if outcome.status != "stored"]
+            if not refused:
+                return JSONResponse({"status": "stored", "events": len(outcomes)}, status_code=200)
+            return JSONResponse({"status": "quarantined" if len(refused) == len(outcomes) else "partly quarantined",
+                                 "events": len(outcomes), "quarantined": refused}, status_code=202)
+
+        return app
+
+    @staticmethod
+    def _events(body: bytes, location: str) -> tuple[list[Parsed], bool]:
+        """The events of a body (one JSON object, or a JSON array of them), and whether it was a single one."""
+        def problem(reason: str, raw: str, where: str) -> Parsed:
+            return RawRecord({}, where), RejectedRaw(raw=raw, reason=reason, location=where)
+
+        try:
+            data = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            return [problem(f"body is not JSON: {exc}", body.decode("utf-8", "replace"), location)], True
+        if isinstance(data, dict):
+            return [(RawRecord(data, location), None)], True
+        if not isinstance(data, list):
+            return [problem(f"body must be a JSON object (one event) or an array of them, got {type(data).__name__}",
+                            body.decode("utf-8", "replace"), location)], True
+        events: list[Parsed] = []
+        for index, element in enumerate(data):
+            where = f"{location} [{index}]"
+            if isinstance(element, dict):
+                events.append((RawRecord(element, where), None))
+            else:
+                events.append(problem(f"event must be a JSON object, got {type(element).__name__} @ $[{index}]",
+                                      msgspec.json.encode(element).decode(), where))
+        return events, False
+
+
+Parsed = tuple[RawRecord, RejectedRaw | None]
+"""One event of a delivery: its record, or why it could not be read."""
+
+
+def _answer(loop: asyncio.AbstractEventLoop, answer: asyncio.Future[Acknowledgement]) -> Any:
+    """The ack of one event: resolves its request's future on the server's loop."""
+    def ack(outcome: Acknowledgement) -> None:
+        with contextlib.suppress(RuntimeError):  # the server stopped; the sender will send it again
+            loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(outcome))
+
+    return ack

@@ -1,0 +1,244 @@
+"""Event-driven inbound: take what a subscription delivers in small batches, map and check each event as any
+inbound record, commit the batch in one transaction, and only then acknowledge each event to its source.
+
+One transaction per batch is the group commit: the fsync of a commit covers every event of the batch, and no event
+is acknowledged before that commit. An event that does not map (its schema, a code, a rule) goes to quarantine in
+the same transaction, with its reasons and where it came from, and is acknowledged as quarantined; the others of
+its batch are stored. A crash at any moment loses nothing: an event is either committed (stored or quarantined)
+and then acknowledged, or unacknowledged and delivered again by its source. Events are keyed by their own ids, so
+a second delivery of a stored event changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from syncfabric.connectors.base import Acknowledgement, Connector, Received
+from syncfabric.errors import ConfigError
+from syncfabric.flows.inbound import InboundCheckpoint, _link, _write_page, map_and_check
+from syncfabric.flows.result import FlowResult
+from syncfabric.mapping import FieldMap
+from syncfabric.mapping.rules import RuleSet
+from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, RunStatus, Store
+
+if TYPE_CHECKING:
+    from syncfabric.flows.runtime import Runtime
+
+STORED = Acknowledgement("stored")
+
+
+@dataclass
+class ListenResult(FlowResult):
+    """A subscription's totals so far; ``received`` counts every delivery, duplicates included."""
+
+    received: int = 0
+    batches: int = 0
+    last_location: str = ""
+
+
+def listen_flow(
+    store: Store,
+    flow_name: str,
+    connector: Connector,
+    field_map: FieldMap,
+    *,
+    source: str,
+    stop: threading.Event,
+    rules: RuleSet | None = None,
+    batch_size: int = 500,
+    max_wait: float = 0.02,
+    batch_id: str = "",
+    on_batch: Callable[[ListenResult], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> ListenResult:
+    """Subscribe and ingest until ``stop`` is set; what was taken but not yet committed is not acknowledged."""
+    result = ListenResult(flow=flow_name, direction="inbound")
+    subscription = connector.subscribe(source, durable=flow_name, batch_size=batch_size, max_wait=max_wait,
+                                       poll=0.2)
+    try:
+        if on_ready is not None:
+            on_ready()
+        for batch in subscription:
+            if batch:
+                acks = commit_batch(store, flow_name, field_map, batch, result, rules=rules, batch_id=batch_id)
+                for received, ack in zip(batch, acks, strict=True):
+                    received.ack(ack)
+                if on_batch is not None:
+                    on_batch(result)
+            if stop.is_set():
+                break
+    finally:
+        close = getattr(subscription, "close", None)
+        if close is not None:
+            close()
+    result.per_entity[field_map.entity_cls.entity] = result.changed
+    return result
+
+
+def commit_batch(
+    store: Store, flow_name: str, field_map: FieldMap, batch: Sequence[Received], result: ListenResult, *,
+    rules: RuleSet | None = None, batch_id: str = "",
+) -> list[Acknowledgement]:
+    """Map, check and commit one batch (records, quarantine and checkpoint in one transaction); the
+    acknowledgement each event is owed, in order."""
+    entity = field_map.entity_cls.entity
+    acks: list[Acknowledgement] = [STORED] * len(batch)
+    rejected: list[NewQuarantine] = []
+    by_key: dict[str, IncomingRecord] = {}
+    positions: dict[str, list[int]] = {}
+    links = {}
+    warnings: list[str] = []
+
+    def quarantine(index: int, reasons: list[str], payload: str, location: str, key: str = "") -> None:
+        rejected.append(NewQuarantine(flow=flow_name, system=field_map.system, entity=entity, reasons=reasons,
+                                      payload=payload, record_key=key, location=location))
+        acks[index] = Acknowledgement("quarantined", tuple(reasons))
+
+    usable = []
+    for index, received in enumerate(batch):
+        if received.problem is not None:
+            problem = received.problem
+            quarantine(index, [problem.reason], problem.raw, problem.location)
+        else:
+            usable.append(index)
+    outcomes = map_and_check([batch[index].record.data for index in usable], field_map, rules, store)
+    for index, outcome in zip(usable, outcomes, strict=True):
+        raw = batch[index].record
+        if outcome.record is None:
+            quarantine(index, outcome.reasons, msgspec.json.encode(raw.data).decode(), raw.location, outcome.key)
+            continue
+        lineage = Lineage(field_map.system, raw.location, batch_id, field_map.version)
+        by_key[outcome.key] = IncomingRecord(outcome.key, msgspec.json.encode(outcome.record), lineage)
+        positions.setdefault(outcome.key, []).append(index)
+        warnings.extend(outcome.warnings)
+        if outcome.claims:
+            links[outcome.key] = (outcome.claims, NewQuarantine(
+                flow=flow_name, system=field_map.system, entity=entity, reasons=[],
+                payload=msgspec.json.encode(raw.data).decode(), record_key=outcome.key, location=raw.location))
+    last = batch[-1].record.location
+    checkpoint = msgspec.json.encode(InboundCheckpoint(cursor=last)).decode()
+    refused_before = len(rejected)
+    with store.transaction() as tx:
+        records, rejected = _link(tx, list(by_key.values()), rejected, links)
+        _write_page(tx, entity, records, rejected, result)
+        tx.set_checkpoint(flow_name, checkpoint)
+    for entry in rejected[refused_before:]:  # cross-reference conflicts found in the transaction
+        for index in positions.get(entry.record_key, ()):
+            acks[index] = Acknowledgement("quarantined", tuple(entry.reasons))
+    result.warn(warnings)
+    result.received += len(batch)
+    result.batches += 1
+    result.last_location = last
+    result.checkpoint = last
+    return acks
+
+
+class Listener:
+    """Runs the subscriptions of inbound flows until stopped, one thread per flow, and records each in the run
+    history. Flows of one system share its connector (a webhook system serves them on one endpoint)."""
+
+    def __init__(self, runtime: Runtime, names: Sequence[str], *, max_wait: float = 0.02) -> None:
+        self.runtime = runtime
+        self.names = list(names)
+        self.max_wait = max_wait
+        self.stop_event = threading.Event()
+        self.results: dict[str, ListenResult] = {}
+        self.errors: dict[str, BaseException] = {}
+        self._threads: list[threading.Thread] = []
+        self._connectors: dict[str, Connector] = {}
+        self._ready = threading.Semaphore(0)
+        self._check()
+
+    def _check(self) -> None:
+        from syncfabric.connectors.base import Capability
+        from syncfabric.connectors.registry import connector_class
+
+        problems = []
+        flows = self.runtime.estate.flows
+        for name in self.names:
+            flow = flows.get(name)
+            if flow is None:
+                problems.append(f"unknown flow {name!r}; flows: {', '.join(flows) or 'none'}")
+                continue
+            kind = self.runtime.estate.systems[flow.system].kind
+            if flow.direction != "inbound":
+                problems.append(f"flow {name!r} is outbound; only inbound flows subscribe")
+            elif not connector_class(kind).capabilities & Capability.SUBSCRIBE:
+                problems.append(f"flow {name!r}: system {flow.system!r} (kind {kind}) pushes nothing to subscribe "
+                                f"to; run it with `syncfabric sync {name}`")
+        if problems:
+            raise ConfigError(problems)
+
+    def start(self) -> None:
+        """Subscribe every flow; returns once all are subscribed (the sources now keep what arrives for us)."""
+        for name in self.names:
+            flow = self.runtime.estate.flows[name]
+            if flow.system not in self._connectors:
+                connector = self.runtime.connector(flow.system)
+                connector.open()
+                self._connectors[flow.system] = connector
+            result = self.results[name] = ListenResult(flow=name, direction="inbound")
+            thread = threading.Thread(target=self._run, args=(name, result), name=f"listen-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        for _ in self._threads:
+            self._ready.acquire()
+        if self.errors:
+            self.stop()
+            self.join()
+            raise next(iter(self.errors.values()))
+
+    def _run(self, name: str, live: ListenResult) -> None:
+        runtime = self.runtime
+        flow = runtime.estate.flows[name]
+        ready = False
+
+        def on_ready() -> None:
+            nonlocal ready
+            ready = True
+            self._ready.release()
+
+        run_id = runtime.store.start_run(name)
+        result = live
+        try:
+            assert flow.mapping is not None  # guaranteed by validation
+            field_map = runtime.field_map(flow.mapping)
+            result = listen_flow(
+                runtime.store, name, self._connectors[flow.system], field_map, source=flow.source or flow.entities[0],
+                stop=self.stop_event, rules=runtime.rules(field_map.entity_cls.entity), batch_size=flow.batch_size,
+                max_wait=self.max_wait, batch_id=f"listen-{run_id}", on_ready=on_ready,
+                on_batch=lambda current: self._publish(name, current),
+            )
+        except BaseException as exc:
+            self.errors[name] = exc
+            self.stop_event.set()
+            runtime.store.finish_run(run_id, RunStatus.FAILED, records_in=live.received,
+                                     quarantined=live.quarantined, detail={"error": str(exc) or type(exc).__name__})
+            if not ready:
+                self._ready.release()
+            return
+        self.results[name] = result
+        runtime.store.finish_run(run_id, RunStatus.SUCCEEDED, records_in=result.received, unchanged=result.unchanged,
+                                 quarantined=result.quarantined, detail=result.detail())
+
+    def _publish(self, name: str, current: ListenResult) -> None:
+        self.results[name] = current
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+        for connector in self._connectors.values():
+            connector.close()
+        self._connectors.clear()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until stopped (by :meth:`stop` or a failed flow) or ``timeout``; True when stopped."""
+        return self.stop_event.wait(timeout)

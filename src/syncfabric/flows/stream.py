@@ -1,0 +1,353 @@
+"""Continuous outbound delivery: follow the change log and deliver each change to its target as it is recorded.
+
+A :class:`StreamConsumer` polls the change log after its flow's checkpoint every ``poll_interval`` seconds and
+delivers what it finds in batches with :func:`~syncfabric.flows.outbound.deliver_next`, the same step a batch run
+takes: the newest change of a key in a batch supersedes older ones, keys go out in the order they were recorded,
+and the checkpoint moves only after the target confirmed the batch. A crash re-sends at most one batch, which an
+idempotent target (keyed by canonical key and version) absorbs: at-least-once delivery, exactly-once effect.
+
+When a batch fails after its retries, the consumer keeps the checkpoint, waits (capped exponential backoff again,
+per the flow's retry policy) and tries the same batch again. With a fallback policy (:mod:`.fallback`), a target
+that stays unhealthy past a threshold makes the flow switch by itself to batch catch-up on an interval, and back
+to streaming once a catch-up went through; each switch is a run in the run history and an alert.
+
+When idle the consumer waits with :meth:`~syncfabric.store.Store.wait_for_changes`: on PostgreSQL a commit to
+the change log wakes it at once (LISTEN/NOTIFY); on SQLite it polls. Polling a change log indexed by sequence
+costs one indexed query per interval; the store's commit order is its
+sequence order (see :mod:`syncfabric.store.sql`), so a poll never misses a change committed behind one it saw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from syncfabric.connectors.base import Connector
+from syncfabric.errors import ConnectorError, TransientError
+from syncfabric.flows.fallback import FallbackPolicy, Health
+from syncfabric.flows.outbound import deliver_next
+from syncfabric.flows.result import FlowResult
+from syncfabric.flows.retry import RetryPolicy
+from syncfabric.store import RunStatus, Store
+
+if TYPE_CHECKING:
+    from syncfabric.flows.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_INTERVAL = 0.2
+STREAMING = "streaming"
+FALLBACK = "fallback"
+NO_FALLBACK = FallbackPolicy(lag_seconds=None, error_rate=None, outage_seconds=None, reconcile=False)
+"""A flow without a fallback policy streams whatever happens, backing off between failed batches."""
+
+
+@dataclass
+class StreamStats:
+    """Live counts of one consumer, as ``syncfabric deliver`` shows them."""
+
+    flow: str
+    mode: str = "streaming"
+    """``streaming`` (following the change log) or ``fallback`` (batch catch-up on an interval)."""
+    changes: int = 0
+    """Change-log entries covered (delivered, superseded within a batch, or dead-lettered)."""
+    delivered: int = 0
+    """Records the target accepted."""
+    batches: int = 0
+    retries: int = 0
+    failures: int = 0
+    """Batches that failed after all their retries (the consumer tries them again later)."""
+    dead_lettered: int = 0
+    checkpoint: int = 0
+    pending: int = 0
+    """Change-log entries of the flow's entities after its checkpoint, at the last look (at most one batch)."""
+    lag_seconds: float = 0.0
+    """Age of the oldest change not yet delivered; 0 when caught up."""
+    last_error: str = ""
+    switches: list[str] = field(default_factory=list)
+
+
+class StreamConsumer:
+    """Delivers one outbound flow's changes continuously. :meth:`run` until ``stop`` is set (or caught up)."""
+
+    def __init__(
+        self,
+        store: Store,
+        flow: str,
+        connector: Connector,
+        *,
+        entities: Sequence[str],
+        batch_size: int = 1000,
+        retry: RetryPolicy | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        fallback: FallbackPolicy | None = None,
+        on_update: Callable[[StreamStats], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.flow = flow
+        self.connector = connector
+        self.entities = list(entities)
+        self.batch_size = batch_size
+        self.retry = retry or RetryPolicy()
+        self.poll_interval = poll_interval
+        self.on_update = on_update
+        self.stats = StreamStats(flow=flow)
+        self._result = FlowResult(flow=flow, direction="outbound")
+        self._consecutive_failures = 0
+        self.fallback = fallback
+        self.policy = fallback or NO_FALLBACK
+        self.health = Health(self.policy)
+        self._next_catch_up = 0.0
+        self._run_id = 0
+        self._at_start: tuple[int, ...] = ()
+
+    # -- one step ---------------------------------------------------------------------------------------------------
+
+    def step(self, *, isolate: bool = False) -> int:
+        """Deliver the next batch; returns the change-log entries it covered (0 when caught up). Raises the
+        connector's error when the batch failed after its retries; the checkpoint has not moved then. With
+        ``isolate``, a batch that fails as a whole is tried one record at a time, and the records that fail alone
+        while the target answers are dead-lettered (see :func:`~syncfabric.flows.outbound.deliver_next`)."""
+        before, lettered = self._result.records_out, self._result.dead_lettered
+        covered = deliver_next(
+            self.store, self.flow, self.connector, self.entities, batch_size=self.batch_size, retry=self.retry,
+            result=self._result, on_retry=self._count_retry, probe=self.healthy if isolate else None,
+        )
+        if covered:
+            self.stats.batches += 1
+            self.stats.changes += covered
+            self.stats.delivered += self._result.records_out - before
+            self.stats.dead_lettered += self._result.dead_lettered - lettered
+            self.stats.checkpoint = int(self._result.checkpoint or 0)
+        return covered
+
+    def healthy(self) -> bool:
+        """Whether the target answers a cheap request now (its connector's connection test)."""
+        try:
+            self.connector.test_connection()
+        except ConnectorError:
+            return False
+        return True
+
+    def _step_or_isolate(self) -> int:
+        """One batch; when it fails as a whole while the target answers its connection test, find the poison
+        records one by one, so that they alone wait and every other key goes on. A target that does not answer
+        (down, or refusing our credentials) is not the records' fault: the error is raised and nothing is
+        dead-lettered."""
+        try:
+            return self.step()
+        except ConnectorError as exc:
+            if not self.healthy():
+                raise
+            log.warning("%s: batch failed while the target answers; delivering it record by record: %s",
+                        self.flow, exc)
+            return self.step(isolate=True)
+
+    def _count_retry(self, attempt: int, exc: TransientError, wait: float) -> None:
+        self.stats.retries += 1
+        self.stats.last_error = str(exc)
+        log.info("%s: attempt %d failed, retrying in %.2f s: %s", self.flow, attempt, wait, exc)
+
+    def observe(self) -> None:
+        """Refresh the lag figures from the store."""
+        after = int(self.store.checkpoint(self.flow) or 0)
+        ahead = self.store.changes(after, entities=self.entities, limit=self.batch_size)
+        self.stats.checkpoint = after
+        self.stats.pending = len(ahead)
+        if ahead:
+            self.stats.lag_seconds = max(0.0, (dt.datetime.now(dt.UTC) - ahead[0].recorded_at).total_seconds())
+        else:
+            self.stats.lag_seconds = 0.0
+
+    # -- the loop ---------------------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> StreamStats:
+        """Deliver until ``stop`` is set, or, with ``until_idle``, until the flow is caught up and streaming.
+
+        Each stretch in one mode is one run in the run history (``detail.mode``: ``stream`` or ``catch-up``,
+        ``detail.ended_by``: what ended it); each switch is also an alert. A flow that was left in fallback resumes
+        in fallback."""
+        stop = stop or threading.Event()
+        if self.fallback is not None and self._left_in_fallback():
+            self.stats.mode = FALLBACK
+        self._begin_segment()
+        status, ended_by = RunStatus.FAILED, "error"
+        try:
+            while not stop.is_set():
+                done = self._stream_once(stop, until_idle) if self.stats.mode == STREAMING \
+                    else self._catch_up_once(stop)
+                if done:
+                    break
+            status, ended_by = RunStatus.SUCCEEDED, "stopped"
+        finally:
+            self._end_segment(status, ended_by)
+        return self.stats
+
+    # -- streaming ----------------------------------------------------------------------------------------------------
+
+    def _stream_once(self, stop: threading.Event, until_idle: bool) -> bool:
+        """One batch, or one look at an idle log; True when the loop should end."""
+        try:
+            covered = self._step_or_isolate()
+        except ConnectorError as exc:
+            self._failed(exc)
+            reason = self.health.verdict(self.stats.lag_seconds, time.monotonic())
+            if reason is not None:
+                self._switch(FALLBACK, reason)
+            else:
+                stop.wait(self._backoff())
+            return False
+        self._succeeded()
+        if covered and self.policy.lag_seconds is None:
+            self._update()
+            return False
+        self.observe()
+        self._update()
+        reason = self.health.verdict(self.stats.lag_seconds, time.monotonic())
+        if reason is not None and self.fallback is not None:
+            self._switch(FALLBACK, reason)
+            return False
+        if covered:
+            return False
+        if until_idle:
+            return True
+        self.store.wait_for_changes(self.poll_interval, stop)
+        return False
+
+    # -- fallback: batch catch-up on an interval ------------------------------------------------------------------
+
+    def _catch_up_once(self, stop: threading.Event) -> bool:
+        """Wait for the next catch-up, then send every net change since the checkpoint if the target answers;
+        stream again once it went through."""
+        remaining = self._next_catch_up - time.monotonic()
+        if remaining > 0 and stop.wait(remaining):
+            return True
+        self._next_catch_up = time.monotonic() + self.policy.catch_up_interval
+        if not self.healthy():
+            self._failed(TransientError("target does not answer its connection test", system=self.connector.system))
+            return False
+        before = self.stats.changes
+        try:
+            while self._step_or_isolate():
+                self._update()
+        except ConnectorError as exc:
+            self._failed(exc)
+            return False
+        self._succeeded()
+        self.observe()
+        detail: dict[str, object] = {"caught_up": self.stats.changes - before, "checkpoint": self.stats.checkpoint}
+        if self.policy.reconcile:
+            detail["reconciliation"] = self._reconcile()
+        self._switch(STREAMING, f"catch-up delivered {self.stats.changes - before} changes and the target answers",
+                     detail)
+        return False
+
+    def _reconcile(self) -> object:
+        """Compare the target with the store; resend the current state of keys it lacks or holds behind."""
+        from syncfabric.flows.target_check import reconcile, repair
+
+        try:
+            checks = reconcile(self.store, self.connector, self.entities, upto=self.stats.checkpoint)
+            if checks is None:
+                return "not supported by the target"
+            mismatched = [c for c in checks if not c.ok]
+            repaired, letters = (repair(self.store, self.flow, self.connector, mismatched, retry=self.retry,
+                                        batch_size=self.batch_size) if mismatched else (0, []))
+        except ConnectorError as exc:
+            return {"error": str(exc)}
+        if letters:
+            with self.store.transaction() as tx:
+                tx.add_dead_letters(letters)
+            self.stats.dead_lettered += len(letters)
+        if mismatched:
+            message = (f"{self.flow}: the target differed from the store after catch-up ("
+                       + "; ".join(f"{c.entity}: {c.missing} missing, {c.extra} extra, {c.behind} behind"
+                                   for c in mismatched) + f"); resent {repaired} records")
+            log.warning(message)
+            self.store.raise_alert(self.flow, "reconciliation", message, {
+                "checks": [c.as_dict() for c in checks], "resent": repaired, "dead_lettered": len(letters)})
+        return [{**c.as_dict(), "resent": len(c.to_resend)} if not c.ok else c.as_dict() for c in checks]
+
+    # -- bookkeeping --------------------------------------------------------------------------------------------------
+
+    def _succeeded(self) -> None:
+        self._consecutive_failures = 0
+        self.health.record(True, time.monotonic())
+
+    def _switch(self, mode: str, reason: str, detail: dict[str, object] | None = None) -> None:
+        kind = "fallback" if mode == FALLBACK else "recovered"
+        message = (f"{self.flow} falls back to batch catch-up: {reason}" if mode == FALLBACK
+                   else f"{self.flow} streams again: {reason}")
+        self._end_segment(RunStatus.SUCCEEDED, f"{kind}: {reason}")
+        log.warning(message)
+        self.store.raise_alert(self.flow, kind, message, {
+            "reason": reason, "lag_seconds": round(self.stats.lag_seconds, 3), "pending": self.stats.pending,
+            "error_rate": round(self.health.error_rate, 3), "last_error": self.stats.last_error, **(detail or {}),
+        })
+        self.stats.mode = mode
+        self.stats.switches.append(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {kind}: {reason}")
+        self.health.reset()
+        self._consecutive_failures = 0
+        self._next_catch_up = time.monotonic() + self.policy.catch_up_interval
+        self._begin_segment()
+
+    def _left_in_fallback(self) -> bool:
+        for alert in self.store.alerts(self.flow, limit=50):
+            if alert.kind in ("fallback", "recovered"):
+                return alert.kind == "fallback"
+        return False
+
+    def _begin_segment(self) -> None:
+        self._run_id = self.store.start_run(self.flow)
+        self._at_start = (self.stats.changes, self.stats.delivered, self.stats.batches, self.stats.retries,
+                          self.stats.failures, self.stats.dead_lettered)
+
+    def _end_segment(self, status: RunStatus, ended_by: str) -> None:
+        changes, delivered, batches, retries, failures, lettered = (
+            now - then for now, then in zip(
+                (self.stats.changes, self.stats.delivered, self.stats.batches, self.stats.retries,
+                 self.stats.failures, self.stats.dead_lettered), self._at_start, strict=True))
+        self.store.finish_run(
+            self._run_id, status, records_out=delivered,
+            detail={"mode": "stream" if self.stats.mode == STREAMING else "catch-up", "ended_by": ended_by,
+                    "changes": changes, "batches": batches, "retries": retries, "failures": failures,
+                    "dead_lettered": lettered, "checkpoint": str(self.stats.checkpoint)},
+        )
+
+    def _failed(self, exc: ConnectorError) -> None:
+        self._consecutive_failures += 1
+        self.health.record(False, time.monotonic())
+        self.stats.failures += 1
+        self.stats.last_error = str(exc)
+        log.warning("%s: batch failed after retries (%d in a row): %s", self.flow, self._consecutive_failures, exc)
+        self.observe()
+        self._update()
+
+    def _backoff(self) -> float:
+        return self.retry.delay(self._consecutive_failures)
+
+    def _update(self) -> None:
+        if self.on_update is not None:
+            self.on_update(self.stats)
+
+
+def consumer_for(runtime: Runtime, flow_name: str, connector: Connector, **options: Any) -> StreamConsumer:
+    """The consumer of an estate's outbound flow, with the flow's batch size, retry, polling and fallback policy."""
+    from syncfabric.errors import ConfigError
+
+    flow = runtime.estate.flows.get(flow_name)
+    if flow is None:
+        raise ConfigError([f"unknown flow {flow_name!r}; flows: {', '.join(runtime.estate.flows) or 'none'}"])
+    if flow.direction != "outbound" or flow.mode != "changes":
+        raise ConfigError([f"flow {flow_name!r} is not an outbound flow in mode changes: only those stream"])
+    options.setdefault("retry", RetryPolicy.from_spec(flow.delivery.retry))
+    options.setdefault("poll_interval", flow.delivery.poll_interval_seconds)
+    if flow.delivery.fallback is not None:
+        options.setdefault("fallback", FallbackPolicy.from_spec(flow.delivery.fallback))
+    return StreamConsumer(runtime.store, flow_name, connector, entities=flow.entities, batch_size=flow.batch_size,
+                          **options)

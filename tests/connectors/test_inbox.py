@@ -1,0 +1,68 @@
+"""The inbox between a push source's thread and the flow: batches by size and time, failures after the batch."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from syncfabric.connectors.base import Acknowledgement, RawRecord, Received
+from syncfabric.connectors.inbox import Inbox, Subscription
+from syncfabric.errors import TransientError
+
+
+def item(number: int) -> Received:
+    return Received(RawRecord({"n": number}, f"#{number}"), lambda outcome: None)
+
+
+def numbers(batch: list[Received]) -> list[int]:
+    return [received.record.data["n"] for received in batch]
+
+
+def test_take_returns_at_most_a_batch_and_nothing_after_the_poll() -> None:
+    inbox = Inbox()
+    for number in range(7):
+        inbox.put(item(number))
+    assert numbers(inbox.take(5, max_wait=0.01, poll=0.1)) == [0, 1, 2, 3, 4]
+    assert numbers(inbox.take(5, max_wait=0.01, poll=0.1)) == [5, 6]
+    started = time.monotonic()
+    assert inbox.take(5, max_wait=0.01, poll=0.1) == []
+    assert time.monotonic() - started >= 0.09
+
+
+def test_take_gathers_what_arrives_within_the_window_after_the_first() -> None:
+    inbox = Inbox()
+
+    def source() -> None:
+        for number in range(3):
+            inbox.put(item(number))
+            time.sleep(0.02)
+        time.sleep(0.5)
+        inbox.put(item(99))
+
+    thread = threading.Thread(target=source)
+    thread.start()
+    assert numbers(inbox.take(100, max_wait=0.2, poll=1.0)) == [0, 1, 2]
+    thread.join()
+
+
+def test_a_source_failure_is_raised_after_the_records_before_it() -> None:
+    inbox = Inbox()
+    inbox.put(item(1))
+    inbox.fail(TransientError("connection lost", system="mes"))
+    assert numbers(inbox.take(10, max_wait=0.05, poll=0.1)) == [1]
+    with pytest.raises(TransientError, match="connection lost"):
+        inbox.take(10, max_wait=0.05, poll=0.1)
+
+
+def test_a_closed_subscription_ends_and_closes_once() -> None:
+    closed: list[bool] = []
+    inbox = Inbox()
+    inbox.put(item(1))
+    with Subscription(inbox, batch_size=10, max_wait=0.01, poll=0.05, on_close=lambda: closed.append(True)) as sub:
+        assert numbers(next(sub)) == [1]
+        sub.close()
+        assert list(sub) == []
+    assert closed == [True]
+    assert Acknowledgement("stored").reasons == ()

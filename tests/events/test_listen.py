@@ -1,0 +1,134 @@
+"""`syncfabric listen` and event flows through the inbound machinery: rules, quarantine, replay, run history."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from syncfabric.cli import app
+from syncfabric.config import load_estate
+from syncfabric.connectors.webhook.signature import sign
+from syncfabric.flows.listen import Listener
+from syncfabric.flows.runtime import Runtime
+from syncfabric.store import open_store
+from tests.events.support import SECRET, PlantEstate, downtime, milestone, wait_for
+from tests.events.test_webhook import free_port
+from tests.servers.mosquitto import Broker, publish
+
+WALKING_SKELETON = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
+runner = CliRunner()
+
+
+def test_listen_runs_for_a_while_with_a_count_and_records_the_run(tmp_path: Path) -> None:
+    port = free_port()
+    estate = PlantEstate(tmp_path, webhook_port=port)
+    answers: list[int] = []
+
+    def logistics_platform() -> None:
+        url = f"http://127.0.0.1:{port}/events/shipment-milestones"
+        deadline = time.monotonic() + 10
+        while len(answers) < 5 and time.monotonic() < deadline:
+            body = json.dumps(milestone(len(answers))).encode()
+            stamp = str(int(time.time()))
+            try:
+                response = httpx.post(url, content=body, timeout=5, headers={
+                    "X-Syncfabric-Timestamp": stamp, "X-Syncfabric-Signature": sign(SECRET, stamp, body)})
+            except httpx.TransportError:
+                time.sleep(0.1)  # not listening yet
+                continue
+            answers.append(response.status_code)
+
+    sender = threading.Thread(target=logistics_platform)
+    sender.start()
+    result = runner.invoke(app, ["listen", "milestones-in", "--for", "3", "--estate", str(estate.path)],
+                           env=estate.environ)
+    sender.join()
+    assert result.exit_code == 0, result.output
+    assert answers == [200] * 5
+    assert "listening: milestones-in (webhook logistics shipment-milestones)" in result.output
+    row = next(line for line in result.output.splitlines() if "milestones-in" in line and "│" in line)
+    assert [cell.strip() for cell in row.split("│")[1:6]] == ["milestones-in", "5", "5", "0", "0"]
+    with open_store(estate.store_url) as store:
+        run = store.runs("milestones-in")[0]
+        assert (run.status.value, run.records_in) == ("succeeded", 5)
+        assert store.count("shipment_milestone") == 5
+    status = runner.invoke(app, ["status", "--estate", str(estate.path)], env=estate.environ)
+    assert status.exit_code == 0, status.output
+    row = next(line for line in status.output.splitlines() if "milestones-in" in line)
+    assert "/events/shipment-milestones" in row  # where the last committed delivery came from
+
+
+def test_listen_refuses_flows_that_cannot_be_subscribed(tmp_path: Path) -> None:
+    estate = tmp_path / "estate.yaml"
+    estate.write_text(WALKING_SKELETON.read_text())
+    result = runner.invoke(app, ["listen", "items-in", "planning-out", "nope", "--estate", str(estate)],
+                           env={"PLANNING_TOKEN": "x"})
+    assert result.exit_code == 2
+    assert "system 'erp-legacy' (kind files) pushes nothing to subscribe to" in result.output
+    assert "flow 'planning-out' is outbound" in result.output
+    assert "unknown flow 'nope'" in result.output
+    nothing = runner.invoke(app, ["listen", "--estate", str(estate)], env={"PLANNING_TOKEN": "x"})
+    assert nothing.exit_code == 2 and "--all" in nothing.output
+
+
+@pytest.mark.mosquitto
+def test_a_rule_quarantines_an_event_that_is_stored_after_a_fix_and_replay(mosquitto: Broker, tmp_path: Path) -> None:
+    estate = PlantEstate(tmp_path, mosquitto)
+    estate.path.write_text(estate.path.read_text() + (
+        "\nrules:\n  machine_downtime:\n    - {kind: required, field: expected_end}\n"))
+    with Runtime(load_estate(estate.path, environ=estate.environ)) as runtime:
+        listener = Listener(runtime, ["downtime-in"])
+        listener.start()
+        try:
+            publish(mosquitto, [
+                (estate.downtime_topic("P100"), json.dumps(downtime(1, expected_end="2026-03-02T09:00:00Z")).encode()),
+                (estate.downtime_topic("P100"), json.dumps(downtime(2)).encode()),
+            ])
+            store = runtime.store
+            assert wait_for(lambda: store.count("machine_downtime") == 1 and len(store.quarantine()) == 1)
+        finally:
+            listener.stop()
+            listener.join()
+        [entry] = runtime.store.quarantine()
+        assert entry.record_key == "DT-000002" and entry.flow == "downtime-in"
+        assert any("@ $.expected_end" in reason for reason in entry.reasons), entry.reasons
+        assert json.loads(entry.payload)["_topic"] == estate.downtime_topic("P100")
+
+    env = estate.environ
+    edited = runner.invoke(app, ["quarantine", "edit", str(entry.id), "--set", "expected_end=2026-03-02T10:00:00Z",
+                                 "--estate", str(estate.path)], env=env)
+    assert edited.exit_code == 0, edited.output
+    replayed = runner.invoke(app, ["quarantine", "replay", str(entry.id), "--estate", str(estate.path)], env=env)
+    assert replayed.exit_code == 0, replayed.output
+    with open_store(estate.store_url) as store:
+        row = store.get("machine_downtime", "DT-000002")
+        assert row is not None and json.loads(row.payload or b"{}")["expected_end"] == "2026-03-02T10:00:00Z"
+        assert store.quarantine() == []
+
+
+def test_sync_leaves_event_flows_to_listen(tmp_path: Path) -> None:
+    estate = PlantEstate(tmp_path, webhook_port=free_port())
+    every = runner.invoke(app, ["sync", "--all", "--estate", str(estate.path)], env=estate.environ)
+    assert every.exit_code == 2
+    assert "every flow of this estate is an event flow: run them with `syncfabric listen --all`" in every.output
+    (tmp_path / "drop").mkdir()
+    mixed = estate.path.read_text()
+    mixed = mixed.replace("systems:\n", "systems:\n  erp:\n    kind: files\n    connection: {folder: drop}\n", 1)
+    mixed = mixed.replace("mappings:\n", "mappings:\n  erp-sites:\n    system: erp\n    entity: location\n"
+                                          "    fields: {location_id: SITE, name: NAME, kind: TYPE}\n", 1)
+    mixed = mixed.replace("flows:\n", "flows:\n  sites-in:\n    direction: inbound\n    system: erp\n"
+                                       "    entities: [location]\n    source: \"sites*.csv\"\n"
+                                       "    mapping: erp-sites\n", 1)
+    estate.path.write_text(mixed)
+    every = runner.invoke(app, ["sync", "--all", "--estate", str(estate.path)], env=estate.environ)
+    assert every.exit_code == 0, every.output
+    assert "sites-in" in every.output and "milestones-in" not in every.output
+    one = runner.invoke(app, ["sync", "milestones-in", "--estate", str(estate.path)], env=estate.environ)
+    assert one.exit_code == 1
+    assert "run the flow with `syncfabric listen FLOW`" in one.output
