@@ -3,6 +3,7 @@
     SyncfabricError
     ├── ConfigError            the estate file is wrong; nothing runs until it is fixed
     ├── StoreError             the canonical store refused an operation
+    ├── BusError               the change-log bus (NATS JetStream) failed or refused an operation
     ├── RecordError            one record is bad; it goes to quarantine with its reasons
     └── ConnectorError         a connector failed talking to its system
         ├── TransientError     worth retrying (timeouts, 429, 5xx, lost connections)
@@ -34,6 +35,10 @@ class ConfigError(SyncfabricError):
 
 class StoreError(SyncfabricError):
     """The canonical store could not do what was asked."""
+
+
+class BusError(SyncfabricError):
+    """The change-log bus could not do what was asked (server unreachable, stream refused, relay lease taken)."""
 
 
 @dataclass(frozen=True)

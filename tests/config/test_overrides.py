@@ -17,6 +17,13 @@ def test_store_override(write_estate, tmp_path) -> None:
     assert loaded.store_url == f"sqlite:///{(tmp_path / 'other' / 'x.db').as_posix()}"
 
 
+def test_bus_override_is_validated(write_estate) -> None:
+    loaded = load_estate(write_estate(VALID), environ={"SYNCFABRIC__BUS": "nats://10.0.0.5:4222?partitions=16"})
+    assert loaded.estate.bus == "nats://10.0.0.5:4222?partitions=16"
+    with pytest.raises(ConfigError, match="partitions must be between 1 and 1024"):
+        load_estate(write_estate(VALID), environ={"SYNCFABRIC__BUS": "nats://10.0.0.5:4222?partitions=0"})
+
+
 def test_connection_field_override_matches_names_without_case(write_estate) -> None:
     text = VALID.replace("  planner:", "  plan-eu.main:").replace("system: planner", "system: plan-eu.main")
     environ = {
@@ -59,7 +66,7 @@ def test_override_for_unknown_system_or_path(write_estate) -> None:
         load_estate(path, environ=environ)
 
     assert caught.value.problems == [
-        "SYNCFABRIC__FLOWS__ITEMS_IN__BATCH_SIZE: unknown override: expected SYNCFABRIC__STORE or "
+        "SYNCFABRIC__FLOWS__ITEMS_IN__BATCH_SIZE: unknown override: expected SYNCFABRIC__STORE, SYNCFABRIC__BUS or "
         "SYNCFABRIC__SYSTEMS__<NAME>__CONNECTION__<FIELD>",
         "SYNCFABRIC__SYSTEMS__CRM__CONNECTION__URL: no system named 'CRM' in the estate; "
         "systems: erp (ERP), planner (PLANNER)",

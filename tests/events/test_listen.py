@@ -11,6 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from syncfabric import cli
 from syncfabric.cli import app
 from syncfabric.config import load_estate
 from syncfabric.connectors.webhook.signature import sign
@@ -25,7 +26,9 @@ WALKING_SKELETON = Path(__file__).parents[2] / "examples" / "walking-skeleton" /
 runner = CliRunner()
 
 
-def test_listen_runs_for_a_while_with_a_count_and_records_the_run(tmp_path: Path) -> None:
+def test_listen_runs_for_a_while_with_a_count_and_records_the_run(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.console, "width", 220)  # the status table's checkpoint column in full
     port = free_port()
     estate = PlantEstate(tmp_path, webhook_port=port)
     answers: list[int] = []

@@ -794,6 +794,22 @@ class StoreConformance:
             thread.join(timeout=60)
         assert len(won) == 1, won
 
+    def test_leases_lists_the_unexpired_holders_by_prefix(self, store: Store) -> None:
+        assert store.acquire_lease("job", "a", 30)
+        assert not store.acquire_lease("job", "b", 30)
+        assert store.acquire_lease("job", "a", 30)  # renewal
+        assert store.leases() == {"job": "a"}
+        store.release_lease("job", "b")  # not b's to release
+        assert store.leases("jo") == {"job": "a"}
+        store.release_lease("job", "a")
+        assert store.leases() == {}
+        assert store.acquire_lease("job", "b", 0.2)
+        assert store.leases("other") == {}
+        time.sleep(0.3)
+        assert store.leases() == {}  # expired
+        assert store.acquire_lease("job", "a", 30)
+        assert store.leases("j") == {"job": "a"}
+
 
 def _driver_url(url: str) -> str:
     from syncfabric.store.postgres import driver_url

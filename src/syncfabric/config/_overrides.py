@@ -1,6 +1,7 @@
 """Environment overrides: the same estate file in every environment, its differences in variables.
 
     SYNCFABRIC__STORE=postgresql://syncfabric:...@db/syncfabric
+    SYNCFABRIC__BUS=nats://nats.plant.example:4222
     SYNCFABRIC__SYSTEMS__ERP_EU__CONNECTION__PORT=5433
     SYNCFABRIC__SYSTEMS__ERP_EU__CONNECTION__TLS__VERIFY=false      (a nested setting)
 
@@ -17,7 +18,7 @@ from typing import Any
 from syncfabric.config._findings import Finding, JsonPath, format_path
 
 PREFIX = "SYNCFABRIC"
-_USAGE = "expected SYNCFABRIC__STORE or SYNCFABRIC__SYSTEMS__<NAME>__CONNECTION__<FIELD>"
+_USAGE = "expected SYNCFABRIC__STORE, SYNCFABRIC__BUS or SYNCFABRIC__SYSTEMS__<NAME>__CONNECTION__<FIELD>"
 
 
 def env_name(system: str) -> str:
@@ -45,9 +46,9 @@ def apply_overrides(data: Any, environ: Mapping[str, str]) -> tuple[dict[JsonPat
 def _apply(data: Any, parts: list[str], value: str, variable: str, applied: dict[JsonPath, str]) -> str | None:
     if not isinstance(data, dict):
         return None  # the document itself is not a mapping: structural validation says so
-    if parts == ["store"]:
-        data["store"] = value
-        applied[("store",)] = variable
+    if parts in (["store"], ["bus"]):
+        data[parts[0]] = value
+        applied[(parts[0],)] = variable
         return None
     if len(parts) < 4 or parts[0] != "systems" or parts[2] != "connection" or not all(parts[3:]):
         return f"unknown override: {_USAGE}"

@@ -28,11 +28,24 @@ from syncfabric.model import ENTITIES
 _STORE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def _bus(url: str) -> list[Finding]:
+    from syncfabric.bus import parse_bus_url
+    from syncfabric.errors import ConfigError
+
+    try:
+        parse_bus_url(url)
+    except ConfigError as exc:
+        return [Finding(problem, ("bus",)) for problem in exc.problems]
+    return []
+
+
 def semantic_findings(estate: Estate) -> list[Finding]:
     findings: list[Finding] = []
     if not _STORE_URL.match(estate.store):
         findings.append(Finding("expected a store URL such as sqlite:///path/to.db or postgresql://host/db",
                                 ("store",)))
+    if estate.bus is not None:
+        findings.extend(_bus(estate.bus))
     for name, system in estate.systems.items():
         findings.extend(_system(name, system))
     for name, domain in estate.domains.items():

@@ -263,6 +263,10 @@ class Estate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
         "store URL (sqlite:///path/to.db or postgresql://host/db); a relative SQLite path is relative to the "
         "estate file's folder; a password belongs in SYNCFABRIC__STORE, not here")] = \
         "sqlite:///.syncfabric/syncfabric.db"
+    bus: Annotated[str, _doc(
+        "change-log fan-out for outbound consumers: nats://host:4222 relays it through NATS JetStream so many "
+        "workers share the work; left out, consumers read the store's change log directly (embedded)")] \
+        | None = None
     systems: Annotated[dict[Name, System], _doc("the systems syncfabric talks to, by name")]
     domains: Annotated[dict[Name, Domain], _doc("sync policy per canonical entity, by name")] = {}
     mappings: Annotated[dict[Name, Mapping], _doc("how each system's records map to canonical entities")] = {}

@@ -493,26 +493,32 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    # -- leases: one holder at a time for singleton jobs and shares of work ----------------------------------------
+
+    @abstractmethod
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``seconds`` from now. True when ``holder`` holds it
+        now; false when another holder's lease has not expired. Commits at once, without the change-log lock."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up, if ``holder`` holds it (so another can take it before it expires)."""
+
+    @abstractmethod
+    def leases(self, prefix: str = "") -> dict[str, str]:
+        """The unexpired leases whose names start with ``prefix``: holder by lease name."""
+
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- consistent snapshots and leases -------------------------------------------------------------------------
+    # -- consistent snapshots ------------------------------------------------------------------------------------------
 
     @abstractmethod
     def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False) -> Iterator[StateRow]:
         """The state of every key of an entity as it was right after change-log sequence ``seq``, ordered by key:
         keys changed since come from the change log. Several entities read at one ``seq`` form a consistent cut
         however much is written meanwhile. ``last_seq`` is the sequence of the change that row reflects."""
-
-    @abstractmethod
-    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
-        """Take or renew the lease ``name`` for ``holder`` for ``seconds`` (committed at once). False while another
-        holder's lease has not expired. Atomic across processes sharing the store."""
-
-    @abstractmethod
-    def release_lease(self, name: str, holder: str) -> None:
-        """Give the lease up, if ``holder`` holds it."""
 

@@ -568,6 +568,14 @@ class SqlStore(Store):
         with self._autonomous(f"release lease {name!r}") as conn:
             conn.execute(lease.delete().where(lease.c.name == name, lease.c.holder == holder))
 
+    def leases(self, prefix: str = "") -> dict[str, str]:
+        lease = t.lease
+        stmt = select(lease.c.name, lease.c.holder).where(lease.c.expires_at > _now()).order_by(lease.c.name)
+        if prefix:
+            stmt = stmt.where(lease.c.name.startswith(prefix, autoescape=True))
+        with self._reading("read leases") as conn:
+            return {name: holder for name, holder in conn.execute(stmt)}
+
 
 class _Existing(NamedTuple):
     version: int
