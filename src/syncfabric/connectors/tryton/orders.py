@@ -121,7 +121,8 @@ class OrderWriter:
         line = {"product": product["id"], "quantity": float(Decimal(str(quantity["value"]))), "unit": unit,
                 "type": "line"}
         if existing is not None:
-            lines = self._call("purchase.line", "search", [["purchase", "=", existing.id]], 0, None, None, key=key)
+            lines = self._call("purchase.line", "search", [["purchase", "=", existing.id],
+                                                            ["product", "=", product["id"]]], 0, None, None, key=key)
             self._call(PURCHASE, "write", [existing.id], {
                 "purchase_date": _date(order["start_date"]), "delivery_date": _date(order["due_date"]),
                 "lines": [["write", lines, {"quantity": line["quantity"], "unit": unit}]],
