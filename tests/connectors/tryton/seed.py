@@ -17,6 +17,8 @@ WAREHOUSE = "WH"
 """The warehouse of a fresh Tryton database (storage zone STO, production location PROD)."""
 
 _serial = itertools.count(1)
+_reference: dict[tuple[str, str], Any] = {}
+"""Ids of reference data, the same for every seeder of a session (one server, one company)."""
 
 
 class Seeder:
@@ -34,6 +36,8 @@ class Seeder:
         return self.client.execute(model, method, *args, context=context or None)
 
     def _company(self) -> int:
+        if self.client.context.get("company"):
+            return int(self.client.context["company"])  # set up by an earlier seeder of the session
         found = self.x("company.company", "search", [], 0, 1, None)
         if not found:
             currency = self.x("currency.currency", "create", [{"name": "US Dollar", "code": "USD", "symbol": "$",
@@ -49,14 +53,23 @@ class Seeder:
         return f"{self.prefix}-{name}"
 
     def unit(self, symbol: str) -> int:
-        return int(self.x("product.uom", "search", [["symbol", "=", symbol]], 0, 1, None)[0])
+        return self._once(("unit", symbol), lambda: int(
+            self.x("product.uom", "search", [["symbol", "=", symbol]], 0, 1, None)[0]))
 
     def location(self, code: str) -> dict[str, Any]:
-        return self.x("stock.location", "search_read", [["code", "=", code]], 0, 1, None,
-                      ["storage_location", "production_location", "input_location"])[0]
+        return self._once(("location", code), lambda: self.x(
+            "stock.location", "search_read", [["code", "=", code]], 0, 1, None,
+            ["storage_location", "production_location", "input_location"])[0])
 
     def currency(self) -> int:
-        return int(self.x("company.company", "read", [self.company], ["currency"])[0]["currency"])
+        return self._once(("currency", ""), lambda: int(
+            self.x("company.company", "read", [self.company], ["currency"])[0]["currency"]))
+
+    def _once(self, key: tuple[str, str], load: Any) -> Any:
+        """Reference data (units, locations, the company's currency) read once per session."""
+        if key not in _reference:
+            _reference[key] = load()
+        return _reference[key]
 
     def item(self, name: str, *, unit: str = "u", purchasable: bool = True, producible: bool = False,
              price: str = "10") -> dict[str, Any]:
