@@ -1,4 +1,4 @@
-"""The embedded store wakes its own process's consumers at a change-log commit, and queues its own writers."""
+"""The embedded store: wakes its consumers at a change-log commit, queues its own writers, reads the log fast."""
 
 from __future__ import annotations
 
@@ -109,3 +109,23 @@ def test_writers_of_one_process_queue_and_a_nested_write_still_raises(store: Sto
 
     with store.transaction(), pytest.raises(StoreError, match="inside an open write transaction"):
         append(store, "nested")
+
+
+def test_reading_the_log_from_the_driver_gives_what_the_generic_reader_gives(store: Store) -> None:
+    from syncfabric.store import Lineage
+    from syncfabric.store.sql import SqlStore
+
+    with store.transaction() as tx:
+        tx.apply("item", [IncomingRecord(f"K{n}", f'{{"item_id":"K{n}","n":{n}}}'.encode(),
+                                         Lineage("erp", f"items.csv:{n}", "b1", "v2")) for n in range(5)])
+        tx.apply("location", [IncomingRecord("P100", b'{"location_id":"P100"}')])
+    with store.transaction() as tx:
+        tx.delete("item", ["K2"])
+    for entities in (None, ["item"], ["location", "item"], []):
+        for after, limit in ((0, 1000), (2, 3), (0, 0)):
+            fast = store.changes(after, entities=entities, limit=limit)
+            generic = SqlStore.changes(store, after, entities=entities, limit=limit)  # type: ignore[arg-type]
+            assert fast == generic
+    changes = store.changes(0)
+    assert changes[-1].payload is None and changes[-1].recorded_at.tzinfo is not None
+    assert changes[0].lineage == Lineage("erp", "items.csv:0", "b1", "v2")
