@@ -12,7 +12,8 @@ that stays unhealthy past a threshold makes the flow switch by itself to batch c
 to streaming once a catch-up went through; each switch is a run in the run history and an alert.
 
 When idle the consumer waits with :meth:`~syncfabric.store.Store.wait_for_changes`: on PostgreSQL a commit to
-the change log wakes it at once (LISTEN/NOTIFY); on SQLite it polls. Polling a change log indexed by sequence
+the change log wakes it at once (LISTEN/NOTIFY); on SQLite a commit of the same process wakes it at once and
+other processes' commits are seen at the next poll. Polling a change log indexed by sequence
 costs one indexed query per interval; the store's commit order is its
 sequence order (see :mod:`syncfabric.store.sql`), so a poll never misses a change committed behind one it saw.
 """
