@@ -66,6 +66,9 @@ class OutboundRecord:
     key: str
     version: int
     payload: dict[str, Any] | None
+    target_key: dict[str, Any] | None = None
+    """Through an outbound mapping: the target's fields computed from the canonical key, for a deletion (which has
+    no payload to map) to be addressed by."""
 
 
 @dataclass(slots=True)
