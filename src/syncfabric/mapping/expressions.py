@@ -112,6 +112,19 @@ def source_column(spec: Any) -> str | None:
 
 def _path(path: str) -> Getter:
     parts = path.split(".")
+    if len(parts) == 1:  # a plain column, the common case: one lookup, _present inlined
+
+        def column(scope: Scope) -> Any:
+            value = scope.raw.get(path)
+            if value is None:
+                return MISSING
+            if value.__class__ is str:
+                value = value.strip()
+                return value if value else MISSING
+            return value
+
+        column.column = path  # type: ignore[attr-defined]  # the field plan reads such a column in place
+        return column
 
     def get(scope: Scope) -> Any:
         raw = scope.raw
