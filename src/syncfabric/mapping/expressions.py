@@ -230,9 +230,15 @@ def _pad(inner: Getter, spec: dict[str, Any], _env: Environment) -> Getter:
 
 
 def _code_map(inner: Getter, name: str, env: Environment) -> Getter:
+    return coded(inner, lambda value: env.code_maps.translate(name, value))
+
+
+def coded(inner: Getter, translate: Callable[[Any], Any]) -> Getter:
+    """``inner``'s value translated through a code map (either way); an unmapped code is the field's problem."""
+
     def step(value: Any, _scope: Scope) -> Any:
         try:
-            return env.code_maps.translate(name, value)
+            return translate(value)
         except CodeMapError as exc:
             raise ExpressionError(str(exc)) from None
 

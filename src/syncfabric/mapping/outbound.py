@@ -24,13 +24,14 @@ from typing import Any
 
 from syncfabric.config.schema import CodeMap, Estate, Mapping
 from syncfabric.errors import Problem, RecordError
-from syncfabric.mapping.codes import CodeMapError, CodeMaps
+from syncfabric.mapping.codes import CodeMaps
 from syncfabric.mapping.expressions import (
     Environment,
     ExpressionError,
     Getter,
     Scope,
     code_maps_used,
+    coded,
     present_only,
     zone_of,
 )
@@ -99,13 +100,7 @@ class OutboundMap:
 
 
 def _code_map(inner: Getter, name: str, env: Environment) -> Getter:
-    def step(value: Any, _scope: Scope) -> Any:
-        try:
-            return env.code_maps.code_of(name, value)
-        except CodeMapError as exc:
-            raise ExpressionError(str(exc)) from None
-
-    return present_only(step)(inner)
+    return coded(inner, lambda value: env.code_maps.code_of(name, value))
 
 
 def _xref(inner: Getter, spec: dict[str, Any], env: Environment) -> Getter:
