@@ -676,7 +676,8 @@ def deliver(
     from syncfabric.flows.stream import consumer_for
 
     with _boundary(), _runtime(estate) as runtime, ExitStack() as stack:
-        consumers = [consumer_for(runtime, name, stack.enter_context(runtime.connector(_flow_system(runtime, name))))
+        consumers = [consumer_for(runtime, name,
+                                  stack.enter_context(runtime.connector(_flow_system(runtime, name), name)))
                      for name in dict.fromkeys(flows)]
         stop = threading.Event()
         failures: list[BaseException] = []
@@ -833,7 +834,7 @@ def _replay_dead_letters(runtime, entries: list, yes: bool) -> None:
         spec = runtime.estate.flows.get(flow_name)
         if spec is None or spec.direction != "outbound":
             raise ConfigError([f"flow {flow_name!r} is not an outbound flow of this estate"])
-        with runtime.connector(spec.system) as connector:
+        with runtime.connector(spec.system, flow_name) as connector:
             outcome = replay_keys(runtime.store, connector, [p for p in plans if p.newest.flow == flow_name],
                                   retry=RetryPolicy.from_spec(spec.delivery.retry), actor=_actor())
         console.print(f"{flow_name}: delivered {len(outcome.delivered)} keys, closed {len(outcome.replayed)} "
@@ -926,7 +927,7 @@ def replay(
             return
         columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                    TextColumn("{task.completed:,}/{task.total:,} records"), TimeElapsedColumn())
-        with runtime.connector(spec.system) as connector, Progress(
+        with runtime.connector(spec.system, flow) as connector, Progress(
                 *columns, console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(f"replay {flow}", total=len(plan.changes))
             result = resend(runtime.store, connector, plan, batch_size=spec.batch_size,
