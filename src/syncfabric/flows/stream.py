@@ -345,10 +345,10 @@ class StreamConsumer:
 
     def _reconcile(self) -> object:
         """Compare the target with the store; resend the current state of keys it lacks or holds behind."""
-        from syncfabric.flows.target_check import reconcile, repair
+        from syncfabric.flows.reconcile import check_target, repair
 
         try:
-            checks = reconcile(self.store, self.connector, self.entities, upto=self.stats.checkpoint)
+            checks = check_target(self.store, self.connector, self.entities, upto=self.stats.checkpoint)
             if checks is None:
                 return "not supported by the target"
             mismatched = [c for c in checks if not c.ok]
