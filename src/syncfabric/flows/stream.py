@@ -310,7 +310,7 @@ class StreamConsumer:
             return False
         if covered:
             return False
-        if until_idle:
+        if until_idle and self.stats.pending == 0:  # nothing of the flow undelivered, by any worker
             return True
         self.store.wait_for_changes(self.poll_interval, stop)
         return False
