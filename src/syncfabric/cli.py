@@ -682,27 +682,33 @@ def deliver(
         stop = threading.Event()
         failures: list[BaseException] = []
 
-        def run(consumer) -> None:
+        def run(consumer, finished: threading.Event) -> None:
             try:
                 consumer.run(stop, until_idle=until_idle)
             except BaseException as exc:
                 failures.append(exc)
                 stop.set()
+            finally:
+                finished.set()
 
-        threads = [threading.Thread(target=run, args=(c,), name=f"deliver-{c.flow}", daemon=True) for c in consumers]
+        # Events, not Thread.join: a join interrupted by Ctrl-C can report a live thread as ended, and the store
+        # would be closed under a consumer still ending its session.
+        done = [threading.Event() for _ in consumers]
+        threads = [threading.Thread(target=run, args=(c, d), name=f"deliver-{c.flow}", daemon=True)
+                   for c, d in zip(consumers, done, strict=True)]
         for thread in threads:
             thread.start()
         with Live(delivery_table(consumers), console=console, refresh_per_second=4,
                   auto_refresh=console.is_terminal, transient=False) as live:
             try:
-                while any(thread.is_alive() for thread in threads):
-                    for thread in threads:
-                        thread.join(timeout=0.25)
+                while not all(finished.is_set() for finished in done):
+                    for finished in done:
+                        finished.wait(timeout=0.25)
                     live.update(delivery_table(consumers))
             except KeyboardInterrupt:
                 stop.set()
-                for thread in threads:
-                    thread.join()
+                for finished in done:
+                    finished.wait()
             live.update(delivery_table(consumers), refresh=True)
         if failures:
             raise failures[0]

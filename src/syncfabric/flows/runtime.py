@@ -110,6 +110,10 @@ class Runtime:
                         keep_raw=flow.keep_raw,
                     )
                 else:
+                    if flow.mode == "changes":
+                        from syncfabric.flows.stream import refuse_while_streaming
+
+                        refuse_while_streaming(self.store, name)
                     result = run_outbound(self.store, name, connector, entities=flow.entities, mode=flow.mode,
                                           batch_size=flow.batch_size, progress=progress,
                                           retry=RetryPolicy.from_spec(flow.delivery.retry))
