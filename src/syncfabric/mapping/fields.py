@@ -58,6 +58,7 @@ class FieldMap:
     ) -> None:
         self.name = name
         self.system = mapping.system
+        self.mapping = mapping
         self.entity_cls: type[Record] = entity_type(mapping.entity)
         self.units = units if isinstance(units, UnitTable) else UnitTable(units)
         codes = CodeMaps(code_maps)
