@@ -18,7 +18,7 @@ from syncfabric.cli import app
 from syncfabric.config import load_estate
 from syncfabric.observe.clock import use_clock
 from syncfabric.observe.completeness import completeness
-from syncfabric.observe.freshness import freshness, percentile
+from syncfabric.observe.freshness import age_profile, freshness, percentile
 from syncfabric.observe.metrics import serve
 from syncfabric.sandbox.legacy_erp import LegacyErp
 from syncfabric.sandbox.planning_platform import create_app
@@ -179,3 +179,21 @@ def test_metrics_command_prints_the_exposition(estate: Estate) -> None:
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"syncfabric_freshness_age_seconds", "syncfabric_completeness_ratio", "syncfabric_dead_letters",
             "syncfabric_delivery_latency_seconds", "syncfabric_flow_records_out"} <= names
+
+
+def test_age_profile_over_the_morning(estate: Estate) -> None:
+    night_and_morning(estate)  # night at 18:00 confirmed 18:05; 19:00 changes confirmed 19:02
+    with estate.store() as store:
+        sites = {row.key.split("|")[1] for row in store.current("inventory_balance")}
+        moved = {d.group for d in store.deliveries(since=NIGHT + dt.timedelta(hours=1), flow="planning-out",
+                                                    entity="inventory_balance")}
+        profile = age_profile(store, flow="planning-out", entity="inventory_balance",
+                              start=NIGHT, end=NIGHT + dt.timedelta(hours=1, minutes=10),
+                              step=dt.timedelta(minutes=10))
+    # Moments 18:00 ... 19:10 (8); at 18:00 nothing was confirmed yet.
+    assert profile.uncovered == len(sites) and profile.samples == 7 * len(sites)
+    # 18:10 ... 19:00 (6 moments): every site 10 ... 60 minutes old; at 19:10 the moved sites 10, the others 70.
+    expected = sorted([60.0 * m for m in range(10, 70, 10) for _ in sites]
+                      + [600.0 if site in moved else 4200.0 for site in sites])
+    assert len(moved) < len(sites) and profile.max == 4200.0
+    assert profile.p50 == percentile(expected, 0.5) and profile.p95 == percentile(expected, 0.95)
