@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 from typer.testing import CliRunner
 
 from syncfabric.cli import app
@@ -20,6 +21,7 @@ from syncfabric.observe.clock import use_clock
 from syncfabric.observe.completeness import completeness
 from syncfabric.observe.freshness import age_profile, freshness, percentile
 from syncfabric.observe.metrics import serve
+from syncfabric.observe.summary import comparison_table, measure
 from syncfabric.sandbox.legacy_erp import LegacyErp
 from syncfabric.sandbox.planning_platform import create_app
 from syncfabric.sandbox.server import serve as serve_app
@@ -127,7 +129,7 @@ def test_status_shows_sla_verdicts_and_completeness_from_reconciliation(estate: 
     shown = estate.run("status", at=later)
     assert "Freshness and completeness" in shown
     row = next(line for line in shown.splitlines() if line.startswith("│ inventory "))
-    assert "✓ met" in row and "1h 10m" in row and "100.0%" in row
+    assert "✓ ≤ 90 min" in row and "1h 10m" in row and "100.0% (33/33)" in row and "✓ ≥ 100%" in row
 
     estate.sla(freshness_minutes=30)
     document = json.loads(estate.run("status", "--json", at=later))
@@ -197,3 +199,24 @@ def test_age_profile_over_the_morning(estate: Estate) -> None:
                       + [600.0 if site in moved else 4200.0 for site in sites])
     assert len(moved) < len(sites) and profile.max == 4200.0
     assert profile.p50 == percentile(expected, 0.5) and profile.p95 == percentile(expected, 0.95)
+
+
+def test_measure_a_period_and_compare(estate: Estate) -> None:
+    estate.erp.add_bad_rows("inventory", ["RM-00001", "P100", "", "-x", "EA", "0", "0", "2026-11-02T19:00:00Z"])
+    night_and_morning(estate)
+    estate.run("reconcile", "inventory", at=NIGHT + dt.timedelta(hours=2))
+    loaded = load_estate(estate.folder / "estate.yaml")
+    with estate.store() as store:
+        morning = measure(loaded.estate, store, flow="planning-out", entity="inventory_balance",
+                          start=NIGHT + dt.timedelta(minutes=30), end=NIGHT + dt.timedelta(hours=1, minutes=10),
+                          step=dt.timedelta(minutes=10))
+    assert morning.delivered == 3 and morning.latency_p50 == morning.latency_max == 120
+    assert morning.age.max == 70 * 60 and morning.age.uncovered == 0
+    assert morning.completeness == {"inventory": 1.0}
+    assert morning.quarantined == {"invalid decimal string": 1} and morning.dead_letters == {}
+    assert morning.events == 0  # the walking skeleton has no event flows
+    console = Console(width=120, record=True)
+    console.print(comparison_table({"hybrid": morning, "batch only": morning}))
+    text = console.export_text()
+    assert "age of inventory_balance at planning-out: p50" in text and "100.0%" in text
+    assert "invalid decimal string" in text
