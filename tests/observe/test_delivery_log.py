@@ -57,6 +57,19 @@ def test_delivery_log_round_trip_groups_and_window(any_store: Store) -> None:
     assert stats["P2"].age_seconds == 70 * 60 and stats["P2"].latency_p50 == 61 * 60
 
 
+def test_prune_keeps_the_newest_of_each_group(any_store: Store) -> None:
+    hour = dt.timedelta(hours=1)
+    with any_store.transaction() as tx:
+        tx.add_deliveries([row("A", "P1", T0, T0), row("B", "P1", T0 + hour, T0 + hour),
+                           row("C", "P1", T0 + 3 * hour, T0 + 3 * hour), row("D", "P2", T0, T0)])
+    assert any_store.prune_deliveries(T0 + 2 * hour) == 2  # A and B; D is P2's newest, C is recent
+    left = any_store.deliveries(since=T0 - hour, flow="out")
+    assert sorted(d.record_key for d in left) == ["C", "D"]
+    groups = {g.group: g.newest_source_time for g in any_store.delivery_groups()}
+    assert groups == {"P1": T0 + 3 * hour, "P2": T0}
+    assert any_store.prune_deliveries(T0 + 10 * hour) == 0
+
+
 class Target(Connector):
     """A target that accepts everything but the keys in ``reject``."""
 

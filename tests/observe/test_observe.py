@@ -220,3 +220,17 @@ def test_measure_a_period_and_compare(estate: Estate) -> None:
     text = console.export_text()
     assert "age of inventory_balance at planning-out: p50" in text and "100.0%" in text
     assert "invalid decimal string" in text
+
+
+def test_metrics_prune_command_keeps_freshness(estate: Estate) -> None:
+    night_and_morning(estate)
+    now = NIGHT + dt.timedelta(hours=1, minutes=10)
+    with estate.store() as store:
+        before = {s.group: s.age_seconds for s in freshness(store, entity="inventory_balance", now=now)}
+        rows = len(store.deliveries(since=NIGHT - dt.timedelta(days=1)))
+        groups = len(store.delivery_groups())
+    shown = estate.run("metrics", "prune", "--days", "0", at=now)
+    assert f"deleted {rows - groups:,} delivery-log rows" in shown
+    with estate.store() as store:
+        assert len(store.deliveries(since=NIGHT - dt.timedelta(days=1))) == groups
+        assert {s.group: s.age_seconds for s in freshness(store, entity="inventory_balance", now=now)} == before

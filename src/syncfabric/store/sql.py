@@ -541,6 +541,18 @@ class SqlStore(Store):
                                 group=row.grp, seq=row.seq, source_time=row.source_time,
                                 confirmed_at=row.confirmed_at) for row in conn.execute(stmt)]
 
+    def prune_deliveries(self, before: dt.datetime) -> int:
+        d = t.delivery
+        newest = (select(d.c.flow, d.c.entity, d.c.grp, func.max(d.c.source_time).label("newest"))
+                  .group_by(d.c.flow, d.c.entity, d.c.grp).subquery())
+        keep = (select(func.max(d.c.id)).join(newest, (newest.c.flow == d.c.flow) & (newest.c.entity == d.c.entity)
+                                              & (newest.c.grp == d.c.grp) & (newest.c.newest == d.c.source_time))
+                .group_by(d.c.flow, d.c.entity, d.c.grp))
+        with self._autonomous("prune the delivery log") as conn:
+            kept = [row[0] for row in conn.execute(keep)]
+            done = conn.execute(d.delete().where(d.c.confirmed_at < before, d.c.id.not_in(kept)))
+        return int(done.rowcount or 0)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
