@@ -91,16 +91,6 @@ def freshness(
     return stats
 
 
-def latencies(store: Store, *, flow: str | None = None, now: dt.datetime | None = None,
-              window: dt.timedelta = WINDOW) -> dict[str, list[float]]:
-    """Delivery latencies in seconds per flow over the window: what the metrics histogram counts."""
-    now = now or clock.now()
-    found: dict[str, list[float]] = {}
-    for d in store.deliveries(since=now - window, until=now, flow=flow):
-        found.setdefault(d.flow, []).append(max(0.0, (d.confirmed_at - d.source_time).total_seconds()))
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class AgeProfile:
     """How old a target's data was over a period: the age (see :func:`freshness`) sampled every ``step`` from

@@ -42,7 +42,7 @@ def verdict_text(verdict: str | None, limit: str = "") -> str:
 
 
 def sla_table(fresh: list[DomainFreshness], complete: list[DomainCompleteness]) -> Table:
-    table = Table("domain", "target flow", "records", "age", "oldest at", "latency p50", "p95", "max", "SLA",
+    table = Table("domain", "target flow", "delivered", "age", "oldest", "latency p50", "p95", "max", "SLA",
                   "completeness", "SLA", title="Freshness and completeness (✓ met, ✗ missed, ? no data)")
     by_domain = {c.domain: c for c in complete}
     shown: set[str] = set()
