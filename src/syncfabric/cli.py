@@ -1092,5 +1092,20 @@ def metrics_serve(
             pass
 
 
+@metrics_app.command("prune")
+def metrics_prune(
+    days: Annotated[float, typer.Option(help="Keep the delivery log of this many days.")] = 7.0,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Delete delivery-log rows older than DAYS (the newest of each flow, entity and location stays)."""
+    import datetime as dt
+
+    with _boundary(), _runtime(estate) as runtime:
+        before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        deleted = runtime.store.prune_deliveries(before)
+        console.print(f"deleted {deleted:,} delivery-log rows confirmed before {before:%Y-%m-%d %H:%M} UTC",
+                      highlight=False)
+
+
 if __name__ == "__main__":
     app()

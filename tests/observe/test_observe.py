@@ -12,14 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 from typer.testing import CliRunner
 
 from syncfabric.cli import app
 from syncfabric.config import load_estate
 from syncfabric.observe.clock import use_clock
 from syncfabric.observe.completeness import completeness
-from syncfabric.observe.freshness import freshness, percentile
+from syncfabric.observe.freshness import age_profile, freshness, percentile
 from syncfabric.observe.metrics import serve
+from syncfabric.observe.summary import comparison_table, measure
 from syncfabric.sandbox.legacy_erp import LegacyErp
 from syncfabric.sandbox.planning_platform import create_app
 from syncfabric.sandbox.server import serve as serve_app
@@ -128,7 +130,8 @@ def test_status_shows_sla_verdicts_and_completeness_from_reconciliation(estate: 
     assert "Freshness and completeness" in shown
     observed = shown[shown.index("Freshness and completeness"):]  # after the reconciliations table
     row = next(line for line in observed.splitlines() if line.startswith("│ inventory "))
-    assert "✓ met" in row and "1h 10m" in row and "100.0%" in row
+    assert "✓ ≤ 90 min" in row and "1h 10m" in row and "100.0%" in row and "✓ ≥ 100%" in row
+    assert "(33/33)" in observed  # equal of keys, in the completeness cell (wrapped when the table is narrow)
 
     estate.sla(freshness_minutes=30)
     document = json.loads(estate.run("status", "--json", at=later))
@@ -180,3 +183,56 @@ def test_metrics_command_prints_the_exposition(estate: Estate) -> None:
     names = {family.name for family in text_string_to_metric_families(text)}
     assert {"syncfabric_freshness_age_seconds", "syncfabric_completeness_ratio", "syncfabric_dead_letters",
             "syncfabric_delivery_latency_seconds", "syncfabric_flow_records_out"} <= names
+
+
+def test_age_profile_over_the_morning(estate: Estate) -> None:
+    night_and_morning(estate)  # night at 18:00 confirmed 18:05; 19:00 changes confirmed 19:02
+    with estate.store() as store:
+        sites = {row.key.split("|")[1] for row in store.current("inventory_balance")}
+        moved = {d.group for d in store.deliveries(since=NIGHT + dt.timedelta(hours=1), flow="planning-out",
+                                                    entity="inventory_balance")}
+        profile = age_profile(store, flow="planning-out", entity="inventory_balance",
+                              start=NIGHT, end=NIGHT + dt.timedelta(hours=1, minutes=10),
+                              step=dt.timedelta(minutes=10))
+    # Moments 18:00 ... 19:10 (8); at 18:00 nothing was confirmed yet.
+    assert profile.uncovered == len(sites) and profile.samples == 7 * len(sites)
+    # 18:10 ... 19:00 (6 moments): every site 10 ... 60 minutes old; at 19:10 the moved sites 10, the others 70.
+    expected = sorted([60.0 * m for m in range(10, 70, 10) for _ in sites]
+                      + [600.0 if site in moved else 4200.0 for site in sites])
+    assert len(moved) < len(sites) and profile.max == 4200.0
+    assert profile.p50 == percentile(expected, 0.5) and profile.p95 == percentile(expected, 0.95)
+
+
+def test_measure_a_period_and_compare(estate: Estate) -> None:
+    estate.erp.add_bad_rows("inventory", ["RM-00001", "P100", "", "-x", "EA", "0", "0", "2026-11-02T19:00:00Z"])
+    night_and_morning(estate)
+    estate.run("reconcile", "inventory", at=NIGHT + dt.timedelta(hours=2))
+    loaded = load_estate(estate.folder / "estate.yaml")
+    with estate.store() as store:
+        morning = measure(loaded.estate, store, flow="planning-out", entity="inventory_balance",
+                          start=NIGHT + dt.timedelta(minutes=30), end=NIGHT + dt.timedelta(hours=1, minutes=10),
+                          step=dt.timedelta(minutes=10))
+    assert morning.delivered == 3 and morning.latency_p50 == morning.latency_max == 120
+    assert morning.age.max == 70 * 60 and morning.age.uncovered == 0
+    assert morning.completeness == {"inventory": 1.0}
+    assert morning.quarantined == {"invalid decimal string": 1} and morning.dead_letters == {}
+    assert morning.events == 0  # the walking skeleton has no event flows
+    console = Console(width=120, record=True)
+    console.print(comparison_table({"hybrid": morning, "batch only": morning}))
+    text = console.export_text()
+    assert "age of inventory_balance at planning-out: p50" in text and "100.0%" in text
+    assert "invalid decimal string" in text
+
+
+def test_metrics_prune_command_keeps_freshness(estate: Estate) -> None:
+    night_and_morning(estate)
+    now = NIGHT + dt.timedelta(hours=1, minutes=10)
+    with estate.store() as store:
+        before = {s.group: s.age_seconds for s in freshness(store, entity="inventory_balance", now=now)}
+        rows = len(store.deliveries(since=NIGHT - dt.timedelta(days=1)))
+        groups = len(store.delivery_groups())
+    shown = estate.run("metrics", "prune", "--days", "0", at=now)
+    assert f"deleted {rows - groups:,} delivery-log rows" in shown
+    with estate.store() as store:
+        assert len(store.deliveries(since=NIGHT - dt.timedelta(days=1))) == groups
+        assert {s.group: s.age_seconds for s in freshness(store, entity="inventory_balance", now=now)} == before

@@ -91,11 +91,59 @@ def freshness(
     return stats
 
 
-def latencies(store: Store, *, flow: str | None = None, now: dt.datetime | None = None,
-              window: dt.timedelta = WINDOW) -> dict[str, list[float]]:
-    """Delivery latencies in seconds per flow over the window: what the metrics histogram counts."""
-    now = now or clock.now()
-    found: dict[str, list[float]] = {}
-    for d in store.deliveries(since=now - window, until=now, flow=flow):
-        found.setdefault(d.flow, []).append(max(0.0, (d.confirmed_at - d.source_time).total_seconds()))
-    return found
+@dataclass(frozen=True, slots=True)
+class AgeProfile:
+    """How old a target's data was over a period: the age (see :func:`freshness`) sampled every ``step`` from
+    ``start`` to ``end``, per group, as percentiles over all the samples."""
+
+    flow: str
+    entity: str
+    start: dt.datetime
+    end: dt.datetime
+    step_seconds: float
+    samples: int
+    """(group, moment) samples at which the target held something of the group."""
+    uncovered: int
+    """Samples before the target held anything of the group (left out)."""
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        shown = asdict(self)
+        shown["start"], shown["end"] = self.start.isoformat(), self.end.isoformat()
+        return shown
+
+
+def age_profile(
+    store: Store, *, flow: str, entity: str, start: dt.datetime, end: dt.datetime,
+    step: dt.timedelta = dt.timedelta(minutes=1), group_by: str | None = "location_id",
+) -> AgeProfile:
+    """At each moment ``t`` of ``start, start + step, ... end`` and for each group the target ever held by ``end``:
+    the age ``t - newest source time among the records confirmed by t``. Nightly batch shows hours here where
+    near-real-time delivery shows minutes."""
+    if step <= dt.timedelta(0) or end < start:
+        raise ValueError("age_profile needs step > 0 and end >= start")
+    rows = store.deliveries(since=dt.datetime(1970, 1, 1, tzinfo=dt.UTC), until=end, flow=flow, entity=entity)
+    groups = sorted({(d.group if group_by else "") for d in rows})
+    newest: dict[str, dt.datetime] = {}
+    ages: list[float] = []
+    uncovered = 0
+    index = 0
+    moment = start
+    while moment <= end:
+        while index < len(rows) and rows[index].confirmed_at <= moment:
+            d = rows[index]
+            group = d.group if group_by else ""
+            if group not in newest or d.source_time > newest[group]:
+                newest[group] = d.source_time
+            index += 1
+        for group in groups:
+            if group in newest:
+                ages.append(max(0.0, (moment - newest[group]).total_seconds()))
+            else:
+                uncovered += 1
+        moment += step
+    return AgeProfile(flow=flow, entity=entity, start=start, end=end, step_seconds=step.total_seconds(),
+                      samples=len(ages), uncovered=uncovered, p50=percentile(ages, 0.5), p95=percentile(ages, 0.95),
+                      max=max(ages) if ages else None)

@@ -33,23 +33,25 @@ def age_text(seconds: float | None) -> str:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
 
 
-def verdict_text(verdict: str | None) -> str:
+def verdict_text(verdict: str | None, limit: str = "") -> str:
+    """``✓ ≤ 30 min`` in green when met, ``✗`` in red when missed, ``?`` in yellow with no data; ``—`` without SLA."""
     if verdict is None:
-        return "[dim]no SLA[/]"
-    return {MET: "[green]✓ met[/]", MISSED: "[red]✗ missed[/]"}.get(verdict, "[yellow]? no data[/]")
+        return "[dim]—[/]"
+    mark = {MET: "[green]✓", MISSED: "[red]✗"}.get(verdict, "[yellow]?")
+    return f"{mark} {limit}[/]".replace(" [/]", "[/]")
 
 
 def sla_table(fresh: list[DomainFreshness], complete: list[DomainCompleteness]) -> Table:
-    table = Table("domain", "target", "records", "age", "oldest at", "latency p50", "p95", "max", "freshness SLA",
-                  "completeness", "completeness SLA", title="Freshness and completeness")
+    table = Table("domain", "target flow", "delivered", "age", "oldest", "latency p50", "p95", "max", "SLA",
+                  "completeness", "SLA", title="Freshness and completeness (✓ met, ✗ missed, ? no data)")
     by_domain = {c.domain: c for c in complete}
     shown: set[str] = set()
     for f in fresh:
         c = by_domain.get(f.domain)
         table.add_row(
-            f.domain, f"{f.system} ({f.flow})", f"{f.records:,}", age_text(f.age_seconds), f.oldest_group or "—",
+            f.domain, f.flow, f"{f.records:,}", age_text(f.age_seconds), f.oldest_group or "—",
             age_text(f.latency_p50), age_text(f.latency_p95), age_text(f.latency_max),
-            _with_limit(verdict_text(f.verdict), f.sla_minutes and f"≤ {f.sla_minutes:g} min"),
+            verdict_text(f.verdict, f"≤ {f.sla_minutes:g} min" if f.sla_minutes is not None else ""),
             *(_completeness_cells(c) if c and f.domain not in shown else ("", "")))
         shown.add(f.domain)
     for c in complete:
@@ -62,11 +64,7 @@ def _completeness_cells(c: DomainCompleteness) -> tuple[str, str]:
     stat = c.stat
     value = "—" if stat is None or stat.completeness is None else \
         f"{stat.completeness:.1%} ({stat.equal:,}/{stat.keys:,})"
-    return value, _with_limit(verdict_text(c.verdict), c.sla is not None and f"≥ {c.sla:.0%}")
-
-
-def _with_limit(verdict: str, limit: str | bool | None) -> str:
-    return f"{verdict} [dim]{limit}[/]" if limit else verdict
+    return value, verdict_text(c.verdict, f"≥ {c.sla:.0%}" if c.sla is not None else "")
 
 
 def throughput_table(rows) -> Table:

@@ -3,8 +3,8 @@
 - a run's **rate** is ``records / (finished_at - started_at)`` (records in, records out);
 - a flow's throughput sums its recent finished runs (:data:`RECENT`): records over their total duration;
 - a **reason** is a rejection's text without what is particular to one record: the JSON path and the
-  ``(system …, key …)`` and ``(value …)`` parts are cut, digits become ``N`` (``on_hand must be ≥ N``), at most
-  80 characters.
+  ``(system …, key …)`` and ``(value …)`` parts are cut, numbers become ``N`` (``on_hand must be ≥ N``; codes
+  such as ``P2`` stay), at most 80 characters.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from syncfabric.store import Store
 
 RECENT = 20
-_DIGITS = re.compile(r"\d+")
+_DIGITS = re.compile(r"(?<![A-Za-z_\d])\d+(\.\d+)?")
 
 
 @dataclass(frozen=True, slots=True)

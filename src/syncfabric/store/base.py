@@ -576,3 +576,8 @@ class Store(ABC):
                    entity: str | None = None) -> list[NewDelivery]:
         """Delivery-log rows confirmed in ``[since, until]``, oldest confirmation first."""
         raise NotImplementedError
+
+    def prune_deliveries(self, before: dt.datetime) -> int:
+        """Delete delivery-log rows confirmed before ``before``, except the newest (by source time) of each flow,
+        entity and group, so that freshness stays known; returns how many were deleted."""
+        raise NotImplementedError

@@ -91,8 +91,8 @@ class BulkWriter:
     :meth:`bind`. A backend may run the rows differently (PostgreSQL: one statement over a JSON document).
     """
 
-    def __init__(self, stmt: Any, table: Table, dialect: Dialect) -> None:
-        columns = list(table.c)
+    def __init__(self, stmt: Any, table: Table, dialect: Dialect, *, skip: Sequence[str] = ()) -> None:
+        columns = [c for c in table.c if c.name not in skip]  # ``skip``: columns the database fills (an id)
         self.names = [c.name for c in columns]
         self._processors = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
         compiled = stmt.compile(dialect=dialect, column_keys=self.names)
@@ -138,6 +138,7 @@ class SqlStore(Store):
         self._closed = False
         self._bulk_state, self._bulk_log = self._bulk_writers(engine.dialect)
         self._source_writer = _source_writer(self.insert, engine.dialect)
+        self._delivery_writer: BulkWriter | None = None
         excluded = self.insert(t.checkpoint).excluded
         self._checkpoint_upsert = self.insert(t.checkpoint).on_conflict_do_update(
             index_elements=[t.checkpoint.c.name],
@@ -545,6 +546,18 @@ class SqlStore(Store):
                                 group=row.grp, seq=row.seq, source_time=row.source_time,
                                 confirmed_at=row.confirmed_at) for row in conn.execute(stmt)]
 
+    def prune_deliveries(self, before: dt.datetime) -> int:
+        d = t.delivery
+        newest = (select(d.c.flow, d.c.entity, d.c.grp, func.max(d.c.source_time).label("newest"))
+                  .group_by(d.c.flow, d.c.entity, d.c.grp).subquery())
+        keep = (select(func.max(d.c.id)).join(newest, (newest.c.flow == d.c.flow) & (newest.c.entity == d.c.entity)
+                                              & (newest.c.grp == d.c.grp) & (newest.c.newest == d.c.source_time))
+                .group_by(d.c.flow, d.c.entity, d.c.grp))
+        with self._autonomous("prune the delivery log") as conn:
+            kept = [row[0] for row in conn.execute(keep)]
+            done = conn.execute(d.delete().where(d.c.confirmed_at < before, d.c.id.not_in(kept)))
+        return int(done.rowcount or 0)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -862,12 +875,24 @@ class SqlTransaction(Transaction):
             return [int(row[0]) for row in conn.execute(stmt, rows)]
 
     def add_deliveries(self, entries: Sequence[NewDelivery]) -> None:
+        conn = self._live()
         if not entries:
             return
-        rows = [{"flow": e.flow, "system": e.system, "entity": e.entity, "record_key": e.record_key, "grp": e.group,
-                 "seq": e.seq, "source_time": e.source_time, "confirmed_at": e.confirmed_at} for e in entries]
+        writer = self._store._delivery_writer
+        if writer is None:
+            writer = self._store._delivery_writer = BulkWriter(t.delivery.insert(), t.delivery, conn.dialect,
+                                                               skip=("id",))
+        stamps: dict[dt.datetime, Any] = {}  # a batch shares its confirmation time and many source times
+
+        def stamp(value: dt.datetime) -> Any:
+            if value not in stamps:
+                stamps[value] = writer.bind("source_time", value)
+            return stamps[value]
+
+        rows = [(e.flow, e.system, e.entity, e.record_key, e.group, e.seq, stamp(e.source_time),
+                 stamp(e.confirmed_at)) for e in entries]
         with self._store._errors("log deliveries"):
-            self._live().execute(t.delivery.insert(), rows)
+            writer.execute(conn, rows)
 
     def update_dead_letters(
         self, ids: Sequence[int], attempt: Attempt, *, status: DeadLetterStatus | None = None,

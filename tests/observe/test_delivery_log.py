@@ -1,0 +1,137 @@
+"""The delivery log on both store backends, and what outbound delivery writes to it in each mode."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from syncfabric.connectors.base import Capability, Connector, OutboundRecord, WriteOutcome
+from syncfabric.flows.outbound import deliver_next, run_outbound
+from syncfabric.flows.result import FlowResult
+from syncfabric.flows.retry import RetryPolicy
+from syncfabric.observe.clock import use_clock
+from syncfabric.observe.freshness import freshness
+from syncfabric.observe.throughput import dead_letters_by_reason
+from syncfabric.store import IncomingRecord, Lineage, NewDelivery, Store, open_store
+
+T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else request.getfixturevalue("postgres_schema_url")
+    with open_store(url) as store:
+        yield store
+
+
+def row(key: str, group: str, source: dt.datetime, confirmed: dt.datetime, entity: str = "inventory_balance"
+        ) -> NewDelivery:
+    return NewDelivery(flow="out", system="planning", entity=entity, record_key=key, group=group, seq=1,
+                       source_time=source, confirmed_at=confirmed)
+
+
+def test_delivery_log_round_trip_groups_and_window(any_store: Store) -> None:
+    minute = dt.timedelta(minutes=1)
+    with any_store.transaction() as tx:
+        tx.add_deliveries([row("A", "P1", T0, T0 + minute), row("B", "P1", T0 + 2 * minute, T0 + 5 * minute),
+                           row("C", "P2", T0 - 60 * minute, T0 + minute), row("I", "", T0, T0, entity="item")])
+    with pytest.raises(RuntimeError), any_store.transaction() as tx:
+        tx.add_deliveries([row("D", "P3", T0, T0)])
+        raise RuntimeError("rolled back with its batch")
+    groups = {(g.entity, g.group): g for g in any_store.delivery_groups(flow="out")}
+    assert set(groups) == {("inventory_balance", "P1"), ("inventory_balance", "P2"), ("item", "")}
+    p1 = groups[("inventory_balance", "P1")]
+    assert p1.records == 2 and p1.newest_source_time == T0 + 2 * minute and p1.last_confirmed_at == T0 + 5 * minute
+    assert p1.newest_source_time.tzinfo is not None
+    assert [g.group for g in any_store.delivery_groups(entity="item")] == [""]
+    window = any_store.deliveries(since=T0 + minute, until=T0 + 4 * minute, flow="out")
+    assert sorted(d.record_key for d in window) == ["A", "C"]
+    assert window[0].source_time.tzinfo is not None
+
+    stats = {s.group: s for s in freshness(any_store, entity="inventory_balance", now=T0 + 10 * minute)}
+    assert stats["P1"].age_seconds == 8 * 60 and stats["P1"].latency_max == 3 * 60
+    assert stats["P2"].age_seconds == 70 * 60 and stats["P2"].latency_p50 == 61 * 60
+
+
+def test_prune_keeps_the_newest_of_each_group(any_store: Store) -> None:
+    hour = dt.timedelta(hours=1)
+    with any_store.transaction() as tx:
+        tx.add_deliveries([row("A", "P1", T0, T0), row("B", "P1", T0 + hour, T0 + hour),
+                           row("C", "P1", T0 + 3 * hour, T0 + 3 * hour), row("D", "P2", T0, T0)])
+    assert any_store.prune_deliveries(T0 + 2 * hour) == 2  # A and B; D is P2's newest, C is recent
+    left = any_store.deliveries(since=T0 - hour, flow="out")
+    assert sorted(d.record_key for d in left) == ["C", "D"]
+    groups = {g.group: g.newest_source_time for g in any_store.delivery_groups()}
+    assert groups == {"P1": T0 + 3 * hour, "P2": T0}
+    assert any_store.prune_deliveries(T0 + 10 * hour) == 0
+
+
+class Target(Connector):
+    """A target that accepts everything but the keys in ``reject``."""
+
+    kind = "recording"
+    capabilities = Capability.WRITE
+
+    def __init__(self, reject: dict[str, str] | None = None) -> None:
+        super().__init__("planning", None)
+        self.reject = reject or {}
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        outcome = WriteOutcome()
+        for record in records:
+            if record.key in self.reject:
+                outcome.rejected[record.key] = self.reject[record.key]
+            else:
+                outcome.accepted.append(record.key)
+        return outcome
+
+
+def put(store: Store, entity: str, key: str, payload: dict) -> None:
+    with store.transaction() as tx:
+        tx.apply(entity, [IncomingRecord(key, msgspec.json.encode(payload), Lineage("mes"))])
+
+
+def downtime(event_id: str, site: str, occurred: dt.datetime) -> dict:
+    return {"event_id": event_id, "occurred_at": occurred.isoformat().replace("+00:00", "Z"), "location_id": site,
+            "work_center_id": "WC1", "started_at": occurred.isoformat(), "reason_code": "JAM"}
+
+
+def test_deliver_next_logs_what_the_target_confirmed_not_what_it_rejected(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        put(store, "machine_downtime", "E1", downtime("E1", "P1", T0))
+        put(store, "machine_downtime", "E2", downtime("E2", "P2", T0 + dt.timedelta(minutes=3)))
+        put(store, "machine_downtime", "E3", downtime("E3", "P2", T0 + dt.timedelta(minutes=4)))
+        put(store, "item", "A", {"item_id": "A", "base_unit": "EA"})  # no time field: the store's record time
+        recorded = store.get("item", "A").updated_at
+        confirmed = T0 + dt.timedelta(minutes=5)
+        with use_clock(lambda: confirmed):
+            sent = deliver_next(store, "out", Target(reject={"E3": "work center WC1 is unknown at P2"}),
+                                ["machine_downtime", "item"], batch_size=100, retry=RetryPolicy(),
+                                result=FlowResult(flow="out", direction="outbound"))
+        assert sent == 4
+        logged = {d.record_key: d for d in store.deliveries(since=T0 - dt.timedelta(days=1), flow="out")}
+        assert set(logged) == {"E1", "E2", "A"}
+        assert logged["E1"].source_time == T0 and logged["E1"].group == "P1"
+        assert logged["E2"].confirmed_at == confirmed and logged["E2"].group == "P2"
+        assert logged["A"].source_time == recorded and logged["A"].group == ""
+        [letters] = dead_letters_by_reason(store)
+        assert (letters.flow, letters.reason, letters.count) == ("out", "work center WC1 is unknown at P2", 1)
+        stats = {s.group: s for s in freshness(store, entity="machine_downtime",
+                                               now=confirmed + dt.timedelta(minutes=1))}
+        assert stats["P2"].records == 1 and stats["P2"].age_seconds == 3 * 60 and stats["P2"].latency_max == 2 * 60
+
+
+@pytest.mark.parametrize("mode", ["full", "plan_cut"])
+def test_full_and_plan_cut_deliveries_are_logged(tmp_path: Path, mode: str) -> None:
+    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        for n in range(5):
+            put(store, "machine_downtime", f"E{n}", downtime(f"E{n}", f"P{n % 2}", T0 + dt.timedelta(minutes=n)))
+        with use_clock(lambda: T0 + dt.timedelta(minutes=10)):
+            run_outbound(store, "out", Target(), entities=["machine_downtime"], mode=mode, batch_size=2)
+        groups = {g.group: g for g in store.delivery_groups(flow="out")}
+        assert {k: g.records for k, g in groups.items()} == {"P0": 3, "P1": 2}
+        assert groups["P0"].newest_source_time == T0 + dt.timedelta(minutes=4)
