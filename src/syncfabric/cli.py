@@ -150,13 +150,42 @@ def results_table(results) -> Table:
 
 
 @app.command()
-def status(estate: EstateOption = DEFAULT_ESTATE) -> None:
-    """Per flow: last run, records in and out, checkpoint, dead letters, quarantined records; then recent alerts."""
+def status(estate: EstateOption = DEFAULT_ESTATE,
+           as_json: Annotated[bool, typer.Option("--json", help="Print it all as JSON.")] = False) -> None:
+    """Per flow: last run, records in and out, checkpoint, dead letters, quarantined records; then recent alerts;
+    then freshness, completeness and SLA verdicts per domain, throughput, and rejections by reason."""
+    from syncfabric.observe.status import observe_tables, status_document
+
     with _boundary(), _runtime(estate) as runtime:
+        if as_json:
+            print(json.dumps(status_document(runtime), indent=2))
+            return
         console.print(status_table(runtime))
         alerts = runtime.store.alerts(limit=10)
         if alerts:
             console.print(alerts_table(alerts))
+        reconciled = reconcile_table(runtime)
+        if reconciled is not None:
+            console.print(reconciled)
+        for table in observe_tables(runtime):
+            console.print(table)
+
+
+def reconcile_table(runtime) -> Table | None:
+    """The last reconciliation of each domain, from the run history."""
+    latest: dict[str, object] = {}
+    for run in runtime.store.runs(limit=500):
+        if run.flow.startswith("reconcile:"):
+            latest.setdefault(run.flow.removeprefix("reconcile:"), run)
+    if not latest:
+        return None
+    table = Table("domain", "when", "result", "missing/extra/different", title="Reconciliations")
+    for domain, run in sorted(latest.items()):
+        comparisons = run.detail.get("comparisons") or []
+        compared = ", ".join(f"{c['right']}: {c['missing']}/{c['extra']}/{c['different']}" for c in comparisons)
+        verdict = "[green]match[/]" if run.detail.get("match") else "[red]differ[/]"
+        table.add_row(domain, f"{run.started_at:%Y-%m-%d %H:%M:%S}", verdict, compared or "—")
+    return table
 
 
 def status_table(runtime) -> Table:
@@ -190,7 +219,12 @@ def _short(checkpoint: str | None) -> str:
     if checkpoint.isdigit():
         return f"seq {checkpoint}"
     try:
-        text = json.loads(checkpoint).get("cursor") or "{}"
+        if "cut" in (decoded := json.loads(checkpoint)):
+            return f"plan-cut at seq {decoded['cut']}: {decoded['entity']} after {decoded['after']}"
+        if decoded.get("snapshot_pages"):  # a full refresh a crash interrupted: where it will resume
+            cursor = json.loads(decoded.get("snapshot_cursor") or "{}")
+            return f"{cursor.get('file', '')}:{cursor.get('line', '')} (snapshot, {decoded['snapshot_pages']} pages)"
+        text = decoded.get("cursor") or "{}"
         if not text.startswith("{"):  # a subscription: where its last committed event came from
             return text if len(text) <= 60 else "…" + text[-59:]
         cursor = json.loads(text)
@@ -1014,6 +1048,41 @@ def bus_status_table(status) -> Table:
         table.add_row(c.consumer, str(c.partitions), f"[yellow]{c.pending:,}[/]" if c.pending else "0",
                       f"{c.unacked:,}", ", ".join(c.workers) or "[dim]none[/]")
     return table
+
+
+metrics_app = typer.Typer(help="Prometheus metrics: freshness, completeness, throughput, rejections, latency.",
+                          invoke_without_command=True)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.callback()
+def metrics(ctx: typer.Context, estate: EstateOption = DEFAULT_ESTATE) -> None:
+    """Print the metrics once in the Prometheus text format (``metrics serve`` serves them)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from syncfabric.observe.metrics import exposition
+
+    with _boundary(), _runtime(estate) as runtime:
+        sys.stdout.write(exposition(runtime.estate, runtime.store))
+
+
+@metrics_app.command("serve")
+def metrics_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9464,
+    estate: EstateOption = DEFAULT_ESTATE,
+) -> None:
+    """Serve the metrics on http://127.0.0.1:PORT/metrics for Prometheus to scrape, until Ctrl-C."""
+    import time
+
+    from syncfabric.observe.metrics import serve
+
+    with _boundary(), _runtime(estate) as runtime, serve(runtime.estate, runtime.store, port=port) as url:
+        console.print(f"metrics on [bold]{url}/metrics[/]; Ctrl-C to stop", highlight=False)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ def test_read_full_returns_what_was_written(connector: PlanningConnector, base_u
     assert [(r.location, r.data["minimum"]) for r in page.records] == [("buffer:BOLT-M8|DE01", 7.0)]
     assert "onhand" not in page.records[0].data
 
-    with make_connector(base_url, batch_size=3) as small_pages:
+    with make_connector(base_url, read_page_size=3) as small_pages:
         pages = list(small_pages.read_full("inventory_balance"))
         assert [len(p.records) for p in pages] == [3, 1]
         assert [p.complete for p in pages] == [False, True]

@@ -109,6 +109,11 @@ def test_full_refresh_nothing_again_net_change_and_reconcile_through_the_cli(est
     assert "different" in drift.stdout and f"{item}|{plant}|" in drift.stdout
     assert "they differ" in drift.stderr
 
+    status = cli(env, "status")
+    [line] = [line for line in status.stdout.splitlines() if line.startswith("│ inventory ")]
+    assert "differ" in line and "target planning (planning-out): 0/0/1" in line
+    assert any(line.startswith("│ items ") and "match" in line for line in status.stdout.splitlines())
+
     with open_store(f"sqlite:///{folder}/.syncfabric/syncfabric.db") as store:
         runs = store.runs("reconcile:inventory", limit=10)
         assert [run.status for run in runs[:2]] == [RunStatus.FAILED, RunStatus.SUCCEEDED]

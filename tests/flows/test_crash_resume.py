@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from syncfabric.config import load_estate
-from syncfabric.connectors.files.connector import FilesConnector
 from syncfabric.flows.runtime import Runtime
 from syncfabric.sandbox.legacy_erp import LegacyErp
 from syncfabric.sandbox.planning_platform import create_app
@@ -34,15 +33,13 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.
 PAGE_SIZE = 500
 KILLS = 5
 
-CHILD = textwrap.dedent(f"""
+CHILD = textwrap.dedent("""
     import sys
 
     from syncfabric.config import load_estate
-    from syncfabric.connectors.files.connector import FilesConnector
     from syncfabric.flows.runtime import Runtime
 
-    FilesConnector.page_size = {PAGE_SIZE}
-    loaded = load_estate(sys.argv[1], environ={{}})
+    loaded = load_estate(sys.argv[1], environ={})
     print("ready", flush=True)
     with Runtime(loaded) as runtime:
         result = runtime.run_flow("inventory-in", progress=lambda n: print("page", n, flush=True))
@@ -59,7 +56,7 @@ def make_estate(root: Path, export: Path, mode: str = "full") -> Path:
     text = EXAMPLE.read_text()
     flow = '    mode: full\n    source: "inventory_*.csv"'
     assert flow in text
-    (root / "estate.yaml").write_text(text.replace(flow, flow.replace("full", mode)))
+    (root / "estate.yaml").write_text(text.replace(flow, flow.replace("full", mode) + f"\n    batch_size: {PAGE_SIZE}"))
     return root / "estate.yaml"
 
 
@@ -85,14 +82,13 @@ def start(script: Path, estate: Path) -> subprocess.Popen[str]:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 @pytest.mark.parametrize("mode", ["full", "changes"])
-def test_killed_runs_resume_to_exactly_the_state_of_a_clean_run(tmp_path: Path, monkeypatch, mode: str) -> None:
+def test_killed_runs_resume_to_exactly_the_state_of_a_clean_run(tmp_path: Path, mode: str) -> None:
     erp = LegacyErp(tmp_path / "erp", seed=11, item_count=10_000)
     [export] = erp.export(("inventory",))
     rows = len(erp.rows["inventory"])
     assert rows > 19_000
 
     clean_estate = make_estate(tmp_path / "clean", export, mode)
-    monkeypatch.setattr(FilesConnector, "page_size", PAGE_SIZE)
     began = time.perf_counter()
     with Runtime(load_estate(clean_estate, environ={})) as runtime:
         assert runtime.run_flow("inventory-in").inserted == rows
@@ -180,7 +176,7 @@ def test_killing_the_sync_command_mid_run_and_starting_it_again_ends_like_a_clea
     rng = random.Random(7)
     partial = []
     database = estate.parent / ".syncfabric" / "syncfabric.db"
-    page_time = duration / -(-rows // FilesConnector.page_size)
+    page_time = duration / -(-rows // PAGE_SIZE)
     for _ in range(3):
         before = checkpoint_of(database)
         child = cli(estate, "sync", "inventory-in")
@@ -193,6 +189,9 @@ def test_killing_the_sync_command_mid_run_and_starting_it_again_ends_like_a_clea
         assert child.returncode == -signal.SIGKILL, "the command ended before it was killed"
         with open_store(loaded_url(estate)) as store:
             partial.append(store.count("inventory_balance"))
+        if 0 < partial[-1] < rows and sum(0 < n < rows for n in partial) == 1:  # status says where it resumes
+            out, _ = cli(estate, "status", env={**os.environ, "COLUMNS": "250"}).communicate(timeout=60)
+            assert f"{export.name}:" in out and "(snapshot," in out
     child = cli(estate, "sync", "inventory-in")
     out, err = child.communicate(timeout=120)
     assert child.returncode == 0, err

@@ -101,3 +101,33 @@ def test_watermark_values_compare_by_kind() -> None:
     assert since("2026-11-02T08:00:00+00:00", 90) == "2026-11-02T07:58:30+00:00"
     assert since("abc", 90) == "abc"
     assert since(None, 90) is None
+
+
+class Crash(Exception):
+    """The process died between two pages."""
+
+
+def test_a_run_that_dies_mid_read_resumes_from_the_committed_watermark(tmp_path: Path, store: Store) -> None:
+    db = tmp_path / "erp.db"
+    table(db, [(f"I{n:02d}", f"item {n}", f"2026-11-02T08:{n:02d}:00+00:00") for n in range(1, 12)])
+    source = TableSource(db)
+    served = source.read_changes
+
+    def dying(entity: str, since: str | None):
+        for number, page in enumerate(served(entity, since)):
+            if number == 2:
+                raise Crash
+            yield page
+
+    source.read_changes = dying  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        run(store, source, 120.0)
+    assert store.count("item") == 6  # two pages of three committed
+    checkpoint = msgspec.json.decode(store.checkpoint("items-in") or "", type=InboundCheckpoint)
+    assert checkpoint.watermark == "2026-11-02T08:06:00+00:00"
+
+    source.read_changes = served  # type: ignore[method-assign]
+    again = run(store, source, 120.0)
+    assert source.asked[-1] == "2026-11-02T08:04:00+00:00"
+    assert (again.inserted, again.unchanged) == (5, 3)  # I07..I11 new; I04..I06 from the overlap write nothing
+    assert store.count("item") == 11 and len(store.changes(0, limit=100)) == 11

@@ -385,3 +385,22 @@ def test_a_whole_batch_failure_while_the_target_is_down_dead_letters_nothing(sto
                      result=result, probe=lambda: False)
 
     assert store.checkpoint(FLOW) is None and store.dead_letters() == []
+
+def test_net_change_after_an_interrupted_plan_cut_sends_what_changed_since_the_cut_began(store: Store) -> None:
+    put(store, "item", "I0", base_unit="EA")
+    send(store, Target())  # checkpoint: seq 1
+    put(store, "item", "I1", base_unit="EA")
+    put(store, "item", "I2", base_unit="EA")
+
+    class FailingSecond(Target):
+        def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+            if self.writes:
+                raise PermanentError("down", system="planning")
+            return super().write(entity, records)
+
+    with pytest.raises(PermanentError):
+        send(store, FailingSecond(), mode="plan_cut", batch_size=1)
+    assert store.checkpoint(FLOW).startswith("{")
+    target = Target()
+    send(store, target)
+    assert [key for _, key, _, _ in target.sent()] == ["I1", "I2"]

@@ -762,6 +762,15 @@ class StoreConformance:
         assert a_then.content_hash == content_hash(rec("a", v=1).payload) and a_then.last_seq <= cut
         assert view(store.current_as_of("item", 0)) == []
 
+    def test_live_keys_lists_the_keys_not_deleted_of_one_entity(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec(f"k{n}") for n in range(1200)])
+            tx.apply("location", [rec("x")])
+            tx.delete("item", ["k7", "k8"])
+        keys = list(store.live_keys("item"))
+        assert len(keys) == 1198 and set(keys) == {f"k{n}" for n in range(1200)} - {"k7", "k8"}
+        assert list(store.live_keys("nothing")) == []
+
     def test_a_lease_has_one_holder_until_it_expires_or_is_released(self, make_store: MakeStore) -> None:
         one, two = make_store(), make_store()  # two processes sharing the store
         assert one.acquire_lease("flow:items-in", "a", 30)
@@ -776,6 +785,16 @@ class StoreConformance:
         time.sleep(0.3)  # b died without releasing: its lease runs out
         assert one.acquire_lease("flow:items-in", "a", 30)
         assert not two.acquire_lease("flow:items-in", "b", 30)
+
+    def test_a_lease_of_a_holder_known_gone_can_be_replaced(self, store: Store) -> None:
+        assert store.lease_holder("flow:x") is None
+        assert store.acquire_lease("flow:x", "dead", 60)
+        assert store.lease_holder("flow:x") == "dead"
+        assert not store.acquire_lease("flow:x", "new", 60, replacing="someone-else")
+        assert store.acquire_lease("flow:x", "new", 60, replacing="dead")
+        assert store.lease_holder("flow:x") == "new"
+        store.release_lease("flow:x", "new")
+        assert store.lease_holder("flow:x") is None
 
     def test_concurrent_lease_takers_get_it_once(self, make_store: MakeStore) -> None:
         stores = [make_store() for _ in range(4)]

@@ -265,7 +265,7 @@ def _write_page(
 
 
 def _live_keys(store: Store, entity: str) -> list[str]:
-    return [row.key for row in store.current(entity)]
+    return list(store.live_keys(entity))
 
 
 def _load(text: str | None) -> InboundCheckpoint:

@@ -26,6 +26,7 @@ from syncfabric.errors import ConnectorError, PermanentError, TransientError
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy, call_with_retry
 from syncfabric.model import ENTITIES, Record
+from syncfabric.observe import delivery_log
 from syncfabric.store import Attempt, Change, NewDeadLetter, Op, StateRow, Store, Transaction
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,16 @@ class Pending:
     entity: str
     record: OutboundRecord
     seq: int
+    recorded_at: dt.datetime | None = None
+    """When the store recorded the change: the source time of a record that carries none of its own."""
 
     @classmethod
     def of_change(cls, change: Change) -> Pending:
-        return cls(change.entity, _from_change(change), change.seq)
+        return cls(change.entity, _from_change(change), change.seq, change.recorded_at)
 
     @classmethod
     def of_state(cls, row: StateRow) -> Pending:
-        return cls(row.entity, _from_state(row), row.last_seq)
+        return cls(row.entity, _from_state(row), row.last_seq, row.updated_at)
 
 
 def dependency_order(entities: Iterable[str], model: Mapping[str, type[Record]] = ENTITIES) -> list[str]:
@@ -131,7 +134,9 @@ def deliver_next(
     is given: then the batch is tried again one record at a time, and a record that still fails while ``probe``
     says the target is healthy becomes a dead letter (a poison record); when the target is not healthy, it raises.
     """
-    after = int(store.checkpoint(flow_name) or 0)
+    saved = store.checkpoint(flow_name) or "0"
+    # A plan-cut interrupted before the flow was switched to net change: send what changed since the cut's start.
+    after = msgspec.json.decode(saved, type=PlanCut).since if saved.startswith("{") else int(saved)
     changes = store.changes(after, entities=list(entities), limit=batch_size)
     if not changes:
         result.last_batch = 0
@@ -153,12 +158,15 @@ def deliver_next(
             letters.append(_dead_letter(flow_name, connector.system, pending, reason,
                                         [Attempt(_now(), "held", reason)], held_by=first))
     links: list[Link] = []
-    letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links)
+    confirmed: list[tuple[str, Pending]] = []
+    letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links,
+                        confirmed=confirmed)
     after = changes[-1].seq
     with store.transaction() as tx:
         if letters:
             tx.add_dead_letters(letters)
         _keep_links(tx, connector.system, links)
+        tx.add_deliveries(delivery_log.deliveries(flow_name, connector.system, confirmed))
         tx.set_checkpoint(flow_name, str(after))
     result.dead_lettered += len(letters)
     if letters:
@@ -219,12 +227,14 @@ def _send_plan_cut(
 
         def send(batch: list[Pending], entity: str = entity) -> None:
             links: list[Link] = []
-            letters = _deliver(connector, flow_name, {entity: batch}, retry, result, links=links)
+            confirmed: list[tuple[str, Pending]] = []
+            letters = _deliver(connector, flow_name, {entity: batch}, retry, result, links=links, confirmed=confirmed)
             mark = PlanCut(cut=cut, entity=entity, after=batch[-1].record.key, since=previous)
             with store.transaction() as tx:
                 if letters:
                     tx.add_dead_letters(letters)
                 _keep_links(tx, connector.system, links)
+                tx.add_deliveries(delivery_log.deliveries(flow_name, connector.system, confirmed))
                 tx.set_checkpoint(flow_name, msgspec.json.encode(mark).decode())
             result.dead_lettered += len(letters)
             if progress is not None:
@@ -261,11 +271,13 @@ def _deliver_and_record(
     retry: RetryPolicy, result: FlowResult, progress: Progress | None,
 ) -> None:
     links: list[Link] = []
-    letters = _deliver(connector, flow_name, by_entity, retry, result, links=links)
-    if letters or links:
+    confirmed: list[tuple[str, Pending]] = []
+    letters = _deliver(connector, flow_name, by_entity, retry, result, links=links, confirmed=confirmed)
+    if letters or links or confirmed:
         with store.transaction() as tx:
             tx.add_dead_letters(letters)
             _keep_links(tx, connector.system, links)
+            tx.add_deliveries(delivery_log.deliveries(flow_name, connector.system, confirmed))
         result.dead_lettered += len(letters)
     if progress is not None:
         progress(sum(len(records) for records in by_entity.values()))
@@ -274,9 +286,11 @@ def _deliver_and_record(
 def _deliver(
     connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]], retry: RetryPolicy,
     result: FlowResult, on_retry: OnRetry | None = None, probe: Probe | None = None, links: list[Link] | None = None,
+    confirmed: list[tuple[str, Pending]] | None = None,
 ) -> list[NewDeadLetter]:
     """Write each entity's records; the dead letters of the records the target rejected (or, with ``probe``,
-    could not take alone). ``links`` collects the ids the target gave the records (``WriteOutcome.links``)."""
+    could not take alone). ``links`` collects the ids the target gave the records (``WriteOutcome.links``),
+    ``confirmed`` the records it accepted (for the delivery log)."""
     letters: list[NewDeadLetter] = []
     for entity in dependency_order(by_entity):
         pending = by_entity[entity]
@@ -296,6 +310,8 @@ def _deliver(
                                         [*history, Attempt(_now(), "rejected", reason)]))
         if links is not None:
             links.extend((entity, external, key) for key, external in outcome.links.items())
+        if confirmed is not None:
+            confirmed.extend((entity, by_key[key]) for key in outcome.accepted if key in by_key)
     return letters
 
 

@@ -13,6 +13,7 @@ from syncfabric.connectors.base import Connector
 from syncfabric.connectors.registry import connector_class
 from syncfabric.errors import ConfigError
 from syncfabric.flows.inbound import run_inbound
+from syncfabric.flows.lease import Leases
 from syncfabric.flows.outbound import run_outbound
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy
@@ -32,6 +33,11 @@ class Runtime:
     @cached_property
     def store(self) -> Store:
         return self._store or open_store(self.loaded.store_url)
+
+    @cached_property
+    def leases(self) -> Leases:
+        """The leases this runtime takes: one run of a flow at a time across every process on the store."""
+        return Leases(self.store)
 
     def connector(self, system: str) -> Connector:
         spec = self.estate.systems[system]
@@ -67,11 +73,19 @@ class Runtime:
             flow = self.estate.flows[name]
         except KeyError:
             raise ConfigError([f"unknown flow {name!r}; flows: {', '.join(self.estate.flows) or 'none'}"]) from None
+        with self.leases.hold(f"flow:{name}"):
+            _close_interrupted(self.store, name)
+            return self._run_flow(name, flow, progress, on_start)
+
+    def _run_flow(self, name: str, flow, progress: Progress | None,
+                  on_start: Callable[[int], None] | None) -> FlowResult:
         run_id = self.store.start_run(name)
         if on_start is not None:
             on_start(run_id)
         try:
             with self.connector(flow.system) as connector:
+                if hasattr(connector, "page_size"):  # a connector that pages its reads: the flow's page and commit
+                    connector.page_size = flow.batch_size
                 if flow.direction == "inbound":
                     assert flow.mapping is not None  # guaranteed by validation
                     field_map = self.field_map(flow.mapping)
@@ -103,3 +117,12 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_interrupted(store: Store, flow: str) -> None:
+    """Runs of ``flow`` still marked running while we hold its lease ended with their process: say so."""
+    for run in store.runs(flow, limit=20):
+        if run.status is RunStatus.RUNNING:
+            store.finish_run(run.id, RunStatus.FAILED, detail={
+                "error": "interrupted: the process ended before the run finished; the next run resumed from the "
+                         "last committed checkpoint"})

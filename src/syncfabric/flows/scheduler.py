@@ -1,14 +1,13 @@
 """Runs an estate's flows on their cron schedules, in the foreground, one run at a time per flow.
 
 A flow's schedule is its own ``schedule``; an inbound flow without one follows the ``schedule`` of its entity's
-domain. Cron
-expressions have 5 fields (minute hour day month weekday), or 6 with a sixth field for seconds.
+domain. Cron expressions have 5 fields (minute hour day month weekday), or 6 with a sixth field for seconds.
 
-- **No overlapping runs.** Before a run the scheduler takes the flow's lease in the store (``flow:<name>``) and
-  renews it while the run lasts; a second scheduler on the same store (another process, another machine on one
-  PostgreSQL) finds the lease held and lets that fire go. The fire time a run was started for is recorded in the
-  store (checkpoint ``schedule:<name>``) before the lease is released, so a fire is never run twice either. A
-  process that dies leaves its lease to expire.
+- **No overlapping runs.** Before a run the scheduler takes the flow's lease in the store (``flow:<name>``, see
+  :mod:`syncfabric.flows.lease`; every run of a flow holds it, ``syncfabric sync`` too); a second scheduler on the
+  same store (another process, another machine on one PostgreSQL) finds the lease held and lets that fire go.
+  The fire time a run was started for is recorded in the store (checkpoint ``schedule:<name>``) before the lease
+  is released, so a fire is never run twice either. A process that dies leaves its lease to expire.
 - **Missed runs.** Fire times that passed without a run (no scheduler was running, or a run overran into the next
   fire time) follow the flow's ``missed`` policy: ``skip`` waits for the next fire time, ``run_once`` runs once
   at once to catch up, however many were missed. A fire is missed when the scheduler gets to it more than
@@ -18,9 +17,7 @@ expressions have 5 fields (minute hour day month weekday), or 6 with a sixth fie
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +25,7 @@ from typing import Any
 from croniter import croniter
 
 from syncfabric.errors import SyncfabricError
+from syncfabric.flows.lease import LeaseBusy
 from syncfabric.flows.result import FlowResult
 
 Clock = Callable[[], dt.datetime]
@@ -75,8 +73,7 @@ class Scheduler:
     def __init__(
         self, runtime, *, jobs: list[Job] | None = None, clock: Clock = _now,
         sleep: Callable[[float], None] = time.sleep, run: Callable[[str], FlowResult] | None = None,
-        on_event: Event | None = None, lease_seconds: float = 300.0, grace: dt.timedelta = dt.timedelta(seconds=1),
-        holder: str | None = None,
+        on_event: Event | None = None, grace: dt.timedelta = dt.timedelta(seconds=1),
     ) -> None:
         self.runtime = runtime
         self.store = runtime.store
@@ -85,9 +82,7 @@ class Scheduler:
         self.sleep = sleep
         self.run_flow = run or runtime.run_flow
         self.on_event = on_event or (lambda _job, _what, _detail: None)
-        self.lease_seconds = lease_seconds
         self.grace = grace
-        self.holder = holder or f"scheduler-{uuid.uuid4().hex[:12]}"
         self.runs = 0
 
     def start(self) -> None:
@@ -128,23 +123,17 @@ class Scheduler:
         if now - fire > self.grace and job.missed == "skip":
             self.on_event(job, "skipped", f"missed the run due at {fire:%Y-%m-%d %H:%M:%S} (missed: skip)")
             return
-        lease = f"flow:{job.flow}"
-        if not self.store.acquire_lease(lease, self.holder, self.lease_seconds):
-            self.on_event(job, "skipped", "running elsewhere (another scheduler holds its lease)")
-            return
         try:
-            last = self.last_fire(job.flow)
-            if last is not None and last >= fire:
-                self.on_event(job, "skipped", f"the run due at {fire:%H:%M:%S} ran elsewhere")
-                return
-            self._run(job, fire)
-        finally:
-            self.store.release_lease(lease, self.holder)
+            with self.runtime.leases.hold(f"flow:{job.flow}"):
+                last = self.last_fire(job.flow)
+                if last is not None and last >= fire:
+                    self.on_event(job, "skipped", f"the run due at {fire:%H:%M:%S} ran elsewhere")
+                    return
+                self._run(job, fire)
+        except LeaseBusy:
+            self.on_event(job, "skipped", "running elsewhere (another process holds its lease)")
 
     def _run(self, job: Job, fire: dt.datetime) -> None:
-        stop = threading.Event()
-        renewing = threading.Thread(target=self._renew, args=(f"flow:{job.flow}", stop), daemon=True)
-        renewing.start()
         self.on_event(job, "started", fire)
         try:
             result = self.run_flow(job.flow)
@@ -153,13 +142,7 @@ class Scheduler:
         else:
             self.on_event(job, "finished", result)
         finally:
-            stop.set()
-            renewing.join()
             with self.store.transaction() as tx:
                 tx.set_checkpoint(f"schedule:{job.flow}", fire.isoformat())
             self.runs += 1
         job.next_due = job.after(fire)  # already due if the run overran: the missed-run policy decides
-
-    def _renew(self, lease: str, stop: threading.Event) -> None:
-        while not stop.wait(self.lease_seconds / 3):
-            self.store.acquire_lease(lease, self.holder, self.lease_seconds)

@@ -9,9 +9,11 @@ from syncfabric.store.base import (
     Change,
     DeadLetter,
     DeadLetterStatus,
+    DeliveryGroup,
     IncomingRecord,
     Lineage,
     NewDeadLetter,
+    NewDelivery,
     NewQuarantine,
     NewQuarantineEvent,
     NewSource,
@@ -60,3 +62,4 @@ __all__ = [
     "SourceRecord", "StateRow", "Store", "Transaction", "content_hash", "open_store",
 ]
 __all__ += ["Alert", "Attempt", "DeadLetter", "DeadLetterStatus", "NewDeadLetter"]
+__all__ += ["DeliveryGroup", "NewDelivery"]

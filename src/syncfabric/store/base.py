@@ -298,6 +298,35 @@ class Alert:
     raised_at: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A record a target confirmed: what the delivery log keeps for freshness and latency."""
+
+    flow: str
+    system: str
+    entity: str
+    record_key: str
+    group: str
+    """The plant or location the record concerns (its ``location_id``), "" when none."""
+    seq: int
+    source_time: dt.datetime
+    """When the fact happened at the source (a record's ``as_of``, an event's ``occurred_at``...)."""
+    confirmed_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryGroup:
+    """The delivery log of one flow, entity and group, summed up."""
+
+    flow: str
+    system: str
+    entity: str
+    group: str
+    records: int
+    newest_source_time: dt.datetime
+    last_confirmed_at: dt.datetime
+
+
 class Transaction(ABC):
     """Writes that commit together. Obtained from :meth:`Store.transaction`."""
 
@@ -354,6 +383,11 @@ class Transaction(ABC):
     ) -> None:
         """Append ``attempt`` to each entry's history; optionally set its status and reason. An unknown id raises
         :class:`StoreError`."""
+
+
+    def add_deliveries(self, entries: Sequence[NewDelivery]) -> None:
+        """Append records a target confirmed to the delivery log (in the transaction that moves the checkpoint)."""
+        raise NotImplementedError
 
 
 class Store(ABC):
@@ -496,9 +530,14 @@ class Store(ABC):
     # -- leases: one holder at a time for singleton jobs and shares of work ----------------------------------------
 
     @abstractmethod
-    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+    def acquire_lease(self, name: str, holder: str, seconds: float, *, replacing: str | None = None) -> bool:
         """Take or renew the lease ``name`` for ``holder`` until ``seconds`` from now. True when ``holder`` holds it
-        now; false when another holder's lease has not expired. Commits at once, without the change-log lock."""
+        now; false when another holder's lease has not expired, unless that holder is ``replacing`` (known to be
+        gone). Commits at once, without the change-log lock; atomic across processes sharing the store."""
+
+    @abstractmethod
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds lease ``name`` now (None when nobody does, or the lease expired)."""
 
     @abstractmethod
     def release_lease(self, name: str, holder: str) -> None:
@@ -522,3 +561,18 @@ class Store(ABC):
         keys changed since come from the change log. Several entities read at one ``seq`` form a consistent cut
         however much is written meanwhile. ``last_seq`` is the sequence of the change that row reflects."""
 
+    @abstractmethod
+    def live_keys(self, entity: str) -> Iterator[str]:
+        """The keys of an entity that are not deleted, in no particular order: only the keys, for a snapshot's
+        deletions."""
+
+    # -- the delivery log ----------------------------------------------------------------------------------------------
+
+    def delivery_groups(self, *, flow: str | None = None, entity: str | None = None) -> list[DeliveryGroup]:
+        """Per flow, entity and group: records confirmed, the newest source time, the last confirmation."""
+        raise NotImplementedError
+
+    def deliveries(self, *, since: dt.datetime, until: dt.datetime | None = None, flow: str | None = None,
+                   entity: str | None = None) -> list[NewDelivery]:
+        """Delivery-log rows confirmed in ``[since, until]``, oldest confirmation first."""
+        raise NotImplementedError

@@ -23,7 +23,7 @@ import datetime as dt
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -42,9 +42,11 @@ from syncfabric.store.base import (
     Change,
     DeadLetter,
     DeadLetterStatus,
+    DeliveryGroup,
     IncomingRecord,
     Lineage,
     NewDeadLetter,
+    NewDelivery,
     NewQuarantine,
     NewQuarantineEvent,
     NewSource,
@@ -163,6 +165,10 @@ class SqlStore(Store):
             set_={name: excluded[name] for name in STATE_UPDATES},
         )
         return BulkWriter(state_upsert, t.state, dialect), BulkWriter(t.change_log.insert(), t.change_log, dialect)
+
+    def _lookup_rows(self, conn: Connection, entity: str, keys: Sequence[str]) -> Iterable[Sequence[Any]]:
+        """(key, version, content_hash, deleted) of those of at most KEY_CHUNK ``keys`` that exist."""
+        return conn.execute(self._lookup, {"entity": entity, "keys": list(keys)})
 
     # -- plumbing ---------------------------------------------------------------------------------------------------
 
@@ -507,6 +513,38 @@ class SqlStore(Store):
                           detail=msgspec.json.decode(row.detail, type=dict[str, object]), raised_at=row.raised_at)
                     for row in conn.execute(stmt)]
 
+    # -- the delivery log ----------------------------------------------------------------------------------------------
+
+    def delivery_groups(self, *, flow: str | None = None, entity: str | None = None) -> list[DeliveryGroup]:
+        d = t.delivery
+        stmt = (select(d.c.flow, d.c.system, d.c.entity, d.c.grp, func.count(), func.max(d.c.source_time),
+                       func.max(d.c.confirmed_at))
+                .group_by(d.c.flow, d.c.system, d.c.entity, d.c.grp).order_by(d.c.flow, d.c.entity, d.c.grp))
+        for column, value in ((d.c.flow, flow), (d.c.entity, entity)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        stamp = t.UtcDateTime()
+        dialect = self._engine.dialect
+        with self._reading("read the delivery log") as conn:
+            return [DeliveryGroup(flow=row[0], system=row[1], entity=row[2], group=row[3], records=int(row[4]),
+                                  newest_source_time=_stamp(stamp, row[5], dialect),
+                                  last_confirmed_at=_stamp(stamp, row[6], dialect))
+                    for row in conn.execute(stmt)]
+
+    def deliveries(self, *, since: dt.datetime, until: dt.datetime | None = None, flow: str | None = None,
+                   entity: str | None = None) -> list[NewDelivery]:
+        d = t.delivery
+        stmt = select(d).where(d.c.confirmed_at >= since).order_by(d.c.confirmed_at, d.c.id)
+        if until is not None:
+            stmt = stmt.where(d.c.confirmed_at <= until)
+        for column, value in ((d.c.flow, flow), (d.c.entity, entity)):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        with self._reading("read the delivery log") as conn:
+            return [NewDelivery(flow=row.flow, system=row.system, entity=row.entity, record_key=row.record_key,
+                                group=row.grp, seq=row.seq, source_time=row.source_time,
+                                confirmed_at=row.confirmed_at) for row in conn.execute(stmt)]
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -547,7 +585,12 @@ class SqlStore(Store):
                 if state is not None and (include_deleted or not state.deleted):
                     yield state
 
-    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+    def live_keys(self, entity: str) -> Iterator[str]:
+        stmt = select(t.state.c.key).where(t.state.c.entity == entity, t.state.c.deleted.is_(False))
+        with self._reading(f"list the keys of {entity}") as conn:
+            yield from conn.execution_options(yield_per=STREAM_ROWS * 20).execute(stmt).scalars()
+
+    def acquire_lease(self, name: str, holder: str, seconds: float, *, replacing: str | None = None) -> bool:
         lease = t.lease
         now = _now()
         values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": now + dt.timedelta(seconds=seconds)}
@@ -556,12 +599,20 @@ class SqlStore(Store):
             index_elements=[lease.c.name],
             set_={"holder": insert.excluded.holder, "acquired_at": insert.excluded.acquired_at,
                   "expires_at": insert.excluded.expires_at},
-            where=(lease.c.expires_at < now) | (lease.c.holder == holder),
+            where=(lease.c.expires_at < now) | lease.c.holder.in_([holder, replacing or holder]),
         )
         with self._autonomous(f"acquire lease {name!r}") as conn:
             conn.execute(stmt)
             current = conn.execute(select(lease.c.holder).where(lease.c.name == name)).scalar_one()
         return bool(current == holder)
+
+    def lease_holder(self, name: str) -> str | None:
+        lease = t.lease
+        with self._reading(f"read lease {name!r}") as conn:
+            holder: str | None = conn.execute(
+                select(lease.c.holder).where(lease.c.name == name, lease.c.expires_at >= _now())
+            ).scalar_one_or_none()
+        return holder
 
     def release_lease(self, name: str, holder: str) -> None:
         lease = t.lease
@@ -599,8 +650,7 @@ class SqlTransaction(Transaction):
         """The current version, hash and deleted flag of those ``keys`` that exist, one query per chunk of keys."""
         found: dict[str, _Existing] = {}
         for start in range(0, len(keys), KEY_CHUNK):
-            chunk = {"entity": entity, "keys": list(keys[start:start + KEY_CHUNK])}
-            for key, version, digest, deleted in conn.execute(self._store._lookup, chunk):
+            for key, version, digest, deleted in self._store._lookup_rows(conn, entity, keys[start:start + KEY_CHUNK]):
                 found[key] = _Existing(version, digest, bool(deleted))
         return found
 
@@ -811,6 +861,14 @@ class SqlTransaction(Transaction):
         with self._store._errors("add dead letters"):
             return [int(row[0]) for row in conn.execute(stmt, rows)]
 
+    def add_deliveries(self, entries: Sequence[NewDelivery]) -> None:
+        if not entries:
+            return
+        rows = [{"flow": e.flow, "system": e.system, "entity": e.entity, "record_key": e.record_key, "grp": e.group,
+                 "seq": e.seq, "source_time": e.source_time, "confirmed_at": e.confirmed_at} for e in entries]
+        with self._store._errors("log deliveries"):
+            self._live().execute(t.delivery.insert(), rows)
+
     def update_dead_letters(
         self, ids: Sequence[int], attempt: Attempt, *, status: DeadLetterStatus | None = None,
         reason: str | None = None,
@@ -924,3 +982,12 @@ def _dead_letter(row: Row[Any]) -> DeadLetter:
         version=row.version, payload=row.payload, reason=row.reason, status=DeadLetterStatus(row.status),
         held_by=row.held_by, attempts=attempts, created_at=row.created_at, updated_at=row.updated_at,
     )
+
+
+def _stamp(kind: t.UtcDateTime, value: Any, dialect: Dialect) -> dt.datetime:
+    """An aggregate (max) of a timestamp column: SQLite hands it back as text, without the column's type."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    result = kind.process_result_value(value, dialect)
+    assert result is not None
+    return result

@@ -229,3 +229,21 @@ alert = Table(
     PrimaryKeyConstraint("id"),
     Index(None, "flow", "id"),
 )
+
+delivery = Table(
+    "sf_delivery",
+    metadata,
+    Column("id", SEQUENCE, autoincrement=True),
+    Column("flow", String, nullable=False),
+    Column("system", String, nullable=False),
+    Column("entity", String, nullable=False),
+    Column("record_key", String, nullable=False),
+    Column("grp", String, nullable=False),  # the plant or location the record concerns ("" when none)
+    Column("seq", SEQUENCE, nullable=False),  # the change-log entry delivered
+    Column("source_time", UtcDateTime, nullable=False),  # when the fact happened at the source
+    Column("confirmed_at", UtcDateTime, nullable=False),  # when the target confirmed it
+    PrimaryKeyConstraint("id"),
+    Index(None, "flow", "entity", "grp"),
+    Index(None, "confirmed_at"),
+)
+"""The delivery log: what each outbound flow's target confirmed, for freshness and latency (``syncfabric.observe``)."""

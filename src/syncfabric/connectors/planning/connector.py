@@ -77,7 +77,7 @@ class PlanningConnector(Connector):
                                  system=self.system, entity=entity)
         shape = shapes.SHAPES.get(entity)
         target = shape.target if shape else entity
-        params: dict[str, Any] = {"limit": self.config.batch_size, "offset": int(cursor or 0)}
+        params: dict[str, Any] = {"limit": self.config.read_page_size, "offset": int(cursor or 0)}
         if shape:
             params.update(shape.fixed)
         while True:

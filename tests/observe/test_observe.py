@@ -1,0 +1,181 @@
+"""What the product measures about itself, from real flows: a legacy ERP's CSV exports read by an inbound flow, the
+planning platform fed over HTTP, reconciliation, ``status`` and a Prometheus scrape."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from syncfabric.cli import app
+from syncfabric.config import load_estate
+from syncfabric.observe.clock import use_clock
+from syncfabric.observe.completeness import completeness
+from syncfabric.observe.freshness import freshness, percentile
+from syncfabric.observe.metrics import serve
+from syncfabric.sandbox.legacy_erp import LegacyErp
+from syncfabric.sandbox.planning_platform import create_app
+from syncfabric.sandbox.server import serve as serve_app
+from syncfabric.store import Store, open_store
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
+runner = CliRunner()
+NIGHT = dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.UTC)
+"""The legacy ERP's first snapshot time (SNAPSHOT_UTC of every balance)."""
+INVENTORY_SLA = "sla: {completeness: 1.0}}"
+
+
+class Estate:
+    def __init__(self, folder: Path, erp: LegacyErp) -> None:
+        self.folder = folder
+        self.erp = erp
+
+    def run(self, *args: str, at: dt.datetime) -> str:
+        with use_clock(lambda: at):
+            result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def store(self) -> Store:
+        return open_store(f"sqlite:///{self.folder}/.syncfabric/syncfabric.db")
+
+    def sla(self, freshness_minutes: float) -> None:
+        path = self.folder / "estate.yaml"
+        text = EXAMPLE.read_text().replace(
+            INVENTORY_SLA, f"sla: {{completeness: 1.0, freshness_minutes: {freshness_minutes}}}}}")
+        assert text != EXAMPLE.read_text()
+        path.write_text(text)
+
+
+@pytest.fixture
+def estate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Estate]:
+    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
+    erp = LegacyErp(tmp_path / "drop" / "erp-legacy", seed=11, item_count=15)
+    erp.export()
+    with serve_app(create_app(token="t0ken")) as url:
+        monkeypatch.setenv("PLANNING_TOKEN", "t0ken")
+        monkeypatch.setenv("SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL", url)
+        monkeypatch.setenv("SYNCFABRIC_ESTATE", str(tmp_path / "estate.yaml"))
+        yield Estate(tmp_path, erp)
+
+
+def night_and_morning(estate: Estate) -> list[str]:
+    """The nightly load confirmed at 18:05; then three balances move at 19:00 and are confirmed at 19:02."""
+    estate.run("sync", "--all", at=NIGHT + dt.timedelta(minutes=5))
+    moved = estate.erp.change_inventory(3)  # stamped 19:00 at the source
+    estate.erp.export(("inventory",))
+    estate.run("sync", "inventory-in", "planning-out", at=NIGHT + dt.timedelta(hours=1, minutes=2))
+    return moved
+
+
+def test_freshness_and_latency_per_location_from_source_times(estate: Estate) -> None:
+    moved = night_and_morning(estate)
+    now = NIGHT + dt.timedelta(hours=1, minutes=10)
+    moved_sites = {key.split("|")[1] for key in moved}
+    with estate.store() as store:
+        balances = {row.key.split("|")[1] for row in store.current("inventory_balance")}
+        stats = freshness(store, flow="planning-out", entity="inventory_balance", now=now)
+        overall = freshness(store, flow="planning-out", entity="inventory_balance", group_by=None, now=now)
+        count = store.count("inventory_balance")
+    assert {s.group for s in stats} == balances and len(balances) >= 2
+    for s in stats:
+        if s.group in moved_sites:  # newest fact there: 19:00, confirmed 19:02
+            assert s.newest_source_time == NIGHT + dt.timedelta(hours=1)
+            assert s.age_seconds == 600
+            assert s.latency_p50 == s.latency_p95 == s.latency_max == 120
+        else:  # only the night's 18:00 snapshot, confirmed at 18:05, before the one-hour window
+            assert s.newest_source_time == NIGHT
+            assert s.age_seconds == 70 * 60
+            assert s.window_records == 0 and s.latency_p95 is None
+    [total] = overall
+    assert total.group == "" and total.records == count + 3  # every balance once, the moved ones twice
+    assert total.window_records == 3 and total.age_seconds == 600
+    # A wider window takes the night in: 3 records at 2 min, the others at 5 min.
+    wide = freshness(estate.store(), flow="planning-out", entity="inventory_balance", group_by=None, now=now,
+                     window=dt.timedelta(hours=2))[0]
+    assert wide.window_records == count + 3 and wide.latency_p50 == 300 and wide.latency_max == 300
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([5.0, 1.0, 3.0, 2.0], 0.5) == 2.0
+    assert percentile([float(n) for n in range(1, 101)], 0.95) == 95.0
+
+
+def test_status_shows_sla_verdicts_and_completeness_from_reconciliation(estate: Estate) -> None:
+    night_and_morning(estate)
+    later = NIGHT + dt.timedelta(hours=1, minutes=10)
+    estate.run("reconcile", "inventory", at=later)
+    with estate.store() as store:
+        [stat] = completeness(store)
+        assert stat.domain == "inventory" and stat.completeness == 1.0 and stat.missing == stat.different == 0
+        assert stat.keys == store.count("inventory_balance") and len(stat.comparisons) == 2
+
+    estate.sla(freshness_minutes=90)  # oldest location: 70 minutes
+    document = json.loads(estate.run("status", "--json", at=later))
+    [fresh] = [f for f in document["freshness"] if f["domain"] == "inventory"]
+    assert fresh["verdict"] == "met" and fresh["age_seconds"] == 70 * 60 and fresh["latency_p95"] == 120
+    [complete] = [c for c in document["completeness"] if c["domain"] == "inventory"]
+    assert complete["verdict"] == "met" and complete["completeness"] == 1.0
+    shown = estate.run("status", at=later)
+    assert "Freshness and completeness" in shown
+    row = next(line for line in shown.splitlines() if line.startswith("│ inventory "))
+    assert "✓ met" in row and "1h 10m" in row and "100.0%" in row
+
+    estate.sla(freshness_minutes=30)
+    document = json.loads(estate.run("status", "--json", at=later))
+    [fresh] = [f for f in document["freshness"] if f["domain"] == "inventory"]
+    assert fresh["verdict"] == "missed" and document["sla_met"] is False
+
+    # The source moves on without a sync: the next reconciliation finds the store behind.
+    estate.erp.change_inventory(4)
+    estate.erp.export(("inventory",))
+    estate_run = runner.invoke(app, ["reconcile", "inventory"])
+    assert estate_run.exit_code == 1
+    with estate.store() as store:
+        [stat] = completeness(store)
+        keys = store.count("inventory_balance")
+    assert stat.different == 4 and stat.completeness == (keys - 4) / keys
+    document = json.loads(estate.run("status", "--json", at=later))
+    [complete] = [c for c in document["completeness"] if c["domain"] == "inventory"]
+    assert complete["verdict"] == "missed" and complete["equal"] == keys - 4
+
+
+def test_metrics_scraped_over_http(estate: Estate) -> None:
+    estate.erp.add_bad_rows("inventory", ["RM-00001", "P100", "", "-x", "EA", "0", "0", "2026-11-02T19:00:00Z"])
+    night_and_morning(estate)
+    loaded = load_estate(estate.folder / "estate.yaml")
+    now = NIGHT + dt.timedelta(hours=1, minutes=10)
+    with estate.store() as store, use_clock(lambda: now), serve(loaded.estate, store, port=0) as url:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        count = store.count("inventory_balance")
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    ages = {s.labels["location"]: s.value for s in families["syncfabric_freshness_age_seconds"].samples
+            if s.labels["entity"] == "inventory_balance"}
+    assert set(ages.values()) == {600.0, 4200.0}
+    latency = {s.name: s.value for s in families["syncfabric_delivery_latency_seconds"].samples
+               if s.labels["flow"] == "planning-out" and s.labels.get("le") in (None, "120.0", "+Inf")}
+    delivered = sum(s.value for s in families["syncfabric_records_delivered"].samples
+                    if s.labels["flow"] == "planning-out")
+    assert latency["syncfabric_delivery_latency_seconds_count"] == delivered
+    assert delivered >= count + 3
+    quarantined = [s for s in families["syncfabric_quarantined"].samples if s.labels["flow"] == "inventory-in"]
+    assert len(quarantined) == 1 and quarantined[0].value == 1
+    assert quarantined[0].labels["reason"] == "invalid decimal string"  # the value is cut off
+    records_in = {s.labels["flow"]: s.value for s in families["syncfabric_flow_records_in"].samples}
+    assert records_in["inventory-in"] == (count + 1) + count  # the night's export had the bad row too
+
+
+def test_metrics_command_prints_the_exposition(estate: Estate) -> None:
+    night_and_morning(estate)
+    text = estate.run("metrics", at=NIGHT + dt.timedelta(hours=2))
+    names = {family.name for family in text_string_to_metric_families(text)}
+    assert {"syncfabric_freshness_age_seconds", "syncfabric_completeness_ratio", "syncfabric_dead_letters",
+            "syncfabric_delivery_latency_seconds", "syncfabric_flow_records_out"} <= names
