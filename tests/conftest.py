@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.servers.postgres", "tests.servers.mosquitto", "tests.servers.nats"]
+pytest_plugins = ["tests.servers.postgres", "tests.servers.mosquitto", "tests.servers.nats",
+                  "tests.servers.tryton"]

@@ -110,7 +110,8 @@ def test_full_refresh_nothing_again_net_change_and_reconcile_through_the_cli(est
     assert "they differ" in drift.stderr
 
     status = cli(env, "status")
-    [line] = [line for line in status.stdout.splitlines() if line.startswith("│ inventory ")]
+    [line] = [line for line in status.stdout.splitlines()
+              if line.startswith("│ inventory ") and "target planning (planning-out)" in line]
     assert "differ" in line and "target planning (planning-out): 0/0/1" in line
     assert any(line.startswith("│ items ") and "match" in line for line in status.stdout.splitlines())
 

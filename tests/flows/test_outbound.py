@@ -349,6 +349,7 @@ def test_a_plan_cut_interrupted_resumes_the_same_cut_after_the_last_confirmed_ba
                            ("item", "I5", 1, {"key": "I5", "base_unit": "EA"})]
     assert result.checkpoint == store.checkpoint(FLOW) == str(cut)
 
+
 class FailsWhileHolding(Target):
     """A target whose writes fail as a whole, transiently, whenever they carry key ``P``."""
 
@@ -404,3 +405,36 @@ def test_net_change_after_an_interrupted_plan_cut_sends_what_changed_since_the_c
     target = Target()
     send(store, target)
     assert [key for _, key, _, _ in target.sent()] == ["I1", "I2"]
+
+class LinkingTarget(Target):
+    """A target that makes a document per key and reports its id, as an ERP writing planned orders does."""
+
+    links_external_ids = True
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        outcome = super().write(entity, records)
+        outcome.links = {record.key: record.external_id or f"doc,{record.key}" for record in records
+                         if record.key in outcome.accepted}
+        return outcome
+
+
+@pytest.mark.parametrize("mode", ["changes", "full"])
+def test_links_a_target_reports_are_kept_in_the_xref_and_passed_back_on_the_next_send(store: Store, mode) -> None:
+    put(store, "item", "RM-1", base_unit="EA")
+    target = LinkingTarget()
+    send(store, target, mode=mode)
+    assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"
+    assert target.writes[0][1][0].external_id is None
+
+    put(store, "item", "RM-1", base_unit="KG")
+    send(store, target, mode=mode)
+    assert target.writes[-1][1][0].external_id == "doc,RM-1"
+    assert store.xref("planning", "item", "doc,RM-1") == "RM-1"
+
+
+def test_targets_that_do_not_link_get_no_xref_lookups(store: Store) -> None:
+    put(store, "item", "RM-1", base_unit="EA")
+    target = Target()
+    send(store, target)
+    assert target.writes[0][1][0].external_id is None
+    assert store.xref_external("planning", "item", "RM-1") is None

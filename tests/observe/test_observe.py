@@ -126,7 +126,8 @@ def test_status_shows_sla_verdicts_and_completeness_from_reconciliation(estate: 
     assert complete["verdict"] == "met" and complete["completeness"] == 1.0
     shown = estate.run("status", at=later)
     assert "Freshness and completeness" in shown
-    row = next(line for line in shown.splitlines() if line.startswith("│ inventory "))
+    observed = shown[shown.index("Freshness and completeness"):]  # after the reconciliations table
+    row = next(line for line in observed.splitlines() if line.startswith("│ inventory "))
     assert "✓ met" in row and "1h 10m" in row and "100.0%" in row
 
     estate.sla(freshness_minutes=30)

@@ -66,6 +66,9 @@ class OutboundRecord:
     key: str
     version: int
     payload: dict[str, Any] | None
+    external_id: str | None = None
+    """The target's own id this key is linked to in the cross-reference, for a connector that
+    ``links_external_ids`` (the document a planned order already became)."""
 
 
 @dataclass(slots=True)
@@ -108,6 +111,9 @@ class Connector:
     """The msgspec Struct (in the package's ``configuration.py``) that the estate's ``connection`` decodes into."""
     secret_names: ClassVar[tuple[str, ...]] = ()
     """Credentials this kind can use, given in the estate as environment-variable references."""
+    links_external_ids: ClassVar[bool] = False
+    """Writes report the target's ids (``WriteOutcome.links``) and need the ids already linked
+    (``OutboundRecord.external_id``): the outbound flow keeps them in the cross-reference."""
 
     def __init__(
         self, system: str, config: Any, secrets: dict[str, str] | None = None, *, base_dir: Path | None = None

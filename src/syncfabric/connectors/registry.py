@@ -18,6 +18,7 @@ KINDS: dict[str, str] = {
     "rest": "syncfabric.connectors.rest.connector:RestConnector",
     "mqtt": "syncfabric.connectors.mqtt.connector:MqttConnector",
     "webhook": "syncfabric.connectors.webhook.connector:WebhookConnector",
+    "tryton": "syncfabric.connectors.tryton.connector:TrytonConnector",
 }
 
 

@@ -14,6 +14,7 @@ later changes of their key (never of other keys) until they are replayed or disc
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -160,7 +161,7 @@ def deliver_next(
     links: list[Link] = []
     confirmed: list[tuple[str, Pending]] = []
     letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links,
-                        confirmed=confirmed)
+                        confirmed=confirmed, store=store)
     after = changes[-1].seq
     with store.transaction() as tx:
         if letters:
@@ -228,7 +229,8 @@ def _send_plan_cut(
         def send(batch: list[Pending], entity: str = entity) -> None:
             links: list[Link] = []
             confirmed: list[tuple[str, Pending]] = []
-            letters = _deliver(connector, flow_name, {entity: batch}, retry, result, links=links, confirmed=confirmed)
+            letters = _deliver(connector, flow_name, {entity: batch}, retry, result, links=links, confirmed=confirmed,
+                               store=store)
             mark = PlanCut(cut=cut, entity=entity, after=batch[-1].record.key, since=previous)
             with store.transaction() as tx:
                 if letters:
@@ -272,7 +274,7 @@ def _deliver_and_record(
 ) -> None:
     links: list[Link] = []
     confirmed: list[tuple[str, Pending]] = []
-    letters = _deliver(connector, flow_name, by_entity, retry, result, links=links, confirmed=confirmed)
+    letters = _deliver(connector, flow_name, by_entity, retry, result, links=links, confirmed=confirmed, store=store)
     if letters or links or confirmed:
         with store.transaction() as tx:
             tx.add_dead_letters(letters)
@@ -287,13 +289,19 @@ def _deliver(
     connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]], retry: RetryPolicy,
     result: FlowResult, on_retry: OnRetry | None = None, probe: Probe | None = None, links: list[Link] | None = None,
     confirmed: list[tuple[str, Pending]] | None = None,
+    store: Store | None = None,
 ) -> list[NewDeadLetter]:
     """Write each entity's records; the dead letters of the records the target rejected (or, with ``probe``,
     could not take alone). ``links`` collects the ids the target gave the records (``WriteOutcome.links``),
-    ``confirmed`` the records it accepted (for the delivery log)."""
+    ``confirmed`` the records it accepted (for the delivery log); a connector that ``links_external_ids`` gets
+    the id each record is already linked to, from ``store``."""
     letters: list[NewDeadLetter] = []
     for entity in dependency_order(by_entity):
         pending = by_entity[entity]
+        if store is not None and connector.links_external_ids:
+            pending = [dataclasses.replace(item, record=dataclasses.replace(
+                item.record, external_id=store.xref_external(connector.system, entity, item.record.key)))
+                for item in pending]
         history: list[Attempt] = []
         try:
             outcome = _write(connector, entity, pending, retry, history, on_retry)

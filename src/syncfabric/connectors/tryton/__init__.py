@@ -1,0 +1,2 @@
+"""Tryton ERP over JSON-RPC: items, suppliers, structures, stock and orders in; planned orders back as purchases and
+productions."""
