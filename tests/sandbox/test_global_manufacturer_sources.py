@@ -104,7 +104,7 @@ def test_erp_europe_is_read_through_429s_in_its_own_codes_and_units(tmp_path: Pa
     source = {row["MATNR"]: row for row in app.state.rest.collections["stock"].values()}
     for item in ITEMS:
         row = source[eu_code(item)]
-        balance = next(payload for key, payload in balances.items() if key.startswith(f"{item}|DE-HAM"))
+        balance = next(payload for key, payload in balances.items() if key.startswith(f"{item}|DE-MUC"))
         expected = Decimal(row["LABST"]) * (12 if row["MEINS"] == "KAR" else 1)
         assert Decimal(str(balance["on_hand"]["value"])) == expected and balance["on_hand"]["unit"] == "EA"
 

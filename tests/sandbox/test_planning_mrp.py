@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from syncfabric.sandbox.planning_mrp import duration_days
+from syncfabric.sandbox.planning_mrp import duration_days, reference
 from syncfabric.sandbox.planning_platform import create_app
 from syncfabric.sandbox.server import serve
 
@@ -32,7 +32,10 @@ def plan(client: httpx.Client) -> dict:
 
 
 def planned(client: httpx.Client) -> dict[str, dict]:
-    return {row["reference"]: row for row in client.get("/api/output/plannedorder/").json()}
+    """Planned orders by ``item@location``, checked to carry their stable reference."""
+    rows = client.get("/api/output/plannedorder/").json()
+    assert all(row["reference"] == reference(row["item"], row["location"]) for row in rows)
+    return {f"{row['item']}@{row['location']}": row for row in rows}
 
 
 def seed(client: httpx.Client) -> None:
@@ -65,15 +68,15 @@ def test_netting_explodes_the_bill_of_materials_and_sizes_by_the_supplier(platfo
     summary = plan(platform)
     assert summary["errors"] == [] and summary["unsourced"] == []
     orders = planned(platform)
-    pump = orders["PLN-PUMP@US-PAL"]
+    pump = orders["PUMP@US-PAL"]
     # 5 safety + 40 demand - 10 on hand = 35, made in 2 days, due on the demand date
     assert (pump["type"], pump["quantity"], pump["startdate"][:10], pump["enddate"][:10]) == (
         "make", 35, "2026-11-18", "2026-11-20")
-    housing = orders["PLN-HOUSING@US-PAL"]
+    housing = orders["HOUSING@US-PAL"]
     # 2 per pump x 35 = 70 - 34 on hand (both batches) = 36, in multiples of 10 → 40; due when assembly starts
     assert (housing["type"], housing["supplier"], housing["quantity"], housing["enddate"][:10]) == (
         "buy", "173000001", 40, "2026-11-18")
-    motor = orders["PLN-MOTOR@US-PAL"]
+    motor = orders["MOTOR@US-PAL"]
     # 35 + 2 safety - 8 confirmed on order = 29; 10 days lead time from today would be 13 Nov, the need is later
     assert (motor["supplier"], motor["quantity"], motor["startdate"][:10]) == ("173000002", 29, "2026-11-08")
 
@@ -88,7 +91,7 @@ def test_running_again_proposes_the_same_orders_once_and_withdraws_what_is_no_lo
     assert all(row["lastmodified"] == first[key]["lastmodified"] for key, row in planned(platform).items())
     put(platform, "buffer", {"item": "MOTOR", "location": "US-PAL", "onhand": 500, "minimum": 2})
     assert plan(platform)["withdrawn"] == 1
-    assert "PLN-MOTOR@US-PAL" not in planned(platform)
+    assert "MOTOR@US-PAL" not in planned(platform)
 
 
 def test_an_item_short_with_no_way_to_get_it_is_reported_unsourced(platform: httpx.Client) -> None:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from syncfabric.events.catalog import event_type
 from syncfabric.sandbox.emitter import Emitted
 
-PLANTS = ("US-PAL", "US-CHI", "DE-HAM", "SG-SIN")
-"""The four plants of the global manufacturer: Palo Alto and Chicago (ERP North America), Hamburg (ERP Europe),
-Singapore (ERP Asia-Pacific)."""
+PLANTS = ("1710", "1010", "DE-MUC", "P100")
+"""The four plants of the global manufacturer by their canonical location ids: Palo Alto 1710 and Hamburg 1010 (ERP
+North America, SAP, which keeps its plant codes), Munich (ERP Europe, plant 1000), Singapore P100 (ERP
+Asia-Pacific)."""
 SOURCES = {
     "production_completion": "production-completions",
     "inventory_movement": "inventory-adjustments",

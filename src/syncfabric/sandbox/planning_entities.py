@@ -178,7 +178,7 @@ ENTITIES: dict[str, EntitySpec] = {
         ),
         EntitySpec(
             "plannedorder", ("reference",),
-            ("type", "item", "location", "supplier", "quantity", "startdate", "enddate", "status"),
+            ("type", "item", "location", "supplier", "quantity", "uom", "startdate", "enddate", "status"),
             required=("type", "item", "location", "quantity"), numbers=("quantity",),
             dates=("startdate", "enddate"), choices={"type": ("buy", "make"), "status": _ORDER_STATUS},
             references={"item": "item", "location": "location"}, apps=("output",),

@@ -13,8 +13,9 @@ item supplier makes it a ``buy`` order from that supplier. The order is due at t
 shortage is already there) and starts its lead time earlier (the item supplier's ``leadtime``, the operation's
 ``duration``), never before today. An item with neither gets no order: it is reported as ``unsourced``.
 
-Planned order references are stable (``PLN-<item>@<location>``), so a run replaces the previous run's proposal for
-the same item and location instead of adding to it: running twice proposes the same orders once.
+Planned order references are stable (:func:`reference`: ``PL`` and eight hex digits derived from item and location,
+short enough for an ERP's external reference field), so a run replaces the previous run's proposal for the same item
+and location instead of adding to it: running twice proposes the same orders once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,11 @@ def duration_days(text: Any) -> int:
     return math.ceil(seconds / 86_400)
 
 
+def reference(item: str, location: str) -> str:
+    """The planned order reference of an item at a location: the same in every run."""
+    return f"PL{zlib.crc32(f'{item}@{location}'.encode()):08X}"
+
+
 @dataclass
 class MrpResult:
     planned: list[dict[str, Any]]
@@ -57,9 +64,10 @@ class MrpResult:
 def run_mrp(state: PlanningState, *, today: dt.date, horizon_days: int = 28) -> MrpResult:
     """Net every buffer and demand the platform holds; the planned orders, stable-keyed."""
     rows = {name: state.query(ENTITIES[name], {}) for name in
-            ("buffer", "purchaseorder", "manufacturingorder", "demand", "forecastplan", "itemsupplier", "operation",
-             "operationmaterial")}
+            ("item", "buffer", "purchaseorder", "manufacturingorder", "demand", "forecastplan", "itemsupplier",
+             "operation", "operationmaterial")}
     horizon = today + dt.timedelta(days=horizon_days)
+    units = {item["name"]: item.get("uom") for item in rows["item"]}
     on_hand: dict[Place, float] = defaultdict(float)
     safety: dict[Place, float] = defaultdict(float)
     for buffer in rows["buffer"]:
@@ -112,9 +120,9 @@ def run_mrp(state: PlanningState, *, today: dt.date, horizon_days: int = 28) -> 
         lead = duration_days(source.get("duration") if operation else source.get("leadtime"))
         quantity = _sized(shortage, source)
         due = max(due, today + dt.timedelta(days=lead))
-        order = {"reference": f"PLN-{item}@{location}", "type": "make" if operation else "buy", "item": item,
+        order = {"reference": reference(item, location), "type": "make" if operation else "buy", "item": item,
                  "location": location, "supplier": None if operation else source["supplier"],
-                 "quantity": quantity, "startdate": (due - dt.timedelta(days=lead)).isoformat(),
+                 "quantity": quantity, "uom": units.get(item), "startdate": (due - dt.timedelta(days=lead)).isoformat(),
                  "enddate": due.isoformat(), "status": "proposed"}
         result.planned.append(order)
         if operation is not None:
