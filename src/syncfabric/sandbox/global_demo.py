@@ -21,6 +21,7 @@ stamp what they report with it, so ages and latencies read in minutes and hours 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import tempfile
 import threading
@@ -146,7 +147,7 @@ def run_global_demo(console: Console, *, duration: float = 30.0, seed: int = 7, 
     ticks = int(dt.timedelta(hours=hours) / TICK)
     pause = max(0.0, duration / 2 / ticks)
     results: dict[str, PolicyRun] = {}
-    with _workdir(folder) as work:
+    with _workdir(folder) as work, _quiet_logs():
         for policy in ("hybrid", "batch-only"):
             console.rule(f"[bold]{policy}[/]: night, then the day")
             results[policy] = _play(console, work / policy, policy, seed=seed, ticks=ticks, pause=pause,
@@ -459,6 +460,19 @@ def _progress(console: Console) -> Iterator[Progress]:
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
         yield progress
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The demo narrates the faults it injects and tables what followed; the flows' per-batch warnings (every parked
+    change behind a dead letter, every refused duplicate) would drown that, so only errors are logged meanwhile."""
+    logger = logging.getLogger("syncfabric")
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 @contextmanager
