@@ -74,3 +74,12 @@ def test_planned_orders_become_sap_purchase_orders_once(demo: tuple[dict, Path])
 def test_batch_only_processes_no_events_during_the_day(demo: tuple[dict, Path]) -> None:
     results, _ = demo
     assert results["batch-only"].events == 0 and results["hybrid"].events > 0
+
+
+@pytest.mark.slow
+def test_the_full_day_at_default_length_shows_the_same(tmp_path: Path) -> None:
+    results = run_global_demo(Console(width=160, quiet=True), duration=30, seed=11, folder=tmp_path)
+    hybrid, batch = results["hybrid"], results["batch-only"]
+    assert percentile(hybrid.ages, 0.95) <= HOUR < 4 * HOUR <= percentile(batch.ages, 0.5)
+    assert hybrid.completeness == batch.completeness == 1.0
+    assert hybrid.open_dead_letters == 0 and hybrid.fallbacks >= 1 and hybrid.purchase_orders == hybrid.approved
