@@ -688,32 +688,39 @@ def deliver(
     from syncfabric.flows.stream import consumer_for
 
     with _boundary(), _runtime(estate) as runtime, ExitStack() as stack:
-        consumers = [consumer_for(runtime, name, stack.enter_context(runtime.connector(_flow_system(runtime, name))))
+        consumers = [consumer_for(runtime, name,
+                                  stack.enter_context(runtime.connector(_flow_system(runtime, name), name)))
                      for name in dict.fromkeys(flows)]
         stop = threading.Event()
         failures: list[BaseException] = []
 
-        def run(consumer) -> None:
+        def run(consumer, finished: threading.Event) -> None:
             try:
                 consumer.run(stop, until_idle=until_idle)
             except BaseException as exc:
                 failures.append(exc)
                 stop.set()
+            finally:
+                finished.set()
 
-        threads = [threading.Thread(target=run, args=(c,), name=f"deliver-{c.flow}", daemon=True) for c in consumers]
+        # Events, not Thread.join: a join interrupted by Ctrl-C can report a live thread as ended, and the store
+        # would be closed under a consumer still ending its session.
+        done = [threading.Event() for _ in consumers]
+        threads = [threading.Thread(target=run, args=(c, d), name=f"deliver-{c.flow}", daemon=True)
+                   for c, d in zip(consumers, done, strict=True)]
         for thread in threads:
             thread.start()
         with Live(delivery_table(consumers), console=console, refresh_per_second=4,
                   auto_refresh=console.is_terminal, transient=False) as live:
             try:
-                while any(thread.is_alive() for thread in threads):
-                    for thread in threads:
-                        thread.join(timeout=0.25)
+                while not all(finished.is_set() for finished in done):
+                    for finished in done:
+                        finished.wait(timeout=0.25)
                     live.update(delivery_table(consumers))
             except KeyboardInterrupt:
                 stop.set()
-                for thread in threads:
-                    thread.join()
+                for finished in done:
+                    finished.wait()
             live.update(delivery_table(consumers), refresh=True)
         if failures:
             raise failures[0]
@@ -845,7 +852,7 @@ def _replay_dead_letters(runtime, entries: list, yes: bool) -> None:
         spec = runtime.estate.flows.get(flow_name)
         if spec is None or spec.direction != "outbound":
             raise ConfigError([f"flow {flow_name!r} is not an outbound flow of this estate"])
-        with runtime.connector(spec.system) as connector:
+        with runtime.connector(spec.system, flow_name) as connector:
             outcome = replay_keys(runtime.store, connector, [p for p in plans if p.newest.flow == flow_name],
                                   retry=RetryPolicy.from_spec(spec.delivery.retry), actor=_actor())
         console.print(f"{flow_name}: delivered {len(outcome.delivered)} keys, closed {len(outcome.replayed)} "
@@ -938,7 +945,7 @@ def replay(
             return
         columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                    TextColumn("{task.completed:,}/{task.total:,} records"), TimeElapsedColumn())
-        with runtime.connector(spec.system) as connector, Progress(
+        with runtime.connector(spec.system, flow) as connector, Progress(
                 *columns, console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(f"replay {flow}", total=len(plan.changes))
             result = resend(runtime.store, connector, plan, batch_size=spec.batch_size,

@@ -129,3 +129,49 @@ def test_list_mappings_are_checked_against_the_line_record(write_estate) -> None
     ]
     assert problems[0].endswith("@ $.mappings.erp-orders.fields.lines.fields.location_id.code_map")
     assert problems[1].endswith("@ $.mappings.erp-orders.fields.lines.fields.schedule.fields.qty")
+
+
+OUTBOUND = """\
+  stock-to-planner:
+    system: planner
+    entity: inventory_balance
+    direction: outbound
+    fields:
+      MATNR: {from: item_id, xref: {entity: item}}
+      WERKS: {from: location_id, code_map: plant-codes}
+      MENGE: on_hand.quantity
+      STAT: {from: status, code_map: item-status}
+      STAMP: {from: as_of, datetime: {format: '%d.%m.%Y', location: site}}
+"""
+
+
+def test_outbound_mappings_read_canonical_fields_through_invertible_code_maps(write_estate) -> None:
+    text = VALID.replace("flows:\n", OUTBOUND + "flows:\n").replace(
+        "    entities: [item, inventory_balance]\n",
+        "    entities: [item, inventory_balance]\n    mapping: stock-to-planner\n")
+    full = text + CODE_MAPS.replace("units:\n", "  plant-codes: {values: {'1000': P1, '1001': P1, '2000': P2}}\n"
+                                                 "units:\n")
+
+    path, problems = problems_for(write_estate, full)
+
+    at = "$.mappings.stock-to-planner.fields"
+    assert problems == [
+        f"{path}:{line_of(full, 'plant-codes}')}:34: code map 'plant-codes' cannot be inverted: canonical value 'P1' "
+        f"comes from codes '1000', '1001'; an outbound mapping needs one code per value @ {at}.WERKS.code_map",
+        f"{path}:{line_of(full, 'on_hand.quantity')}:7: unknown field 'quantity' of canonical Quantity (fields: "
+        f"value, unit) @ {at}.MENGE",
+        f"{path}:{line_of(full, 'STAT:')}:14: unknown field 'status' of canonical inventory_balance (fields: "
+        f"item_id, location_id, lot, on_hand, allocated, in_inspection, as_of, blocked, in_transit) @ {at}.STAT.from",
+        f"{path}:{line_of(full, 'STAMP:')}:59: unknown field 'site' of canonical inventory_balance (fields: "
+        f"item_id, location_id, lot, on_hand, allocated, in_inspection, as_of, blocked, in_transit) "
+        f"@ {at}.STAMP.datetime.location",
+    ]
+
+
+def test_a_flow_and_its_mapping_go_the_same_direction(write_estate) -> None:
+    text = VALID.replace("      as_of: STAMP\n", "      as_of: STAMP\n    direction: outbound\n")
+
+    _path, problems = problems_for(write_estate, text)
+
+    assert any("mapping 'erp-stock' is an outbound mapping, but this flow is inbound @ $.flows.stock-in.mapping"
+               in problem for problem in problems), problems

@@ -241,3 +241,35 @@ def test_a_delivery_may_carry_an_array_of_events_answered_once_all_are_committed
         assert store.count("shipment_milestone") == 51
         locations = sorted(entry.location for entry in store.quarantine())
         assert locations[0].endswith("[1]") and locations[1].endswith("[2]")
+
+
+def test_an_array_split_over_several_commits_is_answered_once_its_last_event_is_committed(tmp_path: Path) -> None:
+    """Batches of 7 commit a 50-event delivery in pieces; the answer waits for the last piece."""
+    from syncfabric.flows.listen import listen_flow
+
+    port = free_port()
+    estate = PlantEstate(tmp_path, webhook_port=port)
+    with Runtime(load_estate(estate.path, environ=estate.environ)) as runtime:
+        flow = runtime.estate.flows["milestones-in"]
+        connector = runtime.connector(flow.system)
+        connector.open()
+        stop, ready = threading.Event(), threading.Event()
+        commits: list[int] = []
+        field_map = runtime.field_map(flow.mapping or "")
+        worker = threading.Thread(target=listen_flow, kwargs={
+            "store": runtime.store, "flow_name": "milestones-in", "connector": connector, "field_map": field_map,
+            "source": "shipment-milestones", "stop": stop, "batch_size": 7, "on_ready": ready.set,
+            "on_batch": lambda result: commits.append(result.changed)})
+        worker.start()
+        try:
+            assert ready.wait(10)
+            response = Endpoint(estate, None, port).post(  # type: ignore[arg-type]
+                "shipment-milestones", json.dumps([milestone(400 + n) for n in range(50)]).encode())
+            assert response.status_code == 200 and response.json() == {"status": "stored", "events": 50}
+            with open_store(estate.store_url) as store:
+                assert store.count("shipment_milestone") == 50  # all of them committed before the answer
+            assert len(commits) >= 8 and commits[-1] == 50
+        finally:
+            stop.set()
+            worker.join(10)
+            connector.close()

@@ -9,9 +9,9 @@ import time
 import httpx
 
 from syncfabric.flows.fallback import FallbackPolicy, Health
+from syncfabric.flows.reconcile import check_target
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.flows.stream import FALLBACK, STREAMING, StreamConsumer
-from syncfabric.flows.target_check import reconcile
 from syncfabric.store import Store
 from tests.flows.delivery_support import FLOW, connector, journal, put_items, running, wait_for
 
@@ -71,7 +71,7 @@ def test_an_outage_makes_the_flow_fall_back_and_return_with_every_change_once_in
     assert all(check["ok"] for check in recovered.detail["reconciliation"])  # the target holds what the store does
     modes = [(run.detail["mode"], str(run.detail["ended_by"]).split(":")[0]) for run in reversed(store.runs(FLOW))]
     assert modes == [("stream", "fallback"), ("catch-up", "recovered"), ("stream", "stopped")]
-    checks = reconcile(store, connector(base_url), ["item"])
+    checks = check_target(store, connector(base_url), ["item"])
     assert checks is not None and checks[0].ok and checks[0].store_hash == checks[0].target_hash
 
 
@@ -94,13 +94,13 @@ def test_reconciliation_names_what_the_target_is_missing_or_has_too_many(store: 
     put_items(store, ("A", "a2"), ("C", "c1"))  # recorded, not delivered
     httpx.put(f"{base_url}/api/input/item/", json=[{"name": "Z", "uom": "EA", "_version": 1, "_stream": "item"}])
 
-    [check] = reconcile(store, connector(base_url), ["item"]) or []
+    [check] = check_target(store, connector(base_url), ["item"]) or []
 
     assert (check.store_count, check.target_count) == (3, 3)
     assert (check.missing, check.extra, check.behind) == (1, 1, 1) and not check.ok
     assert sorted(check.sample) == ["behind A (v1 < v2)", "extra Z", "missing C"]
     assert check.to_resend == ["A", "C"]
-    [upto] = reconcile(store, connector(base_url), ["item"], upto=int(store.checkpoint(FLOW) or 0)) or []
+    [upto] = check_target(store, connector(base_url), ["item"], upto=int(store.checkpoint(FLOW) or 0)) or []
     assert (upto.missing, upto.extra, upto.behind) == (0, 1, 0)  # A and C are on their way, not missing
 
 
@@ -135,7 +135,7 @@ def test_a_target_that_lost_data_during_the_outage_is_repaired_by_the_reconcilia
         control.post("/reset").raise_for_status()  # restarted empty: lost A, B and C, and the outage ended
         wait_for(lambda: consumer.stats.mode == STREAMING, what="the return to streaming")
 
-    [check] = reconcile(store, connector(base_url), ["item"]) or []
+    [check] = check_target(store, connector(base_url), ["item"]) or []
     assert check.ok and check.target_count == 3  # B came back through catch-up, A and C through the repair
     [alert] = [a for a in store.alerts(FLOW) if a.kind == "reconciliation"]
     assert "2 missing" in alert.message and alert.detail["resent"] == 2

@@ -98,3 +98,51 @@ def test_time_zones_of_a_fixture_convert_local_times(tmp_path: Path) -> None:
         "  - input: {MATNR: A, WERKS: DE-HAM, LABST: '5', MEINS: EA, STAMP: 01.03.2025 07:30}\n"
         "    expect: {item_id: A, location_id: DE-HAM, on_hand: {value: 5, unit: EA}, as_of: '2025-03-01T06:30:00Z'}\n")
     assert "1 of 1 mapping tests passed" in mapping_test(estate, code=0)
+
+
+OUTBOUND_ESTATE = """\
+version: 1
+systems: {wms: {kind: files, connection: {folder: out}}}
+code_maps:
+  plants: {values: {"1000": P1}}
+mappings:
+  stock-out:
+    system: wms
+    entity: inventory_balance
+    direction: outbound
+    fields:
+      MATNR: {from: item_id, xref: {entity: item}}
+      WERKS: {from: location_id, code_map: plants}
+      MENGE: on_hand.value
+      STAMP: {from: as_of, datetime: {format: "%d.%m.%Y %H:%M", location: location_id}}
+"""
+
+OUTBOUND_CASES = """\
+mapping: stock-out
+time_zones: {P1: Europe/Berlin}
+xref: {item: {FG-1: W-0001}}
+cases:
+  - name: a balance in the warehouse's shape
+    input: {item_id: FG-1, location_id: P1, on_hand: {value: "5", unit: EA}, as_of: "2025-03-01T06:30:00Z"}
+    expect: {MATNR: W-0001, WERKS: "1000", MENGE: 5, STAMP: "01.03.2025 07:30"}
+  - name: an item the warehouse has no id for
+    input: {item_id: FG-2, location_id: P1, on_hand: {value: "5", unit: EA}, as_of: "2025-03-01T06:30:00Z"}
+    errors:
+      - {path: $.MATNR, message: "no wms id for canonical item 'FG-2'"}
+"""
+
+
+def test_outbound_mapping_cases_map_canonical_input_to_the_targets_record(tmp_path: Path) -> None:
+    estate = tmp_path / "estate.yaml"
+    estate.write_text(OUTBOUND_ESTATE)
+    (tmp_path / "mapping-tests").mkdir()
+    cases = tmp_path / "mapping-tests" / "stock-out.yaml"
+    cases.write_text(OUTBOUND_CASES)
+    assert "2 of 2 mapping tests passed" in mapping_test(estate, code=0)
+
+    cases.write_text(OUTBOUND_CASES.replace('WERKS: "1000"', 'WERKS: "2000"').replace("xref: {item: {FG-1: W-0001}}",
+                                                                                      "xref: {item: {}}"))
+    out = mapping_test(estate, code=1)
+    assert "1 of 2 mapping tests passed" in out
+    assert "expected a record, got errors:" in out and "no wms id for canonical item 'FG-1' in the cross-reference" \
+        in out

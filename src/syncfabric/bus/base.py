@@ -160,6 +160,12 @@ class Subscription(ABC):
         lease); the partitions held afterwards."""
 
     @abstractmethod
+    def acknowledged_through(self) -> dict[int, int]:
+        """Per partition held, a change-log sequence up to which every change of the partition is acknowledged (a
+        lower bound: partitions it knows nothing about yet are left out). What a consumer that also keeps its own
+        mark in the store (a streaming flow's checkpoint) moves that mark by."""
+
+    @abstractmethod
     def close(self) -> None:
         """Leave the consumer: give the partitions back. Unacknowledged batches are delivered again to another."""
 

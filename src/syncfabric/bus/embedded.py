@@ -192,6 +192,9 @@ class EmbeddedSubscription(PartitionedSubscription):
         self._window_ended = len(page) < limit
         return page, len(page) < limit
 
+    def acknowledged_through(self) -> dict[int, int]:
+        return dict(self._acked)  # the partition checkpoints are change-log sequences, skipped changes included
+
     def _ack(self, partition: int, upto: int) -> None:
         with self.bus.store.transaction() as tx:
             tx.set_checkpoint(checkpoint_name(self.consumer, partition), str(upto))

@@ -336,6 +336,8 @@ class NatsSubscription(PartitionedSubscription):
         self._start = start
         self._start_seq: int | None = None
         self._subs: dict[int, Any] = {}
+        self._through: dict[int, int] = {}
+        """Per held partition: a change-log sequence up to which all of its changes are acknowledged."""
         super().__init__(bus.store, consumer, worker, bus.partitions, bus.lease_seconds)
 
     def _filter(self, partition: int) -> str:
@@ -382,6 +384,7 @@ class NatsSubscription(PartitionedSubscription):
         )
 
     def _released(self, partition: int) -> None:
+        self._through.pop(partition, None)
         sub = self._subs.pop(partition, None)
         if sub is not None:
             with contextlib.suppress(BusError):  # the connection is gone: so is the subscription
@@ -390,16 +393,37 @@ class NatsSubscription(PartitionedSubscription):
     def _read(self, partition: int, max_messages: int, wait: float) -> Batch | None:
         bus = self.bus
         max_messages = min(max(max_messages, 1), MAX_ACK_PENDING)
+        published = int(bus.store.checkpoint(f"bus:relay:{bus.outbox}") or 0)  # read before looking: see _drained
         msgs = bus.call("fetch changes", bus._fetch(self._subs[partition], max_messages, wait))
         if not msgs:
+            self._drained(partition, published)
             return None
         messages = [_message(msg) for msg in msgs]
+        last = max(m.seq for m in messages)
+
+        def ack() -> None:
+            bus.call("acknowledge changes", self._ack(msgs))
+            self._through[partition] = max(self._through.get(partition, 0), last)
+
         if self.entities is not None:
             messages = [m for m in messages if m.entity in self.entities]
         if not messages:
-            bus.call("acknowledge changes", self._ack(msgs))
+            ack()
             return None
-        return self._batch(partition, messages, lambda: bus.call("acknowledge changes", self._ack(msgs)))
+        return self._batch(partition, messages, ack)
+
+    def _drained(self, partition: int, published: int) -> None:
+        """After a fetch that found nothing: when the partition's durable has nothing pending nor unacknowledged,
+        every change the relay had published before the fetch is acknowledged (one request, only when that is news)."""
+        if published <= self._through.get(partition, 0):
+            return
+        bus = self.bus
+        info = bus.call("read a consumer", bus._js.consumer_info(bus.stream, bus.durable(self.consumer, partition)))
+        if not info.num_pending and not info.num_ack_pending:
+            self._through[partition] = published
+
+    def acknowledged_through(self) -> dict[int, int]:
+        return {p: self._through[p] for p in self._assignment.held if p in self._through}
 
     async def _ack(self, msgs: list[Any]) -> None:
         # The last ack waits for the server's confirmation, and so for the ones before it: when ack() returns, the

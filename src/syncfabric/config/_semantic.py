@@ -58,6 +58,8 @@ def semantic_findings(estate: Estate) -> list[Finding]:
         entity = ENTITIES.get(mapping.entity)
         if entity is None:
             findings.extend(_entity(mapping.entity, (*path, "entity")))
+        elif mapping.direction == "outbound":
+            findings.extend(_outbound_fields(estate, mapping.fields, entity, (*path, "fields")))
         else:
             findings.extend(_fields(mapping.fields, entity, f"entity {mapping.entity!r}", (*path, "fields"),
                                     _Known(set(estate.code_maps), _unit_codes(estate))))
@@ -185,6 +187,19 @@ def _flow(estate: Estate, flow: Flow, path: JsonPath) -> Iterator[Finding]:
         moves = ", ".join(repr(entity) for entity in flow.entities)
         yield Finding(f"mapping {flow.mapping!r} produces entity {mapping.entity!r}, but this flow moves {moves}",
                       (*path, "mapping"))
+    if mapping.direction != flow.direction:
+        yield Finding(f"mapping {flow.mapping!r} is an {mapping.direction} mapping, but this flow is "
+                      f"{flow.direction}" + ("" if flow.direction == "inbound" else ": give the mapping "
+                                             "direction: outbound"), (*path, "mapping"))
+
+
+def _outbound_fields(estate: Estate, fields: dict[str, Any], entity: type, path: JsonPath) -> Iterator[Finding]:
+    """An outbound mapping's specs read canonical fields of its entity; its code maps must be invertible."""
+    from syncfabric.mapping.codes import CodeMaps
+    from syncfabric.mapping.validation import outbound_problems
+
+    for message, where in outbound_problems(fields, entity, CodeMaps(estate.code_maps), set(ENTITIES)):
+        yield Finding(message, (*path, *where))
 
 
 def _source(estate: Estate, flow: Flow, path: JsonPath) -> Iterator[Finding]:

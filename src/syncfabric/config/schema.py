@@ -90,6 +90,10 @@ class Mapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
         "code_map: NAME}, {from: COL, default: X}, concat, split, pad, xref, datetime, {function: NAME, args: [...]}), "
         "a nested mapping (on_hand: {value: QTY, unit: UOM, convert_to: base_unit}), or a list "
         "(lines: {each: ITEMS, fields: {...}})")]
+    direction: Annotated[Literal["inbound", "outbound"], _doc(
+        "inbound: the system's record -> a canonical record (fields are canonical fields); outbound: a canonical "
+        "record -> the system's record (fields are the system's fields, paths read the canonical record, code "
+        "maps translate back, xref looks the system's id up); see docs/mapping.md")] = "inbound"
 
 
 class Watermark(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -159,7 +163,9 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     source: Annotated[str, _doc(
         "inbound: the system's name for what is read (a file pattern, a table, an endpoint); "
         "defaults to the entity")] | None = None
-    mapping: Annotated[Name, _doc("inbound: the mapping to apply (required)")] | None = None
+    mapping: Annotated[Name, _doc("inbound: the mapping to apply (required); outbound: an outbound mapping "
+                                  "(direction: outbound) that shapes each record for the target (optional)")] \
+        | None = None
     schedule: Cron | None = None
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000, description="records per page and per commit")] = 1000
     watermark: Annotated[Watermark, _doc(

@@ -69,6 +69,9 @@ class OutboundRecord:
     external_id: str | None = None
     """The target's own id this key is linked to in the cross-reference, for a connector that
     ``links_external_ids`` (the document a planned order already became)."""
+    target_key: dict[str, Any] | None = None
+    """Through an outbound mapping: the target's fields computed from the canonical key, for a deletion (which has
+    no payload to map) to be addressed by."""
 
 
 @dataclass(slots=True)

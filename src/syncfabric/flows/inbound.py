@@ -22,6 +22,7 @@ from syncfabric.config.schema import Estate, Watermark
 from syncfabric.connectors.base import Connector, Page
 from syncfabric.errors import RecordError, StoreError
 from syncfabric.flows import watermark as watermarks
+from syncfabric.flows.rename_plan import mapper
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet, describe
@@ -101,7 +102,8 @@ def run_inbound(
                 records, rejected = _link(tx, records, rejected, links)
                 applied = _write_page(tx, entity, records, rejected, result)
                 if keep_raw:  # the raw records behind the versions this page wrote
-                    tx.put_sources(entity, [sources[key] for key in applied.changed_keys])
+                    tx.put_sources(entity, [NewSource(key, flow_name, _encode(raw).decode(), where)
+                                            for key in applied.changed_keys for raw, where in (sources[key],)])
                 result.warn(warnings)
             if full and page.complete:
                 missing = [key for key in _live_keys(store, entity) if key not in seen]
@@ -155,9 +157,10 @@ def map_and_check(
     outcomes: list[Outcome] = []
     pending: dict[tuple[str, str, str], str] = {}
     pending_keys: dict[tuple[str, str, str], str] = {}
+    map_row = mapper(field_map)
     for data in rows:
         try:
-            record, claims = field_map.map(data)
+            record, claims = map_row(data)
         except RecordError as exc:
             outcomes.append(Outcome(key=exc.key, reasons=[str(problem) for problem in exc.problems]))
             continue
@@ -198,37 +201,48 @@ def estate_field_map(store: Store, estate: Estate, name: str) -> FieldMap:
 def _map_page(
     page: Page, field_map: FieldMap, flow_name: str, batch_id: str, rules: RuleSet | None = None,
     store: Store | None = None,
-) -> tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Links], dict[str, NewSource]]:
+) -> tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Links], dict[str, tuple[Any, str]]]:
+    """The page's records to store (the last row of a key wins), its rejects, warnings, xref links, and per key the
+    raw record and where it is (encoded only for the keys the store then writes)."""
     by_key: dict[str, IncomingRecord] = {}
     links: dict[str, Links] = {}
     warnings: dict[str, list[str]] = {}
-    sources: dict[str, NewSource] = {}
+    sources: dict[str, tuple[Any, str]] = {}
     version = field_map.version
+    system, entity = field_map.system, field_map.entity_cls.entity
     rejected = [
-        NewQuarantine(flow=flow_name, system=field_map.system, entity=field_map.entity_cls.entity,
+        NewQuarantine(flow=flow_name, system=system, entity=entity,
                       reasons=[problem.reason], payload=problem.raw, location=problem.location,
                       mapping_version=version)
         for problem in page.problems
     ]
     outcomes = map_and_check([raw.data for raw in page.records], field_map, rules, store)
+    encode = _encode
     for raw, outcome in zip(page.records, outcomes, strict=True):
-        if outcome.record is None:
+        record = outcome.record
+        if record is None:
             rejected.append(NewQuarantine(
-                flow=flow_name, system=field_map.system, entity=field_map.entity_cls.entity,
-                reasons=outcome.reasons, payload=msgspec.json.encode(raw.data).decode(),
+                flow=flow_name, system=system, entity=entity,
+                reasons=outcome.reasons, payload=encode(raw.data).decode(),
                 record_key=outcome.key, location=raw.location, mapping_version=version,
             ))
             continue
-        lineage = Lineage(field_map.system, raw.location, batch_id, version)
-        raw_text = msgspec.json.encode(raw.data).decode()
-        by_key[outcome.key] = IncomingRecord(outcome.key, msgspec.json.encode(outcome.record), lineage)
-        sources[outcome.key] = NewSource(outcome.key, flow_name, raw_text, raw.location)
-        warnings[outcome.key] = outcome.warnings
+        key = outcome.key
+        by_key[key] = IncomingRecord(key, encode(record), Lineage(system, raw.location, batch_id, version))
+        sources[key] = (raw.data, raw.location)
+        if outcome.warnings:
+            warnings[key] = outcome.warnings
+        elif warnings:
+            warnings.pop(key, None)
         if outcome.claims:
-            links[outcome.key] = (outcome.claims, NewQuarantine(
-                flow=flow_name, system=field_map.system, entity=field_map.entity_cls.entity, reasons=[],
-                payload=raw_text, record_key=outcome.key, location=raw.location, mapping_version=version))
-    return list(by_key.values()), rejected, [w for key in by_key for w in warnings[key]], links, sources
+            links[key] = (outcome.claims, NewQuarantine(
+                flow=flow_name, system=system, entity=entity, reasons=[],
+                payload=encode(raw.data).decode(), record_key=key, location=raw.location, mapping_version=version))
+    return (list(by_key.values()), rejected, [w for key in by_key for w in warnings.get(key, ())], links,
+            sources)
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 Links = tuple[list[XrefClaim], NewQuarantine]

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from syncfabric.flows.runtime import Runtime
 
 STORED = Acknowledgement("stored")
+MAX_WAIT = 0.002
+"""How long a batch waits for more events after its first. Short, for latency: under load events queue up while
+the previous batch commits, so batches grow by themselves (the next one takes everything that arrived meanwhile)."""
 
 
 @dataclass
@@ -51,7 +54,7 @@ def listen_flow(
     stop: threading.Event,
     rules: RuleSet | None = None,
     batch_size: int = 500,
-    max_wait: float = 0.02,
+    max_wait: float = MAX_WAIT,
     batch_id: str = "",
     on_batch: Callable[[ListenResult], None] | None = None,
     on_ready: Callable[[], None] | None = None,
@@ -142,7 +145,7 @@ class Listener:
     """Runs the subscriptions of inbound flows until stopped, one thread per flow, and records each in the run
     history. Flows of one system share its connector (a webhook system serves them on one endpoint)."""
 
-    def __init__(self, runtime: Runtime, names: Sequence[str], *, max_wait: float = 0.02) -> None:
+    def __init__(self, runtime: Runtime, names: Sequence[str], *, max_wait: float = MAX_WAIT) -> None:
         self.runtime = runtime
         self.names = list(names)
         self.max_wait = max_wait

@@ -19,12 +19,16 @@ A case runs the mapping with the estate's units and code maps, then the entity's
 left out). ``expect`` is the whole canonical record: a field it leaves out must come out empty (absent, null or an
 empty list). ``errors`` lists every problem expected, each matched by its path (exactly) and its message (as a
 part of the reported one); a problem reported but not expected fails the case too.
+
+A case of an outbound mapping (``direction: outbound``) gives a canonical record as ``input`` and the target's
+record as ``expect``; the target system's ids its ``xref`` specs look up are given per entity, canonical key →
+external id, in ``xref: {item: {FG-1: MAT-FG-1}}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -60,6 +64,8 @@ class Case:
     expect: dict[str, Any] | None
     errors: tuple[ExpectedError, ...]
     time_zones: dict[str, str]
+    xref: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Outbound: the target's ids per entity, canonical key → external id."""
 
     @property
     def where(self) -> str:
@@ -111,9 +117,14 @@ def load_cases(path: Path, estate: Estate) -> list[Case]:
     if not isinstance(zones, dict) or not all(isinstance(v, str) for v in zones.values()):
         problems.append(_at(path, document, ("time_zones",), "time_zones maps location ids to IANA time zones"))
         zones = {}
+    xref = data.get("xref") or {}
+    if not isinstance(xref, dict) or not all(isinstance(v, dict) for v in xref.values()):
+        problems.append(_at(path, document, ("xref",), "xref maps entities to {canonical key: external id}"))
+        xref = {}
     for key in data:
-        if key not in ("mapping", "time_zones", "cases"):
-            problems.append(_at(path, document, (key,), f"unknown key {key!r} (keys: mapping, time_zones, cases)"))
+        if key not in ("mapping", "time_zones", "xref", "cases"):
+            problems.append(_at(path, document, (key,), f"unknown key {key!r} (keys: mapping, time_zones, xref, "
+                                                        "cases)"))
     raw_cases = data.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         problems.append(_at(path, document, ("cases",), "cases: a list of {name, input, expect or errors}"))
@@ -123,7 +134,8 @@ def load_cases(path: Path, estate: Estate) -> list[Case]:
         case, found = _case(path, document, index, raw, str(mapping), zones)
         problems.extend(found)
         if case is not None:
-            cases.append(case)
+            cases.append(replace(case, xref={str(e): {str(k): str(v) for k, v in ids.items()}
+                                             for e, ids in xref.items()}))
     if problems:
         raise ConfigError(problems)
     return cases
@@ -179,6 +191,9 @@ def run_cases(estate: Estate, cases: Iterable[Case]) -> list[CaseResult]:
     results = []
     compiled: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[FieldMap, RuleSet]] = {}
     for case in cases:
+        if estate.mappings[case.mapping].direction == "outbound":
+            results.append(_run_outbound(estate, case))
+            continue
         zones = tuple(sorted(case.time_zones.items()))
         if (case.mapping, zones) not in compiled:
             field_map = FieldMap.for_estate(estate, case.mapping, time_zones=dict(zones).get)
@@ -201,6 +216,35 @@ def run_cases(estate: Estate, cases: Iterable[Case]) -> list[CaseResult]:
             result.failures = match_errors(case.errors, outcome.reasons)
         results.append(result)
     return results
+
+
+def _run_outbound(estate: Estate, case: Case) -> CaseResult:
+    """An outbound case: the canonical input mapped to the target's record, with the case's xref links."""
+    from syncfabric.errors import RecordError
+    from syncfabric.mapping.outbound import OutboundMap
+
+    class Links:
+        def xref(self, system: str, entity: str, external_id: str) -> str | None:
+            return next((k for k, v in case.xref.get(entity, {}).items() if v == external_id), None)
+
+        def xref_external(self, system: str, entity: str, key: str) -> str | None:
+            return case.xref.get(entity, {}).get(key)
+
+    field_map = OutboundMap.for_estate(estate, case.mapping, time_zones=case.time_zones.get, xref=Links())
+    result = CaseResult(case)
+    try:
+        data = field_map.apply(case.input)
+    except RecordError as exc:
+        reasons = [str(problem) for problem in exc.problems]
+        result.failures = (match_errors(case.errors, reasons) if case.expect is None else
+                           ["expected a record, got errors:", *(f"  {reason}" for reason in reasons)])
+        return result
+    if case.expect is not None:
+        result.failures = compare(case.expect, msgspec.json.encode(data))
+    else:
+        result.failures = ["expected errors, got a record:",
+                           *(f"  {path}: {_show(value)}" for path, value in _filled(data).items())]
+    return result
 
 
 def compare(expected: dict[str, Any], payload: bytes) -> list[str]:

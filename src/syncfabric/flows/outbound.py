@@ -142,6 +142,18 @@ def deliver_next(
     if not changes:
         result.last_batch = 0
         return 0
+    deliver_changes(store, flow_name, connector, changes, retry=retry, result=result, on_retry=on_retry, probe=probe,
+                    checkpoints={flow_name: str(changes[-1].seq)})
+    result.checkpoint = str(changes[-1].seq)
+    return len(changes)
+
+
+def deliver_changes(
+    store: Store, flow_name: str, connector: Connector, changes: Sequence[Change], *, retry: RetryPolicy,
+    result: FlowResult, checkpoints: Mapping[str, str], on_retry: OnRetry | None = None, probe: Probe | None = None,
+) -> None:
+    """Deliver a batch of change-log entries (the step of :func:`deliver_next`, and of a bus consumer's batch), then
+    commit their dead letters, the target's ids and ``checkpoints`` in one transaction."""
     latest: dict[tuple[str, str], Change] = {}
     for change in changes:  # the newest change of a key supersedes older ones in the same batch
         latest.pop((change.entity, change.key), None)
@@ -162,20 +174,18 @@ def deliver_next(
     confirmed: list[tuple[str, Pending]] = []
     letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links,
                         confirmed=confirmed, store=store)
-    after = changes[-1].seq
     with store.transaction() as tx:
         if letters:
             tx.add_dead_letters(letters)
         _keep_links(tx, connector.system, links)
         tx.add_deliveries(delivery_log.deliveries(flow_name, connector.system, confirmed))
-        tx.set_checkpoint(flow_name, str(after))
+        for name, value in checkpoints.items():
+            tx.set_checkpoint(name, value)
     result.dead_lettered += len(letters)
     if letters:
         log.warning("%s: %d changes dead-lettered for %s (keys %s)", flow_name, len(letters), connector.system,
                     ", ".join(sorted({letter.record_key for letter in letters})[:10]))
-    result.checkpoint = str(after)
     result.last_batch = len(changes)
-    return len(changes)
 
 
 def _send_full(

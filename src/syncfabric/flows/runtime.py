@@ -39,12 +39,26 @@ class Runtime:
         """The leases this runtime takes: one run of a flow at a time across every process on the store."""
         return Leases(self.store)
 
-    def connector(self, system: str) -> Connector:
+    def connector(self, system: str, flow: str | None = None) -> Connector:
+        """The system's connector; for an outbound ``flow`` with a ``mapping:``, one that writes through it."""
         spec = self.estate.systems[system]
         cls = connector_class(spec.kind)
-        return cls(system, self.loaded.connection(system), self.loaded.secrets(system), base_dir=self.loaded.base_dir)
+        connector = cls(system, self.loaded.connection(system), self.loaded.secrets(system),
+                        base_dir=self.loaded.base_dir)
+        flow_spec = self.estate.flows.get(flow) if flow is not None else None
+        if flow_spec is not None and flow_spec.direction == "outbound" and flow_spec.mapping is not None:
+            from syncfabric.flows.outbound_mapping import MappedConnector
+            from syncfabric.mapping.outbound import OutboundMap
+
+            outbound = OutboundMap.for_estate(self.estate, flow_spec.mapping, time_zones=self._time_zones(),
+                                              xref=self.store)
+            return MappedConnector(connector, outbound)
+        return connector
 
     def field_map(self, name: str) -> FieldMap:
+        return FieldMap.for_estate(self.estate, name, time_zones=self._time_zones())
+
+    def _time_zones(self) -> Callable[[str], str | None]:
         zones: dict[str, str | None] = {}  # read once per location and run: locations change rarely
 
         def time_zone(location_id: str) -> str | None:
@@ -52,7 +66,7 @@ class Runtime:
                 zones[location_id] = self.location_time_zone(location_id)
             return zones[location_id]
 
-        return FieldMap.for_estate(self.estate, name, time_zones=time_zone)
+        return time_zone
 
     def location_time_zone(self, location_id: str) -> str | None:
         """The IANA time zone of a canonical location, as stored; a mapping converts its local times with it."""
@@ -83,7 +97,7 @@ class Runtime:
         if on_start is not None:
             on_start(run_id)
         try:
-            with self.connector(flow.system) as connector:
+            with self.connector(flow.system, name) as connector:
                 if hasattr(connector, "page_size"):  # a connector that pages its reads: the flow's page and commit
                     connector.page_size = flow.batch_size
                 if flow.direction == "inbound":
@@ -96,6 +110,10 @@ class Runtime:
                         keep_raw=flow.keep_raw,
                     )
                 else:
+                    if flow.mode == "changes":
+                        from syncfabric.flows.stream import refuse_while_streaming
+
+                        refuse_while_streaming(self.store, name)
                     result = run_outbound(self.store, name, connector, entities=flow.entities, mode=flow.mode,
                                           batch_size=flow.batch_size, progress=progress,
                                           retry=RetryPolicy.from_spec(flow.delivery.retry))

@@ -1,18 +1,32 @@
-"""Continuous outbound delivery: follow the change log and deliver each change to its target as it is recorded.
+"""Continuous outbound delivery: consume the flow's changes through the bus and deliver each to its target.
 
-A :class:`StreamConsumer` polls the change log after its flow's checkpoint every ``poll_interval`` seconds and
-delivers what it finds in batches with :func:`~syncfabric.flows.outbound.deliver_next`, the same step a batch run
-takes: the newest change of a key in a batch supersedes older ones, keys go out in the order they were recorded,
-and the checkpoint moves only after the target confirmed the batch. A crash re-sends at most one batch, which an
-idempotent target (keyed by canonical key and version) absorbs: at-least-once delivery, exactly-once effect.
+A :class:`StreamConsumer` is one worker of the bus consumer named after its flow (:func:`syncfabric.bus.open_bus`
+with the estate's ``bus``: the store's change log itself by default, NATS JetStream with ``nats://``). It fetches a
+batch of one partition, delivers it with :func:`~syncfabric.flows.outbound.deliver_changes`, the step a batch run
+takes (the newest change of a key in a batch supersedes older ones, keys held by a dead letter are parked behind it,
+entities go in dependency order), and acknowledges it once the target confirmed. Several workers (processes) of one
+flow share its partitions through leases in the store, each key's changes staying in one partition: per-key order
+holds however many run. A crash re-sends at most one batch, which an idempotent target (keyed by canonical key and
+version) absorbs: at-least-once delivery, exactly-once effect.
 
-When a batch fails after its retries, the consumer keeps the checkpoint, waits (capped exponential backoff again,
-per the flow's retry policy) and tries the same batch again. With a fallback policy (:mod:`.fallback`), a target
-that stays unhealthy past a threshold makes the flow switch by itself to batch catch-up on an interval, and back
-to streaming once a catch-up went through; each switch is a run in the run history and an alert.
+The flow checkpoint and the bus. The flow checkpoint (``store.checkpoint(flow)``) stays the flow's one
+"delivered through" mark: every change of the flow at or below it has been delivered. A batch run (``sync``) moves it
+after each batch it delivered. A worker keeps one mark per partition (``stream:<flow>:<partition>``, moved in the
+transaction that records the batch's dead letters) and moves the flow checkpoint up to the lowest of them; it skips
+(acknowledges without sending) changes at or below the flow checkpoint or its partition's mark, so a change a batch
+run delivered is not sent again, and a batch redelivered after a crash past its commit is not either. The bus
+consumer is created at the flow checkpoint. ``sync`` refuses a flow while workers deliver it, so only one of the two
+moves a flow at a time.
+
+When a batch fails after its retries, the worker keeps the batch (the partition delivers nothing newer meanwhile),
+waits (capped exponential backoff, per the flow's retry policy) and tries it again while it still holds the
+partition. With a fallback policy (:mod:`.fallback`), a target that stays unhealthy past a threshold makes the flow
+switch by itself to batch catch-up on an interval, and back to streaming once a catch-up went through; each switch
+is a run in the run history and an alert.
 
 When idle the consumer waits with :meth:`~syncfabric.store.Store.wait_for_changes`: on PostgreSQL a commit to
-the change log wakes it at once (LISTEN/NOTIFY); on SQLite it polls. Polling a change log indexed by sequence
+the change log wakes it at once (LISTEN/NOTIFY); on SQLite a commit of the same process wakes it at once and
+other processes' commits are seen at the next poll. Polling a change log indexed by sequence
 costs one indexed query per interval; the store's commit order is its
 sequence order (see :mod:`syncfabric.store.sql`), so a poll never misses a change committed behind one it saw.
 """
@@ -27,10 +41,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from syncfabric.bus import Batch, Bus, Subscription, open_bus
 from syncfabric.connectors.base import Connector
-from syncfabric.errors import ConnectorError, TransientError
+from syncfabric.errors import ConnectorError, SyncfabricError, TransientError
 from syncfabric.flows.fallback import FallbackPolicy, Health
-from syncfabric.flows.outbound import deliver_next
+from syncfabric.flows.outbound import deliver_changes
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.store import RunStatus, Store
@@ -87,6 +102,8 @@ class StreamConsumer:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         fallback: FallbackPolicy | None = None,
         on_update: Callable[[StreamStats], None] | None = None,
+        bus: str | Bus | None = None,
+        worker: str | None = None,
     ) -> None:
         self.store = store
         self.flow = flow
@@ -105,26 +122,107 @@ class StreamConsumer:
         self._next_catch_up = 0.0
         self._run_id = 0
         self._at_start: tuple[int, ...] = ()
+        self._bus_spec = bus
+        self.bus: Bus | None = None
+        self.sub: Subscription | None = None
+        self.worker = worker
+        self._held: Batch | None = None
+        """A batch fetched and not yet delivered (its delivery failed): tried again before anything else."""
+        self._marks: dict[int, int] = {}
+        """The partition marks as this worker last wrote or read them."""
 
     # -- one step ---------------------------------------------------------------------------------------------------
 
     def step(self, *, isolate: bool = False) -> int:
-        """Deliver the next batch; returns the change-log entries it covered (0 when caught up). Raises the
-        connector's error when the batch failed after its retries; the checkpoint has not moved then. With
-        ``isolate``, a batch that fails as a whole is tried one record at a time, and the records that fail alone
-        while the target answers are dead-lettered (see :func:`~syncfabric.flows.outbound.deliver_next`)."""
+        """Deliver the next batch of one of this worker's partitions and acknowledge it; returns the change-log
+        entries it covered (0 when none is waiting). Raises the connector's error when the batch failed after its
+        retries; the batch is kept and tried first by the next step. With ``isolate``, a batch that fails as a whole
+        is tried one record at a time, and the records that fail alone while the target answers are dead-lettered
+        (see :func:`~syncfabric.flows.outbound.deliver_next`)."""
+        sub = self._subscription()
+        batch = self._held
+        if batch is not None and batch.partition not in sub.rebalance():
+            self._held = batch = None  # the partition went to another worker, which delivers the batch again
+        if batch is None:
+            batch = sub.fetch(self.batch_size, timeout=0)
+            if batch is None:
+                self._advance()
+                return 0
+            self._held = batch
+        partition, last = batch.partition, batch.messages[-1].seq
+        flow_mark = int(self.store.checkpoint(self.flow) or 0)
+        mark = max(flow_mark, self._mark(partition))
+        todo = [m.change for m in batch if m.seq > mark]
+        done = {mark_name(self.flow, partition): str(max(last, mark))}
         before, lettered = self._result.records_out, self._result.dead_lettered
-        covered = deliver_next(
-            self.store, self.flow, self.connector, self.entities, batch_size=self.batch_size, retry=self.retry,
-            result=self._result, on_retry=self._count_retry, probe=self.healthy if isolate else None,
-        )
-        if covered:
-            self.stats.batches += 1
-            self.stats.changes += covered
-            self.stats.delivered += self._result.records_out - before
-            self.stats.dead_lettered += self._result.dead_lettered - lettered
-            self.stats.checkpoint = int(self._result.checkpoint or 0)
-        return covered
+        if todo:
+            deliver_changes(self.store, self.flow, self.connector, todo, retry=self.retry, result=self._result,
+                            checkpoints=done, on_retry=self._count_retry, probe=self.healthy if isolate else None)
+        else:
+            with self.store.transaction() as tx:
+                tx.set_checkpoint(*next(iter(done.items())))
+        self._marks[partition] = max(last, mark)
+        batch.ack()
+        self._held = None
+        self._advance()
+        self.stats.batches += 1
+        self.stats.changes += len(batch)
+        self.stats.delivered += self._result.records_out - before
+        self.stats.dead_lettered += self._result.dead_lettered - lettered
+        return len(batch)
+
+    def _subscription(self) -> Subscription:
+        if self.sub is None:
+            if self.bus is None:
+                self.bus = self._bus_spec if isinstance(self._bus_spec, Bus) else open_bus(self._bus_spec, self.store)
+            self.sub = self.bus.subscribe(self.flow, entities=self.entities, worker=self.worker,
+                                          start=self._start())
+        return self.sub
+
+    def _start(self) -> dt.datetime | None:
+        """Where the bus consumer starts when it is new: at the flow checkpoint (changes recorded at the same
+        time as the one at the checkpoint come too, and are skipped as delivered)."""
+        at = int(self.store.checkpoint(self.flow) or 0)
+        found = self.store.changes(at - 1, limit=1) if at else []
+        return found[0].recorded_at if found else None
+
+    def _mark(self, partition: int) -> int:
+        """A partition's mark, from the store (another worker may have moved it while it held the partition)."""
+        stored = self.store.checkpoint(mark_name(self.flow, partition))
+        if stored is None:  # a partition never delivered: everything up to the flow checkpoint is
+            stored = self.store.checkpoint(self.flow) or "0"
+        self._marks[partition] = max(int(stored or 0), self._marks.get(partition, 0))
+        return self._marks[partition]
+
+    def _advance(self) -> None:
+        """Move the marks of partitions the bus reports acknowledged further (an idle partition's included), then
+        the flow checkpoint up to the lowest mark of all partitions. Writes only what moved."""
+        assert self.sub is not None and self.bus is not None
+        flow_mark = int(self.store.checkpoint(self.flow) or 0)
+        marks = {p: self._mark(p) for p in range(self.bus.partitions)}
+        moved = {p: upto for p, upto in self.sub.acknowledged_through().items() if upto > marks[p]}
+        marks.update(moved)
+        low = min(marks.values())
+        if not moved and low <= flow_mark:
+            self.stats.checkpoint = flow_mark
+            return
+        with self.store.transaction() as tx:
+            for p, upto in moved.items():
+                tx.set_checkpoint(mark_name(self.flow, p), str(upto))
+            if low > flow_mark:
+                tx.set_checkpoint(self.flow, str(low))
+        self._marks.update(moved)
+        self.stats.checkpoint = max(low, flow_mark)
+
+    def close(self) -> None:
+        """Leave the flow's bus consumer (a batch not delivered goes to the next holder of its partition)."""
+        if self.sub is not None:
+            self.sub.close()
+            self.sub = None
+        if self.bus is not None and not isinstance(self._bus_spec, Bus):
+            self.bus.close()
+        self.bus = None
+        self._held = None
 
     def healthy(self) -> bool:
         """Whether the target answers a cheap request now (its connector's connection test)."""
@@ -186,6 +284,7 @@ class StreamConsumer:
             status, ended_by = RunStatus.SUCCEEDED, "stopped"
         finally:
             self._end_segment(status, ended_by)
+            self.close()
         return self.stats
 
     # -- streaming ----------------------------------------------------------------------------------------------------
@@ -214,7 +313,7 @@ class StreamConsumer:
             return False
         if covered:
             return False
-        if until_idle:
+        if until_idle and self.stats.pending == 0:  # nothing of the flow undelivered, by any worker
             return True
         self.store.wait_for_changes(self.poll_interval, stop)
         return False
@@ -249,10 +348,10 @@ class StreamConsumer:
 
     def _reconcile(self) -> object:
         """Compare the target with the store; resend the current state of keys it lacks or holds behind."""
-        from syncfabric.flows.target_check import reconcile, repair
+        from syncfabric.flows.reconcile import check_target, repair
 
         try:
-            checks = reconcile(self.store, self.connector, self.entities, upto=self.stats.checkpoint)
+            checks = check_target(self.store, self.connector, self.entities, upto=self.stats.checkpoint)
             if checks is None:
                 return "not supported by the target"
             mismatched = [c for c in checks if not c.ok]
@@ -349,5 +448,20 @@ def consumer_for(runtime: Runtime, flow_name: str, connector: Connector, **optio
     options.setdefault("poll_interval", flow.delivery.poll_interval_seconds)
     if flow.delivery.fallback is not None:
         options.setdefault("fallback", FallbackPolicy.from_spec(flow.delivery.fallback))
+    options.setdefault("bus", runtime.estate.bus)
     return StreamConsumer(runtime.store, flow_name, connector, entities=flow.entities, batch_size=flow.batch_size,
                           **options)
+
+
+def mark_name(flow: str, partition: int) -> str:
+    """The checkpoint of a streaming flow's partition mark: every change of the partition at or below it is
+    delivered."""
+    return f"stream:{flow}:{partition}"
+
+
+def refuse_while_streaming(store: Store, flow: str) -> None:
+    """A batch run of a flow in mode changes must not race its streaming workers: refuse while any holds it."""
+    workers = sorted(set(store.leases(f"bus:{flow}:worker:").values()))
+    if workers:
+        raise SyncfabricError(f"flow {flow!r} is being delivered continuously by {', '.join(workers)}: a batch run "
+                              "would race it; stop 'syncfabric deliver' first (it delivers the same changes)")

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncfabric.mapping import functions
 from syncfabric.mapping.codes import CodeMapError, CodeMaps
-from syncfabric.mapping.xref import XrefClaim, derive_key
+from syncfabric.mapping.xref import XrefClaim, XrefLookup, derive_key
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
 SOURCES = ("from", "const", "concat", "function")
@@ -53,6 +53,11 @@ class Environment:
     system: str = ""
     code_maps: CodeMaps = field(default_factory=CodeMaps)
     time_zones: Callable[[str], str | None] | None = None
+    direction: str = "inbound"
+    """outbound: canonical record → system record; ``code_map`` translates through the inverse map, ``xref`` looks
+    the system's id up, ``datetime`` formats a UTC date-time in the local zone (:mod:`syncfabric.mapping.outbound`)."""
+    xref: XrefLookup | None = None
+    """Outbound: the store's cross-reference, where ``xref`` looks the target system's ids up."""
 
 
 Getter = Callable[[Scope], Any]
@@ -68,10 +73,17 @@ def compile_spec(spec: Any, env: Environment) -> Getter:
     if not is_expression(spec):
         return lambda _scope: spec
     getter = _source(spec, env)
+    transforms = _TRANSFORM if env.direction != "outbound" else {**_TRANSFORM, **_outbound_transforms()}
     for name in TRANSFORMS:
         if name in spec:
-            getter = _TRANSFORM[name](getter, spec[name], env)
+            getter = transforms[name](getter, spec[name], env)
     return getter
+
+
+def _outbound_transforms() -> dict[str, Callable[[Getter, Any, Environment], Getter]]:
+    from syncfabric.mapping import outbound
+
+    return outbound.TRANSFORMS
 
 
 def code_maps_used(spec: Any) -> set[str]:
@@ -100,6 +112,19 @@ def source_column(spec: Any) -> str | None:
 
 def _path(path: str) -> Getter:
     parts = path.split(".")
+    if len(parts) == 1:  # a plain column, the common case: one lookup, _present inlined
+
+        def column(scope: Scope) -> Any:
+            value = scope.raw.get(path)
+            if value is None:
+                return MISSING
+            if value.__class__ is str:
+                value = value.strip()
+                return value if value else MISSING
+            return value
+
+        column.column = path  # type: ignore[attr-defined]  # the field plan reads such a column in place
+        return column
 
     def get(scope: Scope) -> Any:
         raw = scope.raw
@@ -175,7 +200,7 @@ def _default(inner: Getter, default: Any, _env: Environment) -> Getter:
     return lambda scope: default if (value := inner(scope)) is MISSING else value
 
 
-def _present_only(step: Callable[[Any, Scope], Any]) -> Callable[[Getter], Getter]:
+def present_only(step: Callable[[Any, Scope], Any]) -> Callable[[Getter], Getter]:
     def wrap(inner: Getter) -> Getter:
         def get(scope: Scope) -> Any:
             value = inner(scope)
@@ -195,23 +220,29 @@ def _split(inner: Getter, spec: dict[str, Any], _env: Environment) -> Getter:
             raise ExpressionError(f"cannot take part {index} of {value!r} split by {sep!r}")
         return _present(parts[index])
 
-    return _present_only(step)(inner)
+    return present_only(step)(inner)
 
 
 def _pad(inner: Getter, spec: dict[str, Any], _env: Environment) -> Getter:
     width, fill, right = int(spec.get("width", 0)), str(spec.get("fill", "0")), spec.get("side") == "right"
-    return _present_only(lambda value, _scope: str(value).ljust(width, fill) if right
+    return present_only(lambda value, _scope: str(value).ljust(width, fill) if right
                          else str(value).rjust(width, fill))(inner)
 
 
 def _code_map(inner: Getter, name: str, env: Environment) -> Getter:
+    return coded(inner, lambda value: env.code_maps.translate(name, value))
+
+
+def coded(inner: Getter, translate: Callable[[Any], Any]) -> Getter:
+    """``inner``'s value translated through a code map (either way); an unmapped code is the field's problem."""
+
     def step(value: Any, _scope: Scope) -> Any:
         try:
-            return env.code_maps.translate(name, value)
+            return translate(value)
         except CodeMapError as exc:
             raise ExpressionError(str(exc)) from None
 
-    return _present_only(step)(inner)
+    return present_only(step)(inner)
 
 
 def _xref(inner: Getter, spec: dict[str, Any], env: Environment) -> Getter:
@@ -232,7 +263,7 @@ def _xref(inner: Getter, spec: dict[str, Any], env: Environment) -> Getter:
         scope.claims.append(XrefClaim(env.system, entity, external, key))
         return key
 
-    return _present_only(step)(inner)
+    return present_only(step)(inner)
 
 
 _DERIVED_KEPT = 65_536
@@ -240,7 +271,29 @@ _DERIVED_KEPT = 65_536
 
 
 def _datetime(inner: Getter, spec: dict[str, Any], env: Environment) -> Getter:
-    fmt, zone_name = spec.get("format"), spec.get("timezone")
+    fmt = spec.get("format")
+    zone = zone_of(spec, env)
+
+    def step(value: Any, scope: Scope) -> Any:
+        if isinstance(value, dt.datetime):
+            moment = value
+        else:
+            try:
+                moment = (dt.datetime.strptime(str(value), fmt) if fmt
+                          else dt.datetime.fromisoformat(str(value)))
+            except ValueError:
+                expected = f"format {fmt!r}" if fmt else "an ISO 8601 date-time"
+                raise ExpressionError(f"expected a date-time in {expected}, got {value!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone(scope))
+        return moment.astimezone(dt.UTC)
+
+    return present_only(step)(inner)
+
+
+def zone_of(spec: dict[str, Any], env: Environment) -> Callable[[Scope], ZoneInfo]:
+    """The time zone of a ``datetime:`` spec for one record: its ``timezone``, or its location's, or UTC."""
+    zone_name = spec.get("timezone")
     location = compile_spec(spec["location"], env) if "location" in spec else None
 
     def zone(scope: Scope) -> ZoneInfo:
@@ -257,21 +310,7 @@ def _datetime(inner: Getter, spec: dict[str, Any], env: Environment) -> Getter:
         except (ZoneInfoNotFoundError, ValueError):
             raise ExpressionError(f"unknown time zone {name!r}") from None
 
-    def step(value: Any, scope: Scope) -> Any:
-        if isinstance(value, dt.datetime):
-            moment = value
-        else:
-            try:
-                moment = (dt.datetime.strptime(str(value), fmt) if fmt
-                          else dt.datetime.fromisoformat(str(value)))
-            except ValueError:
-                expected = f"format {fmt!r}" if fmt else "an ISO 8601 date-time"
-                raise ExpressionError(f"expected a date-time in {expected}, got {value!r}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=zone(scope))
-        return moment.astimezone(dt.UTC)
-
-    return _present_only(step)(inner)
+    return zone
 
 
 _TRANSFORM: dict[str, Callable[[Getter, Any, Environment], Getter]] = {

@@ -58,11 +58,13 @@ class FieldMap:
     ) -> None:
         self.name = name
         self.system = mapping.system
+        self.mapping = mapping
         self.entity_cls: type[Record] = entity_type(mapping.entity)
         self.units = units if isinstance(units, UnitTable) else UnitTable(units)
         codes = CodeMaps(code_maps)
         env = Environment(system=mapping.system, code_maps=codes, time_zones=time_zones)
         self._conversions: list[Conversion] = []
+        self._converted: dict[tuple[Any, str, str, str], tuple[str, str]] = {}
         self._getters = _nodes(_compile(mapping.fields, env, self._conversions))
         self._sources = dict(_source_columns(mapping.fields))
         self._fields = {field.name: field for field in msgspec.structs.fields(self.entity_cls)}
@@ -108,21 +110,37 @@ class FieldMap:
 
     def _convert(self, data: dict[str, Any]) -> list[Problem]:
         problems = []
+        converted = self._converted
+        items = self.units.item_specific  # an item without its own conversions converts like any other
         for path, target in self._conversions:
-            for quantity, item, at in _walk(data, path, "", "$"):
+            if len(path) == 1:  # a quantity field of the record itself: no walk needed
+                item = data.get("item_id")
+                found = [(data.get(path[0]), item if isinstance(item, str) else "", f"$.{path[0]}")]
+            else:
+                found = list(_walk(data, path, "", "$"))
+            for quantity, item, at in found:
                 if not isinstance(quantity, dict) or "value" not in quantity \
                         or not isinstance(quantity.get("unit"), str):
                     continue
-                try:
-                    value = Decimal(str(quantity["value"]))
-                except InvalidOperation:
-                    continue  # reported as not a decimal by the record's own checks
-                try:
-                    to_unit = self.units.base_unit(item) if target == "base_unit" else target
-                    quantity["value"] = str(self.units.convert(value, quantity["unit"], to_unit, item))
-                    quantity["unit"] = to_unit
-                except UnitError as exc:
-                    problems.append(Problem(str(exc), self._at(f"{at}.unit")))
+                # The same quantity in the same unit comes back on many rows: its conversion is remembered.
+                memo = (quantity["value"], quantity["unit"], target, item if item in items else "")
+                done = converted.get(memo)
+                if done is None:
+                    try:
+                        value = Decimal(str(quantity["value"]))
+                    except InvalidOperation:
+                        continue  # reported as not a decimal by the record's own checks
+                    try:
+                        to_unit = self.units.base_unit(item) if target == "base_unit" else target
+                        done = (str(self.units.convert(value, quantity["unit"], to_unit, item)), to_unit)
+                    except UnitError as exc:
+                        problems.append(Problem(str(exc), self._at(f"{at}.unit")))
+                        continue
+                    if len(converted) >= _CONVERTED_KEPT:
+                        converted.clear()
+                    if memo[0].__class__ in (str, int):  # hashable and exact; floats are not remembered
+                        converted[memo] = done
+                quantity["value"], quantity["unit"] = done
         return problems
 
     def _unit_problems(self, data: dict[str, Any]) -> list[Problem]:
@@ -202,7 +220,11 @@ def _compile(spec: dict[str, Any], env: Environment, conversions: list[Conversio
     return compiled
 
 
-_LEAF, _NESTED, _EACH = 0, 1, 2
+_CONVERTED_KEPT = 65_536
+"""Conversions remembered per field map (value, unit, target, item → converted value and unit); the memo starts
+over when full, so memory stays bounded."""
+
+_LEAF, _NESTED, _EACH, _COLUMN = 0, 1, 2, 3
 Node = tuple[str, int, Any]
 """A compiled field: its target name, its kind and what computes it (a getter, nested nodes, or a list's rows and
 nodes). A flat tuple per level, so that mapping a record does no type tests on the plan itself."""
@@ -215,6 +237,8 @@ def _nodes(compiled: dict[str, Any]) -> tuple[Node, ...]:
             nodes.append((target, _EACH, (getter.rows, _nodes(getter.fields))))
         elif isinstance(getter, dict):
             nodes.append((target, _NESTED, (_nodes(getter), "value" in getter)))
+        elif isinstance(getattr(getter, "column", None), str):
+            nodes.append((target, _COLUMN, getter.column))  # type: ignore[attr-defined]
         else:
             nodes.append((target, _LEAF, getter))
     return tuple(nodes)
@@ -222,8 +246,18 @@ def _nodes(compiled: dict[str, Any]) -> tuple[Node, ...]:
 
 def _build(nodes: tuple[Node, ...], scope: Scope, failed: dict[str, str], prefix: str) -> dict[str, Any]:
     data: dict[str, Any] = {}
+    raw = scope.raw
     for target, kind, item in nodes:
-        if kind == _LEAF:
+        if kind == _COLUMN:  # a plain column, read in place (the getter it stands for does the same)
+            value = raw.get(item)
+            if value is None:
+                continue
+            if value.__class__ is str:
+                value = value.strip()
+                if not value:
+                    continue
+            data[target] = value
+        elif kind == _LEAF:
             try:
                 value = item(scope)
             except ExpressionError as exc:

@@ -53,6 +53,8 @@ class UnitTable:
         self.known = frozenset(BUILTIN_UNITS | set(self.spec.units))
         self._global = _edges(self.spec.conversions)
         self._items = {item: _edges(spec.conversions) for item, spec in self.spec.items.items()}
+        self.item_specific = set(self.spec.items)
+        """Items whose quantities convert by rules of their own (their conversions or base unit)."""
         self._factors: dict[tuple[str, str, str], Decimal | None] = {}
         """Factors found (None: no conversion) by (from, to, the item when it has conversions of its own): the table
         is fixed once compiled, and a page converts the same few pairs over and over."""

@@ -9,6 +9,10 @@ Business API (bearer token or basic credentials required when the app is created
 - ``GET /api/v1/link/<collection>?per_page=&page=`` → a JSON list, and ``Link: <url>; rel="next"`` (RFC 8288)
   while there are more pages.
 
+Writes: ``PUT /api/v1/records/<collection>/<id>`` stores a JSON object as the record of that id (idempotent: the
+same body again changes nothing but ``updated_at``); a record lacking a field the collection requires is refused
+with 422 and a ``detail`` naming it. ``DELETE /api/v1/records/<collection>/<id>`` removes it (404 if absent).
+
 Every listing takes ``?updated_since=<ISO date-time>`` (records whose ``updated_at`` is at or after it, in
 ``updated_at`` then ``id`` order; otherwise in ``id`` order).
 
@@ -16,6 +20,7 @@ Sandbox control surface (never authenticated; no faults apply to it), under ``/a
 ``PUT records/<collection>`` upserts records (a list; ``updated_at`` is set to now unless given),
 ``DELETE records/<collection>/<id>``, ``POST junk/<collection>`` (entries that are not records, a list, served
 at the end of full listings), ``POST page-cap?cap=N`` (serve at most N records per page, silently),
+``POST required/<collection>`` (a list of fields its written records must have),
 ``GET requests`` (business requests served, by path), ``GET|POST faults``
 (latency, a run of failing responses with ``Retry-After``, outage; see :mod:`.faults`), ``POST reset``.
 """
@@ -48,6 +53,8 @@ class RestState:
         """Serve at most this many records per page, whatever the client asks (as many APIs do, silently)."""
         self.junk: dict[str, list[Any]] = {}
         """Entries that are not records (a number, a text), served at the end of a full listing: bad input."""
+        self.required: dict[str, list[str]] = {}
+        """Fields a record written through the business API must have, per collection."""
 
     def upsert(self, collection: str, records: list[dict[str, Any]]) -> None:
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -80,6 +87,7 @@ class RestState:
             self.collections.clear()
             self.requests.clear()
             self.junk.clear()
+            self.required.clear()
             self.page_cap = None
 
 
@@ -145,6 +153,20 @@ def _business_router(state: RestState, token: str | None, basic: tuple[str, str]
         response.headers["Link"] = ", ".join(links)
         return chosen
 
+    @router.put("/records/{collection}/{record_id}")
+    def write_record(collection: str, record_id: str, record: dict[str, Any]) -> dict[str, str]:
+        missing = [name for name in state.required.get(collection, []) if record.get(name) in (None, "")]
+        if missing:
+            raise HTTPException(422, f"missing field {', '.join(map(repr, missing))} in {collection} {record_id}")
+        state.upsert(collection, [{**record, "id": record_id, "updated_at": None}])
+        return {"id": record_id}
+
+    @router.delete("/records/{collection}/{record_id}")
+    def remove_record(collection: str, record_id: str) -> dict[str, str]:
+        if not state.delete(collection, record_id):
+            raise HTTPException(404, f"no {collection} {record_id}")
+        return {"deleted": record_id}
+
     return router
 
 
@@ -166,6 +188,11 @@ def _control_router(state: RestState, faults: Faults) -> APIRouter:
     def add_junk(collection: str, entries: list[Any]) -> dict[str, int]:
         state.junk.setdefault(collection, []).extend(entries)
         return {"junk": len(state.junk[collection])}
+
+    @router.post("/required/{collection}")
+    def set_required(collection: str, fields: list[str]) -> dict[str, list[str]]:
+        state.required[collection] = fields
+        return {"required": fields}
 
     @router.post("/page-cap")
     def set_page_cap(cap: int | None = None) -> dict[str, int | None]:

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import msgspec
 from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, func, select
@@ -628,10 +628,9 @@ class SqlStore(Store):
             return {name: holder for name, holder in conn.execute(stmt)}
 
 
-class _Existing(NamedTuple):
-    version: int
-    content_hash: str
-    deleted: bool
+_Existing = tuple[int, str, bool]
+"""A stored key's version, content hash and deleted flag (a plain tuple: thousands are built per page)."""
+_VERSION, _HASH, _DELETED = 0, 1, 2
 
 
 class SqlTransaction(Transaction):
@@ -651,7 +650,7 @@ class SqlTransaction(Transaction):
         found: dict[str, _Existing] = {}
         for start in range(0, len(keys), KEY_CHUNK):
             for key, version, digest, deleted in self._store._lookup_rows(conn, entity, keys[start:start + KEY_CHUNK]):
-                found[key] = _Existing(version, digest, bool(deleted))
+                found[key] = (version, digest, bool(deleted))
         return found
 
     def apply(self, entity: str, records: Sequence[IncomingRecord]) -> ApplyResult:
@@ -672,8 +671,8 @@ class SqlTransaction(Transaction):
             if old is None:
                 version = 1
                 result.inserted += 1
-            elif old.deleted or old.content_hash != digest:
-                version = old.version + 1
+            elif old[_DELETED] or old[_HASH] != digest:
+                version = old[_VERSION] + 1
                 result.updated += 1
             else:
                 result.unchanged += 1
@@ -714,7 +713,8 @@ class SqlTransaction(Transaction):
             return result
         with self._store._errors(f"delete {entity}"):
             existing = self._existing(conn, entity, unique)
-            live = [(key, existing[key].version + 1) for key in unique if key in existing and not existing[key].deleted]
+            live = [(key, existing[key][_VERSION] + 1) for key in unique
+                    if key in existing and not existing[key][_DELETED]]
             if not live:
                 return result
             store = self._store

@@ -44,6 +44,14 @@ class RestEndpoint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                              "parameter)")
 
 
+class RestTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    path: str
+    """Path under ``base_url`` of the collection written to: each record is ``PUT <path>/<id>`` as JSON (idempotent:
+    the same record again changes nothing), a deletion is ``DELETE <path>/<id>``."""
+    key: str = "id"
+    """Field (or dotted path) of the target's record whose value is the ``<id>`` in the URL."""
+
+
 class RestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     base_url: str
     """Root URL of the API (``https://portal.example.com``)."""
@@ -64,6 +72,9 @@ class RestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     backoff."""
     max_retry_delay_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
     """Longest wait between two tries, whatever ``Retry-After`` asks."""
+    targets: dict[str, RestTarget] = {}
+    """Outbound: per canonical entity, the collection its records are written to. Give the flow an outbound
+    ``mapping:`` so that the records have the API's fields."""
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):

@@ -13,17 +13,25 @@ Each request is retried on timeouts, 429 and 5xx by :func:`syncfabric.flows.retr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 import msgspec
 
 from syncfabric.connectors import watermark as wm
-from syncfabric.connectors.base import Capability, Connector, Page, RawRecord, RejectedRaw
+from syncfabric.connectors.base import (
+    Capability,
+    Connector,
+    OutboundRecord,
+    Page,
+    RawRecord,
+    RejectedRaw,
+    WriteOutcome,
+)
 from syncfabric.connectors.rest.configuration import RestConfig, RestEndpoint
 from syncfabric.connectors.rest.exceptions import bad_answer, translate_error
-from syncfabric.errors import PermanentError
+from syncfabric.errors import PermanentError, TransientError
 from syncfabric.flows.retry import RetryPolicy, call_with_retry
 
 
@@ -40,7 +48,7 @@ class RestCursor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 class RestConnector(Connector):
     kind = "rest"
-    capabilities = Capability.READ_FULL | Capability.READ_CHANGES
+    capabilities = Capability.READ_FULL | Capability.READ_CHANGES | Capability.WRITE
     config_type = RestConfig
     config: RestConfig
     secret_names = ("token", "password")
@@ -182,6 +190,51 @@ class RestConnector(Connector):
             shown = "|".join(str(part) for part in key) if all(part is not None for part in key) else where
             records.append(RawRecord(row, location=f"{entity}:{shown}"))
         return records, problems
+
+    # ---- writing -----------------------------------------------------------------------------------------------
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        """``PUT <path>/<id>`` each record (``DELETE`` a deletion), one request each, retried on timeouts, 429 and
+        5xx. A record the API refuses (another 4xx) is rejected with the API's reason; 401 and 403 refuse the whole
+        batch (credentials are not one record's fault), as does a request that still fails after its retries."""
+        from urllib.parse import quote
+
+        target = self.config.targets.get(entity)
+        if target is None:
+            raise PermanentError(f"no target for entity {entity!r}: give it under the connection's targets "
+                                 f"({{{entity}: {{path: ..., key: id}}}})", system=self.system, entity=entity)
+        outcome = WriteOutcome()
+        for record in records:
+            values = record.payload if record.payload is not None else record.target_key
+            ident = _at(values, target.key) if values is not None else record.key
+            if ident is None or ident == "":
+                outcome.rejected[record.key] = f"no value for key field {target.key!r} of {target.path}"
+                continue
+            url = f"{target.path.rstrip('/')}/{quote(str(ident), safe='')}"
+            response = self._send(entity, "DELETE" if record.payload is None else "PUT", url, record.payload)
+            if response.is_success or (record.payload is None and response.status_code == 404):
+                outcome.accepted.append(record.key)
+            elif response.status_code in (401, 403):
+                raise translate_error(response, system=self.system, entity=entity)
+            else:
+                outcome.rejected[record.key] = str(translate_error(response, system=self.system, entity=entity))
+        return outcome
+
+    def _send(self, entity: str, method: str, url: str, body: dict[str, Any] | None) -> httpx.Response:
+        """The answer to one write; timeouts, 429 and 5xx are retried and then raised, other answers returned."""
+
+        def once() -> httpx.Response:
+            try:
+                response = self.client.request(method, url, json=body)
+            except httpx.HTTPError as exc:
+                raise translate_error(exc, system=self.system, entity=entity) from exc
+            error = None if response.status_code < 400 else translate_error(response, system=self.system,
+                                                                               entity=entity)
+            if isinstance(error, TransientError):
+                raise error
+            return response
+
+        return call_with_retry(once, self.retry)
 
     def _get(self, entity: str, path: str, params: dict[str, str] | None) -> httpx.Response:
         def once() -> httpx.Response:

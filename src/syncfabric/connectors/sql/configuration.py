@@ -34,6 +34,14 @@ class SqlSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             raise ValueError("a source query must not end with ';'")
 
 
+class SqlTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    table: str
+    """The table an outbound flow writes the entity's records into (optionally ``schema.table``)."""
+    key: list[str] = []
+    """Columns that identify a row: a record updates the row with its key values, or inserts one. Defaults to the
+    table's primary key."""
+
+
 class SqlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     url: str
     """SQLAlchemy database URL without password (``postgresql://erp@db.example.com/erp``, ``sqlite:///erp.db``,
@@ -49,6 +57,9 @@ class SqlConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
     """Tries per page query on transient failures (a lost connection is opened again, a lock waited for), with
     capped exponential backoff; then the run fails and the next one resumes after the last committed page."""
+    targets: dict[str, SqlTarget] = {}
+    """Outbound: per canonical entity, the table its records are upserted into (by key columns). Give the flow an
+    outbound ``mapping:`` so that the records have the table's columns."""
 
     def __post_init__(self) -> None:
         from sqlalchemy.engine import make_url

@@ -38,7 +38,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncfabric.connectors import watermark as wm
-from syncfabric.connectors.base import Capability, Connector, Page, RawRecord
+from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Page, RawRecord, WriteOutcome
 from syncfabric.connectors.sql.configuration import SqlConfig, SqlSource
 from syncfabric.connectors.sql.exceptions import translate_error
 from syncfabric.errors import PermanentError
@@ -63,7 +63,7 @@ class ChangesCursor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
 class SqlConnector(Connector):
     kind = "sql"
-    capabilities = Capability.READ_FULL | Capability.READ_CHANGES
+    capabilities = Capability.READ_FULL | Capability.READ_CHANGES | Capability.WRITE
     config_type = SqlConfig
     config: SqlConfig
     secret_names = ("password",)
@@ -183,6 +183,19 @@ class SqlConnector(Connector):
                 inside = ChangesCursor(high=wm.tag(high), since=None if lower is None else wm.tag(lower),
                                        after=[wm.tag(value) for value in after])
                 yield Page(records, msgspec.json.encode(inside).decode())
+
+    # ---- writing -----------------------------------------------------------------------------------------------
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        """Upsert each record into the entity's target table by its key columns (:mod:`.writer`)."""
+        from syncfabric.connectors.sql.writer import write_rows
+
+        target = self.config.targets.get(entity)
+        if target is None:
+            raise PermanentError(f"no target table for entity {entity!r}: give it under the connection's targets "
+                                 f"({{{entity}: {{table: ..., key: [...]}}}})", system=self.system, entity=entity)
+        with self._translating(entity):
+            return write_rows(self.engine, target, records, system=self.system, entity=entity)
 
     def source(self, name: str) -> SqlSource:
         """The named source of the configuration, or the table of that name."""

@@ -123,11 +123,11 @@ class WebhookConnector(Connector):
             loop = asyncio.get_running_loop()
             location = f"{where} at {request.headers.get(config.timestamp_header)}"
             events, single = self._events(body, location)
-            answers = [loop.create_future() for _ in events]
-            for (record, problem), answer in zip(events, answers, strict=True):
-                inbox.put(Received(record, _answer(loop, answer), problem))
+            answers = _Answers(loop, len(events))
+            for index, (record, problem) in enumerate(events):
+                inbox.put(Received(record, answers.ack_for(index), problem))
             try:
-                outcomes = await asyncio.wait_for(asyncio.gather(*answers), config.answer_timeout_seconds)
+                outcomes = await asyncio.wait_for(answers.future, config.answer_timeout_seconds)
             except TimeoutError:
                 verifier.forget(signature)
                 return JSONResponse({"detail": "not stored in time; send it again"}, status_code=503)
@@ -175,10 +175,27 @@ Parsed = tuple[RawRecord, RejectedRaw | None]
 """One event of a delivery: its record, or why it could not be read."""
 
 
-def _answer(loop: asyncio.AbstractEventLoop, answer: asyncio.Future[Acknowledgement]) -> Any:
-    """The ack of one event: resolves its request's future on the server's loop."""
-    def ack(outcome: Acknowledgement) -> None:
-        with contextlib.suppress(RuntimeError):  # the server stopped; the sender will send it again
-            loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(outcome))
+class _Answers:
+    """The acks of one delivery's events: the request's future resolves, on the server's loop, once every event of
+    the delivery is acknowledged (one wake-up of the loop per request, not per event)."""
 
-    return ack
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[list[Acknowledgement]] = loop.create_future()
+        self._outcomes: list[Acknowledgement | None] = [None] * count
+        self._left = count
+        self._lock = threading.Lock()
+
+    def ack_for(self, index: int) -> Any:
+        return lambda outcome: self._ack(index, outcome)
+
+    def _ack(self, index: int, outcome: Acknowledgement) -> None:
+        with self._lock:
+            if self._outcomes[index] is None:
+                self._left -= 1
+            self._outcomes[index] = outcome
+            if self._left:
+                return
+            outcomes = list(self._outcomes)
+        with contextlib.suppress(RuntimeError):  # the server stopped; the sender will send it again
+            self.loop.call_soon_threadsafe(lambda: self.future.done() or self.future.set_result(outcomes))

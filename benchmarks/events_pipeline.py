@@ -1,0 +1,546 @@
+"""The whole event path, side by side with a minimal pipeline: signed webhook batches in → validated → mapped →
+durably stored (group commit) → delivered over HTTP to a local idempotent target.
+
+Three processes on 127.0.0.1: the **sender** (a logistics platform posting signed JSON arrays of shipment
+milestones, over keep-alive connections), the **hub** (this process), and the **target** (a minimal HTTP service,
+uvicorn, that applies each key's version once and answers how many it applied). In the hub, one of:
+
+- **syncfabric**: `syncfabric listen`'s machinery on a webhook estate (FastAPI endpoint, HMAC signature and replay
+  window, each event mapped and checked against the catalog's `ShipmentMilestone`, batches committed with records,
+  change log and checkpoint in one transaction, SQLite WAL `synchronous=full`, answered after the commit), and a
+  :class:`~syncfabric.flows.stream.StreamConsumer` (the path `syncfabric deliver` takes: folding, held-key check,
+  retry wrapper, per-record outcomes, checkpoint after the target confirmed) woken in-process by the commit;
+- **baseline**: a bare ASGI endpoint on the same uvicorn that checks the same HMAC, decodes the array with msgspec,
+  maps each event to a row (renames, the same key), a writer thread appends whatever is queued to one SQLite table
+  in one transaction (WAL, `synchronous=FULL`) and then answers, and a delivery thread woken by the commit PUTs the
+  new rows to the same target and moves its cursor. No validation, no change log, no checkpoint table, no holds.
+
+Measurements per pipeline (each on a fresh store, the target reset):
+
+1. sustained throughput: ``--events`` events sent by ``--senders`` concurrent clients in batches of
+   ``--batch`` as fast as answers come; events confirmed by the target per second, first send to last confirmation;
+2. latency at fixed offered rates (``--rates``, default 10000 and 2000 events/s, 100 requests/s each carrying
+   rate/100 events, for ``--seconds``): time from the sender's POST of an event to the target's confirmation of the
+   PUT carrying it (both on the machine's monotonic clock); p50, p95, p99, max.
+
+Results go to benchmarks/results/events_pipeline.json and are shown as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import platform
+import queue
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+SECRET = "whsec-bench-0123456789"
+FLOW, OUT = "milestones-in", "milestones-out"
+PATH = "/events/shipment-milestones"
+
+
+def key_of(n: int) -> str:
+    return f"SH-{n:08d}|departed|2026-03-02T08:00:00+00:00"
+
+
+def event(n: int) -> dict[str, Any]:
+    return {"shipment_id": f"SH-{n:08d}", "milestone": "departed", "occurred_at": "2026-03-02T08:00:00Z",
+            "place": "DEHAM", "carrier": "OceanLine", "detail": f"vessel {n % 97}"}
+
+
+# -- the target: applies each key's version once --------------------------------------------------------------------
+
+
+def target_app() -> Any:
+    held: dict[str, int] = {}
+    counts = {"applied": 0, "duplicates": 0, "requests": 0}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["method"] == "PUT":
+            applied = 0
+            for record in msgspec.json.decode(body):
+                if held.get(record["key"], 0) < record["version"]:
+                    held[record["key"]] = record["version"]
+                    applied += 1
+                else:
+                    counts["duplicates"] += 1
+            counts["applied"] += applied
+            counts["requests"] += 1
+            answer = msgspec.json.encode({"applied": applied})
+        elif scope["path"] == "/reset":
+            held.clear()
+            counts.update(applied=0, duplicates=0, requests=0)
+            answer = b"{}"
+        else:
+            answer = msgspec.json.encode({**counts, "keys": len(held)})
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer})
+
+    return app
+
+
+def start_target() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "events_pipeline:target_app", "--factory",
+                                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                                "--no-access-log", "--app-dir", str(Path(__file__).parent)])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{url}/counts", timeout=1).raise_for_status()
+            return process, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the target did not start")
+
+
+class Confirmations:
+    """When the target confirmed each key (monotonic seconds), noted by the hub."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+
+    def note(self, keys: Sequence[str]) -> None:
+        now = time.monotonic()
+        at = self.at
+        for key in keys:
+            at.setdefault(key, now)
+
+
+def target_connector(url: str, confirmations: Confirmations) -> Any:
+    from syncfabric.connectors.base import Capability, Connector, OutboundRecord, WriteOutcome
+    from syncfabric.errors import PermanentError, TransientError
+
+    class LocalTarget(Connector):
+        """A local idempotent HTTP target: one keep-alive connection, one PUT per batch."""
+
+        kind = "bench-target"
+        capabilities = Capability.WRITE
+
+        def open(self) -> None:
+            self.client = httpx.Client(base_url=url, timeout=30)
+
+        def close(self) -> None:
+            self.client.close()
+
+        def test_connection(self) -> None:
+            self.client.get("/counts").raise_for_status()
+
+        def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+            body = msgspec.json.encode([{"key": r.key, "version": r.version, "data": r.payload} for r in records])
+            try:
+                response = self.client.put(f"/records/{entity}", content=body)
+            except httpx.TransportError as exc:
+                raise TransientError(str(exc), system=self.system) from exc
+            if response.status_code >= 500:
+                raise TransientError(f"HTTP {response.status_code}", system=self.system)
+            if response.status_code >= 400:
+                raise PermanentError(f"HTTP {response.status_code}", system=self.system)
+            keys = [r.key for r in records]
+            confirmations.note(keys)
+            return WriteOutcome(accepted=keys)
+
+    return LocalTarget("target", None)
+
+
+# -- the sender: a logistics platform posting signed arrays ---------------------------------------------------------
+
+
+def sign(stamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sender_main(url: str, out: Path, *, first: int, events: int, batch: int, rate: float, senders: int) -> None:
+    """Send ``events`` events from number ``first`` in batches; at ``rate`` events/s (0: as fast as answered)."""
+    requests = [(first + start, min(batch, events - start)) for start in range(0, events, batch)]
+    sent: list[tuple[int, int, float, float, int]] = []
+    lock = threading.Lock()
+    start = time.monotonic() + 0.2
+    interval = batch / rate if rate else 0.0
+
+    def worker(index: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            for number in range(index, len(requests), senders):
+                n, count = requests[number]
+                body = msgspec.json.encode([event(i) for i in range(n, n + count)])
+                due = start + number * interval
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                stamp = str(int(time.time()))
+                at = time.monotonic()
+                response = client.post(url, content=body, headers={
+                    "X-Syncfabric-Timestamp": stamp, "X-Syncfabric-Signature": sign(stamp, body),
+                    "Content-Type": "application/json"})
+                with lock:
+                    sent.append((n, count, at, time.monotonic(), response.status_code))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.write_text(json.dumps(sent))
+
+
+def send(url: str, folder: Path, *, first: int, events: int, batch: int, rate: float, senders: int) -> list[Any]:
+    out = folder / f"sent-{first}.json"
+    subprocess.run([sys.executable, __file__, "--role", "sender", "--url", url, "--sent", str(out),
+                    "--first", str(first), "--events", str(events), "--batch", str(batch), "--rate", str(rate),
+                    "--senders", str(senders)], check=True)
+    return list(json.loads(out.read_text()))
+
+
+# -- syncfabric's hub ------------------------------------------------------------------------------------------------
+
+ESTATE = """
+version: 1
+name: events-pipeline
+store: sqlite:///{folder}/store.db
+systems:
+  logistics:
+    kind: webhook
+    connection: {{host: 127.0.0.1, port: {port}, path_prefix: /events, answer_timeout_seconds: 60}}
+    credentials: {{secret: {{env: BENCH_WEBHOOK_SECRET}}}}
+domains:
+  milestones: {{entity: shipment_milestone, sync_model: event}}
+mappings:
+  logistics-milestones:
+    system: logistics
+    entity: shipment_milestone
+    fields:
+      shipment_id: shipment_id
+      milestone: milestone
+      occurred_at: occurred_at
+      place: place
+      carrier: carrier
+      detail: detail
+flows:
+  {flow}:
+    direction: inbound
+    system: logistics
+    entities: [shipment_milestone]
+    source: shipment-milestones
+    mapping: logistics-milestones
+    batch_size: 2000
+"""
+
+
+class SyncfabricHub:
+    name = "syncfabric"
+
+    def __init__(self, folder: Path, target: str) -> None:
+        from syncfabric.config import load_estate
+        from syncfabric.flows.listen import Listener
+        from syncfabric.flows.retry import RetryPolicy
+        from syncfabric.flows.runtime import Runtime
+        from syncfabric.flows.stream import StreamConsumer
+
+        port = free_port()
+        (folder / "estate.yaml").write_text(ESTATE.format(folder=folder, port=port, flow=FLOW))
+        self.runtime = Runtime(load_estate(folder / "estate.yaml", environ={"BENCH_WEBHOOK_SECRET": SECRET}))
+        self.url = f"http://127.0.0.1:{port}{PATH}"
+        self.confirmations = Confirmations()
+        self.listener = Listener(self.runtime, [FLOW])
+        self.connector = target_connector(target, self.confirmations)
+        self.connector.open()
+        self.consumer = StreamConsumer(self.runtime.store, OUT, self.connector, entities=["shipment_milestone"],
+                                       batch_size=2000, retry=RetryPolicy(max_attempts=3))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.consumer.run, args=(self.stop,), daemon=True)
+
+    def start(self) -> None:
+        self.listener.start()
+        self.thread.start()
+
+    def close(self) -> dict[str, Any]:
+        self.stop.set()
+        self.thread.join(30)
+        self.listener.stop()
+        self.listener.join(30)
+        result = self.listener.results[FLOW]
+        self.connector.close()
+        self.runtime.close()
+        return {"commits": result.batches, "events_per_commit": round(result.received / max(result.batches, 1), 1),
+                "delivery_batches": self.consumer.stats.batches}
+
+
+# -- the minimal pipeline ------------------------------------------------------------------------------------------
+
+
+class BaselineHub:
+    """Decode, map, append to SQLite (WAL, synchronous=FULL, group commit), answer; deliver new rows to the target."""
+
+    name = "baseline"
+
+    def __init__(self, folder: Path, target: str) -> None:
+        self.db = folder / "baseline.db"
+        self.target = target
+        self.confirmations = Confirmations()
+        self.inbox: queue.SimpleQueue[tuple[list[tuple[str, bytes]], Any, Any]] = queue.SimpleQueue()
+        self.committed = threading.Condition()
+        self.head = 0
+        self.stop = threading.Event()
+        self.commits = 0
+        self.events = 0
+        self.deliveries = 0
+        self.stack: Any = None
+        self.url = ""
+
+    def app(self) -> Any:
+        import asyncio
+
+        inbox = self.inbox
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                return
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            headers = dict(scope["headers"])
+            stamp = headers.get(b"x-syncfabric-timestamp", b"").decode()
+            given = headers.get(b"x-syncfabric-signature", b"").decode()
+            if not hmac.compare_digest(given, sign(stamp, body)) or abs(time.time() - int(stamp or 0)) > 300:
+                status, answer = 401, b'{"detail": "bad signature"}'
+            else:
+                rows = [(f"{e['shipment_id']}|{e['milestone']}|{e['occurred_at'].replace('Z', '+00:00')}",
+                         msgspec.json.encode({"shipment_id": e["shipment_id"], "milestone": e["milestone"],
+                                              "occurred_at": e["occurred_at"], "place": e.get("place"),
+                                              "carrier": e.get("carrier"), "detail": e.get("detail")}))
+                        for e in msgspec.json.decode(body)]
+                loop = asyncio.get_running_loop()
+                done = loop.create_future()
+                inbox.put((rows, loop, done))
+                await done
+                status, answer = 200, msgspec.json.encode({"status": "stored", "events": len(rows)})
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": answer})
+
+        return app
+
+    def writer(self) -> None:
+        conn = sqlite3.connect(self.db, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, key TEXT, payload BLOB)")
+        while not self.stop.is_set():
+            try:
+                first = self.inbox.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            taken = [first]
+            while True:
+                try:
+                    taken.append(self.inbox.get_nowait())
+                except queue.Empty:
+                    break
+            conn.execute("BEGIN IMMEDIATE")
+            rows = [row for batch, _, _ in taken for row in batch]
+            conn.executemany("INSERT INTO events (key, payload) VALUES (?, ?)", rows)
+            conn.execute("COMMIT")
+            head = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+            self.commits += 1
+            self.events += sum(len(rows) for rows, _, _ in taken)
+            with self.committed:
+                self.head = head
+                self.committed.notify_all()
+            for _, loop, done in taken:
+                loop.call_soon_threadsafe(lambda d=done: d.done() or d.set_result(None))
+        conn.close()
+
+    def deliverer(self) -> None:
+        while not self.db.exists():
+            time.sleep(0.01)
+        conn = sqlite3.connect(self.db, isolation_level=None, check_same_thread=False)
+        after = 0
+        with httpx.Client(base_url=self.target, timeout=30) as client:
+            while not self.stop.is_set():
+                with self.committed:
+                    if self.head <= after:
+                        self.committed.wait(0.05)
+                        continue
+                rows = conn.execute("SELECT seq, key, payload FROM events WHERE seq > ? ORDER BY seq LIMIT 2000",
+                                    (after,)).fetchall()
+                if not rows:
+                    continue
+                body = msgspec.json.encode([{"key": key, "version": 1, "data": msgspec.json.decode(payload)}
+                                            for _, key, payload in rows])
+                client.put("/records/shipment_milestone", content=body).raise_for_status()
+                self.confirmations.note([key for _, key, _ in rows])
+                after = rows[-1][0]
+                self.deliveries += 1
+        conn.close()
+
+    def start(self) -> None:
+        from contextlib import ExitStack
+
+        from syncfabric.sandbox.server import serve
+
+        self.threads = [threading.Thread(target=self.writer, daemon=True),
+                        threading.Thread(target=self.deliverer, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+        self.stack = ExitStack()
+        self.url = self.stack.enter_context(serve(self.app())) + PATH
+
+    def close(self) -> dict[str, Any]:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
+        self.stack.close()
+        return {"commits": self.commits, "events_per_commit": round(self.events / max(self.commits, 1), 1),
+                "delivery_batches": self.deliveries}
+
+
+# -- measuring -------------------------------------------------------------------------------------------------------
+
+
+def settle(confirmations: Confirmations, expected: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(confirmations.at) < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: int, rate: float,
+            senders: int) -> dict[str, Any]:
+    httpx.post(f"{target}/reset").raise_for_status()
+    hub = hub_class(folder, target)
+    hub.start()
+    try:
+        sent = send(hub.url, folder, first=0, events=events, batch=batch, rate=rate, senders=senders)
+        settle(hub.confirmations, events)
+    finally:
+        extra = hub.close()
+    confirmed = hub.confirmations.at
+    statuses = sorted({status for *_, status in sent})
+    waits = sorted((confirmed[key_of(i)] - at) * 1000 for n, count, at, _, _ in sent
+                   for i in range(n, n + count) if key_of(i) in confirmed)
+    answers = sorted((answered - at) * 1000 for _, _, at, answered, _ in sent)
+    first_sent = min(at for _, _, at, _, _ in sent)
+    last_sent = max(at for _, _, at, _, _ in sent)
+    span = max(confirmed.values()) - first_sent if confirmed else float("nan")
+    counts = httpx.get(f"{target}/counts").json()
+
+    def pct(values: list[float], p: float) -> float:
+        return round(values[min(len(values) - 1, int(len(values) * p))], 2)
+
+    return {
+        "events": events, "batch": batch, "offered_per_second": rate or None, "senders": senders,
+        "achieved_offer_per_second": round(events / max(last_sent - first_sent + batch / rate, 1e-9)) if rate
+        else None,
+        "statuses": statuses, "confirmed": len(waits), "target_applied": counts["applied"],
+        "target_duplicates": counts["duplicates"],
+        "events_per_second": round(len(waits) / span) if waits else 0,
+        "p50_ms": pct(waits, 0.50), "p95_ms": pct(waits, 0.95), "p99_ms": pct(waits, 0.99),
+        "max_ms": round(waits[-1], 2), "answer_p50_ms": pct(answers, 0.5), "answer_p99_ms": pct(answers, 0.99),
+        **extra,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--role", choices=["hub", "sender"], default="hub")
+    parser.add_argument("--events", type=int, default=50_000, help="events of the throughput run")
+    parser.add_argument("--batch", type=int, default=500, help="events per request in the throughput run")
+    parser.add_argument("--senders", type=int, default=4, help="concurrent clients in the throughput run")
+    parser.add_argument("--rates", default="10000,2000", help="offered events/s of the latency runs")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--url", default="")
+    parser.add_argument("--sent", type=Path)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "events_pipeline.json")
+    args = parser.parse_args()
+    if args.role == "sender":
+        sender_main(args.url, args.sent, first=args.first, events=args.events, batch=args.batch, rate=args.rate,
+                    senders=args.senders)
+        return
+    console = Console()
+    process, target = start_target()
+    hubs = {"syncfabric": SyncfabricHub, "baseline": BaselineHub}
+    results: dict[str, Any] = {name: {} for name in hubs}
+    rates = [float(r) for r in args.rates.split(",") if r]
+    try:
+        runs: list[tuple[str, dict[str, Any]]] = [
+            ("throughput", {"events": args.events, "batch": args.batch, "rate": 0.0, "senders": args.senders})]
+        for rate in rates:
+            per_request = max(1, round(rate / 100))  # 100 requests/s
+            runs.append((f"latency_{int(rate)}", {"events": int(rate * args.seconds), "batch": per_request,
+                                                  "rate": rate, "senders": 8}))
+        for index, (label, options) in enumerate(runs):
+            order = list(hubs) if index % 2 == 0 else list(reversed(hubs))  # the machine is shared: alternate
+            for name in order:
+                console.print(f"[bold]{name}[/]: {label} ...")
+                with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as folder:
+                    results[name][label] = measure(hubs[name], Path(folder), target, **options)
+                console.print(results[name][label])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    ours, base = results["syncfabric"], results["baseline"]
+    results["ratio"] = {"throughput_syncfabric_over_baseline": round(
+        ours["throughput"]["events_per_second"] / max(base["throughput"]["events_per_second"], 1), 2)}
+    for rate in rates:
+        label = f"latency_{int(rate)}"
+        results["ratio"][f"p99_{int(rate)}_syncfabric_over_baseline"] = round(
+            ours[label]["p99_ms"] / max(base[label]["p99_ms"], 1e-9), 2)
+    load = os.getloadavg()
+    results["setup"] = {
+        "ingest": "webhook HTTP (signed JSON arrays, keep-alive)", "store": "sqlite WAL synchronous=full",
+        "target": "local idempotent HTTP target (uvicorn, own process)", "events": args.events, "batch": args.batch,
+        "senders": args.senders, "rates": rates, "seconds": args.seconds,
+        "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
+                   f"{platform.system()}, load average {load[0]:.1f} at the end"}
+    table = Table("pipeline", "run", "offered (/s)", "events/s", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)",
+                  "events/commit", title="Webhook → store → target, end to end")
+    for name in hubs:
+        for label, r in results[name].items():
+            table.add_row(name, label, f"{r['offered_per_second'] or 'max'}", f"{r['events_per_second']:,}",
+                          f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p99_ms']}", f"{r['max_ms']}",
+                          f"{r['events_per_commit']}")
+    console.print(table)
+    console.print(results["ratio"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
