@@ -539,11 +539,23 @@ def demo(
     stream: Annotated[bool, typer.Option(
         "--stream", help="Continuous delivery instead: stream to the planning platform through an outage.")] = False,
     outage_seconds: Annotated[float, typer.Option(help="With --stream: how long the platform is down.")] = 5.0,
+    walking_skeleton: Annotated[bool, typer.Option(
+        "--walking-skeleton", help="The walking skeleton instead: one legacy ERP to the planning platform.")] = False,
+    duration: Annotated[float, typer.Option(
+        help="Global manufacturer: real seconds the two simulated days take at least.")] = 30.0,
+    keep_running: Annotated[bool, typer.Option(
+        "--keep-running", help="Global manufacturer: keep the simulated systems running at the end.")] = False,
 ) -> None:
-    """Build the sandbox estate in a temporary folder, run the walking skeleton, and show what moved."""
+    """The global manufacturer (three ERPs, four plants' MES, logistics, suppliers, planning) under hybrid sync and
+    under nightly batch, measured side by side; or, with --walking-skeleton / --stream, the smaller demos."""
     from syncfabric.sandbox.demo import run_demo
 
     with _boundary():
+        if not (stream or walking_skeleton):
+            from syncfabric.sandbox.global_demo import run_global_demo
+
+            run_global_demo(console, duration=duration, seed=seed, keep_running=keep_running, folder=keep)
+            return
         if stream:
             from syncfabric.sandbox.stream_demo import run_stream_demo
 

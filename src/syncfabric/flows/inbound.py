@@ -107,6 +107,9 @@ def run_inbound(
                 result.warn(warnings)
             if full and page.complete:
                 missing = [key for key in _live_keys(store, entity) if key not in seen]
+                if missing:  # a snapshot speaks for its own flow: keys another flow brought are not its to delete
+                    others = _keys_of_other_flows(store, entity, flow_name, missing)
+                    missing = [key for key in missing if key not in others]
                 lineage = Lineage(field_map.system, "missing from complete snapshot", batch_id, field_map.version)
                 result.deleted += tx.delete(entity, missing, lineage).deleted
                 checkpoint = InboundCheckpoint(cursor=page.cursor)
@@ -280,6 +283,14 @@ def _write_page(
 
 def _live_keys(store: Store, entity: str) -> list[str]:
     return list(store.live_keys(entity))
+
+
+def _keys_of_other_flows(store: Store, entity: str, flow_name: str, keys: list[str]) -> set[str]:
+    """Those of ``keys`` whose current record another inbound flow brought (by the raw source record kept)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        found.update(row.key for row in store.sources(entity, keys=keys[start:start + 500]) if row.flow != flow_name)
+    return found
 
 
 def _load(text: str | None) -> InboundCheckpoint:

@@ -176,6 +176,13 @@ ENTITIES: dict[str, EntitySpec] = {
             required=("enddate",), dates=("startdate", "enddate"), measures=("value",),
             references={"item": "item", "location": "location"}, apps=("forecast",),
         ),
+        EntitySpec(
+            "plannedorder", ("reference",),
+            ("type", "item", "location", "supplier", "quantity", "uom", "startdate", "enddate", "status"),
+            required=("type", "item", "location", "quantity"), numbers=("quantity",),
+            dates=("startdate", "enddate"), choices={"type": ("buy", "make"), "status": _ORDER_STATUS},
+            references={"item": "item", "location": "location"}, apps=("output",),
+        ),
     )
 }
 """Every entity the platform serves, masters before the records that reference them."""

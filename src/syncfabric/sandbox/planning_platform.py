@@ -17,12 +17,15 @@ explained in :mod:`~syncfabric.sandbox.planning_state`.
 
 Sandbox control surface (never authenticated; no faults apply to it), under ``/api/_sandbox/``:
 ``GET received`` (write requests and per-entity outcomes), ``GET journal`` (every versioned record outcome, in
-the order applied), ``GET|POST faults`` (latency, failing responses,
+the order applied), ``POST plan?today=YYYY-MM-DD`` (run the material requirements netting of
+:mod:`~syncfabric.sandbox.planning_mrp`; its planned orders replace the previous run's under
+``GET /api/output/plannedorder/``), ``GET|POST faults`` (latency, failing responses,
 outage), ``POST reset`` (empty the platform and clear faults).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 from pathlib import Path
@@ -33,6 +36,7 @@ from fastapi.responses import JSONResponse
 
 from syncfabric.sandbox.faults import Faults, faults_router, install_faults
 from syncfabric.sandbox.planning_entities import ENTITIES, EntitySpec
+from syncfabric.sandbox.planning_mrp import run_mrp
 from syncfabric.sandbox.planning_state import PlanningState, WriteMode
 
 SANDBOX_PREFIX = "/api/_sandbox"
@@ -104,6 +108,14 @@ def _control_router(state: PlanningState, faults: Faults) -> APIRouter:
     def received() -> dict[str, Any]:
         return {**state.received(), "faults_injected": faults.injected}
 
+    @router.post("/plan")
+    def plan(today: str | None = None) -> dict[str, Any]:
+        try:
+            day = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
+        except ValueError:
+            raise HTTPException(400, f"today is not an ISO date: {today!r}") from None
+        return run_plan(state, day)
+
     @router.get("/journal")
     def journal() -> list[dict[str, Any]]:
         return state.journal_entries()
@@ -134,3 +146,18 @@ def _records(body: bytes) -> list[Any]:
     if isinstance(document, list):
         return document
     raise HTTPException(400, "body must be a JSON list of records (or one record)")
+
+
+def run_plan(state: PlanningState, today: dt.date) -> dict[str, Any]:
+    """Run the netting and publish its planned orders: new and changed ones upserted, those no longer needed
+    deleted; a rerun on the same data changes nothing."""
+    spec = ENTITIES["plannedorder"]
+    result = run_mrp(state, today=today)
+    keep = {order["reference"] for order in result.planned}
+    gone = [{"reference": row["reference"]} for row in state.query(spec, {}) if row["reference"] not in keep]
+    written = state.write(spec, result.planned, "upsert") if result.planned else []
+    if gone:
+        state.delete(spec, gone)
+    errors = [outcome for outcome in written if outcome["status"] != "ok"]
+    return {"planned": len(result.planned), "withdrawn": len(gone), "unsourced": result.unsourced,
+            "errors": errors}

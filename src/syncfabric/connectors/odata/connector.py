@@ -36,6 +36,7 @@ from syncfabric.connectors.odata.configuration import EntitySpec, ODataConfig
 from syncfabric.connectors.odata.exceptions import sap_message, translate_error
 from syncfabric.connectors.odata.purchase_orders import purchase_order_body, reference_filter
 from syncfabric.errors import PermanentError, TransientError
+from syncfabric.observe import clock
 
 _DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -144,7 +145,7 @@ class ODataConnector(Connector):
                 return
 
     def _records(self, spec: EntitySpec, rows: list[dict[str, Any]]) -> list[RawRecord]:
-        stamp = _iso(dt.datetime.now(dt.UTC)) if spec.stamp_field else None
+        stamp = _iso(clock.now()) if spec.stamp_field else None  # the read time, on the observability clock
         records = []
         for row in rows:
             data = plain(row)

@@ -338,7 +338,7 @@ SHAPES: dict[str, Shape] = {
 }
 """Canonical entity → how it is written, masters before the records that refer to them."""
 
-TARGET_APPS: dict[str, str] = {"forecast": "forecast", "forecastplan": "forecast"}
+TARGET_APPS: dict[str, str] = {"forecast": "forecast", "forecastplan": "forecast", "plannedorder": "output"}
 """frePPLe entities served outside ``/api/input/``."""
 
 

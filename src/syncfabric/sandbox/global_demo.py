@@ -1,0 +1,486 @@
+"""``syncfabric demo``: the global manufacturer, one night and one day, hybrid sync against nightly batch.
+
+Every system is simulated on 127.0.0.1 and speaks its real protocol: ERP North America is the SAP S/4HANA OData
+emulator, ERP Europe the JSON ERP of :mod:`.erp_europe`, ERP Asia-Pacific the legacy CSV drop folder; the four
+plants' MES, the logistics platform and the supplier portal post signed webhooks to ``listen``; the planning
+platform takes frePPLe-style REST and runs its netting.
+
+The day runs on a simulated clock (:class:`SimClock`, set as the observability clock with
+:func:`syncfabric.observe.clock.use_clock`): each tick moves it ``TICK`` (10 minutes) forward, and the sources
+stamp what they report with it, so ages and latencies read in minutes and hours although the day takes seconds.
+
+1. night: master data by batch from all three ERPs, the first stock snapshot, to the planning platform;
+2. day, hybrid: ERP stock by net change every tick, the legacy ERP's extract every half hour, plant and partner
+   events as they happen, the planning platform fed continuously; faults on the way: malformed MES events
+   (quarantine), ERP Europe answering 429 (retries), the planning platform refusing one record (dead letter,
+   replayed after the fix) and going down (fallback to batch catch-up, then streaming again);
+3. the platform plans; planned orders come back and become purchase orders in SAP, once each, sent twice;
+4. the same day again with nightly batch only, in a second store; then both measured by ``syncfabric.observe``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from syncfabric.config import load_estate
+from syncfabric.flows.listen import Listener
+from syncfabric.flows.reconcile import reconcile
+from syncfabric.flows.runtime import Runtime
+from syncfabric.flows.stream import StreamConsumer, consumer_for
+from syncfabric.observe import clock as observe_clock
+from syncfabric.observe.completeness import completeness
+from syncfabric.observe.freshness import freshness, percentile
+from syncfabric.sandbox.demo import example_estate
+from syncfabric.sandbox.emitter import EmitterFaults, WebhookEmitter
+from syncfabric.sandbox.erp_europe import create_erp_europe, local_stamp
+from syncfabric.sandbox.legacy_erp import LegacyErp
+from syncfabric.sandbox.logistics import LogisticsPartners
+from syncfabric.sandbox.mes import PLANTS, PlantMes
+from syncfabric.sandbox.planning_platform import create_app as planning_app
+from syncfabric.sandbox.rest_api import create_app as rest_app
+from syncfabric.sandbox.sap_odata import create_app as sap_app
+from syncfabric.sandbox.server import serve
+
+ESTATE = "global-manufacturer"
+TOKEN = "demo-token"
+SAP_USER, SAP_PASSWORD = "INTEGRATION", "Welcome1!"
+PLANT_DIRECTORY = """SITE,SITE_NAME,SITE_TYPE,PARENT_SITE,TIME_ZONE
+NA,North America,region,,America/Chicago
+EU,Europe,region,,Europe/Berlin
+1710,Palo Alto Plant,plant,NA,America/Los_Angeles
+1010,Hamburg Plant,plant,EU,Europe/Berlin
+DE-MUC,Munich Plant,plant,EU,Europe/Berlin
+"""
+"""The group's plant directory for the plants of ERP North America and Europe (the legacy ERP exports its own)."""
+TICK = dt.timedelta(minutes=15)
+NIGHT = dt.datetime(2026, 11, 3, 1, 0, tzinfo=dt.UTC)
+DAY_START = dt.datetime(2026, 11, 3, 6, 0, tzinfo=dt.UTC)
+DAY_HOURS = 12
+MASTER_FLOWS = ("ref-locations-in", "apac-locations-in", "na-items-in", "eu-items-in", "apac-items-in",
+                "na-item-locations-in", "apac-item-locations-in", "na-suppliers-in", "eu-suppliers-in", "terms-in")
+STOCK_FLOWS = ("na-inventory-in", "eu-inventory-in", "apac-inventory-in")
+EVENT_FLOWS = ("completions-in", "movements-in", "downtime-in", "quality-holds-in", "milestones-in",
+               "confirmations-in", "supplier-delays-in")
+PLANNING = "planning-out"
+OUTAGE_TICKS = 4
+"""The planning platform is down for this many ticks (an hour of the simulated day) ..."""
+OUTAGE_WALL_SECONDS = 2.5
+"""... and at least this long in real seconds, past the demo's fallback threshold (1 s)."""
+FAST_DELIVERY = ("    delivery:\n"
+                 "      retry: {max_attempts: 3, base_delay_seconds: 0.05, max_delay_seconds: 0.2}\n"
+                 "      fallback: {outage_seconds: 1.0, catch_up_interval_seconds: 0.5}\n"
+                 "      poll_interval_seconds: 0.05\n")
+"""The demo's delivery policies: seconds instead of the example's minutes, so that an outage plays out quickly."""
+
+
+class SimClock:
+    """The simulated time of the demo: set by the day's loop, read by the sources and by ``syncfabric.observe``."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.at = start
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+
+@dataclass
+class PolicyRun:
+    """What one policy's day measured."""
+
+    name: str
+    ages: list[float] = field(default_factory=list)
+    """Age in seconds of the newest inventory at the planning platform, per plant, sampled every tick."""
+    latencies: list[float] = field(default_factory=list)
+    completeness: float | None = None
+    quarantined: Counter[str] = field(default_factory=Counter)
+    dead_letters: int = 0
+    fallbacks: int = 0
+    events: int = 0
+    planned_orders: int = 0
+    unsourced: int = 0
+    approved: int = 0
+    events_emitted: int = 0
+    """Distinct events the plants and partners reported (a duplicate counts once)."""
+    malformed_sent: int = 0
+    open_dead_letters: int = 0
+    throttled: int = 0
+    """429 answers ERP Europe gave (and the connector retried)."""
+    """Planned orders approved for ERP North America (SAP), which takes them back as purchase orders."""
+    purchase_orders: int = 0
+
+
+@dataclass
+class Systems:
+    """The simulated estate: URLs and handles of every system."""
+
+    planning: str
+    erp_eu: str
+    portal: str
+    sap: str
+    apps: dict[str, object]
+    mes_port: int
+    partners_port: int
+    sap_state: object = None
+
+
+def run_global_demo(console: Console, *, duration: float = 30.0, seed: int = 7, keep_running: bool = False,
+                    folder: Path | None = None, hours: int = DAY_HOURS) -> dict[str, PolicyRun]:
+    """Play the night and ``hours`` of the day under both policies; print and return what was measured.
+    ``duration`` is the real time the days take at least (the work takes what it takes on top)."""
+    ticks = int(dt.timedelta(hours=hours) / TICK)
+    pause = max(0.0, duration / 2 / ticks)
+    results: dict[str, PolicyRun] = {}
+    with _workdir(folder) as work, _quiet_logs():
+        for policy in ("hybrid", "batch-only"):
+            console.rule(f"[bold]{policy}[/]: night, then the day")
+            results[policy] = _play(console, work / policy, policy, seed=seed, ticks=ticks, pause=pause,
+                                    keep_running=keep_running and policy == "batch-only")
+        console.print(comparison_table(results))
+        if folder is not None:
+            console.print(f"The estates are kept in {work}/hybrid and {work}/batch-only: try "
+                          f"`syncfabric status -e {work / 'hybrid' / 'estate.yaml'}`.")
+    return results
+
+
+def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, pause: float,
+          keep_running: bool) -> PolicyRun:
+    work.mkdir(parents=True, exist_ok=True)
+    sim = SimClock(NIGHT)
+    run = PolicyRun(policy)
+    hybrid = policy == "hybrid"
+    with ExitStack() as stack:
+        stack.enter_context(observe_clock.use_clock(sim.now))
+        systems, environ, erp_apac = _start_systems(stack, work, seed)
+        estate_file = work / "estate.yaml"
+        estate_file.write_text(_demo_estate(example_estate(ESTATE).read_text()))
+        runtime = stack.enter_context(Runtime(load_estate(estate_file, environ=environ)))
+        sap = systems.sap_state
+        erp_eu = systems.apps["erp-eu"].state.rest  # type: ignore[attr-defined]
+        planning = stack.enter_context(httpx.Client(base_url=f"{systems.planning}/api/_sandbox", timeout=30))
+        if hybrid:
+            console.print(_estate_panel(systems, estate_file))
+
+        # 1. night ------------------------------------------------------------------------------------------
+        _snapshot(erp_apac, sim.at)
+        erp_apac.export()
+        for name in (*MASTER_FLOWS, *STOCK_FLOWS):
+            runtime.run_flow(name)
+        runtime.run_flow(PLANNING)
+        console.print(f"night {sim.at:%H:%M}: master data and stock of {len(PLANTS)} plants and 3 ERPs at the "
+                      f"planning platform ({runtime.store.count('item'):,} items, "
+                      f"{runtime.store.count('inventory_balance'):,} balances)")
+
+        # 2. the day ------------------------------------------------------------------------------------------
+        rng = random.Random(seed)
+        items = sorted(row.key for row in runtime.store.current("item"))
+        mes = PlantMes(items, seed=seed)
+        partners = LogisticsPartners(PLANTS, sorted(row.key for row in runtime.store.current("supplier")), items,
+                                     seed=seed)
+        mes_faults = EmitterFaults(malformed=0.04, duplicate=0.05, out_of_order=0.05)
+        consumer: StreamConsumer | None = None
+        stop = threading.Event()
+        if hybrid:
+            listener = Listener(runtime, list(EVENT_FLOWS))
+            listener.start()
+            stack.callback(lambda: (listener.stop(), listener.join()))
+            mes_out = WebhookEmitter(f"http://127.0.0.1:{systems.mes_port}/events", TOKEN, seed=seed,
+                                     faults=mes_faults)
+            partners_out = WebhookEmitter(f"http://127.0.0.1:{systems.partners_port}/events", TOKEN, seed=seed)
+            stack.callback(mes_out.close)
+            stack.callback(partners_out.close)
+            connector = stack.enter_context(runtime.connector("planning"))
+            consumer = consumer_for(runtime, PLANNING, connector)
+            thread = threading.Thread(target=consumer.run, args=(stop,), name="demo-planning-out", daemon=True)
+            thread.start()
+            stack.callback(lambda: (stop.set(), thread.join(timeout=30)))
+        sap_stock = sorted({(row["Material"], row["Plant"]) for row in sap.tables["A_MatlStkInAcctMod"].values()})
+        eu_stock = sorted(erp_eu.collections["stock"])
+        poisoned_row = erp_eu.collections["stock"][eu_stock[0]]
+        poisoned = f"{poisoned_row['MATNR'].removeprefix('MAT-').replace('-', '')}/DE-MUC/"
+        with _progress(console) as progress:
+            task = progress.add_task(f"{policy} day", total=ticks)
+            for tick in range(ticks):
+                sim.at = DAY_START + tick * TICK
+                # the sources move, the same way under both policies (one seed)
+                for material, plant in rng.sample(sap_stock, k=2):  # goods issues draw raw materials down
+                    sap.set_stock(material, plant, Decimal(rng.randint(0, 40 if material.startswith("RM") else 900)))
+                changed = [dict(erp_eu.collections["stock"][key]) for key in rng.sample(eu_stock, k=2)]
+                for row in changed:
+                    row.update(LABST=rng.randint(0, 500), STAMP=local_stamp(sim.at), updated_at=None)
+                erp_eu.upsert("stock", changed)
+                erp_apac.clock = sim.at
+                erp_apac.change_inventory(2)
+                erp_apac.clock = sim.at
+                plant_events, partner_events = mes.tick(sim.at), partners.tick(sim.at)
+                if not hybrid:
+                    _sample(run, runtime, sim.at)
+                    progress.advance(task)
+                    continue
+                if tick == ticks // 4:
+                    systems.apps["erp-eu"].state.faults.update(  # type: ignore[attr-defined]
+                        fail_next_n=3, fail_status=429, retry_after=0.1)
+                    progress.console.print(f"{sim.at:%H:%M} ERP Europe answers 429 Too Many Requests (3 times)")
+                if tick == ticks // 3:
+                    planning.post("/faults", json={"reject_keys": [poisoned]}).raise_for_status()
+                    erp_eu.upsert("stock", [{**poisoned_row, "LABST": rng.randint(0, 500), "STAMP": local_stamp(sim.at),
+                                             "updated_at": None}])
+                    progress.console.print(f"{sim.at:%H:%M} the planning platform refuses buffer {poisoned}")
+                if tick == ticks // 2:
+                    planning.post("/faults", json={"outage": True}).raise_for_status()
+                    progress.console.print(f"{sim.at:%H:%M} [red]the planning platform goes down[/]")
+                if ticks // 2 <= tick < ticks // 2 + OUTAGE_TICKS:
+                    time.sleep(OUTAGE_WALL_SECONDS / OUTAGE_TICKS)  # long enough, in real seconds, to fall back
+                if tick == ticks // 2 + OUTAGE_TICKS:
+                    planning.post("/faults", json={"outage": False}).raise_for_status()
+                    progress.console.print(f"{sim.at:%H:%M} [green]the planning platform is back[/]")
+                mes_out.emit(plant_events)
+                partners_out.emit(partner_events)
+                for name in ("na-inventory-in", "eu-inventory-in"):
+                    runtime.run_flow(name)
+                if tick % 2 == 0:  # the legacy ERP's extract, every half hour
+                    _snapshot(erp_apac, sim.at)
+                    erp_apac.export(("inventory",))
+                    runtime.run_flow("apac-inventory-in")
+                _wait_delivered(runtime, consumer, pause)
+                _sample(run, runtime, sim.at)
+                progress.update(task, advance=1, description=f"{policy} day {sim.at:%H:%M} "
+                                f"({consumer.stats.mode}, {consumer.stats.delivered:,} sent)")
+        sim.at = DAY_START + ticks * TICK
+        if hybrid:
+            mes_out.flush()
+            partners_out.flush()
+            planning.post("/faults", json={"outage": False, "reject_keys": []}).raise_for_status()
+            _wait_delivered(runtime, consumer, 0.0, settle=True)
+            stop.set()
+            _replay_dead_letters(runtime)
+        else:
+            # the next night's batch brings the day in, all at once
+            sim.at = NIGHT + dt.timedelta(days=1)
+            _snapshot(erp_apac, sim.at)
+            erp_apac.export(("inventory",))
+            for name in STOCK_FLOWS:
+                runtime.run_flow(name)
+            runtime.run_flow(PLANNING)
+
+        # 3. plan and write back ------------------------------------------------------------------------------
+        summary = planning.post("/plan", params={"today": sim.at.date().isoformat()}).json()
+        run.unsourced = len(summary["unsourced"])
+        runtime.run_flow("planned-orders-in")
+        for _ in range(2):  # sent twice: created once
+            runtime.run_flow("na-planned-orders-out")
+        run.planned_orders = int(summary["planned"])
+        planned = {row.key for row in runtime.store.current("planned_order")}
+        run.purchase_orders = sum(1 for po in sap.tables["A_PurchaseOrder"].values()
+                                  if po.get("CorrespncExternalReference") in planned)
+        run.approved = sum(1 for row in runtime.store.current("planned_order")
+                           if b'"status":"approved"' in row.payload)
+
+        # 4. measure ----------------------------------------------------------------------------------------
+        reconcile(runtime, "inventory")
+        run.completeness = next((c.completeness for c in completeness(runtime.store) if c.domain == "inventory"),
+                                None)
+        run.latencies = _latencies(runtime, sim.at)
+        for entry in runtime.store.quarantine():
+            run.quarantined[f"{entry.system}: {_reason(entry.reasons[0])}"] += 1
+        run.dead_letters = len(runtime.store.dead_letters(flow=PLANNING, status=None))
+        run.open_dead_letters = len(runtime.store.dead_letters(flow=PLANNING))
+        run.events_emitted = sum(mes.emitted.values()) + sum(partners.emitted.values())
+        run.malformed_sent = mes_faults.malformed_sent
+        run.throttled = systems.apps["erp-eu"].state.faults.injected  # type: ignore[attr-defined]
+        run.fallbacks = sum(1 for alert in runtime.store.alerts(PLANNING, limit=100) if alert.kind == "fallback")
+        run.events = sum(runtime.store.count(entity) for entity in (*mes.emitted, *partners.emitted))
+        if keep_running:
+            console.print("The simulated systems keep running; Ctrl-C to stop.")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    return run
+
+
+def _start_systems(stack: ExitStack, work: Path, seed: int) -> tuple[Systems, dict[str, str], LegacyErp]:
+    import socket
+
+    sap = sap_app({SAP_USER: SAP_PASSWORD}, seed=seed)
+    sap_state = sap.state.sap
+    products = sorted(key[0] for key in sap_state.tables["A_Product"])
+    shared = [f"{100 + index}{200 + index}" for index in range(24)]
+    eu = create_erp_europe(shared, shared[::4], seed=seed, token=TOKEN, now=NIGHT)
+    portal = rest_app(token=TOKEN)
+    suppliers = sorted(key[0] for key in sap_state.tables["A_Supplier"])
+    pick = random.Random(seed)
+    portal.state.rest.upsert("terms", [
+        {"id": f"{product}/{plant}", "item": product, "plant": plant, "supplier": pick.choice(suppliers),
+         "lead_days": pick.randint(3, 20)}
+        for product, plant in sorted(sap_state.tables["A_ProductPlant"]) if product in products
+        and product.startswith("RM")])
+    urls = {name: stack.enter_context(serve(app)) for name, app in
+            (("planning", planning_app(token=TOKEN)), ("erp-eu", eu), ("portal", portal), ("sap", sap))}
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+    systems = Systems(urls["planning"], urls["erp-eu"], urls["portal"], urls["sap"],
+                      {"erp-eu": eu, "portal": portal, "sap": sap}, ports[0], ports[1], sap_state)
+    environ = {
+        "PLANNING_TOKEN": TOKEN, "ERP_EU_TOKEN": TOKEN, "PORTAL_TOKEN": TOKEN, "S4_USER": SAP_USER,
+        "S4_PASSWORD": SAP_PASSWORD, "MES_WEBHOOK_SECRET": TOKEN, "PARTNERS_WEBHOOK_SECRET": TOKEN,
+        "SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL": systems.planning,
+        "SYNCFABRIC__SYSTEMS__ERP_EU__CONNECTION__BASE_URL": systems.erp_eu,
+        "SYNCFABRIC__SYSTEMS__SUPPLIER_PORTAL__CONNECTION__BASE_URL": systems.portal,
+        "SYNCFABRIC__SYSTEMS__ERP_NA__CONNECTION__BASE_URL": systems.sap,
+        "SYNCFABRIC__SYSTEMS__PLANT_MES__CONNECTION__PORT": str(systems.mes_port),
+        "SYNCFABRIC__SYSTEMS__PARTNERS__CONNECTION__PORT": str(systems.partners_port),
+    }
+    erp_apac = LegacyErp(work / "drop" / "erp-apac", seed=seed, item_count=40)
+    reference = work / "drop" / "reference"
+    reference.mkdir(parents=True, exist_ok=True)
+    (reference / "locations_20261103.csv").write_text(PLANT_DIRECTORY, encoding="utf-8")
+    return systems, environ, erp_apac
+
+
+def _snapshot(erp: LegacyErp, moment: dt.datetime) -> None:
+    """The legacy ERP's export is a snapshot: every balance in it is as of the export time."""
+    erp.clock = moment
+    for row in erp.rows["inventory"].values():
+        row["SNAPSHOT_UTC"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _demo_estate(text: str) -> str:
+    start = text.index("    delivery:\n")
+    end = text.index("\n  #", start)
+    return text[:start] + FAST_DELIVERY.rstrip("\n") + text[end:]
+
+
+def _wait_delivered(runtime: Runtime, consumer: StreamConsumer | None, pause: float, *, settle: bool = False) -> None:
+    """Give the consumer ``pause`` seconds (at least until it caught up, when ``settle``)."""
+    ends = time.monotonic() + pause
+    limit = time.monotonic() + 60
+    store = runtime.store
+    while time.monotonic() < limit:
+        caught_up = consumer is None or store.checkpoint(PLANNING) == str(store.head())
+        if time.monotonic() >= ends and (caught_up or not settle):
+            return
+        time.sleep(0.02)
+
+
+def _replay_dead_letters(runtime: Runtime) -> None:
+    from syncfabric.flows.deadletters import plan, replay_keys
+
+    entries = runtime.store.dead_letters(flow=PLANNING)
+    if entries:
+        with runtime.connector("planning") as connector:
+            replay_keys(runtime.store, connector, plan(runtime.store, entries), actor="demo")
+
+
+def _sample(run: PolicyRun, runtime: Runtime, now: dt.datetime) -> None:
+    for stat in freshness(runtime.store, flow=PLANNING, entity="inventory_balance", now=now):
+        if stat.group in PLANTS:
+            run.ages.append(stat.age_seconds)
+
+
+def _latencies(runtime: Runtime, now: dt.datetime) -> list[float]:
+    return [max(0.0, (d.confirmed_at - d.source_time).total_seconds())
+            for d in runtime.store.deliveries(since=DAY_START, until=now, flow=PLANNING, entity="inventory_balance")
+            if d.group in PLANTS]
+
+
+def _reason(text: str) -> str:
+    return text.split(" @ ")[0][:70]
+
+
+def comparison_table(results: dict[str, PolicyRun]) -> Table:
+    hybrid, batch = results["hybrid"], results["batch-only"]
+    table = Table("measured by syncfabric.observe", "hybrid", "batch only",
+                  title="The same day, two policies: inventory at the planning platform (4 plants)")
+
+    def age(values: list[float], share: float | None) -> str:
+        value = max(values) if share is None and values else percentile(values, share or 0.5)
+        return _duration(value)
+
+    for label, share in (("inventory age p50", 0.5), ("inventory age p95", 0.95), ("inventory age max", None)):
+        table.add_row(label, age(hybrid.ages, share), age(batch.ages, share))
+    table.add_row("end-to-end latency p50 / p95", *(f"{_duration(percentile(r.latencies, 0.5))} / "
+                                                     f"{_duration(percentile(r.latencies, 0.95))}"
+                                                     for r in (hybrid, batch)))
+    table.add_row("completeness after reconciliation", *(f"{r.completeness:.0%}" if r.completeness is not None
+                                                         else "—" for r in (hybrid, batch)))
+    table.add_row("events processed", f"{hybrid.events:,}", f"{batch.events:,}")
+    reasons = sorted(set(hybrid.quarantined) | set(batch.quarantined))
+    table.add_row("records quarantined", *("\n".join(f"{r.quarantined[reason]} {reason}" for reason in reasons
+                                                     if r.quarantined[reason]) or "0" for r in (hybrid, batch)))
+    table.add_row("dead letters (replayed after the fix)", str(hybrid.dead_letters), str(batch.dead_letters))
+    table.add_row("fallbacks to batch catch-up", str(hybrid.fallbacks), str(batch.fallbacks))
+    table.add_row("planned orders (for SAP plants) → SAP purchase orders",
+                  *(f"{r.planned_orders} ({r.approved}) → {r.purchase_orders}" for r in (hybrid, batch)))
+    return table
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _estate_panel(systems: Systems, estate_file: Path) -> Panel:
+    return Panel.fit(
+        f"estate             {estate_file}\n"
+        f"ERP North America  SAP S/4HANA OData emulator  {systems.sap}\n"
+        f"ERP Europe         JSON ERP (paged REST)       {systems.erp_eu}\n"
+        f"ERP Asia-Pacific   legacy CSV drop folder\n"
+        f"plant MES x{len(PLANTS)}       signed webhooks → 127.0.0.1:{systems.mes_port}\n"
+        f"logistics, suppliers  signed webhooks → 127.0.0.1:{systems.partners_port}; portal {systems.portal}\n"
+        f"planning platform  {systems.planning}",
+        title="syncfabric demo: the global manufacturer")
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Progress]:
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        yield progress
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The demo narrates the faults it injects and tables what followed; the flows' per-batch warnings (every parked
+    change behind a dead letter, every refused duplicate) would drown that, so only errors are logged meanwhile."""
+    logger = logging.getLogger("syncfabric")
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+@contextmanager
+def _workdir(folder: Path | None) -> Iterator[Path]:
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="syncfabric-demo-") as temp:
+        yield Path(temp)
+
