@@ -127,9 +127,9 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 def test_an_unreachable_server_is_named_at_once(store: Store) -> None:
-    from tests.servers.nats import _free_port
+    from tests.servers.common import free_port
 
-    port = _free_port()
+    port = free_port()
     started = time.monotonic()
     with pytest.raises(BusError, match=f"cannot reach the NATS server at 127.0.0.1:{port}"):
         open_bus(f"nats://127.0.0.1:{port}", store)

@@ -19,7 +19,7 @@ from syncfabric.flows.listen import Listener
 from syncfabric.flows.runtime import Runtime
 from syncfabric.store import open_store
 from tests.events.support import SECRET, PlantEstate, downtime, milestone, wait_for
-from tests.events.test_webhook import free_port
+from tests.servers.common import free_port
 from tests.servers.mosquitto import Broker, publish
 
 WALKING_SKELETON = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"

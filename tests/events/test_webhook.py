@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,12 +20,7 @@ from syncfabric.flows.listen import Listener
 from syncfabric.flows.runtime import Runtime
 from syncfabric.store import open_store
 from tests.events.support import SECRET, Hub, PlantEstate, milestone, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.servers.common import free_port
 
 
 class Endpoint:

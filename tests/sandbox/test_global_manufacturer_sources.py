@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import socket
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from syncfabric.sandbox.erp_europe import create_erp_europe, eu_code
 from syncfabric.sandbox.logistics import LogisticsPartners
 from syncfabric.sandbox.mes import PLANTS, PlantMes
 from syncfabric.sandbox.server import serve
+from tests.servers.common import free_port
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "global-manufacturer" / "estate.yaml"
 ITEMS = ["100200", "100300", "200100", "300100"]
@@ -28,11 +28,6 @@ EVENT_FLOWS = ["completions-in", "movements-in", "downtime-in", "quality-holds-i
                "confirmations-in", "supplier-delays-in"]
 START = dt.datetime(2026, 11, 3, 6, 0, tzinfo=dt.UTC)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def estate_in(folder: Path, **environ: str) -> Runtime:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.common import free_port, skip_unless_available
+
 ENV = "SYNCFABRIC_TEST_MQTT"
 MISSING = "mosquitto not found: install Debian's mosquitto package"
 
@@ -50,11 +52,6 @@ class Broker:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
@@ -76,7 +73,7 @@ def start_broker(binary: str, root: Path, port: int = 0, *, anonymous: bool = Tr
     log = root / "mosquitto.log"
     fixed = port
     for attempt in range(3):
-        port = fixed or _free_port()
+        port = fixed or free_port()
         lines = [
             f"listener {port} 127.0.0.1",
             f"allow_anonymous {'true' if anonymous else 'false'}",
@@ -105,12 +102,8 @@ def start_broker(binary: str, root: Path, port: int = 0, *, anonymous: bool = Tr
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(ENV) or os.environ.get("CI") or find_mosquitto() is not None:
-        return
-    skip = pytest.mark.skip(reason=MISSING)
-    for item in items:
-        if "mosquitto" in item.keywords:
-            item.add_marker(skip)
+    available = bool(os.environ.get(ENV) or find_mosquitto() is not None)
+    skip_unless_available(items, "mosquitto", available=available, reason=MISSING)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.common import free_port, skip_unless_available
+
 ENV_URL = "SYNCFABRIC_TEST_NATS_URL"
 MISSING = "nats-server not found: install Debian's nats-server package"
 
@@ -31,11 +33,6 @@ def find_binary() -> str | None:
         (str(p) for p in (Path("/usr/sbin/nats-server"), Path("/usr/bin/nats-server")) if p.exists()), None
     )
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class NatsServer:
@@ -52,7 +49,7 @@ class NatsServer:
 
     def start(self) -> str:
         for attempt in range(3):
-            self.port = self.port if attempt == 0 and self.port else _free_port()
+            self.port = self.port if attempt == 0 and self.port else free_port()
             command = [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.root / "js"),
                        "-l", str(self.log)]
             self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -105,12 +102,8 @@ class NatsServer:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(ENV_URL) or os.environ.get("CI") or find_binary() is not None:
-        return  # with CI set, the fixture fails loudly instead
-    skip = pytest.mark.skip(reason=MISSING)
-    for item in items:
-        if "nats" in item.keywords:
-            item.add_marker(skip)
+    available = bool(os.environ.get(ENV_URL) or find_binary() is not None)
+    skip_unless_available(items, "nats", available=available, reason=MISSING)
 
 
 @pytest.fixture(scope="session")

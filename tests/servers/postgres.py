@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
+
+from tests.servers.common import free_port, skip_unless_available
 
 ENV_URL = "SYNCFABRIC_TEST_POSTGRES_URL"
 MISSING = "PostgreSQL server binaries not found: install Debian's postgresql package"
@@ -106,7 +107,7 @@ class LocalServer:
         self._run(self.bin_dir / "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--no-locale", "--no-sync")
         for attempt in range(3):
-            port = _free_port()
+            port = free_port()
             options = (
                 f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={self.root} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -139,19 +140,10 @@ class LocalServer:
                 time.sleep(0.1)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(ENV_URL) or os.environ.get("CI") or find_bin_dir() is not None:
-        return  # with CI set, the fixture fails loudly instead
-    skip = pytest.mark.skip(reason=MISSING)
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+    available = bool(os.environ.get(ENV_URL) or find_bin_dir() is not None)
+    skip_unless_available(items, "postgres", available=available, reason=MISSING)
 
 
 @pytest.fixture(scope="session")

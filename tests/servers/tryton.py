@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.servers.common import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("product", "stock", "stock_supply", "purchase", "production", "production_routing")
@@ -102,11 +103,6 @@ def _initialised_database() -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 class LocalTryton:
     """trytond on a copy of the initialised database, in a temporary folder."""
@@ -118,7 +114,7 @@ class LocalTryton:
 
     def start(self) -> TrytonServer:
         shutil.copyfile(_initialised_database(), self.folder / f"{DATABASE}.sqlite")
-        port = _free_port()
+        port = free_port()
         config = _config(self.folder, port)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
