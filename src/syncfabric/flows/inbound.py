@@ -98,15 +98,14 @@ def run_inbound(
         if committed_before:
             continue
         with store.transaction() as tx:
-            if not committed_before:
-                records, rejected = _link(tx, records, rejected, links)
-                applied = _write_page(tx, entity, records, rejected, result)
-                if keep_raw:  # the raw records behind the versions this page wrote
-                    tx.put_sources(entity, [NewSource(key, flow_name, _encode(raw).decode(), where)
-                                            for key in applied.changed_keys for raw, where in (sources[key],)])
-                result.warn(warnings)
+            records, rejected = _link(tx, records, rejected, links)
+            applied = _write_page(tx, entity, records, rejected, result)
+            if keep_raw:  # the raw records behind the versions this page wrote
+                tx.put_sources(entity, [NewSource(key, flow_name, _encode(raw).decode(), where)
+                                        for key in applied.changed_keys for raw, where in (sources[key],)])
+            result.warn(warnings)
             if full and page.complete:
-                missing = [key for key in _live_keys(store, entity) if key not in seen]
+                missing = [key for key in store.live_keys(entity) if key not in seen]
                 if missing:  # a snapshot speaks for its own flow: keys another flow brought are not its to delete
                     others = _keys_of_other_flows(store, entity, flow_name, missing)
                     missing = [key for key in missing if key not in others]
@@ -281,16 +280,9 @@ def _write_page(
     return applied
 
 
-def _live_keys(store: Store, entity: str) -> list[str]:
-    return list(store.live_keys(entity))
-
-
 def _keys_of_other_flows(store: Store, entity: str, flow_name: str, keys: list[str]) -> set[str]:
     """Those of ``keys`` whose current record another inbound flow brought (by the raw source record kept)."""
-    found: set[str] = set()
-    for start in range(0, len(keys), 500):
-        found.update(row.key for row in store.sources(entity, keys=keys[start:start + 500]) if row.flow != flow_name)
-    return found
+    return {row.key for row in store.sources(entity, keys=keys) if row.flow != flow_name}
 
 
 def _load(text: str | None) -> InboundCheckpoint:

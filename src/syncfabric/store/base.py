@@ -384,10 +384,9 @@ class Transaction(ABC):
         """Append ``attempt`` to each entry's history; optionally set its status and reason. An unknown id raises
         :class:`StoreError`."""
 
-
+    @abstractmethod
     def add_deliveries(self, entries: Sequence[NewDelivery]) -> None:
         """Append records a target confirmed to the delivery log (in the transaction that moves the checkpoint)."""
-        raise NotImplementedError
 
 
 class Store(ABC):
@@ -487,7 +486,7 @@ class Store(ABC):
     def sources(self, entity: str, *, flow: str | None = None, keys: Sequence[str] | None = None
                 ) -> Iterator[SourceRecord]:
         """Live records of an entity that have their raw source record kept, with it, ordered by key; optionally
-        only those of one flow, or of some keys (at most 500)."""
+        only those of one flow, or of some keys."""
 
     @abstractmethod
     def dead_letters(
@@ -568,16 +567,16 @@ class Store(ABC):
 
     # -- the delivery log ----------------------------------------------------------------------------------------------
 
+    @abstractmethod
     def delivery_groups(self, *, flow: str | None = None, entity: str | None = None) -> list[DeliveryGroup]:
         """Per flow, entity and group: records confirmed, the newest source time, the last confirmation."""
-        raise NotImplementedError
 
+    @abstractmethod
     def deliveries(self, *, since: dt.datetime, until: dt.datetime | None = None, flow: str | None = None,
                    entity: str | None = None) -> list[NewDelivery]:
         """Delivery-log rows confirmed in ``[since, until]``, oldest confirmation first."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prune_deliveries(self, before: dt.datetime) -> int:
         """Delete delivery-log rows confirmed before ``before``, except the newest (by source time) of each flow,
         entity and group, so that freshness stays known; returns how many were deleted."""
-        raise NotImplementedError

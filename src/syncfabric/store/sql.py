@@ -445,13 +445,16 @@ class SqlStore(Store):
         )
         if flow is not None:
             stmt = stmt.where(s.c.flow == flow)
-        if keys is not None:
-            stmt = stmt.where(s.c.key.in_(list(keys)[:KEY_CHUNK]))
+        wanted = sorted(set(keys)) if keys is not None else None
+        chunks = [stmt] if wanted is None else [stmt.where(s.c.key.in_(wanted[start:start + KEY_CHUNK]))
+                                                for start in range(0, len(wanted), KEY_CHUNK)]
         with self._reading(f"read the source records of {entity}") as conn:
-            for row in conn.execution_options(yield_per=STREAM_ROWS).execute(stmt):
-                yield SourceRecord(entity=entity, key=row.key, flow=row.flow, source_id=row.source_id, raw=row.raw,
-                                   payload=row.payload.encode("utf-8"), version=row.version,
-                                   mapping_version=row.mapping_version or "")
+            for chunk in chunks:  # key ranges in key order, so the whole is ordered by key too
+                for row in conn.execution_options(yield_per=STREAM_ROWS).execute(chunk):
+                    yield SourceRecord(entity=entity, key=row.key, flow=row.flow, source_id=row.source_id,
+                                       raw=row.raw, payload=row.payload.encode("utf-8"), version=row.version,
+                                       mapping_version=row.mapping_version or "")
+
     # -- dead letters and alerts ------------------------------------------------------------------------------------
 
     def dead_letters(
