@@ -899,7 +899,8 @@ def replay(
     key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Everything the flow has delivered.")] = False,
     dead_letters: Annotated[bool, typer.Option(
-        "--dead-letters", help="Resend the flow's dead-lettered keys instead (after a fix); filters apply.")] = False,
+        "--dead-letters", help="Resend the flow's dead-lettered keys instead (after a fix); --entity and --key "
+                               "apply.")] = False,
     yes: YesOption = False,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
@@ -915,6 +916,8 @@ def replay(
         if spec is None or spec.direction != "outbound":
             raise ConfigError([f"{flow!r} is not an outbound flow of this estate"])
         if dead_letters:
+            if from_seq is not None or since is not None or every:
+                raise ConfigError(["--dead-letters takes --entity and --key only, not --from-seq, --since or --all"])
             entries = runtime.store.dead_letters(flow=flow, entity=entity, key=key)
             _replay_dead_letters(runtime, entries, yes)
             return
