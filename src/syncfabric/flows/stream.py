@@ -138,7 +138,7 @@ class StreamConsumer:
         entries it covered (0 when none is waiting). Raises the connector's error when the batch failed after its
         retries; the batch is kept and tried first by the next step. With ``isolate``, a batch that fails as a whole
         is tried one record at a time, and the records that fail alone while the target answers are dead-lettered
-        (see :func:`~syncfabric.flows.outbound.deliver_next`)."""
+        (see :func:`~syncfabric.flows.outbound.deliver_changes`)."""
         sub = self._subscription()
         batch = self._held
         if batch is not None and batch.partition not in sub.rebalance():
