@@ -545,6 +545,17 @@ class StoreConformance:
 
     # -- xref ----------------------------------------------------------------------------------------------------
 
+    def test_xref_externals_looks_up_a_batch_of_keys_at_once(self, store: Store) -> None:
+        with store.transaction() as tx:
+            for n in range(1200):  # more than one chunk of keys
+                tx.put_xref("erp", "item", f"MAT-{n}", f"K{n}")
+            tx.put_xref("other", "item", "X-1", "K1")
+        keys = [f"K{n}" for n in range(0, 1200, 2)] + ["K-unlinked"]
+        assert store.xref_externals("erp", "item", keys) == {f"K{n}": f"MAT-{n}" for n in range(0, 1200, 2)}
+        assert store.xref_externals("other", "item", ["K1", "K2"]) == {"K1": "X-1"}
+        assert store.xref_externals("erp", "location", ["K1"]) == {}
+        assert store.xref_externals("erp", "item", []) == {}
+
     def test_xref_links_both_ways_and_refuses_conflicts(self, store: Store) -> None:
         with store.transaction() as tx:
             tx.put_xref("erp-eu", "item", "100045", "ITEM-1")

@@ -309,9 +309,9 @@ def _deliver(
     for entity in dependency_order(by_entity):
         pending = by_entity[entity]
         if store is not None and connector.links_external_ids:
+            linked = store.xref_externals(connector.system, entity, [item.record.key for item in pending])
             pending = [dataclasses.replace(item, record=dataclasses.replace(
-                item.record, external_id=store.xref_external(connector.system, entity, item.record.key)))
-                for item in pending]
+                item.record, external_id=linked.get(item.record.key))) for item in pending]
         history: list[Attempt] = []
         try:
             outcome = _write(connector, entity, pending, retry, history, on_retry)

@@ -438,6 +438,11 @@ class Store(ABC):
         """The system's id linked to a canonical key, if any."""
 
     @abstractmethod
+    def xref_externals(self, system: str, entity: str, keys: Sequence[str]) -> dict[str, str]:
+        """The system's ids linked to canonical keys, by key (keys without a link are left out): one lookup for a
+        batch."""
+
+    @abstractmethod
     def quarantine(
         self,
         *,

@@ -332,6 +332,17 @@ class SqlStore(Store):
         with self._reading(f"read xref {system}/{entity}") as conn:
             return _xref_external(conn, system, entity, key)
 
+    def xref_externals(self, system: str, entity: str, keys: Sequence[str]) -> dict[str, str]:
+        x = t.xref
+        wanted = sorted(set(keys))
+        found: dict[str, str] = {}
+        with self._reading(f"read xref {system}/{entity}") as conn:
+            for start in range(0, len(wanted), KEY_CHUNK):
+                rows = conn.execute(select(x.c.canonical_key, x.c.external_id).where(
+                    x.c.system == system, x.c.entity == entity, x.c.canonical_key.in_(wanted[start:start + KEY_CHUNK])))
+                found.update((key, external_id) for key, external_id in rows)
+        return found
+
     def quarantine(
         self,
         *,
