@@ -545,6 +545,9 @@ def demo(
         help="Global manufacturer: real seconds the two simulated days take at least.")] = 30.0,
     keep_running: Annotated[bool, typer.Option(
         "--keep-running", help="Global manufacturer: keep the simulated systems running at the end.")] = False,
+    erp_europe: Annotated[str, typer.Option(
+        "--erp-europe", help="Global manufacturer: ERP Europe is the JSON ERP (sandbox) or a real Tryton (tryton; "
+                             "needs the Tryton environment, .venv-tryton or SYNCFABRIC_TRYTON_VENV).")] = "sandbox",
 ) -> None:
     """The global manufacturer (three ERPs, four plants' MES, logistics, suppliers, planning) under hybrid sync and
     under nightly batch, measured side by side; or, with --walking-skeleton / --stream, the smaller demos."""
@@ -554,7 +557,8 @@ def demo(
         if not (stream or walking_skeleton):
             from syncfabric.sandbox.global_demo import run_global_demo
 
-            run_global_demo(console, duration=duration, seed=seed, keep_running=keep_running, folder=keep)
+            run_global_demo(console, duration=duration, seed=seed, keep_running=keep_running, folder=keep,
+                            erp_europe=erp_europe)
             return
         if stream:
             from syncfabric.sandbox.stream_demo import run_stream_demo

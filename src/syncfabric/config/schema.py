@@ -94,6 +94,9 @@ class Mapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
         "inbound: the system's record -> a canonical record (fields are canonical fields); outbound: a canonical "
         "record -> the system's record (fields are the system's fields, paths read the canonical record, code "
         "maps translate back, xref looks the system's id up); see docs/mapping.md")] = "inbound"
+    only: Annotated[dict[str, list[str]] | None, _doc(
+        "outbound: the records the system takes, by canonical field values ({location_id: [DE-MUC]}); the others "
+        "are accepted and not written (another system owns them)")] = None
 
 
 class Watermark(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

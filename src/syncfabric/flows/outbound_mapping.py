@@ -5,7 +5,9 @@ to ``connector.write``.
 ``syncfabric deliver``, dead-letter replay, resend) maps the same way. A record that fails to map is not written:
 it comes back as rejected with every problem at its path, which the outbound flow turns into a dead letter holding
 the *canonical* payload, so that a replay after a fix (a code map, a missing cross-reference link) maps it again.
-Records of entities the mapping is not for pass unchanged.
+Records of entities the mapping is not for pass unchanged. With ``only:`` (``{location_id: [DE-MUC]}``) the records
+whose canonical fields hold none of the values given are accepted and not written: the planned orders of plants
+another ERP owns.
 """
 
 from __future__ import annotations
@@ -57,10 +59,14 @@ class MappedConnector(Connector):
             return self.inner.write(entity, records)
         mapped: list[OutboundRecord] = []
         unmapped: dict[str, str] = {}
+        skipped: list[str] = []
         for record in records:
             if record.payload is None:
                 mapped.append(OutboundRecord(record.key, record.version, None,
                                              target_key=self.field_map.key_fields(record.key)))
+                continue
+            if not self.field_map.takes(record.payload):
+                skipped.append(record.key)
                 continue
             try:
                 payload = self.field_map.apply(record.payload, record.key)
@@ -71,4 +77,5 @@ class MappedConnector(Connector):
             mapped.append(OutboundRecord(record.key, record.version, payload))
         outcome = self.inner.write(entity, mapped) if mapped else WriteOutcome()
         outcome.rejected.update(unmapped)
+        outcome.accepted.extend(skipped)
         return outcome

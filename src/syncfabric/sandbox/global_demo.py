@@ -16,6 +16,9 @@ stamp what they report with it, so ages and latencies read in minutes and hours 
    replayed after the fix) and going down (fallback to batch catch-up, then streaming again);
 3. the platform plans; planned orders come back and become purchase orders in SAP, once each, sent twice;
 4. the same day again with nightly batch only, in a second store; then both measured by ``syncfabric.observe``.
+
+With ``erp_europe="tryton"`` (``syncfabric demo --erp-europe tryton``) ERP Europe is a real Tryton instead of the
+JSON ERP, and Munich's planned orders go back into it (:mod:`.global_tryton`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from syncfabric.config import load_estate
+from syncfabric.errors import SyncfabricError
 from syncfabric.flows.listen import Listener
 from syncfabric.flows.reconcile import reconcile
 from syncfabric.flows.runtime import Runtime
@@ -47,9 +51,11 @@ from syncfabric.flows.stream import StreamConsumer, consumer_for
 from syncfabric.observe import clock as observe_clock
 from syncfabric.observe.completeness import completeness
 from syncfabric.observe.freshness import freshness, percentile
+from syncfabric.sandbox import global_tryton
 from syncfabric.sandbox.demo import example_estate
 from syncfabric.sandbox.emitter import EmitterFaults, WebhookEmitter
 from syncfabric.sandbox.erp_europe import create_erp_europe, local_stamp
+from syncfabric.sandbox.global_tryton import EuropeWriteBack
 from syncfabric.sandbox.legacy_erp import LegacyErp
 from syncfabric.sandbox.logistics import LogisticsPartners
 from syncfabric.sandbox.mes import PLANTS, PlantMes
@@ -124,6 +130,8 @@ class PolicyRun:
     """429 answers ERP Europe gave (and the connector retried)."""
     """Planned orders approved for ERP North America (SAP), which takes them back as purchase orders."""
     purchase_orders: int = 0
+    europe: EuropeWriteBack | None = None
+    """With Tryton as ERP Europe: Munich's planned orders written back into it."""
 
 
 @dataclass
@@ -138,12 +146,22 @@ class Systems:
     mes_port: int
     partners_port: int
     sap_state: object = None
+    erp_eu_kind: str = "JSON ERP (paged REST)"
 
 
 def run_global_demo(console: Console, *, duration: float = 30.0, seed: int = 7, keep_running: bool = False,
-                    folder: Path | None = None, hours: int = DAY_HOURS) -> dict[str, PolicyRun]:
+                    folder: Path | None = None, hours: int = DAY_HOURS,
+                    erp_europe: str = "sandbox") -> dict[str, PolicyRun]:
     """Play the night and ``hours`` of the day under both policies; print and return what was measured.
-    ``duration`` is the real time the days take at least (the work takes what it takes on top)."""
+    ``duration`` is the real time the days take at least (the work takes what it takes on top);
+    ``erp_europe`` is ``sandbox`` (the JSON ERP) or ``tryton`` (a real Tryton, from the Tryton environment)."""
+    if erp_europe not in ("sandbox", "tryton"):
+        raise SyncfabricError(f"ERP Europe is 'sandbox' or 'tryton', not {erp_europe!r}")
+    if erp_europe == "tryton":
+        from syncfabric.sandbox.tryton_server import TrytonUnavailable, available, missing_message
+
+        if not available():
+            raise TrytonUnavailable(missing_message())
     ticks = int(dt.timedelta(hours=hours) / TICK)
     pause = max(0.0, duration / 2 / ticks)
     results: dict[str, PolicyRun] = {}
@@ -151,7 +169,7 @@ def run_global_demo(console: Console, *, duration: float = 30.0, seed: int = 7, 
         for policy in ("hybrid", "batch-only"):
             console.rule(f"[bold]{policy}[/]: night, then the day")
             results[policy] = _play(console, work / policy, policy, seed=seed, ticks=ticks, pause=pause,
-                                    keep_running=keep_running and policy == "batch-only")
+                                    keep_running=keep_running and policy == "batch-only", erp_europe=erp_europe)
         console.print(comparison_table(results))
         if folder is not None:
             console.print(f"The estates are kept in {work}/hybrid and {work}/batch-only: try "
@@ -160,16 +178,22 @@ def run_global_demo(console: Console, *, duration: float = 30.0, seed: int = 7, 
 
 
 def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, pause: float,
-          keep_running: bool) -> PolicyRun:
+          keep_running: bool, erp_europe: str = "sandbox") -> PolicyRun:
     work.mkdir(parents=True, exist_ok=True)
     sim = SimClock(NIGHT)
     run = PolicyRun(policy)
     hybrid = policy == "hybrid"
     with ExitStack() as stack:
         stack.enter_context(observe_clock.use_clock(sim.now))
-        systems, environ, erp_apac = _start_systems(stack, work, seed)
+        systems, environ, erp_apac = _start_systems(stack, work, seed, erp_europe)
         estate_file = work / "estate.yaml"
-        estate_file.write_text(_demo_estate(example_estate(ESTATE).read_text()))
+        estate_text = _demo_estate(example_estate(ESTATE).read_text())
+        master_flows = MASTER_FLOWS
+        if erp_europe == "tryton":
+            estate_text = global_tryton.estate_text(estate_text, example_estate(ESTATE).with_name(
+                global_tryton.OVERLAY))
+            master_flows = (*MASTER_FLOWS, *global_tryton.MASTER_FLOWS)
+        estate_file.write_text(estate_text)
         runtime = stack.enter_context(Runtime(load_estate(estate_file, environ=environ)))
         sap = systems.sap_state
         erp_eu = systems.apps["erp-eu"].state.rest  # type: ignore[attr-defined]
@@ -180,7 +204,7 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
         # 1. night ------------------------------------------------------------------------------------------
         _snapshot(erp_apac, sim.at)
         erp_apac.export()
-        for name in (*MASTER_FLOWS, *STOCK_FLOWS):
+        for name in (*master_flows, *STOCK_FLOWS):
             runtime.run_flow(name)
         runtime.run_flow(PLANNING)
         console.print(f"night {sim.at:%H:%M}: master data and stock of {len(PLANTS)} plants and 3 ERPs at the "
@@ -279,12 +303,17 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
                 runtime.run_flow(name)
             runtime.run_flow(PLANNING)
 
+        if erp_europe == "tryton":
+            global_tryton.read_at_reconciliation(runtime, STOCK_FLOWS, PLANNING)
+
         # 3. plan and write back ------------------------------------------------------------------------------
         summary = planning.post("/plan", params={"today": sim.at.date().isoformat()}).json()
         run.unsourced = len(summary["unsourced"])
         runtime.run_flow("planned-orders-in")
         for _ in range(2):  # sent twice: created once
             runtime.run_flow("na-planned-orders-out")
+        if erp_europe == "tryton":
+            run.europe = global_tryton.write_back(runtime, systems.apps["erp-eu"])  # type: ignore[arg-type]
         run.planned_orders = int(summary["planned"])
         planned = {row.key for row in runtime.store.current("planned_order")}
         run.purchase_orders = sum(1 for po in sap.tables["A_PurchaseOrder"].values()
@@ -316,14 +345,18 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
     return run
 
 
-def _start_systems(stack: ExitStack, work: Path, seed: int) -> tuple[Systems, dict[str, str], LegacyErp]:
+def _start_systems(stack: ExitStack, work: Path, seed: int,
+                   erp_europe: str = "sandbox") -> tuple[Systems, dict[str, str], LegacyErp]:
     import socket
 
     sap = sap_app({SAP_USER: SAP_PASSWORD}, seed=seed)
     sap_state = sap.state.sap
     products = sorted(key[0] for key in sap_state.tables["A_Product"])
     shared = [f"{100 + index}{200 + index}" for index in range(24)]
-    eu = create_erp_europe(shared, shared[::4], seed=seed, token=TOKEN, now=NIGHT)
+    if erp_europe == "tryton":
+        eu = stack.enter_context(global_tryton.tryton_europe(shared, shared[::4], seed=seed, now=NIGHT))
+    else:
+        eu = create_erp_europe(shared, shared[::4], seed=seed, token=TOKEN, now=NIGHT)
     portal = rest_app(token=TOKEN)
     suppliers = sorted(key[0] for key in sap_state.tables["A_Supplier"])
     pick = random.Random(seed)
@@ -351,6 +384,9 @@ def _start_systems(stack: ExitStack, work: Path, seed: int) -> tuple[Systems, di
         "SYNCFABRIC__SYSTEMS__PLANT_MES__CONNECTION__PORT": str(systems.mes_port),
         "SYNCFABRIC__SYSTEMS__PARTNERS__CONNECTION__PORT": str(systems.partners_port),
     }
+    if erp_europe == "tryton":
+        environ = global_tryton.environ(environ, eu, systems.erp_eu)
+        systems.erp_eu_kind = f"Tryton (JSON-RPC; trytond {eu.state.tryton.server.url})"
     erp_apac = LegacyErp(work / "drop" / "erp-apac", seed=seed, item_count=40)
     reference = work / "drop" / "reference"
     reference.mkdir(parents=True, exist_ok=True)
@@ -432,6 +468,9 @@ def comparison_table(results: dict[str, PolicyRun]) -> Table:
     table.add_row("fallbacks to batch catch-up", str(hybrid.fallbacks), str(batch.fallbacks))
     table.add_row("planned orders (for SAP plants) → SAP purchase orders",
                   *(f"{r.planned_orders} ({r.approved}) → {r.purchase_orders}" for r in (hybrid, batch)))
+    if hybrid.europe is not None and batch.europe is not None:
+        table.add_row("planned orders for Munich → Tryton documents (sent twice)",
+                      *(global_tryton.documents_cell(r) for r in (hybrid.europe, batch.europe)))
     return table
 
 
@@ -447,7 +486,7 @@ def _estate_panel(systems: Systems, estate_file: Path) -> Panel:
     return Panel.fit(
         f"estate             {estate_file}\n"
         f"ERP North America  SAP S/4HANA OData emulator  {systems.sap}\n"
-        f"ERP Europe         JSON ERP (paged REST)       {systems.erp_eu}\n"
+        f"ERP Europe         {systems.erp_eu_kind}  {systems.erp_eu}\n"
         f"ERP Asia-Pacific   legacy CSV drop folder\n"
         f"plant MES x{len(PLANTS)}       signed webhooks → 127.0.0.1:{systems.mes_port}\n"
         f"logistics, suppliers  signed webhooks → 127.0.0.1:{systems.partners_port}; portal {systems.portal}\n"

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import itertools
+import threading
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +27,21 @@ import httpx
 from syncfabric.connectors.limits import limited_transport
 from syncfabric.connectors.tryton.configuration import TrytonConfig
 from syncfabric.connectors.tryton.exceptions import TrytonFault, translate_error, translate_fault
-from syncfabric.errors import ConnectorError, PermanentError
+from syncfabric.errors import ConnectorError, PermanentError, TransientError
+from syncfabric.flows.retry import RetryPolicy
+
+_READS = frozenset({"search", "search_read", "search_count", "read", "get_preferences", "on_change",
+                    "on_change_with", "fields_get", "version"})
+"""Methods that change nothing: tried again after any transient failure."""
+_REFUSED = frozenset({429, 503})
+_SESSIONS: dict[tuple[str, str, str, str], tuple[str, int, dict[str, Any]]] = {}
+"""Sessions kept for the next client of the same server, database and user (``reuse_session``)."""
+_SESSIONS_LOCK = threading.Lock()
+"""Answers that say the server did not run the call."""
+
+
+class _Refused(TransientError):
+    """The server refused the call without running it: safe to send again, whatever it does."""
 
 
 class TrytonClient:
@@ -56,10 +73,29 @@ class TrytonClient:
         self.logins += 1
         preferences = self._post(f"/{self.config.database}/rpc/", "model.res.user.get_preferences", [True, {}])
         self.context = dict(preferences) if isinstance(preferences, dict) else {}
+        if self.config.reuse_session:
+            with _SESSIONS_LOCK:
+                _SESSIONS[self._session_key] = (self._authorization, self.user_id, dict(self.context))
+
+    @property
+    def _session_key(self) -> tuple[str, str, str, str]:
+        secret = hashlib.sha256(self._password.encode()).hexdigest()
+        return (self.config.url.rstrip("/"), self.config.database, self.config.user, secret)
+
+    def _session(self) -> None:
+        """Log in, or (``reuse_session``) take the session an earlier client of this process left."""
+        if self.config.reuse_session:
+            with _SESSIONS_LOCK:
+                kept = _SESSIONS.get(self._session_key)
+            if kept is not None:
+                self._authorization, self.user_id, context = kept
+                self.context = dict(context)
+                return
+        self.login()
 
     def close(self) -> None:
         try:
-            if self._authorization is not None:
+            if self._authorization is not None and not self.config.reuse_session:
                 self._post(f"/{self.config.database}/rpc/", "common.db.logout", [])
         except ConnectorError:  # logging out is a courtesy; the session expires by itself
             pass
@@ -77,7 +113,7 @@ class TrytonClient:
         """``model.<model>.<method>(*args, context)``; a session that expired is renewed once, and a warning is
         accepted and the call retried when the configuration says so."""
         if self._authorization is None:
-            self.login()
+            self._session()
         accepted: set[str] = set()
         while True:
             try:
@@ -97,7 +133,24 @@ class TrytonClient:
                           key=key, faults=True)
 
     def _post(self, path: str, method: str, params: list[Any], *, authorize: bool = True, entity: str = "",
-              key: str = "", faults: bool = False, renewed: bool = False) -> Any:
+              key: str = "", faults: bool = False) -> Any:
+        """One call, tried again when it failed transiently and trying again cannot do anything twice: the server
+        refused it (429, 503), or it only reads."""
+        reads = method.rsplit(".", 1)[-1] in _READS or method.startswith("common.")
+        policy = RetryPolicy(max_attempts=self.config.max_attempts, max_delay=self.config.max_retry_delay_seconds)
+        attempt = 1
+        while True:
+            try:
+                return self._post_once(path, method, params, authorize=authorize, entity=entity, key=key,
+                                       faults=faults)
+            except TransientError as exc:
+                if attempt >= policy.max_attempts or not (reads or isinstance(exc, _Refused)):
+                    raise
+                time.sleep(policy.delay(attempt, exc.retry_after))
+                attempt += 1
+
+    def _post_once(self, path: str, method: str, params: list[Any], *, authorize: bool = True, entity: str = "",
+                   key: str = "", faults: bool = False, renewed: bool = False) -> Any:
         body = {"id": next(self._ids), "method": method, "params": encode(params)}
         headers = {"Authorization": self._authorization} if authorize and self._authorization else {}
         try:
@@ -106,9 +159,14 @@ class TrytonClient:
             raise translate_error(exc, system=self.system, entity=entity, key=key) from exc
         if response.status_code in (401, 403) and authorize and not renewed:
             self.login()  # the session expired or was dropped: log in again, once
-            return self._post(path, method, params, entity=entity, key=key, faults=faults, renewed=True)
+            return self._post_once(path, method, params, entity=entity, key=key, faults=faults, renewed=True)
         if response.status_code != 200:
-            raise translate_error(response, system=self.system, entity=entity, key=key)
+            error = translate_error(response, system=self.system, entity=entity, key=key)
+            if response.status_code in _REFUSED and isinstance(error, TransientError):
+                refused = _Refused(str(error), retry_after=error.retry_after)
+                refused.system, refused.entity, refused.key = error.system, error.entity, error.key
+                raise refused
+            raise error
         try:
             answer = response.json()
         except ValueError:

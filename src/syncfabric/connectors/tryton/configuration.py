@@ -37,6 +37,15 @@ class TrytonConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     units: dict[str, str] = msgspec.field(default_factory=dict)
     """Canonical unit code -> Tryton unit symbol (``EA: u``) for write-back; without an entry the codes must match
     (case-insensitively) the symbol of the product's unit."""
+    reuse_session: bool = False
+    """Keep the session for the next connection to the same server, database and user in this process instead of
+    logging in for every run and out after it (a Tryton login verifies an argon2 hash: a large part of a short
+    run). A session that expired is renewed as always."""
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
+    """Tries per call when the server refused it (429, 503: nothing was done) and, for calls that only read, on
+    timeouts and other transient failures; waits as ``Retry-After`` says or with capped exponential backoff."""
+    max_retry_delay_seconds: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    """Longest wait between two tries, whatever ``Retry-After`` asks."""
     limits: Limits | None = None
     """Request rate and concurrency limits for this Tryton, shared by every flow of the system in the process
     (``{requests_per_second: 10, max_concurrent: 2}``)."""

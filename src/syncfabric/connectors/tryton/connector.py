@@ -32,6 +32,7 @@ from syncfabric.connectors.tryton import streams
 from syncfabric.connectors.tryton.client import TrytonClient
 from syncfabric.connectors.tryton.configuration import TrytonConfig
 from syncfabric.errors import PermanentError
+from syncfabric.observe import clock
 
 
 class TrytonConnector(Connector):
@@ -155,11 +156,14 @@ class TrytonConnector(Connector):
         location (that location alone, not its children).
 
         ``as_of`` is the newest change of any stock move (the server's clock): stock is what the moves say, so it
-        is exact as of then, and a balance is rewritten only when stock moved, not on every read."""
+        is exact as of then, and a balance is rewritten only when stock moved, not on every read. ``read_at`` is
+        the time of the read on the observability clock (a mapping that takes it as ``as_of`` rewrites every
+        balance on every read: the read time is its source time, as the OData connector's ``stamp_field``)."""
         newest = self.client.execute("stock.move", "search_read", [], 0, 1, [["last_modified_at", "DESC"]],
                                      ["last_modified_at"], entity=streams.INVENTORY)
         as_of = newest[0]["last_modified_at"] if newest else dt.datetime.now(dt.UTC).isoformat().replace("+00:00",
                                                                                                         "Z")
+        read_at = clock.now().isoformat().replace("+00:00", "Z")
         today = dt.datetime.now(dt.UTC).date()
         storage = [["type", "=", "storage"], ["code", "!=", None], ["id", ">=", start_location]]
         locations = self.client.execute("stock.location", "search_read", storage, 0, None, [["id", "ASC"]],
@@ -181,7 +185,8 @@ class TrytonConnector(Connector):
                         continue
                     data = {"product": {"id": product["id"], "code": product.get("code")}, "location": place,
                             "quantity": product.get("quantity"), "forecast_quantity": product.get("forecast_quantity"),
-                            "unit": product.get("default_uom"), "as_of": as_of}
+                            "unit": product.get("default_uom"), "as_of": as_of,
+                            "read_at": read_at}
                     pending.append(RawRecord(data, location=f"stock.location:{location['id']}/product:{row['id']}"))
                 if rows:
                     after = int(rows[-1]["id"])

@@ -16,6 +16,8 @@ estate's mapping reads plain nested records:
 | ``item`` | product.product | a variant with its template: code, name, type, units, cost, flags |
 | ``supplier`` | party.party | code, name, country of the first address |
 | ``item_supplier`` | purchase.product_supplier | ``item_code``, party, lead time, prices, ``unit_price`` |
+| ``item_location`` | stock.order_point | an order point: product, ``warehouse`` (its own or its storage zone's),
+  minimal and target quantity |
 | ``location`` | stock.location | warehouses and storage locations with a code: name, type, parent |
 | ``bill_of_material`` | production.bom | name, inputs, outputs, ``output`` (the first output) |
 | ``routing`` | product.product-production.bom | a product's BOM with its routing and the routing's steps |
@@ -126,6 +128,12 @@ def _purchase_order(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "lines": lines}
 
 
+def _item_location(record: dict[str, Any]) -> dict[str, Any]:
+    location = record.get("location") or {}
+    warehouse = location if location.get("type") == "warehouse" else location.get("parent")
+    return {**record, "warehouse": warehouse}
+
+
 _NUMBERED: tuple[Any, ...] = (("number", "!=", None),)
 """Purchases get a number when quoted, productions when they leave draft: before that they are not orders."""
 
@@ -147,6 +155,11 @@ STREAMS: dict[str, Stream] = {stream.name: stream for stream in (
         "last_modified_at",
     ), stamps=("last_modified_at", "prices.last_modified_at"),
         stamp_models=("purchase.product_supplier", "purchase.product_supplier.price"), shape=_item_supplier),
+    Stream("item_location", "stock.order_point", (
+        "product.code", "product.template.producible", "type", "location.code", "location.type",
+        "location.parent.code", "location.parent.type", "min_quantity", "target_quantity", "unit.symbol",
+        "last_modified_at",
+    ), shape=_item_location),
     Stream("location", "stock.location", (
         "code", "name", "type", "active", "parent.code", "parent.type", "last_modified_at",
     ), domain=(("type", "in", ["warehouse", "storage"]), ("code", "!=", None)), context={"active_test": False}),
