@@ -37,7 +37,14 @@ from syncfabric.connectors.tryton.configuration import TrytonConfig
 from syncfabric.flows.runtime import Runtime
 from syncfabric.sandbox.erp_europe import seed_records
 from syncfabric.sandbox.faults import Faults, faults_router, install_faults
-from syncfabric.sandbox.tryton_server import LocalTryton, TrytonServer, cache_dir, initialised_database, keep
+from syncfabric.sandbox.tryton_server import (
+    LocalTryton,
+    TrytonServer,
+    cache_dir,
+    cache_lock,
+    initialised_database,
+    keep,
+)
 
 OVERLAY = "estate-tryton.yaml"
 PLANT = "DE-MUC"
@@ -148,7 +155,7 @@ def tryton_europe(products: list[str], finished: list[str], *, seed: int, now: d
         client = _client(server)
         try:
             faults = Faults()
-            app = _proxy(server.url, faults)
+            app = proxy_app(server.url, faults)
             app.state.faults = faults
             app.state.tryton = TrytonEurope(server, client)
             app.state.rest = TrytonStock(client, records["stock"])
@@ -166,7 +173,7 @@ def _client(server: TrytonServer) -> TrytonClient:
     return client
 
 
-def _proxy(target: str, faults: Faults) -> FastAPI:
+def proxy_app(target: str, faults: Faults) -> FastAPI:
     """Tryton's JSON-RPC passed through, with the sandbox's fault knobs in front (``/api/_sandbox/faults``)."""
     upstream = httpx.AsyncClient(base_url=target, timeout=120)
 
@@ -199,7 +206,13 @@ def seeded_database(records: dict[str, list[dict[str, Any]]]) -> Path:
     target = cache_dir() / f"global-manufacturer-europe-{digest}.sqlite"
     if target.exists():
         return target
-    local = LocalTryton(initialised_database())
+    initial = initialised_database()
+    with cache_lock():
+        return target if target.exists() else _seed(initial, records, target)
+
+
+def _seed(initial: Path, records: dict[str, list[dict[str, Any]]], target: Path) -> Path:
+    local = LocalTryton(initial)
     try:
         server = local.start()
         client = _client(server)

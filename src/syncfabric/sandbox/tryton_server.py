@@ -16,6 +16,7 @@ European company there.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -24,7 +25,8 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +113,19 @@ def keep(source: Path, target: Path) -> Path:
     return target
 
 
+@contextmanager
+def cache_lock() -> Iterator[None]:
+    """Held while a cached database is made, so that two processes (a test session and a demo) make it once."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def initialised_database() -> Path:
     """The cached initialised database file, made when missing."""
     if not available():
@@ -118,6 +133,11 @@ def initialised_database() -> Path:
     target = cache_dir() / f"{DATABASE}.sqlite"
     if target.exists():
         return target
+    with cache_lock():
+        return target if target.exists() else _initialise(target)
+
+
+def _initialise(target: Path) -> Path:
     work = Path(tempfile.mkdtemp(prefix="syncfabric-tryton-init-"))
     try:
         (work / f"{DATABASE}.sqlite").touch()
