@@ -3,9 +3,10 @@
 The European company's data is the JSON ERP's (:func:`.erp_europe.seed_records`, one seed), put into Tryton as a
 user of its client would, in Tryton's terms: products ``MAT-100-200`` with unit ``u`` (a carton of 12 is 12 ``u``),
 suppliers as parties by code, a purchase order point per bought product and an internal one per made product
-(their minimal quantity is the safety stock), the bought products' suppliers with lead times, one BOM per made
-product, the stock received into the storage zone of warehouse ``WH`` (the Munich plant, DE-MUC). That database is
-seeded once per Tryton version and seed and kept beside the initialised one (:func:`.tryton_server.cache_dir`).
+(their minimal quantity is the reorder point: safety stock plus use during the lead time), the bought products'
+suppliers with lead times, one BOM per made product, the stock received into the storage zone of warehouse ``WH``
+(the Munich plant, DE-MUC). That database is seeded once per Tryton version and seed and kept beside the
+initialised one (:func:`.tryton_server.cache_dir`).
 
 Each policy's day runs its own ``trytond`` on a copy, behind a small JSON-RPC proxy with the sandbox's fault knobs
 (the demo's 429s reach the connector from there). The day's stock changes, which the demo draws as rows of the JSON
@@ -55,7 +56,10 @@ MASTER_FLOWS = ("eu-item-locations-in", "eu-item-suppliers-in", "eu-boms-in")
 WRITE_BACK = "eu-planned-orders-out"
 PIECES = {"ST": 1, "KAR": 12}
 """Pieces per unit of the JSON ERP's stock rows; Tryton keeps every product in pieces (``u``)."""
-SEED_VERSION = "1"
+DAILY_USE = 10
+"""Pieces a day Munich uses of each product: an order point's minimum is the reorder point, safety stock (``EISBE``)
+plus what is used during the lead time (``PLIFZ`` days)."""
+SEED_VERSION = "3"
 """Raise it when the seeding changes: the cached seeded database is made again."""
 
 
@@ -250,6 +254,9 @@ def seed_company(client: TrytonClient, records: dict[str, list[dict[str, Any]]])
 
     unit = s.one("product.uom", [["symbol", "=", "u"]])
     locations = {code: s.one("stock.location", [["code", "=", code]]) for code in (WAREHOUSE, STORAGE, "IN", "SUP")}
+    # Munich keeps its stock in the storage zone: the input and output zones lose their codes, so that the
+    # connector, which reads stock of the storage locations with a code, reads that one zone every tick
+    s.x("stock.location", "write", [locations["IN"], s.one("stock.location", [["code", "=", "OUT"]])], {"code": None})
     parties = dict(zip([row["LIFNR"] for row in records["suppliers"]], s.x("party.party", "create", [
         {"name": row["NAME1"], "code": row["LIFNR"], "addresses": [["create", [{"city": "Deutschland"}]]]}
         for row in records["suppliers"]]), strict=True))
@@ -274,9 +281,7 @@ def seed_company(client: TrytonClient, records: dict[str, list[dict[str, Any]]])
     } for row in bought])
     points = []
     for row in materials:
-        minimum = float(row["EISBE"])
-        if not minimum:
-            continue
+        minimum = float(int(row["EISBE"]) + DAILY_USE * int(row["PLIFZ"]))  # a reorder point
         point = {"product": product[row["MATNR"]], "company": company, "min_quantity": minimum,
                  "target_quantity": 2 * minimum}
         if row["BESKZ"] == "F":
