@@ -262,15 +262,9 @@ def _send_plan_cut(
 
 
 def _rows_after(store: Store, entity: str, cut: int, after: str | None) -> Iterator[StateRow]:
-    """The entity's rows as of ``cut`` that follow key ``after`` (all of them when ``after`` is None, or when that
-    key is not in the cut: then the entity is sent again, which idempotent targets absorb)."""
-    if after is not None:
-        rows = store.current_as_of(entity, cut, include_deleted=True)
-        for row in rows:
-            if row.key == after:
-                yield from rows
-                return
-    yield from store.current_as_of(entity, cut, include_deleted=True)
+    """The entity's rows as of ``cut`` that follow key ``after`` in the store's key order (all of them when
+    ``after`` is None): one walk, which starts after the keys the target already confirmed."""
+    return store.current_as_of(entity, cut, include_deleted=True, after_key=after)
 
 
 def _deliver_and_record(

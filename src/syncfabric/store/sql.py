@@ -579,12 +579,15 @@ class SqlStore(Store):
 
     # -- consistent snapshots and leases ---------------------------------------------------------------------------
 
-    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False) -> Iterator[StateRow]:
+    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False,
+                      after_key: str | None = None) -> Iterator[StateRow]:
         s, c = t.state, t.change_log
         newer = select(s.c.key).where(s.c.entity == entity, s.c.last_seq > seq)
         older = (select(c).where(c.c.entity == entity, c.c.seq <= seq, c.c.key.in_(bindparam("keys", expanding=True)))
                  .order_by(c.c.key, c.c.seq))
         stmt = select(s).where(s.c.entity == entity).order_by(s.c.key)
+        if after_key is not None:
+            newer, stmt = newer.where(s.c.key > after_key), stmt.where(s.c.key > after_key)
 
         def as_of(conn: Connection, keys: list[str]) -> dict[str, StateRow]:
             """The state after ``seq`` of keys changed since: their last change up to ``seq``, if any."""
