@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
-from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, func, select
+from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Executable
 
@@ -920,22 +920,24 @@ class SqlTransaction(Transaction):
         if not unique:
             return
         d = t.dead_letter
+        values: dict[str, Any] = {"updated_at": _now()}
+        if status is not None:
+            values["status"] = DeadLetterStatus(status).value
+        if reason is not None:
+            values["reason"] = reason
+        added = _attempt_json(attempt)
         with self._store._errors("update dead letters"):
-            found = {row.id: row.attempts for row in conn.execute(
-                select(d.c.id, d.c.attempts).where(d.c.id.in_(unique)))}
-            missing = sorted(set(unique) - set(found))
-            if missing:
-                raise StoreError(f"update dead letters: no dead letter {', '.join(map(str, missing[:20]))}")
-            now = _now()
-            for entry_id in unique:
-                history = msgspec.json.decode(found[entry_id], type=list[dict[str, str]])
-                history.append(_attempt_json(attempt))
-                values: dict[str, Any] = {"attempts": _json(history), "updated_at": now}
-                if status is not None:
-                    values["status"] = DeadLetterStatus(status).value
-                if reason is not None:
-                    values["reason"] = reason
-                conn.execute(d.update().where(d.c.id == entry_id).values(**values))
+            for start in range(0, len(unique), KEY_CHUNK):  # one read and one UPDATE per chunk of ids
+                chunk = unique[start:start + KEY_CHUNK]
+                found = {row.id: row.attempts for row in conn.execute(
+                    select(d.c.id, d.c.attempts).where(d.c.id.in_(chunk)))}
+                missing = sorted(set(chunk) - set(found))
+                if missing:
+                    raise StoreError(f"update dead letters: no dead letter {', '.join(map(str, missing[:20]))}")
+                histories = {entry_id: _json([*msgspec.json.decode(text, type=list[dict[str, str]]), added])
+                             for entry_id, text in found.items()}
+                conn.execute(d.update().where(d.c.id.in_(chunk)).values(attempts=case(histories, value=d.c.id),
+                                                                        **values))
 
 
 def _source_writer(insert: Callable[..., Any], dialect: Dialect) -> BulkWriter:
