@@ -538,12 +538,9 @@ class SqlStore(Store):
         for column, value in ((d.c.flow, flow), (d.c.entity, entity)):
             if value is not None:
                 stmt = stmt.where(column == value)
-        stamp = t.UtcDateTime()
-        dialect = self._engine.dialect
         with self._reading("read the delivery log") as conn:
             return [DeliveryGroup(flow=row[0], system=row[1], entity=row[2], group=row[3], records=int(row[4]),
-                                  newest_source_time=_stamp(stamp, row[5], dialect),
-                                  last_confirmed_at=_stamp(stamp, row[6], dialect))
+                                  newest_source_time=as_utc(row[5]), last_confirmed_at=as_utc(row[6]))
                     for row in conn.execute(stmt)]
 
     def deliveries(self, *, since: dt.datetime, until: dt.datetime | None = None, flow: str | None = None,
@@ -1028,10 +1025,8 @@ def _dead_letter(row: Row[Any]) -> DeadLetter:
     )
 
 
-def _stamp(kind: t.UtcDateTime, value: Any, dialect: Dialect) -> dt.datetime:
-    """An aggregate (max) of a timestamp column: SQLite hands it back as text, without the column's type."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    result = kind.process_result_value(value, dialect)
-    assert result is not None
-    return result
+def as_utc(stamp: str | dt.datetime) -> dt.datetime:
+    """A time stamp read without the column's type (an aggregate such as max, or a raw driver row) as an aware
+    UTC datetime: SQLite hands it back as naive ISO text in UTC, PostgreSQL as an aware datetime."""
+    value = stamp if isinstance(stamp, dt.datetime) else dt.datetime.fromisoformat(stamp)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
