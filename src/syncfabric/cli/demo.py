@@ -12,6 +12,7 @@ from syncfabric.cli.common import (
     app,
     console,
 )
+from syncfabric.errors import ConfigError
 
 
 @app.command()
@@ -34,6 +35,8 @@ def demo(
     from syncfabric.sandbox.demo import run_demo
 
     with _boundary():
+        if stream and walking_skeleton:
+            raise ConfigError(["--stream and --walking-skeleton are two different demos: choose one"])
         if not (stream or walking_skeleton):
             from syncfabric.sandbox.global_demo import run_global_demo
 

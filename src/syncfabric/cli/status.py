@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -180,8 +181,18 @@ def metrics(ctx: typer.Context, estate: EstateOption = DEFAULT_ESTATE) -> None:
         sys.stdout.write(exposition(runtime.estate, runtime.store))
 
 
+def _group_estate(ctx: typer.Context, estate: Path) -> Path:
+    """The estate of a ``metrics`` subcommand: its own ``--estate`` when given on its command line, else the
+    group's (``metrics --estate X serve``), which the environment variable and the default fill the same way."""
+    source = ctx.get_parameter_source("estate")
+    if ctx.parent is None or (source is not None and source.name == "COMMANDLINE"):
+        return estate
+    return ctx.parent.params.get("estate", estate)
+
+
 @metrics_app.command("serve")
 def metrics_serve(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9464,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
@@ -190,6 +201,7 @@ def metrics_serve(
 
     from syncfabric.observe.metrics import serve
 
+    estate = _group_estate(ctx, estate)
     with _boundary(), _runtime(estate) as runtime, serve(runtime.estate, runtime.store, port=port) as url:
         console.print(f"metrics on [bold]{url}/metrics[/]; Ctrl-C to stop", highlight=False)
         try:
@@ -201,12 +213,14 @@ def metrics_serve(
 
 @metrics_app.command("prune")
 def metrics_prune(
+    ctx: typer.Context,
     days: Annotated[float, typer.Option(help="Keep the delivery log of this many days.")] = 7.0,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
     """Delete delivery-log rows older than DAYS (the newest of each flow, entity and location stays)."""
     import datetime as dt
 
+    estate = _group_estate(ctx, estate)
     with _boundary(), _runtime(estate) as runtime:
         before = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         deleted = runtime.store.prune_deliveries(before)
