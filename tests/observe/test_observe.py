@@ -127,8 +127,8 @@ def test_status_shows_sla_verdicts_and_completeness_from_reconciliation(estate: 
     [complete] = [c for c in document["completeness"] if c["domain"] == "inventory"]
     assert complete["verdict"] == "met" and complete["completeness"] == 1.0
     shown = estate.run("status", at=later)
-    assert "Freshness and completeness" in shown
-    observed = shown[shown.index("Freshness and completeness"):]  # after the reconciliations table
+    assert "Freshness and completeness" in shown and "Reconciliations" not in shown  # shown once, in this table
+    observed = shown[shown.index("Freshness and completeness"):]
     row = next(line for line in observed.splitlines() if line.startswith("│ inventory "))
     assert "✓ ≤ 90 min" in row and "1h 10m" in row and "100.0%" in row and "✓ ≥ 100%" in row
     assert "(33/33)" in observed  # equal of keys, in the completeness cell (wrapped when the table is narrow)

@@ -37,28 +37,8 @@ def status(estate: EstateOption = DEFAULT_ESTATE,
         alerts = runtime.store.alerts(limit=10)
         if alerts:
             console.print(alerts_table(alerts))
-        reconciled = reconcile_table(runtime)
-        if reconciled is not None:
-            console.print(reconciled)
         for table in observe_tables(runtime):
             console.print(table)
-
-
-def reconcile_table(runtime) -> Table | None:
-    """The last reconciliation of each domain, from the run history."""
-    latest: dict[str, object] = {}
-    for run in runtime.store.runs(limit=500):
-        if run.flow.startswith("reconcile:"):
-            latest.setdefault(run.flow.removeprefix("reconcile:"), run)
-    if not latest:
-        return None
-    table = Table("domain", "when", "result", "missing/extra/different", title="Reconciliations")
-    for domain, run in sorted(latest.items()):
-        comparisons = run.detail.get("comparisons") or []
-        compared = ", ".join(f"{c['right']}: {c['missing']}/{c['extra']}/{c['different']}" for c in comparisons)
-        verdict = "[green]match[/]" if run.detail.get("match") else "[red]differ[/]"
-        table.add_row(domain, f"{run.started_at:%Y-%m-%d %H:%M:%S}", verdict, compared or "—")
-    return table
 
 
 def status_table(runtime) -> Table:
