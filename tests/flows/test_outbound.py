@@ -438,3 +438,42 @@ def test_targets_that_do_not_link_get_no_xref_lookups(store: Store) -> None:
     send(store, target)
     assert target.writes[0][1][0].external_id is None
     assert store.xref_external("planning", "item", "RM-1") is None
+
+
+class RefusingLinkingTarget(LinkingTarget):
+    """A linking target that refuses the keys in ``refused`` until they are taken out."""
+
+    def __init__(self, *refused: str) -> None:
+        super().__init__(reject=dict.fromkeys(refused, "unit BOX is not configured"))
+
+
+def test_a_replayed_dead_letter_keeps_the_link_the_target_gave_and_sends_the_link_it_has(store: Store) -> None:
+    from syncfabric.flows.deadletters import plan, replay_keys
+
+    put(store, "item", "RM-1", base_unit="EA")
+    put(store, "item", "RM-2", base_unit="EA")
+    send(store, RefusingLinkingTarget("RM-1"))  # RM-2 is linked; RM-1 is dead-lettered, never linked
+    put(store, "item", "RM-2", base_unit="KG")
+    send(store, RefusingLinkingTarget("RM-2"))  # RM-2's change is dead-lettered
+    assert store.xref_external("planning", "item", "RM-1") is None
+    assert {letter.record_key for letter in store.dead_letters(flow=FLOW)} == {"RM-1", "RM-2"}
+
+    fixed = LinkingTarget()
+    outcome = replay_keys(store, fixed, plan(store, store.dead_letters(flow=FLOW)), retry=NoWait(max_attempts=1))
+
+    assert sorted(key for _, _, key in outcome.delivered) == ["RM-1", "RM-2"]
+    assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"  # kept, as delivery keeps it
+    sent = {record.key: record.external_id for _, records in fixed.writes for record in records}
+    assert sent == {"RM-1": None, "RM-2": "doc,RM-2"}  # RM-2 updates the document it has, not a second one
+
+
+def test_a_resend_keeps_the_links_the_target_gives(store: Store) -> None:
+    from syncfabric.flows.resend import Selection, plan_resend, resend
+
+    put(store, "item", "RM-1", base_unit="EA")
+    send(store, Target())  # delivered by a target that gave no ids
+    replayed = plan_resend(store, FLOW, ["item"], Selection(key="RM-1"))
+    target = LinkingTarget()
+    result = resend(store, target, replayed, retry=NoWait(max_attempts=1))
+    assert result.records_out == 1
+    assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"

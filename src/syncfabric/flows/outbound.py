@@ -320,11 +320,13 @@ def _deliver(
 
 def write_pending(
     connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]], retry: RetryPolicy,
-    result: FlowResult,
+    result: FlowResult, *, store: Store | None = None, links: list[Link] | None = None,
 ) -> list[NewDeadLetter]:
     """Write records outside the change-log walk (a replay): entities in dependency order, with retries; returns
-    the dead letters of the records the target rejected, without storing them."""
-    return _deliver(connector, flow_name, by_entity, retry, result)
+    the dead letters of the records the target rejected, without storing them. As in delivery, with ``store`` a
+    connector that ``links_external_ids`` gets the id each record is already linked to, and ``links`` collects
+    the ids the target gave, for the caller to keep with :func:`keep_delivery`."""
+    return _deliver(connector, flow_name, by_entity, retry, result, links=links, store=store)
 
 
 def _write(
@@ -391,13 +393,23 @@ def _commit(
     """Store what a delivery left, in one transaction: the dead letters of the records the target rejected, the
     ids it gave records (the xref), the delivery log of those it confirmed, and the checkpoints it covers."""
     with store.transaction() as tx:
-        if letters:
-            tx.add_dead_letters(letters)
-        _keep_links(tx, system, links)
-        tx.add_deliveries(delivery_log.deliveries(flow_name, system, confirmed))
+        keep_delivery(tx, flow_name, system, letters, links, confirmed)
         for name, value in (checkpoints or {}).items():
             tx.set_checkpoint(name, value)
     result.dead_lettered += len(letters)
+
+
+def keep_delivery(
+    tx: Transaction, flow_name: str, system: str, letters: Sequence[NewDeadLetter] = (), links: Sequence[Link] = (),
+    confirmed: Sequence[tuple[str, Pending]] = (),
+) -> None:
+    """Keep what a write to a target left, in the caller's transaction: the dead letters of the records it
+    rejected, the ids it gave records (the xref: the next write of the key updates what it made), and the
+    delivery log of the records it confirmed. Delivery and replays both keep their writes through this."""
+    if letters:
+        tx.add_dead_letters(letters)
+    _keep_links(tx, system, links)
+    tx.add_deliveries(delivery_log.deliveries(flow_name, system, confirmed))
 
 
 def _keep_links(tx: Transaction, system: str, links: Sequence[Link]) -> None:
