@@ -152,3 +152,10 @@ def test_demo_refuses_two_demos_at_once() -> None:
     result = runner.invoke(app, ["demo", "--stream", "--walking-skeleton"])
     assert result.exit_code == 2
     assert "--stream and --walking-skeleton are two different demos" in result.output
+
+
+def test_ids_that_name_nothing_are_refused_by_name(demo_estate: LegacyErp) -> None:
+    result = runner.invoke(app, ["quarantine", "discard", "999"])
+    assert result.exit_code == 1 and "no quarantine entry 999 (with these filters)" in result.output
+    result = runner.invoke(app, ["deadletter", "discard", "999", "998"])
+    assert result.exit_code == 1 and "no open dead letter 998, 999 (with these filters)" in result.output

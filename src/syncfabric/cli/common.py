@@ -62,3 +62,12 @@ def _actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return ""
+
+
+def _all_found(ids: list[int] | None, entries: list, what: str) -> list:
+    """``entries`` (quarantine entries, dead letters), once every id a command named is among them; else an error
+    naming those that are not."""
+    missing = sorted(set(ids or ()) - {entry.id for entry in entries})
+    if missing:
+        raise SyncfabricError(f"no {what} {', '.join(map(str, missing))} (with these filters)")
+    return entries

@@ -12,6 +12,7 @@ from syncfabric.cli.common import (
     DEFAULT_ESTATE,
     EstateOption,
     _actor,
+    _all_found,
     _boundary,
     _runtime,
     app,
@@ -53,11 +54,7 @@ def _selected(runtime, ids: list[int] | None, flow: str | None, system: str | No
 
     entries = runtime.store.quarantine(status=None if ids else QuarantineStatus.OPEN, flow=flow, system=system,
                                        reason=reason, ids=ids or None)
-    if ids:
-        missing = sorted(set(ids) - {entry.id for entry in entries})
-        if missing:
-            raise SyncfabricError(f"no quarantine entry {', '.join(map(str, missing))} (with these filters)")
-    return entries
+    return _all_found(ids, entries, "quarantine entry")
 
 
 @quarantine_app.command("show")

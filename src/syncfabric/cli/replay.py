@@ -13,6 +13,7 @@ from syncfabric.cli.common import (
     DEFAULT_ESTATE,
     EstateOption,
     _actor,
+    _all_found,
     _boundary,
     _runtime,
     app,
@@ -36,11 +37,7 @@ def _dead_letters(runtime, ids: list[int] | None, flow: str | None, entity: str 
     if not (ids or flow or entity or key or every):
         raise ConfigError(["name dead letter ids, filter with --flow/--entity/--key, or use --all"])
     entries = runtime.store.dead_letters(flow=flow, entity=entity, key=key, ids=ids or None)
-    if ids:
-        missing = sorted(set(ids) - {entry.id for entry in entries})
-        if missing:
-            raise SyncfabricError(f"no open dead letter {', '.join(map(str, missing))} (with these filters)")
-    return entries
+    return _all_found(ids, entries, "open dead letter")
 
 
 @deadletter_app.command("list")
