@@ -477,3 +477,34 @@ def test_a_resend_keeps_the_links_the_target_gives(store: Store) -> None:
     result = resend(store, target, replayed, retry=NoWait(max_attempts=1))
     assert result.records_out == 1
     assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"
+
+
+def test_a_repair_after_reconciliation_keeps_the_links_the_target_gives(store: Store) -> None:
+    from syncfabric.connectors.base import Page, RawRecord
+    from syncfabric.flows.reconcile import check_target, repair
+
+    class ReadableLinkingTarget(LinkingTarget):
+        """Holds only what it was sent, and reads it back with the version of each record."""
+
+        capabilities = Capability.WRITE | Capability.READ_FULL
+
+        def read_full(self, entity: str):  # type: ignore[no-untyped-def]
+            held = {record.key: record.version for name, records in self.writes if name == entity
+                    for record in records}
+            yield Page([RawRecord({"_versions": {entity: version}}, f"{entity}:{key}")
+                        for key, version in held.items()])
+
+    put(store, "item", "RM-1", base_unit="EA")
+    put(store, "item", "RM-2", base_unit="EA")
+    with store.transaction() as tx:  # RM-2 was delivered before and is linked; the target lost both since
+        tx.put_xref("planning", "item", "doc,RM-2", "RM-2")
+    target = ReadableLinkingTarget()
+
+    [check] = check_target(store, target, ["item"]) or []
+    assert check.to_resend == ["RM-1", "RM-2"]
+    repaired, letters = repair(store, FLOW, target, [check], retry=NoWait(max_attempts=1))
+
+    assert (repaired, letters) == (2, [])
+    sent = {record.key: record.external_id for _, records in target.writes for record in records}
+    assert sent == {"RM-1": None, "RM-2": "doc,RM-2"}  # RM-2 updates the document it has
+    assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"  # kept, as delivery keeps it
