@@ -107,3 +107,55 @@ def test_unknown_flow_is_an_error(demo_estate: LegacyErp) -> None:
     result = runner.invoke(app, ["sync", "no-such-flow"])
     assert result.exit_code == 2
     assert "unknown flow 'no-such-flow'" in result.output
+
+
+def test_metrics_serve_uses_the_estate_given_to_the_metrics_group(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
+    elsewhere = tmp_path / "elsewhere"  # no estate.yaml here: the default would not be found
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "SYNCFABRIC_ESTATE"}
+    env.update(PLANNING_TOKEN="t0ken-value", PYTHONUNBUFFERED="1")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "syncfabric.cli", "metrics", "--estate", str(tmp_path / "estate.yaml"), "serve",
+         "--port", "0"], cwd=elsewhere, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("metrics on http://127.0.0.1:"), line + server.stdout.read()
+        scraped = httpx.get(line.split()[2], timeout=10).text
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert 'syncfabric_flow_runs_total{flow="planning-out",status="succeeded"} 0.0' in scraped
+
+
+def test_metrics_prune_uses_the_estate_given_to_the_metrics_group(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
+    monkeypatch.delenv("SYNCFABRIC_ESTATE", raising=False)
+    monkeypatch.setenv("PLANNING_TOKEN", "t0ken-value")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # no estate.yaml here: the default would not be found
+    result = runner.invoke(app, ["metrics", "--estate", str(tmp_path / "estate.yaml"), "prune", "--days", "0"])
+    assert result.exit_code == 0, result.output
+    assert "deleted 0 delivery-log rows" in result.output
+    assert (tmp_path / ".syncfabric" / "syncfabric.db").exists()  # the estate's store, beside its file
+
+
+def test_demo_refuses_two_demos_at_once() -> None:
+    result = runner.invoke(app, ["demo", "--stream", "--walking-skeleton"])
+    assert result.exit_code == 2
+    assert "--stream and --walking-skeleton are two different demos" in result.output
+
+
+def test_ids_that_name_nothing_are_refused_by_name(demo_estate: LegacyErp) -> None:
+    result = runner.invoke(app, ["quarantine", "discard", "999"])
+    assert result.exit_code == 1 and "no quarantine entry 999 (with these filters)" in result.output
+    result = runner.invoke(app, ["deadletter", "discard", "999", "998"])
+    assert result.exit_code == 1 and "no open dead letter 998, 999 (with these filters)" in result.output

@@ -110,10 +110,11 @@ def test_full_refresh_nothing_again_net_change_and_reconcile_through_the_cli(est
     assert "they differ" in drift.stderr
 
     status = cli(env, "status")
-    [line] = [line for line in status.stdout.splitlines()
-              if line.startswith("│ inventory ") and "target planning (planning-out)" in line]
-    assert "differ" in line and "target planning (planning-out): 0/0/1" in line
-    assert any(line.startswith("│ items ") and "match" in line for line in status.stdout.splitlines())
+    observed = status.stdout[status.stdout.index("Freshness and completeness"):]
+    [line] = [line for line in observed.splitlines() if line.startswith("│ inventory ")]
+    keys = inventory - 10 + 1
+    assert f"99.9% ({keys - 1:,}/{keys:,})" in line and "✗" in line  # one key differs at the target: SLA missed
+    assert any(line.startswith("│ items ") and "100.0%" in line for line in observed.splitlines())
 
     with open_store(f"sqlite:///{folder}/.syncfabric/syncfabric.db") as store:
         runs = store.runs("reconcile:inventory", limit=10)

@@ -14,8 +14,8 @@ import pytest
 
 from syncfabric.config.schema import Mapping, Watermark
 from syncfabric.connectors.base import Capability, Connector, Page, RawRecord
+from syncfabric.connectors.watermark import comparable, highest, since
 from syncfabric.flows.inbound import InboundCheckpoint, run_inbound
-from syncfabric.flows.watermark import comparable, highest, since
 from syncfabric.mapping import FieldMap
 from syncfabric.store import Store
 
@@ -101,6 +101,21 @@ def test_watermark_values_compare_by_kind() -> None:
     assert since("2026-11-02T08:00:00+00:00", 90) == "2026-11-02T07:58:30+00:00"
     assert since("abc", 90) == "abc"
     assert since(None, 90) is None
+    assert since("2026-11-02 08:00:00Z", 90) == "2026-11-02 07:58:30Z"  # in the watermark's own form
+
+
+def test_connectors_and_flows_compare_watermarks_the_same_way() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from syncfabric.connectors.watermark import later
+
+    assert later("9", "10") == "10" and later(9, Decimal("9.5")) == Decimal("9.5")
+    assert later(dt.datetime(2026, 11, 2, 8, 30), "2026-11-02T09:00:00+01:00") == dt.datetime(2026, 11, 2, 8, 30)
+    assert later("2026-11-02T08:00:00Z", "2026-11-02T07:59:00-01:00") == "2026-11-02T07:59:00-01:00"
+    assert later(None, "") is None and later("", "abc") == "abc" and later("abd", "abc") == "abd"
+    for a, b in (("9", "10"), ("2026-11-02T08:00:00Z", "2026-11-02T09:30:00+01:00"), ("a", "b")):
+        assert later(a, b) == highest([RawRecord({"m": b})], "m", a)
 
 
 class Crash(Exception):

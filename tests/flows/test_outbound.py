@@ -438,3 +438,73 @@ def test_targets_that_do_not_link_get_no_xref_lookups(store: Store) -> None:
     send(store, target)
     assert target.writes[0][1][0].external_id is None
     assert store.xref_external("planning", "item", "RM-1") is None
+
+
+class RefusingLinkingTarget(LinkingTarget):
+    """A linking target that refuses the keys in ``refused`` until they are taken out."""
+
+    def __init__(self, *refused: str) -> None:
+        super().__init__(reject=dict.fromkeys(refused, "unit BOX is not configured"))
+
+
+def test_a_replayed_dead_letter_keeps_the_link_the_target_gave_and_sends_the_link_it_has(store: Store) -> None:
+    from syncfabric.flows.deadletters import plan, replay_keys
+
+    put(store, "item", "RM-1", base_unit="EA")
+    put(store, "item", "RM-2", base_unit="EA")
+    send(store, RefusingLinkingTarget("RM-1"))  # RM-2 is linked; RM-1 is dead-lettered, never linked
+    put(store, "item", "RM-2", base_unit="KG")
+    send(store, RefusingLinkingTarget("RM-2"))  # RM-2's change is dead-lettered
+    assert store.xref_external("planning", "item", "RM-1") is None
+    assert {letter.record_key for letter in store.dead_letters(flow=FLOW)} == {"RM-1", "RM-2"}
+
+    fixed = LinkingTarget()
+    outcome = replay_keys(store, fixed, plan(store, store.dead_letters(flow=FLOW)), retry=NoWait(max_attempts=1))
+
+    assert sorted(key for _, _, key in outcome.delivered) == ["RM-1", "RM-2"]
+    assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"  # kept, as delivery keeps it
+    sent = {record.key: record.external_id for _, records in fixed.writes for record in records}
+    assert sent == {"RM-1": None, "RM-2": "doc,RM-2"}  # RM-2 updates the document it has, not a second one
+
+
+def test_a_resend_keeps_the_links_the_target_gives(store: Store) -> None:
+    from syncfabric.flows.resend import Selection, plan_resend, resend
+
+    put(store, "item", "RM-1", base_unit="EA")
+    send(store, Target())  # delivered by a target that gave no ids
+    replayed = plan_resend(store, FLOW, ["item"], Selection(key="RM-1"))
+    target = LinkingTarget()
+    result = resend(store, target, replayed, retry=NoWait(max_attempts=1))
+    assert result.records_out == 1
+    assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"
+
+
+def test_a_repair_after_reconciliation_keeps_the_links_the_target_gives(store: Store) -> None:
+    from syncfabric.connectors.base import Page, RawRecord
+    from syncfabric.flows.reconcile import check_target, repair
+
+    class ReadableLinkingTarget(LinkingTarget):
+        """Holds only what it was sent, and reads it back with the version of each record."""
+
+        capabilities = Capability.WRITE | Capability.READ_FULL
+
+        def read_full(self, entity: str):  # type: ignore[no-untyped-def]
+            held = {record.key: record.version for name, records in self.writes if name == entity
+                    for record in records}
+            yield Page([RawRecord({"_versions": {entity: version}}, f"{entity}:{key}")
+                        for key, version in held.items()])
+
+    put(store, "item", "RM-1", base_unit="EA")
+    put(store, "item", "RM-2", base_unit="EA")
+    with store.transaction() as tx:  # RM-2 was delivered before and is linked; the target lost both since
+        tx.put_xref("planning", "item", "doc,RM-2", "RM-2")
+    target = ReadableLinkingTarget()
+
+    [check] = check_target(store, target, ["item"]) or []
+    assert check.to_resend == ["RM-1", "RM-2"]
+    repaired, letters = repair(store, FLOW, target, [check], retry=NoWait(max_attempts=1))
+
+    assert (repaired, letters) == (2, [])
+    sent = {record.key: record.external_id for _, records in target.writes for record in records}
+    assert sent == {"RM-1": None, "RM-2": "doc,RM-2"}  # RM-2 updates the document it has
+    assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"  # kept, as delivery keeps it

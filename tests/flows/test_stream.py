@@ -178,16 +178,14 @@ def test_a_batch_refused_as_a_whole_is_delivered_record_by_record(store: Store, 
 
 
 def test_a_target_refusing_our_credentials_dead_letters_nothing(store: Store) -> None:
-    import time
-
     from syncfabric.sandbox.planning_platform import create_app
     from syncfabric.sandbox.server import serve
 
     put_items(store, ("A", "a1"), ("B", "b1"))
     with serve(create_app(token="right")) as url:
         stream = StreamConsumer(store, FLOW, connector(url), entities=["item"], retry=FAST, poll_interval=0.01)
-        with running(stream):
-            time.sleep(0.5)
+        with running(stream):  # the batch fails, is kept and fails again: still nothing dead-lettered
+            wait_for(lambda: stream.stats.failures >= 2, what="two failed rounds of the batch")
 
     assert stream.stats.failures > 0 and "401" in stream.stats.last_error
     assert store.dead_letters() == [] and store.checkpoint(FLOW) is None

@@ -111,6 +111,14 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([float(n) for n in range(1, 101)], 0.95) == 95.0
 
 
+def test_completeness_short_of_all_never_reads_100_percent() -> None:
+    from syncfabric.observe.status import percent_down
+
+    assert percent_down(9_942 / 9_943) == "99.9%"
+    assert percent_down(1.0) == "100.0%" and percent_down(0.0) == "0.0%"
+    assert percent_down(0.29) == "29.0%" and percent_down(0.5) == "50.0%" and percent_down(2 / 3) == "66.6%"
+
+
 def test_status_shows_sla_verdicts_and_completeness_from_reconciliation(estate: Estate) -> None:
     night_and_morning(estate)
     later = NIGHT + dt.timedelta(hours=1, minutes=10)
@@ -127,8 +135,8 @@ def test_status_shows_sla_verdicts_and_completeness_from_reconciliation(estate: 
     [complete] = [c for c in document["completeness"] if c["domain"] == "inventory"]
     assert complete["verdict"] == "met" and complete["completeness"] == 1.0
     shown = estate.run("status", at=later)
-    assert "Freshness and completeness" in shown
-    observed = shown[shown.index("Freshness and completeness"):]  # after the reconciliations table
+    assert "Freshness and completeness" in shown and "Reconciliations" not in shown  # shown once, in this table
+    observed = shown[shown.index("Freshness and completeness"):]
     row = next(line for line in observed.splitlines() if line.startswith("│ inventory "))
     assert "✓ ≤ 90 min" in row and "1h 10m" in row and "100.0%" in row and "✓ ≥ 100%" in row
     assert "(33/33)" in observed  # equal of keys, in the completeness cell (wrapped when the table is narrow)

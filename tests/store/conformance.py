@@ -773,6 +773,27 @@ class StoreConformance:
         assert a_then.content_hash == content_hash(rec("a", v=1).payload) and a_then.last_seq <= cut
         assert view(store.current_as_of("item", 0)) == []
 
+    def test_current_as_of_after_a_key_walks_only_the_keys_that_follow_it(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec(k, v=1) for k in ("a", "b", "c", "d")])
+        cut = store.head()
+        with store.transaction() as tx:
+            tx.apply("item", [rec("c", v=2), rec("bb", v=1)])  # changed, and created, after the cut
+            tx.delete("item", ["d"])
+
+        def view(rows: Iterator) -> list[tuple[str, int, bool]]:
+            return [(row.key, row.version, row.deleted) for row in rows]
+
+        assert view(store.current_as_of("item", cut, include_deleted=True, after_key="b")) == [
+            ("c", 1, False), ("d", 1, False)]
+        assert view(store.current_as_of("item", cut, after_key="a")) == [("b", 1, False), ("c", 1, False),
+                                                                        ("d", 1, False)]
+        assert view(store.current_as_of("item", cut, after_key="bb")) == [("c", 1, False), ("d", 1, False)]
+        assert view(store.current_as_of("item", cut, after_key="d")) == []
+        now = store.head()
+        assert view(store.current_as_of("item", now, include_deleted=True, after_key="b")) == [
+            ("bb", 1, False), ("c", 2, False), ("d", 2, True)]
+
     def test_live_keys_lists_the_keys_not_deleted_of_one_entity(self, store: Store) -> None:
         with store.transaction() as tx:
             tx.apply("item", [rec(f"k{n}") for n in range(1200)])

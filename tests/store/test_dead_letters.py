@@ -66,6 +66,28 @@ def test_updating_an_unknown_dead_letter_fails_and_changes_nothing(store: Store)
     assert entry.status is DeadLetterStatus.OPEN and len(entry.attempts) == 2
 
 
+def test_an_update_of_many_dead_letters_keeps_each_ones_own_history(store: Store) -> None:
+    count = 1234  # more than one chunk of ids
+    with store.transaction() as tx:
+        ids = tx.add_dead_letters([letter(f"K{n}", n + 1) for n in range(count)])
+    with store.transaction() as tx:  # every third gets an attempt more, so that the histories differ
+        tx.update_dead_letters(ids[::3], Attempt(NOW, "replay_failed", "still BOX"))
+    with store.transaction() as tx:
+        tx.update_dead_letters(ids, Attempt(NOW + dt.timedelta(minutes=1), "discarded", "by ops"),
+                               status=DeadLetterStatus.DISCARDED, reason="given up")
+
+    entries = {e.id: e for e in store.dead_letters(status=DeadLetterStatus.DISCARDED)}
+    assert sorted(entries) == sorted(ids)
+    for n, entry_id in enumerate(ids):
+        entry = entries[entry_id]
+        expected = ["failed", "rejected", *(["replay_failed"] if n % 3 == 0 else []), "discarded"]
+        assert [a.outcome for a in entry.attempts] == expected, entry.record_key
+        assert entry.record_key == f"K{n}" and entry.reason == "given up"
+    with pytest.raises(StoreError, match="no dead letter 999999"), store.transaction() as tx:
+        tx.update_dead_letters([*ids, 999999], Attempt(NOW, "replayed"), status=DeadLetterStatus.REPLAYED)
+    assert store.dead_letters(status=DeadLetterStatus.REPLAYED) == []
+
+
 def test_alerts_are_kept_newest_first(store: Store) -> None:
     store.raise_alert("out", "fallback", "target down 60 s", {"outage_seconds": 61.5})
     store.raise_alert("out", "recovered", "streaming again")

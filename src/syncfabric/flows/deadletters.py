@@ -20,7 +20,7 @@ import msgspec
 
 from syncfabric.connectors.base import Connector, OutboundRecord
 from syncfabric.errors import ConnectorError
-from syncfabric.flows.outbound import Pending, write_pending
+from syncfabric.flows.outbound import Link, Pending, keep_delivery, write_pending
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.store import Attempt, DeadLetter, DeadLetterStatus, Store
@@ -101,13 +101,16 @@ def _replay_round(
                                 None if p.newest.payload is None else msgspec.json.decode(p.newest.payload))
         by_entity.setdefault(p.newest.entity, []).append(Pending(p.newest.entity, record, p.newest.seq))
     result = FlowResult(flow=next(iter(flows)), direction="outbound")
+    links: list[Link] = []
     try:
         rejected = {(letter.entity, letter.record_key): letter.reason
-                    for letter in write_pending(connector, result.flow, by_entity, retry or RetryPolicy(), result)}
+                    for letter in write_pending(connector, result.flow, by_entity, retry or RetryPolicy(), result,
+                                                store=store, links=links)}
     except ConnectorError as exc:
         rejected = {(p.newest.entity, p.newest.record_key): f"replay failed: {exc}" for p in plans}
     now = dt.datetime.now(dt.UTC)
     with store.transaction() as tx:
+        keep_delivery(tx, result.flow, connector.system, links=links)
         for p in plans:
             ids = [e.id for e in p.entries]
             reason = rejected.get((p.newest.entity, p.newest.record_key))

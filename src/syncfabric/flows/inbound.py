@@ -19,9 +19,9 @@ from typing import Any
 import msgspec
 
 from syncfabric.config.schema import Estate, Watermark
+from syncfabric.connectors import watermark as watermarks
 from syncfabric.connectors.base import Connector, Page
 from syncfabric.errors import RecordError, StoreError
-from syncfabric.flows import watermark as watermarks
 from syncfabric.flows.rename_plan import mapper
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.mapping import FieldMap

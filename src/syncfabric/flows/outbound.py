@@ -135,9 +135,8 @@ def deliver_next(
     is given: then the batch is tried again one record at a time, and a record that still fails while ``probe``
     says the target is healthy becomes a dead letter (a poison record); when the target is not healthy, it raises.
     """
-    saved = store.checkpoint(flow_name) or "0"
     # A plan-cut interrupted before the flow was switched to net change: send what changed since the cut's start.
-    after = msgspec.json.decode(saved, type=PlanCut).since if saved.startswith("{") else int(saved)
+    after, _ = _saved(store, flow_name)
     changes = store.changes(after, entities=list(entities), limit=batch_size)
     if not changes:
         result.last_batch = 0
@@ -174,14 +173,7 @@ def deliver_changes(
     confirmed: list[tuple[str, Pending]] = []
     letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links,
                         confirmed=confirmed, store=store)
-    with store.transaction() as tx:
-        if letters:
-            tx.add_dead_letters(letters)
-        _keep_links(tx, connector.system, links)
-        tx.add_deliveries(delivery_log.deliveries(flow_name, connector.system, confirmed))
-        for name, value in checkpoints.items():
-            tx.set_checkpoint(name, value)
-    result.dead_lettered += len(letters)
+    _commit(store, flow_name, connector.system, letters, links, confirmed, result, checkpoints)
     if letters:
         log.warning("%s: %d changes dead-lettered for %s (keys %s)", flow_name, len(letters), connector.system,
                     ", ".join(sorted({letter.record_key for letter in letters})[:10]))
@@ -219,6 +211,16 @@ class PlanCut(msgspec.Struct, kw_only=True):
     """The checkpoint before this cut: deletions after it are sent as deletions."""
 
 
+def _saved(store: Store, flow_name: str) -> tuple[int, PlanCut | None]:
+    """The flow's checkpoint: the change-log sequence delivered through (for a plan-cut in progress, the one
+    before the cut), and the cut in progress, if any."""
+    saved = store.checkpoint(flow_name)
+    if saved and saved.startswith("{"):
+        cut = msgspec.json.decode(saved, type=PlanCut)
+        return cut.since, cut
+    return int(saved or 0), None
+
+
 def _send_plan_cut(
     store: Store, flow_name: str, connector: Connector, entities: list[str], batch_size: int,
     retry: RetryPolicy, result: FlowResult, progress: Progress | None,
@@ -227,9 +229,7 @@ def _send_plan_cut(
     checkpoint of a cut a crash interrupted), in dependency order. Keys deleted since the target's previous
     checkpoint are sent as deletions, so the target ends up holding exactly the cut. The checkpoint moves after
     each batch the target confirmed."""
-    saved = store.checkpoint(flow_name)
-    resumed = msgspec.json.decode(saved, type=PlanCut) if saved and saved.startswith("{") else None
-    previous = resumed.since if resumed else int(saved or 0)
+    previous, resumed = _saved(store, flow_name)
     cut = resumed.cut if resumed else store.head()
     start = entities.index(resumed.entity) if resumed and resumed.entity in entities else 0
     for entity in entities[start:]:
@@ -242,13 +242,8 @@ def _send_plan_cut(
             letters = _deliver(connector, flow_name, {entity: batch}, retry, result, links=links, confirmed=confirmed,
                                store=store)
             mark = PlanCut(cut=cut, entity=entity, after=batch[-1].record.key, since=previous)
-            with store.transaction() as tx:
-                if letters:
-                    tx.add_dead_letters(letters)
-                _keep_links(tx, connector.system, links)
-                tx.add_deliveries(delivery_log.deliveries(flow_name, connector.system, confirmed))
-                tx.set_checkpoint(flow_name, msgspec.json.encode(mark).decode())
-            result.dead_lettered += len(letters)
+            _commit(store, flow_name, connector.system, letters, links, confirmed, result,
+                    {flow_name: msgspec.json.encode(mark).decode()})
             if progress is not None:
                 progress(len(batch))
 
@@ -267,15 +262,9 @@ def _send_plan_cut(
 
 
 def _rows_after(store: Store, entity: str, cut: int, after: str | None) -> Iterator[StateRow]:
-    """The entity's rows as of ``cut`` that follow key ``after`` (all of them when ``after`` is None, or when that
-    key is not in the cut: then the entity is sent again, which idempotent targets absorb)."""
-    if after is not None:
-        rows = store.current_as_of(entity, cut, include_deleted=True)
-        for row in rows:
-            if row.key == after:
-                yield from rows
-                return
-    yield from store.current_as_of(entity, cut, include_deleted=True)
+    """The entity's rows as of ``cut`` that follow key ``after`` in the store's key order (all of them when
+    ``after`` is None): one walk, which starts after the keys the target already confirmed."""
+    return store.current_as_of(entity, cut, include_deleted=True, after_key=after)
 
 
 def _deliver_and_record(
@@ -286,11 +275,7 @@ def _deliver_and_record(
     confirmed: list[tuple[str, Pending]] = []
     letters = _deliver(connector, flow_name, by_entity, retry, result, links=links, confirmed=confirmed, store=store)
     if letters or links or confirmed:
-        with store.transaction() as tx:
-            tx.add_dead_letters(letters)
-            _keep_links(tx, connector.system, links)
-            tx.add_deliveries(delivery_log.deliveries(flow_name, connector.system, confirmed))
-        result.dead_lettered += len(letters)
+        _commit(store, flow_name, connector.system, letters, links, confirmed, result)
     if progress is not None:
         progress(sum(len(records) for records in by_entity.values()))
 
@@ -335,11 +320,13 @@ def _deliver(
 
 def write_pending(
     connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]], retry: RetryPolicy,
-    result: FlowResult,
+    result: FlowResult, *, store: Store | None = None, links: list[Link] | None = None,
 ) -> list[NewDeadLetter]:
     """Write records outside the change-log walk (a replay): entities in dependency order, with retries; returns
-    the dead letters of the records the target rejected, without storing them."""
-    return _deliver(connector, flow_name, by_entity, retry, result)
+    the dead letters of the records the target rejected, without storing them. As in delivery, with ``store`` a
+    connector that ``links_external_ids`` gets the id each record is already linked to, and ``links`` collects
+    the ids the target gave, for the caller to keep with :func:`keep_delivery`."""
+    return _deliver(connector, flow_name, by_entity, retry, result, links=links, store=store)
 
 
 def _write(
@@ -399,7 +386,33 @@ Link = tuple[str, str, str]
 """(entity, the target's id, canonical key)."""
 
 
-def _keep_links(tx: Transaction, system: str, links: list[Link]) -> None:
+def _commit(
+    store: Store, flow_name: str, system: str, letters: Sequence[NewDeadLetter], links: Sequence[Link],
+    confirmed: Sequence[tuple[str, Pending]], result: FlowResult, checkpoints: Mapping[str, str] | None = None,
+) -> None:
+    """Store what a delivery left, in one transaction: the dead letters of the records the target rejected, the
+    ids it gave records (the xref), the delivery log of those it confirmed, and the checkpoints it covers."""
+    with store.transaction() as tx:
+        keep_delivery(tx, flow_name, system, letters, links, confirmed)
+        for name, value in (checkpoints or {}).items():
+            tx.set_checkpoint(name, value)
+    result.dead_lettered += len(letters)
+
+
+def keep_delivery(
+    tx: Transaction, flow_name: str, system: str, letters: Sequence[NewDeadLetter] = (), links: Sequence[Link] = (),
+    confirmed: Sequence[tuple[str, Pending]] = (),
+) -> None:
+    """Keep what a write to a target left, in the caller's transaction: the dead letters of the records it
+    rejected, the ids it gave records (the xref: the next write of the key updates what it made), and the
+    delivery log of the records it confirmed. Delivery and replays both keep their writes through this."""
+    if letters:
+        tx.add_dead_letters(letters)
+    _keep_links(tx, system, links)
+    tx.add_deliveries(delivery_log.deliveries(flow_name, system, confirmed))
+
+
+def _keep_links(tx: Transaction, system: str, links: Sequence[Link]) -> None:
     for entity, external, key in links:
         tx.put_xref(system, entity, external, key)
 

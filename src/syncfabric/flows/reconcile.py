@@ -36,7 +36,7 @@ from syncfabric.config.schema import Estate
 from syncfabric.connectors.base import Capability, Connector
 from syncfabric.errors import ConfigError
 from syncfabric.flows.inbound import map_and_check
-from syncfabric.flows.outbound import Pending, write_pending
+from syncfabric.flows.outbound import Link, Pending, keep_delivery, write_pending
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.model import ENTITIES
@@ -301,7 +301,8 @@ def repair(store: Store, flow: str, connector: Connector, checks: Sequence[Targe
            retry: RetryPolicy | None = None, batch_size: int = 1000) -> tuple[int, list[NewDeadLetter]]:
     """Send the current state of every key a check found missing or behind at the target (keys the flow holds
     with a dead letter excepted: they keep their order). Returns the records accepted and the dead letters of
-    those rejected, which the caller stores. Keys extra at the target are left alone: the target may own them."""
+    those rejected, which the caller stores; the ids the target gave are kept in the xref here, as delivery keeps
+    them. Keys extra at the target are left alone: the target may own them."""
     held = store.held_keys(flow)
     result = FlowResult(flow=flow, direction="outbound")
     letters: list[NewDeadLetter] = []
@@ -311,5 +312,10 @@ def repair(store: Store, flow: str, connector: Connector, checks: Sequence[Targe
             rows = store.get_many(check.entity, keys[start:start + batch_size])
             pending = [Pending.of_state(row) for row in rows.values()]
             if pending:
-                letters += write_pending(connector, flow, {check.entity: pending}, retry or RetryPolicy(), result)
+                links: list[Link] = []
+                letters += write_pending(connector, flow, {check.entity: pending}, retry or RetryPolicy(), result,
+                                         store=store, links=links)
+                if links:
+                    with store.transaction() as tx:
+                        keep_delivery(tx, flow, connector.system, links=links)
     return result.records_out, letters

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from syncfabric.connectors.base import Connector
 from syncfabric.errors import ConfigError
-from syncfabric.flows.outbound import Pending, dependency_order, write_pending
+from syncfabric.flows.outbound import Link, Pending, dependency_order, keep_delivery, write_pending
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.store import Change, Store
@@ -101,10 +101,12 @@ def resend(
             by_entity: dict[str, list[Pending]] = {}
             for change in chunk:
                 by_entity.setdefault(change.entity, []).append(Pending.of_change(change))
-            letters = write_pending(connector, plan.flow, by_entity, retry or RetryPolicy(), result)
-            if letters:
+            links: list[Link] = []
+            letters = write_pending(connector, plan.flow, by_entity, retry or RetryPolicy(), result, store=store,
+                                    links=links)
+            if letters or links:
                 with store.transaction() as tx:
-                    tx.add_dead_letters(letters)
+                    keep_delivery(tx, plan.flow, connector.system, letters, links)
                 result.dead_lettered += len(letters)
             if progress is not None:
                 progress(len(chunk))

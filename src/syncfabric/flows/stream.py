@@ -151,7 +151,7 @@ class StreamConsumer:
             self._held = batch
         partition, last = batch.partition, batch.messages[-1].seq
         flow_mark = int(self.store.checkpoint(self.flow) or 0)
-        mark = max(flow_mark, self._mark(partition))
+        mark = max(flow_mark, self._mark(partition, flow_mark))
         todo = [m.change for m in batch if m.seq > mark]
         done = {mark_name(self.flow, partition): str(max(last, mark))}
         before, lettered = self._result.records_out, self._result.dead_lettered
@@ -164,7 +164,7 @@ class StreamConsumer:
         self._marks[partition] = max(last, mark)
         batch.ack()
         self._held = None
-        self._advance()
+        self._advance(flow_mark)
         self.stats.batches += 1
         self.stats.changes += len(batch)
         self.stats.delivered += self._result.records_out - before
@@ -186,20 +186,23 @@ class StreamConsumer:
         found = self.store.changes(at - 1, limit=1) if at else []
         return found[0].recorded_at if found else None
 
-    def _mark(self, partition: int) -> int:
+    def _mark(self, partition: int, flow_mark: int) -> int:
         """A partition's mark, from the store (another worker may have moved it while it held the partition)."""
         stored = self.store.checkpoint(mark_name(self.flow, partition))
         if stored is None:  # a partition never delivered: everything up to the flow checkpoint is
-            stored = self.store.checkpoint(self.flow) or "0"
+            stored = str(flow_mark)
         self._marks[partition] = max(int(stored or 0), self._marks.get(partition, 0))
         return self._marks[partition]
 
-    def _advance(self) -> None:
+    def _advance(self, flow_mark: int | None = None) -> None:
         """Move the marks of partitions the bus reports acknowledged further (an idle partition's included), then
-        the flow checkpoint up to the lowest mark of all partitions. Writes only what moved."""
+        the flow checkpoint up to the lowest mark of all partitions. Writes only what moved. ``flow_mark`` is the
+        flow checkpoint as the step read it: while workers run, only this method moves it, to the lowest mark, so
+        a value read earlier can only be behind, and writing the lowest mark over it is still right."""
         assert self.sub is not None and self.bus is not None
-        flow_mark = int(self.store.checkpoint(self.flow) or 0)
-        marks = {p: self._mark(p) for p in range(self.bus.partitions)}
+        if flow_mark is None:
+            flow_mark = int(self.store.checkpoint(self.flow) or 0)
+        marks = {p: self._mark(p, flow_mark) for p in range(self.bus.partitions)}
         moved = {p: upto for p, upto in self.sub.acknowledged_through().items() if upto > marks[p]}
         marks.update(moved)
         low = min(marks.values())

@@ -49,7 +49,8 @@ def _workdir(folder: Path | None) -> Iterator[Path]:
 
 
 def run_demo(console: Console, *, seed: int = 7, items: int = 200, folder: Path | None = None) -> None:
-    from syncfabric.cli import results_table, run_with_progress, status_table
+    from syncfabric.cli.status import status_table
+    from syncfabric.cli.sync import results_table, run_with_progress
 
     with _workdir(folder) as work, serve(create_app(token=TOKEN)) as planning_url:
         estate_file = work / "estate.yaml"

@@ -36,7 +36,8 @@ FAST_POLICIES = ("      retry: {max_attempts: 3, base_delay_seconds: 0.1, max_de
 
 def run_stream_demo(console: Console, *, seed: int = 7, items: int = 50, outage_seconds: float = 5.0,
                     folder: Path | None = None) -> None:
-    from syncfabric.cli import alerts_table, delivery_table, status_table
+    from syncfabric.cli.status import alerts_table, status_table
+    from syncfabric.cli.sync import delivery_table
 
     with _workdir(folder) as work, serve(create_app(token=TOKEN)) as planning_url:
         estate_file = work / "estate.yaml"

@@ -560,10 +560,12 @@ class Store(ABC):
     # -- consistent snapshots ------------------------------------------------------------------------------------------
 
     @abstractmethod
-    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False) -> Iterator[StateRow]:
+    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False,
+                      after_key: str | None = None) -> Iterator[StateRow]:
         """The state of every key of an entity as it was right after change-log sequence ``seq``, ordered by key:
         keys changed since come from the change log. Several entities read at one ``seq`` form a consistent cut
-        however much is written meanwhile. ``last_seq`` is the sequence of the change that row reflects."""
+        however much is written meanwhile. ``last_seq`` is the sequence of the change that row reflects.
+        ``after_key``: only the keys that come after it in that order (a walk resumed after its last key)."""
 
     @abstractmethod
     def live_keys(self, entity: str) -> Iterator[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
-from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, func, select
+from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Executable
 
@@ -538,12 +538,9 @@ class SqlStore(Store):
         for column, value in ((d.c.flow, flow), (d.c.entity, entity)):
             if value is not None:
                 stmt = stmt.where(column == value)
-        stamp = t.UtcDateTime()
-        dialect = self._engine.dialect
         with self._reading("read the delivery log") as conn:
             return [DeliveryGroup(flow=row[0], system=row[1], entity=row[2], group=row[3], records=int(row[4]),
-                                  newest_source_time=_stamp(stamp, row[5], dialect),
-                                  last_confirmed_at=_stamp(stamp, row[6], dialect))
+                                  newest_source_time=as_utc(row[5]), last_confirmed_at=as_utc(row[6]))
                     for row in conn.execute(stmt)]
 
     def deliveries(self, *, since: dt.datetime, until: dt.datetime | None = None, flow: str | None = None,
@@ -579,12 +576,15 @@ class SqlStore(Store):
 
     # -- consistent snapshots and leases ---------------------------------------------------------------------------
 
-    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False) -> Iterator[StateRow]:
+    def current_as_of(self, entity: str, seq: int, *, include_deleted: bool = False,
+                      after_key: str | None = None) -> Iterator[StateRow]:
         s, c = t.state, t.change_log
         newer = select(s.c.key).where(s.c.entity == entity, s.c.last_seq > seq)
         older = (select(c).where(c.c.entity == entity, c.c.seq <= seq, c.c.key.in_(bindparam("keys", expanding=True)))
                  .order_by(c.c.key, c.c.seq))
         stmt = select(s).where(s.c.entity == entity).order_by(s.c.key)
+        if after_key is not None:
+            newer, stmt = newer.where(s.c.key > after_key), stmt.where(s.c.key > after_key)
 
         def as_of(conn: Connection, keys: list[str]) -> dict[str, StateRow]:
             """The state after ``seq`` of keys changed since: their last change up to ``seq``, if any."""
@@ -917,22 +917,24 @@ class SqlTransaction(Transaction):
         if not unique:
             return
         d = t.dead_letter
+        values: dict[str, Any] = {"updated_at": _now()}
+        if status is not None:
+            values["status"] = DeadLetterStatus(status).value
+        if reason is not None:
+            values["reason"] = reason
+        added = _attempt_json(attempt)
         with self._store._errors("update dead letters"):
-            found = {row.id: row.attempts for row in conn.execute(
-                select(d.c.id, d.c.attempts).where(d.c.id.in_(unique)))}
-            missing = sorted(set(unique) - set(found))
-            if missing:
-                raise StoreError(f"update dead letters: no dead letter {', '.join(map(str, missing[:20]))}")
-            now = _now()
-            for entry_id in unique:
-                history = msgspec.json.decode(found[entry_id], type=list[dict[str, str]])
-                history.append(_attempt_json(attempt))
-                values: dict[str, Any] = {"attempts": _json(history), "updated_at": now}
-                if status is not None:
-                    values["status"] = DeadLetterStatus(status).value
-                if reason is not None:
-                    values["reason"] = reason
-                conn.execute(d.update().where(d.c.id == entry_id).values(**values))
+            for start in range(0, len(unique), KEY_CHUNK):  # one read and one UPDATE per chunk of ids
+                chunk = unique[start:start + KEY_CHUNK]
+                found = {row.id: row.attempts for row in conn.execute(
+                    select(d.c.id, d.c.attempts).where(d.c.id.in_(chunk)))}
+                missing = sorted(set(chunk) - set(found))
+                if missing:
+                    raise StoreError(f"update dead letters: no dead letter {', '.join(map(str, missing[:20]))}")
+                histories = {entry_id: _json([*msgspec.json.decode(text, type=list[dict[str, str]]), added])
+                             for entry_id, text in found.items()}
+                conn.execute(d.update().where(d.c.id.in_(chunk)).values(attempts=case(histories, value=d.c.id),
+                                                                        **values))
 
 
 def _source_writer(insert: Callable[..., Any], dialect: Dialect) -> BulkWriter:
@@ -1023,10 +1025,8 @@ def _dead_letter(row: Row[Any]) -> DeadLetter:
     )
 
 
-def _stamp(kind: t.UtcDateTime, value: Any, dialect: Dialect) -> dt.datetime:
-    """An aggregate (max) of a timestamp column: SQLite hands it back as text, without the column's type."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    result = kind.process_result_value(value, dialect)
-    assert result is not None
-    return result
+def as_utc(stamp: str | dt.datetime) -> dt.datetime:
+    """A time stamp read without the column's type (an aggregate such as max, or a raw driver row) as an aware
+    UTC datetime: SQLite hands it back as naive ISO text in UTC, PostgreSQL as an aware datetime."""
+    value = stamp if isinstance(stamp, dt.datetime) else dt.datetime.fromisoformat(stamp)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

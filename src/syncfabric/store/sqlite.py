@@ -23,7 +23,6 @@ poll.
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 import tempfile
 import threading
@@ -39,7 +38,7 @@ from sqlalchemy.exc import ArgumentError
 
 from syncfabric.errors import ConfigError, StoreError
 from syncfabric.store.base import Change, Lineage, Op
-from syncfabric.store.sql import SqlStore
+from syncfabric.store.sql import SqlStore, as_utc
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -59,12 +58,6 @@ _CHANGES = (
     "SELECT seq, entity, key, version, op, content_hash, payload, recorded_at, source_system, source_id, batch_id,"
     " mapping_version FROM sf_change_log WHERE {where} ORDER BY seq LIMIT ?"
 )
-
-
-def _utc(stamp: str | dt.datetime) -> dt.datetime:
-    """A stored time stamp (SQLite keeps UTC as naive ISO text) as an aware UTC datetime."""
-    value = stamp if isinstance(stamp, dt.datetime) else dt.datetime.fromisoformat(stamp)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class SqliteStore(SqlStore):
@@ -166,7 +159,7 @@ class SqliteStore(SqlStore):
         with self._reading(f"read changes after {after}") as conn:
             rows = conn.exec_driver_sql(_CHANGES.format(where=where), tuple(params)).fetchall()
         return [Change(seq, entity, key, version, Op(op), content_hash,
-                       None if payload is None else payload.encode(), _utc(recorded_at),
+                       None if payload is None else payload.encode(), as_utc(recorded_at),
                        Lineage(source_system, source_id, batch_id, mapping_version))
                 for (seq, entity, key, version, op, content_hash, payload, recorded_at, source_system, source_id,
                      batch_id, mapping_version) in rows]

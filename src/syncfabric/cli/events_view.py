@@ -1,5 +1,5 @@
 """The event commands' work: ``syncfabric listen`` (subscriptions in the foreground, live count) and the
-catalog table of ``syncfabric events list``. Kept out of ``cli.py`` so that the command line starts fast."""
+catalog table of ``syncfabric events list``. Kept out of ``events.py`` so that the command line starts fast."""
 
 from __future__ import annotations
 
