@@ -147,6 +147,23 @@ class DeliverySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     fallback: Annotated[FallbackSpec, _doc("streaming: when to fall back to batch catch-up")] | None = None
 
 
+class PlanReviewSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Exceptions a planner reviews before a proposed planned order is written: an order breaking any of these
+    waits (an open dead letter naming why) until `syncfabric plan approve`; the others are approved as written."""
+
+    max_quantity: Annotated[float, msgspec.Meta(gt=0, description="orders above this quantity wait")] | None = None
+    past_due: Annotated[bool, _doc("orders whose due date is already past wait")] = True
+
+
+class WriteBackSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Outbound planned orders: the plants whose ERP this flow writes to, and the planner review on the way."""
+
+    locations: Annotated[list[str], _doc(
+        "canonical location ids this ERP owns; planned orders of other locations are left to their own ERP's "
+        "flow (empty: every location)")] = []
+    review: Annotated[PlanReviewSpec, _doc("which proposed orders wait for a planner")] | None = None
+
+
 class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A movement of records: ``inbound`` (system → canonical store) or ``outbound`` (store → system)."""
 
@@ -179,6 +196,9 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
         "edited mapping (one row of raw JSON per key, written with the record)")] = True
     delivery: Annotated[DeliverySpec, _doc(
         "outbound: retry policy, and how the flow streams (syncfabric deliver) and falls back")] = DeliverySpec()
+    write_back: Annotated[WriteBackSpec, _doc(
+        "outbound planned orders: the plants this ERP owns and the planner review (docs/global-manufacturer.md)")] \
+        | None = None
 
 
 Rounding = Literal["half_up", "half_even", "up", "down", "ceiling", "floor"]

@@ -18,15 +18,15 @@ from syncfabric.errors import RecordError
 from syncfabric.mapping.outbound import OutboundMap
 
 
-class MappedConnector(Connector):
-    """``inner`` with its writes of ``field_map.entity_cls.entity`` records mapped by ``field_map``."""
+class WrappedConnector(Connector):
+    """``inner`` with something done to its writes: every other call goes to ``inner`` unchanged."""
 
-    def __init__(self, inner: Connector, field_map: OutboundMap) -> None:
+    def __init__(self, inner: Connector) -> None:
         super().__init__(inner.system, inner.config, inner.secrets, base_dir=inner.base_dir)
         self.inner = inner
-        self.field_map = field_map
         self.kind = inner.kind  # type: ignore[misc]
         self.capabilities = inner.capabilities  # type: ignore[misc]
+        self.links_external_ids = inner.links_external_ids  # type: ignore[misc]
 
     def open(self) -> None:
         self.inner.open()
@@ -52,6 +52,14 @@ class MappedConnector(Connector):
     def __getattr__(self, name: str) -> Any:  # what a connector kind offers besides the contract
         return getattr(self.inner, name)
 
+
+class MappedConnector(WrappedConnector):
+    """``inner`` with its writes of ``field_map.entity_cls.entity`` records mapped by ``field_map``."""
+
+    def __init__(self, inner: Connector, field_map: OutboundMap) -> None:
+        super().__init__(inner)
+        self.field_map = field_map
+
     def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
         if entity != self.field_map.entity_cls.entity:
             return self.inner.write(entity, records)
@@ -68,7 +76,7 @@ class MappedConnector(Connector):
                 unmapped[record.key] = (f"outbound mapping {self.field_map.version} failed: "
                                         + "; ".join(str(problem) for problem in exc.problems))
                 continue
-            mapped.append(OutboundRecord(record.key, record.version, payload))
+            mapped.append(OutboundRecord(record.key, record.version, payload, external_id=record.external_id))
         outcome = self.inner.write(entity, mapped) if mapped else WriteOutcome()
         outcome.rejected.update(unmapped)
         return outcome
