@@ -62,7 +62,7 @@ def seed_records(products: list[str], finished: list[str], seed: int, now: dt.da
         records["materials"].append({
             "id": code, "MATNR": code, "MAKTX": f"{'Baugruppe' if item in finished else 'Teil'} {item}",
             "MEINS": "ST", "MSTAE": pick.choice(("10", "10", "10", "20")), "BESKZ": "E" if item in finished else "F",
-            "PLIFZ": pick.randint(3, 21), "EISBE": pick.randint(0, 50), "LIFNR": pick.choice(SUPPLIERS)[0]})
+            "PLIFZ": pick.randint(3, 21), "EISBE": pick.randint(0, 50) * 6, "LIFNR": pick.choice(SUPPLIERS)[0]})
         unit = pick.choice(("ST", "KAR"))
         records["stock"].append({"id": f"{code}/{PLANT}", "MATNR": code, "WERKS": PLANT, "MEINS": unit,
                                  "LABST": pick.randint(0, 40) if unit == "KAR" else pick.randint(0, 500),

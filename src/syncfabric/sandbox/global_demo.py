@@ -38,6 +38,7 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -234,7 +235,7 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
                 raise RuntimeError(f"the demo cannot use MQTT: {why_not}")
             else:
                 run.transport = "webhooks"
-                console.print(f"MES events over [bold]HTTP webhooks[/] (signed; MQTT not used: {why_not})")
+                console.print(f"MES events over [bold]HTTP webhooks[/] (signed; MQTT not used: {escape(why_not)})")
         estate_file = work / "estate.yaml"
         estate_file.write_text(estate_text)
         runtime = stack.enter_context(Runtime(load_estate(estate_file, environ=environ)))
@@ -409,15 +410,12 @@ def send_again(runtime: Runtime, flow: str) -> None:
 
 
 def waiting_orders(store: Store, flows: Iterable[str]) -> list[tuple[str, str, str]]:
-    """The planned orders waiting for planner review: (flow, planned order, why)."""
-    from syncfabric.flows.write_back import REVIEW
+    """The planned orders waiting for planner review in these flows: (flow, planned order, why)."""
+    from syncfabric.flows.write_back import REVIEW, waiting
 
-    found = []
-    for flow in flows:
-        for letter in store.dead_letters(flow=flow):
-            if letter.reason.startswith(REVIEW):
-                found.append((flow, letter.record_key, letter.reason.removeprefix(REVIEW + ": ")))
-    return sorted(found)
+    chosen = set(flows)
+    return sorted((letter.flow, letter.record_key, letter.reason.removeprefix(REVIEW + ": "))
+                  for letter in waiting(store) if letter.flow in chosen)
 
 
 def orders_booked(store: Store, sap: SapState, erp_eu: RestState, erp_apac: LegacyErp) -> Counter[tuple[str, str]]:
