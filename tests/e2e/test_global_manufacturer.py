@@ -89,7 +89,7 @@ def test_planned_orders_land_in_their_own_erp_exactly_once(demo: tuple[dict, Pat
         assert sum(run.orders.values()) + len(run.waiting) == run.planned_orders
     hybrid = results["hybrid"]
     assert {erp for erp, _ in +hybrid.orders} == {"ERP North America (SAP)", "ERP Europe", "ERP Asia-Pacific (legacy)"}
-    assert hybrid.orders["ERP Europe", "production"] > 0
+    assert hybrid.orders["ERP Europe", "production"] > 0 and hybrid.orders["ERP North America (SAP)", "production"] > 0
 
 
 def test_exceptions_wait_for_planner_review_until_approved(demo: tuple[dict, Path]) -> None:

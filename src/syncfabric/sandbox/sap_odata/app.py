@@ -9,6 +9,8 @@ Business API under ``/sap/opu/odata/sap/<SERVICE>/`` (basic auth when created wi
   ``$orderby``, ``$top``, ``$skip``, ``$inlinecount=allpages``; server-driven paging of ``page_size`` rows with a
   ``__next`` link carrying ``$skiptoken``. JSON only (``$format=json`` or ``Accept: application/json``), in the
   v2 shape ``{"d": {"results": [...], "__next": ...}}``; dates as ``/Date(ms)/``, decimals as text.
+- Bills of material: ``MaterialBOM`` of ``API_BILL_OF_MATERIAL_SRV`` (production BOMs of the finished products
+  made in a plant), items through ``to_BillOfMaterialItem``.
 - ``POST A_PurchaseOrder`` creates a purchase order with its items and schedule lines (deep insert);
   ``POST A_PlannedOrder`` (``API_PRODUCTION_ORDER_2_SRV``) creates a planned order for in-house production;
   ``PATCH``/``MERGE`` on a product, its descriptions or plant data changes it and stamps ``LastChangeDateTime``.
