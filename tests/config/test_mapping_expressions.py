@@ -175,22 +175,3 @@ def test_a_flow_and_its_mapping_go_the_same_direction(write_estate) -> None:
 
     assert any("mapping 'erp-stock' is an outbound mapping, but this flow is inbound @ $.flows.stock-in.mapping"
                in problem for problem in problems), problems
-
-
-def test_only_names_fields_of_the_canonical_entity_and_belongs_to_outbound_mappings(write_estate) -> None:
-    selective = OUTBOUND.replace("    direction: outbound\n", "    direction: outbound\n    only: {plant: [P1]}\n")
-    selective = selective.replace("      STAT: {from: status, code_map: item-status}\n", "").replace(
-        "      STAMP: {from: as_of, datetime: {format: '%d.%m.%Y', location: site}}\n", "").replace(
-        "on_hand.quantity", "on_hand.value").replace("{from: location_id, code_map: plant-codes}", "location_id")
-    text = VALID.replace("flows:\n", selective + "flows:\n")
-    inbound_only = text.replace("      as_of: STAMP\n", "      as_of: STAMP\n    only: {location_id: [P1]}\n")
-
-    path, problems = problems_for(write_estate, inbound_only)
-
-    assert problems == [
-        f"{path}:{line_of(inbound_only, 'location_id: [P1]')}:5: only: picks the records an outbound mapping sends "
-        "(direction: outbound) @ $.mappings.erp-stock.only",
-        f"{path}:{line_of(inbound_only, 'plant: [P1]')}:12: unknown field 'plant' (expected one of: item_id, "
-        "location_id, lot, on_hand, allocated, in_inspection, as_of, blocked, in_transit) "
-        "@ $.mappings.stock-to-planner.only.plant",
-    ]

@@ -296,3 +296,28 @@ def test_a_new_user_syncs_the_example_estate_from_the_command_line(runtime: Runt
     assert result.exit_code == 0, result.output
     assert "items-in" in result.output and "purchase-orders-in" in result.output
     assert runtime.store.count("item") == 40 and runtime.store.count("purchase_order") == 12
+
+
+def made(order_id: str, *, quantity: str = "40", item: str = "FG1004", plant: str = "1010") -> OutboundRecord:
+    record = PlannedOrder(planned_order_id=order_id, order_type="make", item_id=item, location_id=plant,
+                          quantity=Quantity(value=Decimal(quantity), unit="PC"), start_date=dt.date(2026, 11, 16),
+                          due_date=dt.date(2026, 11, 20), status="approved")
+    return OutboundRecord(record.key, 1, msgspec.to_builtins(record))
+
+
+def test_make_orders_become_sap_planned_orders_once_each(base_url: str, sap: httpx.Client) -> None:
+    with make_connector(base_url, planned_orders={"planned_order_type": "LA"}) as connector:
+        first = connector.write("planned_order", [made("PLN-M1"), made("PLN-M2", quantity="55"),
+                                                  made("PLN-M3", item="NOPE"), planned("PLN-B1")])
+        assert sorted(first.accepted) == ["PLN-B1", "PLN-M1", "PLN-M2"]
+        assert "Material NOPE is not maintained in plant 1010" in first.rejected["PLN-M3"]
+        rows = odata(sap, "API_PRODUCTION_ORDER_2_SRV/A_PlannedOrder")
+        assert sorted((row["PlannedOrder"], row["TotalQuantity"], row["MRPPlant"], row["PlannedOrderType"],
+                       plain(row["PlndOrderPlannedEndDate"])) for row in rows) == sorted(
+            (first.links[key], quantity, "1010", "LA", "2026-11-20") for key, quantity in
+            (("PLN-M1", "40"), ("PLN-M2", "55")))
+        # sent again: once with the link the cross-reference holds, once without (a crash before it was kept)
+        linked = OutboundRecord("PLN-M1", 1, made("PLN-M1").payload, external_id=first.links["PLN-M1"])
+        again = connector.write("planned_order", [linked, made("PLN-M2", quantity="55")])
+    assert again.links == {"PLN-M1": first.links["PLN-M1"], "PLN-M2": first.links["PLN-M2"]}
+    assert len(odata(sap, "API_PRODUCTION_ORDER_2_SRV/A_PlannedOrder")) == 2

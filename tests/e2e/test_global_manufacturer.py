@@ -6,8 +6,10 @@ retried 429s, dead letter replayed after the fix, fallback alert) and nothing is
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+import msgspec
 import pytest
 from rich.console import Console
 
@@ -22,7 +24,8 @@ HOUR = 3600.0
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     folder = tmp_path_factory.mktemp("global-manufacturer")
     console = Console(width=160, record=True)
-    results = run_global_demo(console, duration=2, seed=7, folder=folder, hours=6)
+    results = run_global_demo(console, duration=2, seed=7, folder=folder, hours=6, mqtt=False)
+    assert results["hybrid"].transport == "webhooks"
     return results, folder
 
 
@@ -64,16 +67,66 @@ def test_every_injected_fault_is_where_it_belongs_and_nothing_is_lost(demo: tupl
         store.close()
 
 
-def test_planned_orders_become_sap_purchase_orders_once(demo: tuple[dict, Path]) -> None:
-    results, _ = demo
+def test_planned_orders_land_in_their_own_erp_exactly_once(demo: tuple[dict, Path]) -> None:
+    results, folder = demo
     for run in results.values():
-        assert run.planned_orders > 0 and run.approved > 0
-        assert run.purchase_orders == run.approved  # sent twice, created once
+        assert run.planned_orders > 0
+        # every order was sent twice (delivery, then resend): each ERP holds one document per planned order it owns,
+        # and every planned order is written or waits for review
+        store = open_store(f"sqlite:///{folder}/{run.name}/.syncfabric/syncfabric.db")
+        try:
+            owner = {"1710": "ERP North America (SAP)", "1010": "ERP North America (SAP)", "DE-MUC": "ERP Europe"}
+            expected: Counter[tuple[str, str]] = Counter()
+            waiting = {key for _, key, _ in run.waiting}
+            for row in store.current("planned_order"):
+                order = msgspec.json.decode(row.payload)
+                if row.key not in waiting:
+                    kind = "purchase" if order["order_type"] == "buy" else "production"
+                    expected[owner.get(order["location_id"], "ERP Asia-Pacific (legacy)"), kind] += 1
+        finally:
+            store.close()
+        assert +run.orders == +expected
+        assert sum(run.orders.values()) + len(run.waiting) == run.planned_orders
+    hybrid = results["hybrid"]
+    assert {erp for erp, _ in +hybrid.orders} == {"ERP North America (SAP)", "ERP Europe", "ERP Asia-Pacific (legacy)"}
+    assert hybrid.orders["ERP Europe", "production"] > 0 and hybrid.orders["ERP North America (SAP)", "production"] > 0
+
+
+def test_exceptions_wait_for_planner_review_until_approved(demo: tuple[dict, Path]) -> None:
+    results, _ = demo
+    hybrid = results["hybrid"]
+    assert hybrid.planner_approved  # the demo's planner approved one exception, which was then written
+    assert all(why.startswith("quantity ") or why.startswith("due date ") for _, _, why in hybrid.waiting)
+    assert hybrid.planner_approved[0] not in {key for _, key, _ in hybrid.waiting}
 
 
 def test_batch_only_processes_no_events_during_the_day(demo: tuple[dict, Path]) -> None:
     results, _ = demo
     assert results["batch-only"].events == 0 and results["hybrid"].events > 0
+
+
+@pytest.mark.mosquitto
+def test_the_plants_publish_over_mqtt_when_a_broker_is_there(tmp_path: Path) -> None:
+    """The demo's MQTT path against a real mosquitto it starts itself: every MES event is published with QoS 1 to
+    its plant topic, ingested by `listen` over MQTT, stored once (duplicates included) or quarantined (malformed)."""
+    console = Console(width=160, record=True)
+    results = run_global_demo(console, duration=1, seed=5, folder=tmp_path, hours=3, mqtt=True)
+    hybrid = results["hybrid"]
+    assert hybrid.transport == "mqtt"
+    assert "MES events over MQTT" in console.export_text()
+    estate = (tmp_path / "hybrid" / "estate.yaml").read_text()
+    assert "kind: mqtt" in estate and 'source: "mfg/production/completed/+"' in estate
+    assert hybrid.malformed_sent > 0 and hybrid.events == hybrid.events_emitted - hybrid.malformed_sent
+    store = open_store(f"sqlite:///{tmp_path}/hybrid/.syncfabric/syncfabric.db")
+    try:
+        quarantined = store.quarantine()
+        assert len({entry.payload for entry in quarantined}) == hybrid.malformed_sent
+        assert all(entry.system == "plant-mes" and "mqtt://" in entry.location for entry in quarantined)
+        completions = list(store.current("production_completion"))
+        assert completions and {msgspec.json.decode(row.payload)["location_id"] for row in completions} <= {
+            "1710", "1010", "DE-MUC", "P100"}
+    finally:
+        store.close()
 
 
 @pytest.mark.slow
@@ -82,4 +135,4 @@ def test_the_full_day_at_default_length_shows_the_same(tmp_path: Path) -> None:
     hybrid, batch = results["hybrid"], results["batch-only"]
     assert percentile(hybrid.ages, 0.95) <= HOUR < 4 * HOUR <= percentile(batch.ages, 0.5)
     assert hybrid.completeness == batch.completeness == 1.0
-    assert hybrid.open_dead_letters == 0 and hybrid.fallbacks >= 1 and hybrid.purchase_orders == hybrid.approved
+    assert hybrid.open_dead_letters == 0 and hybrid.fallbacks >= 1 and hybrid.orders

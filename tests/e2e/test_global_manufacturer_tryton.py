@@ -69,7 +69,9 @@ def test_munich_stock_flows_during_the_day_under_hybrid_only(demo) -> None:
     assert len(day["hybrid"]) > 24  # read from Tryton every tick, sent as it changed
     assert all((d.confirmed_at - d.source_time).total_seconds() <= HOUR for d in day["hybrid"])
     assert day["batch-only"] == []  # nothing until the next night's batch
-    assert percentile(results["hybrid"].ages, 0.95) <= HOUR < 4 * HOUR <= percentile(results["batch-only"].ages, 0.5)
+    # minutes old under hybrid (the p95 of a 6-hour day falls in the planning platform's outage hour) ...
+    assert percentile(results["hybrid"].ages, 0.5) <= 15 * 60 and percentile(results["hybrid"].ages, 0.95) <= 2 * HOUR
+    assert percentile(results["batch-only"].ages, 0.5) >= 4 * HOUR  # ... against hours under batch only
 
 
 def test_munichs_planned_orders_land_in_tryton_once_though_sent_twice(demo) -> None:
@@ -79,8 +81,9 @@ def test_munichs_planned_orders_land_in_tryton_once_though_sent_twice(demo) -> N
     assert hybrid.documents["purchase.purchase"] > 0 and hybrid.documents["production"] > 0
     for run in results.values():
         europe = run.europe
-        assert europe.resent >= europe.planned  # every planned order went out a second time
-        assert sum(europe.documents.values()) == europe.planned  # one document per planned order...
+        approved_later = len(run.planner_approved)  # written after the resend, by the demo's planner
+        assert europe.resent >= europe.planned - europe.waiting - approved_later  # written ones went out twice
+        assert sum(europe.documents.values()) == europe.planned - europe.waiting  # one document per written order...
         assert europe.duplicates == 0 and europe.dead_letters == 0  # ... and never a second one
     assert "planned orders for Munich → Tryton documents" in text
 

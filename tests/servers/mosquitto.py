@@ -10,95 +10,25 @@
   skipping them.
 
 Fixtures: ``mosquitto`` (session), a :class:`Broker` with ``host``, ``port`` and the log file; ``mosquitto_binary``,
-the path of the binary for tests that start (and stop, and restart) a broker of their own with :func:`start_broker`.
+the path of the binary for tests that start (and stop, and restart) a broker of their own with :func:`start_broker`
+(from :mod:`syncfabric.sandbox.mosquitto`, which the demo uses too).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from tests.servers.common import free_port, skip_unless_available
+from syncfabric.sandbox.mosquitto import Broker, find_mosquitto, running_broker, start_broker
+from tests.servers.common import skip_unless_available
+
+__all__ = ["Broker", "find_mosquitto", "publish", "start_broker"]
 
 ENV = "SYNCFABRIC_TEST_MQTT"
 MISSING = "mosquitto not found: install Debian's mosquitto package"
-
-
-def find_mosquitto() -> str | None:
-    for candidate in ("/usr/sbin/mosquitto", shutil.which("mosquitto")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@dataclass(frozen=True)
-class Broker:
-    host: str
-    port: int
-    log: Path | None = None
-
-    def log_tail(self) -> str:
-        if self.log is None or not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def start_broker(binary: str, root: Path, port: int = 0, *, anonymous: bool = True
-                 ) -> tuple[subprocess.Popen[bytes], Broker]:
-    """Start mosquitto with its configuration, log and persistence in ``root``; on ``port``, or a free one.
-    ``anonymous=False``: every client is refused (no password file), to test how refusals are reported."""
-    log = root / "mosquitto.log"
-    fixed = port
-    for attempt in range(3):
-        port = fixed or free_port()
-        lines = [
-            f"listener {port} 127.0.0.1",
-            f"allow_anonymous {'true' if anonymous else 'false'}",
-            "persistence true",
-            f"persistence_location {root}/",
-            "max_inflight_messages 1000",
-            "max_queued_messages 1000000",
-            f"log_dest file {log}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-        ]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            lines.append("user root")  # otherwise it drops to user mosquitto, who cannot write the temp folder
-        config = root / "mosquitto.conf"
-        config.write_text("\n".join(lines) + "\n")
-        process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if _wait_listening(port, process):
-            return process, Broker("127.0.0.1", port, log)
-        process.kill()
-        process.wait()
-        if attempt == 2:
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise RuntimeError(f"mosquitto did not start: {stderr}\n{Broker('', 0, log).log_tail()}")
-    raise AssertionError("unreachable")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -128,22 +58,11 @@ def mosquitto() -> Iterator[Broker]:
         if os.environ.get("CI"):
             pytest.fail(MISSING, pytrace=False)
         pytest.skip(MISSING)
-    root = Path(tempfile.mkdtemp(prefix="syncfabric-mqtt-"))
     try:
-        process, broker = start_broker(binary, root)
+        with running_broker(binary) as broker:
+            yield broker
     except (RuntimeError, OSError) as exc:
-        shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"could not start a mosquitto broker for the tests: {exc}", pytrace=False)
-    try:
-        yield broker
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def publish(broker: Broker, messages: list[tuple[str, bytes]], *, timeout: float = 30.0) -> None:

@@ -4,7 +4,7 @@ Importing a module registers its commands; the order below is the order ``--help
 from __future__ import annotations
 
 # isort: off
-from syncfabric.cli import estate, sync, status, events, quarantine, mapping, replay, bus, demo  # noqa: F401
+from syncfabric.cli import estate, sync, status, events, quarantine, mapping, replay, bus, plan, demo  # noqa: F401
 # isort: on
 from syncfabric.cli.common import app, console, errors
 

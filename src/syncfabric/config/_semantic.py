@@ -63,8 +63,6 @@ def semantic_findings(estate: Estate) -> list[Finding]:
         else:
             findings.extend(_fields(mapping.fields, entity, f"entity {mapping.entity!r}", (*path, "fields"),
                                     _Known(set(estate.code_maps), _unit_codes(estate))))
-        if mapping.only is not None:
-            findings.extend(_only(mapping.only, mapping.direction, entity, (*path, "only")))
     for name, flow in estate.flows.items():
         findings.extend(_flow(estate, flow, ("flows", name)))
     findings.extend(_units(estate))
@@ -193,17 +191,6 @@ def _flow(estate: Estate, flow: Flow, path: JsonPath) -> Iterator[Finding]:
         yield Finding(f"mapping {flow.mapping!r} is an {mapping.direction} mapping, but this flow is "
                       f"{flow.direction}" + ("" if flow.direction == "inbound" else ": give the mapping "
                                              "direction: outbound"), (*path, "mapping"))
-
-
-def _only(only: dict[str, list[str]], direction: str, entity: Any, path: JsonPath) -> Iterator[Finding]:
-    """``only:`` picks the records an outbound mapping sends, by fields of its canonical entity."""
-    if direction != "outbound":
-        yield Finding("only: picks the records an outbound mapping sends (direction: outbound)", path)
-        return
-    names = list(entity.__struct_fields__) if entity is not None else []
-    for name in only:
-        if names and name not in names:
-            yield Finding(unknown_field(name, names), (*path, name))
 
 
 def _outbound_fields(estate: Estate, fields: dict[str, Any], entity: type, path: JsonPath) -> Iterator[Finding]:

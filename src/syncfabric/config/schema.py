@@ -94,9 +94,6 @@ class Mapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
         "inbound: the system's record -> a canonical record (fields are canonical fields); outbound: a canonical "
         "record -> the system's record (fields are the system's fields, paths read the canonical record, code "
         "maps translate back, xref looks the system's id up); see docs/mapping.md")] = "inbound"
-    only: Annotated[dict[str, list[str]] | None, _doc(
-        "outbound: the records the system takes, by canonical field values ({location_id: [DE-MUC]}); the others "
-        "are accepted and not written (another system owns them)")] = None
 
 
 class Watermark(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -150,6 +147,23 @@ class DeliverySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     fallback: Annotated[FallbackSpec, _doc("streaming: when to fall back to batch catch-up")] | None = None
 
 
+class PlanReviewSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Exceptions a planner reviews before a proposed planned order is written: an order breaking any of these
+    waits (an open dead letter naming why) until `syncfabric plan approve`; the others are approved as written."""
+
+    max_quantity: Annotated[float, msgspec.Meta(gt=0, description="orders above this quantity wait")] | None = None
+    past_due: Annotated[bool, _doc("orders whose due date is already past wait")] = True
+
+
+class WriteBackSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Outbound planned orders: the plants whose ERP this flow writes to, and the planner review on the way."""
+
+    locations: Annotated[list[str], _doc(
+        "canonical location ids this ERP owns; planned orders of other locations are left to their own ERP's "
+        "flow (empty: every location)")] = []
+    review: Annotated[PlanReviewSpec, _doc("which proposed orders wait for a planner")] | None = None
+
+
 class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A movement of records: ``inbound`` (system → canonical store) or ``outbound`` (store → system)."""
 
@@ -182,6 +196,9 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
         "edited mapping (one row of raw JSON per key, written with the record)")] = True
     delivery: Annotated[DeliverySpec, _doc(
         "outbound: retry policy, and how the flow streams (syncfabric deliver) and falls back")] = DeliverySpec()
+    write_back: Annotated[WriteBackSpec, _doc(
+        "outbound planned orders: the plants this ERP owns and the planner review (docs/global-manufacturer.md)")] \
+        | None = None
 
 
 Rounding = Literal["half_up", "half_even", "up", "down", "ceiling", "floor"]

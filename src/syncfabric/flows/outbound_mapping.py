@@ -5,9 +5,7 @@ to ``connector.write``.
 ``syncfabric deliver``, dead-letter replay, resend) maps the same way. A record that fails to map is not written:
 it comes back as rejected with every problem at its path, which the outbound flow turns into a dead letter holding
 the *canonical* payload, so that a replay after a fix (a code map, a missing cross-reference link) maps it again.
-Records of entities the mapping is not for pass unchanged. With ``only:`` (``{location_id: [DE-MUC]}``) the records
-whose canonical fields hold none of the values given are accepted and not written: the planned orders of plants
-another ERP owns.
+Records of entities the mapping is not for pass unchanged.
 """
 
 from __future__ import annotations
@@ -20,15 +18,15 @@ from syncfabric.errors import RecordError
 from syncfabric.mapping.outbound import OutboundMap
 
 
-class MappedConnector(Connector):
-    """``inner`` with its writes of ``field_map.entity_cls.entity`` records mapped by ``field_map``."""
+class WrappedConnector(Connector):
+    """``inner`` with something done to its writes: every other call goes to ``inner`` unchanged."""
 
-    def __init__(self, inner: Connector, field_map: OutboundMap) -> None:
+    def __init__(self, inner: Connector) -> None:
         super().__init__(inner.system, inner.config, inner.secrets, base_dir=inner.base_dir)
         self.inner = inner
-        self.field_map = field_map
         self.kind = inner.kind  # type: ignore[misc]
         self.capabilities = inner.capabilities  # type: ignore[misc]
+        self.links_external_ids = inner.links_external_ids  # type: ignore[misc]
 
     def open(self) -> None:
         self.inner.open()
@@ -54,19 +52,23 @@ class MappedConnector(Connector):
     def __getattr__(self, name: str) -> Any:  # what a connector kind offers besides the contract
         return getattr(self.inner, name)
 
+
+class MappedConnector(WrappedConnector):
+    """``inner`` with its writes of ``field_map.entity_cls.entity`` records mapped by ``field_map``."""
+
+    def __init__(self, inner: Connector, field_map: OutboundMap) -> None:
+        super().__init__(inner)
+        self.field_map = field_map
+
     def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
         if entity != self.field_map.entity_cls.entity:
             return self.inner.write(entity, records)
         mapped: list[OutboundRecord] = []
         unmapped: dict[str, str] = {}
-        skipped: list[str] = []
         for record in records:
             if record.payload is None:
                 mapped.append(OutboundRecord(record.key, record.version, None,
                                              target_key=self.field_map.key_fields(record.key)))
-                continue
-            if not self.field_map.takes(record.payload):
-                skipped.append(record.key)
                 continue
             try:
                 payload = self.field_map.apply(record.payload, record.key)
@@ -74,8 +76,7 @@ class MappedConnector(Connector):
                 unmapped[record.key] = (f"outbound mapping {self.field_map.version} failed: "
                                         + "; ".join(str(problem) for problem in exc.problems))
                 continue
-            mapped.append(OutboundRecord(record.key, record.version, payload))
+            mapped.append(OutboundRecord(record.key, record.version, payload, external_id=record.external_id))
         outcome = self.inner.write(entity, mapped) if mapped else WriteOutcome()
         outcome.rejected.update(unmapped)
-        outcome.accepted.extend(skipped)
         return outcome

@@ -40,7 +40,8 @@ class Runtime:
         return Leases(self.store)
 
     def connector(self, system: str, flow: str | None = None) -> Connector:
-        """The system's connector; for an outbound ``flow`` with a ``mapping:``, one that writes through it."""
+        """The system's connector; for an outbound ``flow`` with a ``mapping:``, one that writes through it, and with
+        ``write_back:``, one that writes only its plants' planned orders, after the planner review."""
         spec = self.estate.systems[system]
         cls = connector_class(spec.kind)
         connector = cls(system, self.loaded.connection(system), self.loaded.secrets(system),
@@ -52,7 +53,11 @@ class Runtime:
 
             outbound = OutboundMap.for_estate(self.estate, flow_spec.mapping, time_zones=self._time_zones(),
                                               xref=self.store)
-            return MappedConnector(connector, outbound)
+            connector = MappedConnector(connector, outbound)
+        if flow_spec is not None and flow_spec.direction == "outbound" and flow_spec.write_back is not None:
+            from syncfabric.flows.write_back import WriteBackConnector
+
+            connector = WriteBackConnector(connector, flow_spec.write_back)
         return connector
 
     def field_map(self, name: str) -> FieldMap:

@@ -64,11 +64,6 @@ class OutboundMap:
         lineage = [f"{name}@{mapping.version}"]
         lineage += [f"{code}@{codes.version(code)}" for code in sorted(code_maps_used(mapping.fields)) if code in codes]
         self.version = "+".join(lineage)
-        self.only = {name: {str(value) for value in values} for name, values in (mapping.only or {}).items()}
-
-    def takes(self, payload: dict[str, Any]) -> bool:
-        """Whether the target takes this canonical record (``only:``: every field named holds a value listed)."""
-        return all(str(payload.get(name)) in values for name, values in self.only.items())
 
     @classmethod
     def for_estate(cls, estate: Estate, name: str, *, time_zones: Callable[[str], str | None] | None = None,

@@ -82,6 +82,9 @@ class Emitter:
         self._random = random.Random(seed)
         self._held: Emitted | None = None
 
+    def close(self) -> None:
+        """Release what the emitter holds (a connection pool); nothing by default."""
+
     def emit(self, events: list[Emitted]) -> None:
         for event in events:
             for outgoing in self._with_faults(event):

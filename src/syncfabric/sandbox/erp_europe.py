@@ -9,20 +9,31 @@ company's data in its own conventions, which differ from the other two ERPs for 
 - item status ``10`` active, ``20`` blocked, ``90`` obsolete; plant ``1000`` (canonical ``DE-HAM``);
 - stamps in the plant's local time (Europe/Berlin), ``DD.MM.YYYY HH:MM``.
 
-Collections: ``materials``, ``stock``, ``boms`` (one row per component), ``suppliers``; read them with the ``rest``
+Collections: ``materials``, ``stock``, ``boms`` (one per finished material, its components in ``STPO``),
+``suppliers``; read them with the ``rest``
 connector at ``/api/v1/cursor/<collection>``.
+
+Orders: ``PUT /api/v1/orders/<reference>`` books a purchase order (``ORDER_KIND: EK``, from ``LIFNR`` or the
+material's own supplier) or a production order (``FA``) for ``MATNR`` in plant ``WERKS``, ``MENGE`` ``MEINS``
+from ``START`` to ``ENDE`` (ISO dates). Idempotent by reference: the first request books the order (201, its new
+number ``EK-000001`` / ``FA-000001``), any later one with the same reference answers the order booked (200,
+``created: false``) and books nothing. Unknown materials, suppliers or plants and quantities that are not positive
+are refused with 422 and a ``detail`` naming the field. Booked orders are the collections ``purchase-orders`` and
+``production-orders``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 
-from syncfabric.sandbox.rest_api import create_app
+from syncfabric.sandbox.rest_api import RestState, create_app
 
 PLANT = "1000"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -51,16 +62,17 @@ def seed_records(products: list[str], finished: list[str], seed: int, now: dt.da
         records["materials"].append({
             "id": code, "MATNR": code, "MAKTX": f"{'Baugruppe' if item in finished else 'Teil'} {item}",
             "MEINS": "ST", "MSTAE": pick.choice(("10", "10", "10", "20")), "BESKZ": "E" if item in finished else "F",
-            "PLIFZ": pick.randint(3, 21), "EISBE": pick.randint(0, 50), "LIFNR": pick.choice(SUPPLIERS)[0]})
+            "PLIFZ": pick.randint(3, 21), "EISBE": pick.randint(0, 50) * 6, "LIFNR": pick.choice(SUPPLIERS)[0]})
         unit = pick.choice(("ST", "KAR"))
         records["stock"].append({"id": f"{code}/{PLANT}", "MATNR": code, "WERKS": PLANT, "MEINS": unit,
                                  "LABST": pick.randint(0, 40) if unit == "KAR" else pick.randint(0, 500),
                                  "STAMP": local_stamp(now)})
     for parent in finished:
-        for component in pick.sample(raw, k=min(2, len(raw))):
-            records["boms"].append({"id": f"{eu_code(parent)}/{eu_code(component)}", "MATNR": eu_code(parent),
-                                    "IDNRK": eu_code(component), "MENGE": pick.randint(1, 4), "MEINS": "ST",
-                                    "WERKS": PLANT})
+        components = [{"POSNR": f"{10 * (number + 1):04d}", "IDNRK": eu_code(component),
+                       "MENGE": pick.randint(1, 4), "MEINS": "ST"}
+                      for number, component in enumerate(pick.sample(raw, k=min(2, len(raw))))]
+        records["boms"].append({"id": f"{eu_code(parent)}/{PLANT}", "MATNR": eu_code(parent), "WERKS": PLANT,
+                                "BMENG": 1, "BMEIN": "ST", "STPO": components})
     return records
 
 
@@ -72,4 +84,61 @@ def create_erp_europe(products: list[str], finished: list[str], *, seed: int = 7
     stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     for collection, rows in seed_records(products, finished, seed, moment).items():
         app.state.rest.upsert(collection, [{**row, "updated_at": stamp} for row in rows])
+    app.state.rest.upsert("purchase-orders", [])
+    app.state.rest.upsert("production-orders", [])
+    _install_orders(app, app.state.rest, token)
     return app
+
+
+ORDER_KINDS = {"EK": ("purchase-orders", "EK"), "FA": ("production-orders", "FA")}
+
+
+def _install_orders(app: FastAPI, state: RestState, token: str | None) -> None:
+    booked: dict[str, dict[str, Any]] = {}
+    lock = threading.Lock()
+
+    @app.put("/api/v1/orders/{reference}")
+    async def book(reference: str, request: Request) -> JSONResponse:
+        if token is not None and request.headers.get("Authorization", "") != f"Bearer {token}":
+            raise HTTPException(401, "missing or wrong credentials", headers={"WWW-Authenticate": "Bearer"})
+        state.requests[request.url.path] += 1
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise HTTPException(422, "the order is not a JSON object")
+        with lock:
+            if reference in booked:
+                return JSONResponse({**booked[reference], "created": False})
+            order = _order(state, reference, body)
+            collection, prefix = ORDER_KINDS[order["ORDER_KIND"]]
+            order["id"] = order["NUMBER"] = f"{prefix}-{len(state.collections.get(collection, {})) + 1:06d}"
+            state.upsert(collection, [order])
+            booked[reference] = {"reference": reference, "number": order["NUMBER"], "kind": order["ORDER_KIND"]}
+            return JSONResponse({**booked[reference], "created": True}, status_code=201)
+
+
+def _order(state: RestState, reference: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The order to book from a request body; HTTPException 422 naming the field that is wrong."""
+    kind = body.get("ORDER_KIND")
+    if kind not in ORDER_KINDS:
+        raise HTTPException(422, f"ORDER_KIND must be EK (purchase) or FA (production), not {kind!r} "
+                                 f"(order {reference})")
+    material = state.collections.get("materials", {}).get(str(body.get("MATNR")))
+    if material is None:
+        raise HTTPException(422, f"MATNR {body.get('MATNR')!r} is no material of this ERP (order {reference})")
+    if str(body.get("WERKS")) != PLANT:
+        raise HTTPException(422, f"WERKS {body.get('WERKS')!r} is no plant of this ERP (order {reference})")
+    try:
+        quantity = float(body.get("MENGE"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        quantity = 0.0
+    if quantity <= 0:
+        raise HTTPException(422, f"MENGE must be a positive number, not {body.get('MENGE')!r} (order {reference})")
+    order = {"REFERENCE": reference, "ORDER_KIND": kind, "MATNR": material["MATNR"], "WERKS": PLANT,
+             "MENGE": body["MENGE"], "MEINS": body.get("MEINS") or material["MEINS"], "START": body.get("START"),
+             "ENDE": body.get("ENDE")}
+    if kind == "EK":
+        supplier = body.get("LIFNR") or material.get("LIFNR")
+        if str(supplier) not in state.collections.get("suppliers", {}):
+            raise HTTPException(422, f"LIFNR {supplier!r} is no supplier of this ERP (order {reference})")
+        order["LIFNR"] = supplier
+    return order

@@ -2,8 +2,9 @@
 
 Every system is simulated on 127.0.0.1 and speaks its real protocol: ERP North America is the SAP S/4HANA OData
 emulator, ERP Europe the JSON ERP of :mod:`.erp_europe`, ERP Asia-Pacific the legacy CSV drop folder; the four
-plants' MES, the logistics platform and the supplier portal post signed webhooks to ``listen``; the planning
-platform takes frePPLe-style REST and runs its netting.
+plants' MES publish over MQTT (QoS 1, to a mosquitto the demo starts, :mod:`.mosquitto`) when mosquitto and
+aiomqtt are installed, and post signed webhooks otherwise; the logistics platform and the supplier portal post
+signed webhooks to ``listen``; the planning platform takes frePPLe-style REST and runs its netting.
 
 The day runs on a simulated clock (:class:`SimClock`, set as the observability clock with
 :func:`syncfabric.observe.clock.use_clock`): each tick moves it ``TICK`` (10 minutes) forward, and the sources
@@ -14,7 +15,9 @@ stamp what they report with it, so ages and latencies read in minutes and hours 
    events as they happen, the planning platform fed continuously; faults on the way: malformed MES events
    (quarantine), ERP Europe answering 429 (retries), the planning platform refusing one record (dead letter,
    replayed after the fix) and going down (fallback to batch catch-up, then streaming again);
-3. the platform plans; planned orders come back and become purchase orders in SAP, once each, sent twice;
+3. the platform plans; planned orders go back into the ERP that owns each plant (:mod:`syncfabric.flows.write_back`)
+   as purchase or production orders, once each although sent twice; exceptions wait for planner review, and the
+   demo's planner approves one;
 4. the same day again with nightly batch only, in a second store; then both measured by ``syncfabric.observe``.
 
 With ``erp_europe="tryton"`` (``syncfabric demo --erp-europe tryton``) ERP Europe is a real Tryton instead of the
@@ -30,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -53,16 +57,20 @@ from syncfabric.observe.completeness import completeness
 from syncfabric.observe.freshness import freshness, percentile
 from syncfabric.sandbox import global_tryton
 from syncfabric.sandbox.demo import example_estate
-from syncfabric.sandbox.emitter import EmitterFaults, WebhookEmitter
+from syncfabric.sandbox.emitter import Emitter, EmitterFaults, MqttEmitter, WebhookEmitter
 from syncfabric.sandbox.erp_europe import create_erp_europe, local_stamp
 from syncfabric.sandbox.global_tryton import EuropeWriteBack
 from syncfabric.sandbox.legacy_erp import LegacyErp
 from syncfabric.sandbox.logistics import LogisticsPartners
-from syncfabric.sandbox.mes import PLANTS, PlantMes
+from syncfabric.sandbox.mes import PLANTS, SOURCES, PlantMes
+from syncfabric.sandbox.mosquitto import Broker, find_mosquitto, running_broker
 from syncfabric.sandbox.planning_platform import create_app as planning_app
+from syncfabric.sandbox.rest_api import RestState
 from syncfabric.sandbox.rest_api import create_app as rest_app
 from syncfabric.sandbox.sap_odata import create_app as sap_app
+from syncfabric.sandbox.sap_odata.state import SapState
 from syncfabric.sandbox.server import serve
+from syncfabric.store import Store
 
 ESTATE = "global-manufacturer"
 TOKEN = "demo-token"
@@ -80,11 +88,16 @@ NIGHT = dt.datetime(2026, 11, 3, 1, 0, tzinfo=dt.UTC)
 DAY_START = dt.datetime(2026, 11, 3, 6, 0, tzinfo=dt.UTC)
 DAY_HOURS = 12
 MASTER_FLOWS = ("ref-locations-in", "apac-locations-in", "na-items-in", "eu-items-in", "apac-items-in",
-                "na-item-locations-in", "apac-item-locations-in", "na-suppliers-in", "eu-suppliers-in", "terms-in")
+                "na-item-locations-in", "eu-item-locations-in", "apac-item-locations-in", "na-suppliers-in",
+                "eu-suppliers-in", "apac-suppliers-in", "terms-in", "eu-item-suppliers-in", "apac-item-suppliers-in",
+                "eu-boms-in", "na-boms-in")
 STOCK_FLOWS = ("na-inventory-in", "eu-inventory-in", "apac-inventory-in")
 EVENT_FLOWS = ("completions-in", "movements-in", "downtime-in", "quality-holds-in", "milestones-in",
                "confirmations-in", "supplier-delays-in")
 PLANNING = "planning-out"
+WRITE_BACK = {"ERP North America (SAP)": "na-planned-orders-out", "ERP Europe": "eu-planned-orders-out",
+              "ERP Asia-Pacific (legacy)": "apac-planned-orders-out"}
+"""The write-back flow of each regional ERP."""
 OUTAGE_TICKS = 4
 """The planning platform is down for this many ticks (an hour of the simulated day) ..."""
 OUTAGE_WALL_SECONDS = 2.5
@@ -128,8 +141,16 @@ class PolicyRun:
     open_dead_letters: int = 0
     throttled: int = 0
     """429 answers ERP Europe gave (and the connector retried)."""
-    """Planned orders approved for ERP North America (SAP), which takes them back as purchase orders."""
     purchase_orders: int = 0
+    """Purchase orders SAP holds for the day's planned orders."""
+    orders: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Documents each ERP holds for the day's planned orders, by (ERP, kind), after sending every order twice."""
+    waiting: list[tuple[str, str, str]] = field(default_factory=list)
+    """Planned orders waiting for planner review: (flow, planned order, why)."""
+    transport: str = "none"
+    """How the plants' MES events travelled: ``mqtt`` or ``webhooks`` (``none`` under batch only)."""
+    planner_approved: list[str] = field(default_factory=list)
+    """Planned orders the demo's planner approved after review (and that were then written)."""
     europe: EuropeWriteBack | None = None
     """With Tryton as ERP Europe: Munich's planned orders written back into it."""
 
@@ -150,11 +171,13 @@ class Systems:
 
 
 def run_global_demo(console: Console, *, duration: float = 30.0, seed: int = 7, keep_running: bool = False,
-                    folder: Path | None = None, hours: int = DAY_HOURS,
+                    folder: Path | None = None, hours: int = DAY_HOURS, mqtt: bool | None = None,
                     erp_europe: str = "sandbox") -> dict[str, PolicyRun]:
     """Play the night and ``hours`` of the day under both policies; print and return what was measured.
-    ``duration`` is the real time the days take at least (the work takes what it takes on top);
-    ``erp_europe`` is ``sandbox`` (the JSON ERP) or ``tryton`` (a real Tryton, from the Tryton environment)."""
+    ``duration`` is the real time the days take at least (the work takes what it takes on top). ``mqtt``: the
+    plants' MES publish over MQTT to a local mosquitto (True), post webhooks (False), or MQTT when mosquitto
+    and aiomqtt are installed (None). ``erp_europe`` is ``sandbox`` (the JSON ERP) or ``tryton`` (a real Tryton,
+    from the Tryton environment)."""
     if erp_europe not in ("sandbox", "tryton"):
         raise SyncfabricError(f"ERP Europe is 'sandbox' or 'tryton', not {erp_europe!r}")
     if erp_europe == "tryton":
@@ -169,7 +192,11 @@ def run_global_demo(console: Console, *, duration: float = 30.0, seed: int = 7, 
         for policy in ("hybrid", "batch-only"):
             console.rule(f"[bold]{policy}[/]: night, then the day")
             results[policy] = _play(console, work / policy, policy, seed=seed, ticks=ticks, pause=pause,
-                                    keep_running=keep_running and policy == "batch-only", erp_europe=erp_europe)
+                                    keep_running=keep_running and policy == "batch-only", mqtt=mqtt,
+                                    erp_europe=erp_europe)
+        console.print(orders_table(results["hybrid"]))
+        if results["hybrid"].waiting:
+            console.print(review_table(results["hybrid"]))
         console.print(comparison_table(results))
         if folder is not None:
             console.print(f"The estates are kept in {work}/hybrid and {work}/batch-only: try "
@@ -177,8 +204,34 @@ def run_global_demo(console: Console, *, duration: float = 30.0, seed: int = 7, 
     return results
 
 
+def mqtt_unavailable() -> str | None:
+    """Why the MES cannot publish over MQTT here (None: it can)."""
+    if find_mosquitto() is None:
+        return "no mosquitto installed"
+    try:
+        import aiomqtt  # noqa: F401
+    except ImportError:
+        return "aiomqtt missing: pip install 'syncfabric[mqtt]'"
+    return None
+
+
+def mqtt_estate(text: str, broker: Broker) -> str:
+    """The estate with the plants' MES on the MQTT broker: system ``plant-mes`` of kind mqtt, and each MES flow
+    subscribed to its event's catalog topic at every plant (``mfg/production/completed/+``)."""
+    from syncfabric.events.catalog import event_type
+
+    start = text.index("  plant-mes:\n")
+    end = text.index("\n  partners:\n", start)
+    system = ("  plant-mes:\n    kind: mqtt\n    description: MES of the four plants, publishing catalog events with "
+              f"QoS 1\n    connection: {{host: {broker.host}, port: {broker.port}, client_id: syncfabric-demo}}")
+    text = text[:start] + system + text[end:]
+    for entity, source in SOURCES.items():
+        text = text.replace(f"source: {source},", f'source: "{event_type(entity).mqtt_topic("+")}",')
+    return text
+
+
 def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, pause: float,
-          keep_running: bool, erp_europe: str = "sandbox") -> PolicyRun:
+          keep_running: bool, mqtt: bool | None = None, erp_europe: str = "sandbox") -> PolicyRun:
     work.mkdir(parents=True, exist_ok=True)
     sim = SimClock(NIGHT)
     run = PolicyRun(policy)
@@ -186,20 +239,36 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
     with ExitStack() as stack:
         stack.enter_context(observe_clock.use_clock(sim.now))
         systems, environ, erp_apac = _start_systems(stack, work, seed, erp_europe)
-        estate_file = work / "estate.yaml"
         estate_text = _demo_estate(example_estate(ESTATE).read_text())
-        master_flows = MASTER_FLOWS
+        broker: Broker | None = None
+        if hybrid:
+            why_not = mqtt_unavailable() if mqtt is not False else "webhooks asked for"
+            if why_not is None:
+                broker = stack.enter_context(running_broker(find_mosquitto() or "mosquitto"))
+                estate_text = mqtt_estate(estate_text, broker)
+                environ.pop("SYNCFABRIC__SYSTEMS__PLANT_MES__CONNECTION__PORT")  # the webhook endpoint's port
+                run.transport = "mqtt"
+                console.print(f"MES events over [bold]MQTT[/] (QoS 1, mosquitto on {broker.host}:{broker.port})")
+            elif mqtt:
+                raise RuntimeError(f"the demo cannot use MQTT: {why_not}")
+            else:
+                run.transport = "webhooks"
+                console.print(f"MES events over [bold]HTTP webhooks[/] (signed; MQTT not used: {escape(why_not)})")
+        master_flows = MASTER_FLOWS  # the overlay last: it rewrites the estate's text from its YAML
         if erp_europe == "tryton":
             estate_text = global_tryton.estate_text(estate_text, example_estate(ESTATE).with_name(
                 global_tryton.OVERLAY))
             master_flows = (*MASTER_FLOWS, *global_tryton.MASTER_FLOWS)
+        estate_file = work / "estate.yaml"
         estate_file.write_text(estate_text)
         runtime = stack.enter_context(Runtime(load_estate(estate_file, environ=environ)))
         sap = systems.sap_state
         erp_eu = systems.apps["erp-eu"].state.rest  # type: ignore[attr-defined]
         planning = stack.enter_context(httpx.Client(base_url=f"{systems.planning}/api/_sandbox", timeout=30))
         if hybrid:
-            console.print(_estate_panel(systems, estate_file))
+            mes_line = (f"MQTT QoS 1 → mosquitto {broker.host}:{broker.port}" if broker is not None
+                        else f"signed webhooks → 127.0.0.1:{systems.mes_port}")
+            console.print(_estate_panel(systems, estate_file, mes_line))
 
         # 1. night ------------------------------------------------------------------------------------------
         _snapshot(erp_apac, sim.at)
@@ -224,8 +293,10 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
             listener = Listener(runtime, list(EVENT_FLOWS))
             listener.start()
             stack.callback(lambda: (listener.stop(), listener.join()))
-            mes_out = WebhookEmitter(f"http://127.0.0.1:{systems.mes_port}/events", TOKEN, seed=seed,
-                                     faults=mes_faults)
+            mes_out: Emitter = (
+                MqttEmitter(broker.host, broker.port, seed=seed, faults=mes_faults) if broker is not None
+                else WebhookEmitter(f"http://127.0.0.1:{systems.mes_port}/events", TOKEN, seed=seed,
+                                    faults=mes_faults))
             partners_out = WebhookEmitter(f"http://127.0.0.1:{systems.partners_port}/events", TOKEN, seed=seed)
             stack.callback(mes_out.close)
             stack.callback(partners_out.close)
@@ -290,6 +361,7 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
         if hybrid:
             mes_out.flush()
             partners_out.flush()
+            _wait_ingested(listener, mes_out)
             planning.post("/faults", json={"outage": False, "reject_keys": []}).raise_for_status()
             _wait_delivered(runtime, consumer, 0.0, settle=True)
             stop.set()
@@ -310,16 +382,30 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
         summary = planning.post("/plan", params={"today": sim.at.date().isoformat()}).json()
         run.unsourced = len(summary["unsourced"])
         runtime.run_flow("planned-orders-in")
-        for _ in range(2):  # sent twice: created once
-            runtime.run_flow("na-planned-orders-out")
-        if erp_europe == "tryton":
-            run.europe = global_tryton.write_back(runtime, systems.apps["erp-eu"])  # type: ignore[arg-type]
         run.planned_orders = int(summary["planned"])
-        planned = {row.key for row in runtime.store.current("planned_order")}
-        run.purchase_orders = sum(1 for po in sap.tables["A_PurchaseOrder"].values()
-                                  if po.get("CorrespncExternalReference") in planned)
-        run.approved = sum(1 for row in runtime.store.current("planned_order")
-                           if b'"status":"approved"' in row.payload)
+        for flow in WRITE_BACK.values():
+            runtime.run_flow(flow)
+        erp_apac.import_orders()  # the legacy ERP's import job books the order files dropped meanwhile
+        # everything sent again, as after a lost answer: created once all the same
+        resent = {flow: send_again(runtime, flow) for flow in WRITE_BACK.values()}
+        erp_apac.import_orders()
+        run.waiting = waiting_orders(runtime.store, WRITE_BACK.values())
+        if run.waiting:  # a planner looks at the first exception and approves it (`syncfabric plan approve`)
+            from syncfabric.flows.write_back import approve
+
+            flow, key, _ = run.waiting[0]
+            if approve(runtime, flow, [key], actor="planner").delivered:
+                run.planner_approved.append(key)
+            erp_apac.import_orders()
+            run.waiting = waiting_orders(runtime.store, WRITE_BACK.values())
+        run.orders = orders_booked(runtime.store, sap, erp_eu, erp_apac)
+        if erp_europe == "tryton":
+            run.europe = global_tryton.booked(runtime, systems.apps["erp-eu"],  # type: ignore[arg-type]
+                                              resent=resent[global_tryton.WRITE_BACK])
+            run.orders["ERP Europe", "purchase"] = run.europe.documents["purchase.purchase"]
+            run.orders["ERP Europe", "production"] = run.europe.documents["production"]
+        run.purchase_orders = run.orders["ERP North America (SAP)", "purchase"]
+        run.approved = sum(run.orders.values())
 
         # 4. measure ----------------------------------------------------------------------------------------
         reconcile(runtime, "inventory")
@@ -343,6 +429,44 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
             except KeyboardInterrupt:
                 pass
     return run
+
+
+def send_again(runtime: Runtime, flow: str) -> int:
+    """Resend every planned order the flow already delivered (``syncfabric resend``), through the same write;
+    how many went out again."""
+    from syncfabric.flows.resend import Selection, plan_resend, resend
+
+    spec = runtime.estate.flows[flow]
+    with runtime.connector(spec.system, flow) as connector:
+        selection = plan_resend(runtime.store, flow, spec.entities, Selection())
+        return resend(runtime.store, connector, selection).records_out
+
+
+def waiting_orders(store: Store, flows: Iterable[str]) -> list[tuple[str, str, str]]:
+    """The planned orders waiting for planner review in these flows: (flow, planned order, why)."""
+    from syncfabric.flows.write_back import REVIEW, waiting
+
+    chosen = set(flows)
+    return sorted((letter.flow, letter.record_key, letter.reason.removeprefix(REVIEW + ": "))
+                  for letter in waiting(store) if letter.flow in chosen)
+
+
+def orders_booked(store: Store, sap: SapState, erp_eu: RestState, erp_apac: LegacyErp) -> Counter[tuple[str, str]]:
+    """The documents each ERP holds for the store's planned orders, by (ERP, kind)."""
+    planned = {row.key for row in store.current("planned_order")}
+    tables = sap.tables
+    booked: Counter[tuple[str, str]] = Counter()
+    booked["ERP North America (SAP)", "purchase"] = sum(
+        1 for po in tables["A_PurchaseOrder"].values() if po.get("CorrespncExternalReference") in planned)
+    booked["ERP North America (SAP)", "production"] = len(tables.get("A_PlannedOrder", {}))
+    collections = erp_eu.collections
+    for kind, collection in (("purchase", "purchase-orders"), ("production", "production-orders")):
+        booked["ERP Europe", kind] = sum(1 for row in collections.get(collection, {}).values()
+                                         if row.get("REFERENCE") in planned)
+    for kind, code in (("purchase", "PO"), ("production", "WO")):
+        booked["ERP Asia-Pacific (legacy)", kind] = sum(
+            1 for reference, row in erp_apac.orders.items() if reference in planned and row["ORDER_TYPE"] == code)
+    return booked
 
 
 def _start_systems(stack: ExitStack, work: Path, seed: int,
@@ -387,7 +511,7 @@ def _start_systems(stack: ExitStack, work: Path, seed: int,
     if erp_europe == "tryton":
         environ = global_tryton.environ(environ, eu, systems.erp_eu)
         systems.erp_eu_kind = f"Tryton (JSON-RPC; trytond {eu.state.tryton.server.url})"
-    erp_apac = LegacyErp(work / "drop" / "erp-apac", seed=seed, item_count=40)
+    erp_apac = LegacyErp(work / "drop" / "erp-apac", seed=seed, item_count=40, sourcing=True)
     reference = work / "drop" / "reference"
     reference.mkdir(parents=True, exist_ok=True)
     (reference / "locations_20261103.csv").write_text(PLANT_DIRECTORY, encoding="utf-8")
@@ -417,6 +541,18 @@ def _wait_delivered(runtime: Runtime, consumer: StreamConsumer | None, pause: fl
         if time.monotonic() >= ends and (caught_up or not settle):
             return
         time.sleep(0.02)
+
+
+def _wait_ingested(listener: Listener, emitter: Emitter, timeout: float = 30.0) -> None:
+    """Until the MES flows took every message the emitter sent (a webhook answers once stored; MQTT does not)."""
+    flows = [name for name in EVENT_FLOWS if name in ("completions-in", "movements-in", "downtime-in",
+                                                      "quality-holds-in")]
+    limit = time.monotonic() + timeout
+    while time.monotonic() < limit:
+        received = sum(result.received for name, result in listener.results.items() if name in flows)
+        if received >= emitter.delivery.sent:
+            return
+        time.sleep(0.05)
 
 
 def _replay_dead_letters(runtime: Runtime) -> None:
@@ -466,11 +602,32 @@ def comparison_table(results: dict[str, PolicyRun]) -> Table:
                                                      if r.quarantined[reason]) or "0" for r in (hybrid, batch)))
     table.add_row("dead letters (replayed after the fix)", str(hybrid.dead_letters), str(batch.dead_letters))
     table.add_row("fallbacks to batch catch-up", str(hybrid.fallbacks), str(batch.fallbacks))
-    table.add_row("planned orders (for SAP plants) → SAP purchase orders",
-                  *(f"{r.planned_orders} ({r.approved}) → {r.purchase_orders}" for r in (hybrid, batch)))
+    table.add_row("planned orders → ERP orders (waiting for review)",
+                  *(f"{r.planned_orders} → {r.approved} ({len(r.waiting)})" for r in (hybrid, batch)))
     if hybrid.europe is not None and batch.europe is not None:
         table.add_row("planned orders for Munich → Tryton documents (sent twice)",
                       *(global_tryton.documents_cell(r) for r in (hybrid.europe, batch.europe)))
+    return table
+
+
+def orders_table(run: PolicyRun) -> Table:
+    """Documents each regional ERP holds for the day's planned orders, by kind; every order was sent twice."""
+    approved = f"; approved by the planner: {', '.join(run.planner_approved)}" if run.planner_approved else ""
+    table = Table("ERP", "purchase orders", "production orders", "waiting for review",
+                  title=f"{run.name}: planned orders written back (each sent twice, created once{approved})")
+    waiting = Counter(flow for flow, _, _ in run.waiting)
+    for erp, flow in WRITE_BACK.items():
+        table.add_row(erp, str(run.orders[erp, "purchase"]), str(run.orders[erp, "production"]), str(waiting[flow]))
+    return table
+
+
+def review_table(run: PolicyRun, limit: int = 8) -> Table:
+    table = Table("flow", "planned order", "waits because",
+                  title=f"{run.name}: waiting for planner review (`syncfabric plan review`, `plan approve`)")
+    for flow, key, why in run.waiting[:limit]:
+        table.add_row(flow, key, why)
+    if len(run.waiting) > limit:
+        table.add_row("…", f"{len(run.waiting) - limit} more", "")
     return table
 
 
@@ -482,13 +639,13 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _estate_panel(systems: Systems, estate_file: Path) -> Panel:
+def _estate_panel(systems: Systems, estate_file: Path, mes_line: str) -> Panel:
     return Panel.fit(
         f"estate             {estate_file}\n"
         f"ERP North America  SAP S/4HANA OData emulator  {systems.sap}\n"
         f"ERP Europe         {systems.erp_eu_kind}  {systems.erp_eu}\n"
         f"ERP Asia-Pacific   legacy CSV drop folder\n"
-        f"plant MES x{len(PLANTS)}       signed webhooks → 127.0.0.1:{systems.mes_port}\n"
+        f"plant MES x{len(PLANTS)}       {mes_line}\n"
         f"logistics, suppliers  signed webhooks → 127.0.0.1:{systems.partners_port}; portal {systems.portal}\n"
         f"planning platform  {systems.planning}",
         title="syncfabric demo: the global manufacturer")

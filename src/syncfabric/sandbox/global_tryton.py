@@ -74,6 +74,9 @@ class EuropeWriteBack:
     duplicates: int = 0
     """Documents beyond the first for one planned order (0: each was created once, though sent twice)."""
     dead_letters: int = 0
+    """Planned orders Tryton refused (orders waiting for planner review not counted)."""
+    waiting: int = 0
+    """Planned orders waiting for planner review instead of being written."""
     resent: int = 0
     """Planned orders sent the second time."""
     stock: dict[str, float] = field(default_factory=dict)
@@ -87,7 +90,6 @@ def estate_text(base: str, overlay: Path) -> str:
     """``base`` (estate.yaml's text) with the overlay laid over it, as YAML."""
     estate = yaml.safe_load(base)
     layer = yaml.safe_load(overlay.read_text(encoding="utf-8"))
-    extend = layer.pop("extend", None) or {}
     for section, entries in layer.items():
         target = estate.setdefault(section, {})
         for name, value in (entries or {}).items():
@@ -95,21 +97,10 @@ def estate_text(base: str, overlay: Path) -> str:
                 target.pop(name, None)
             else:
                 target[name] = value
-    for section, entries in extend.items():
-        for name, value in entries.items():
-            _extend(estate[section][name], value)
     header = f"# {overlay.name} laid over estate.yaml (syncfabric demo --erp-europe tryton)\n"
     return header + yaml.safe_dump(estate, sort_keys=False, allow_unicode=True, width=120)
 
 
-def _extend(target: dict[str, Any], more: dict[str, Any]) -> None:
-    for name, value in more.items():
-        if isinstance(value, list):
-            target[name] = [*target.get(name, []), *(item for item in value if item not in target.get(name, []))]
-        elif isinstance(value, dict):
-            _extend(target.setdefault(name, {}), value)
-        else:
-            target[name] = value
 
 
 def environ(base: dict[str, str], app: FastAPI, url: str) -> dict[str, str]:
@@ -292,10 +283,8 @@ def seed_company(client: TrytonClient, records: dict[str, list[dict[str, Any]]])
     if points:
         s.x("stock.order_point", "create", points)
 
-    by_parent: dict[str, list[dict[str, Any]]] = {}
-    for row in records["boms"]:
-        by_parent.setdefault(row["MATNR"], []).append(row)
-    for parent, lines in sorted(by_parent.items()):
+    for row in sorted(records["boms"], key=lambda bom: bom["MATNR"]):  # one per parent, its lines in STPO
+        parent, lines = row["MATNR"], row["STPO"]
         bom = s.x("production.bom", "create", [{
             "name": f"Stückliste {parent}",
             "inputs": [["create", [{"product": product[line["IDNRK"]], "quantity": float(line["MENGE"]),
@@ -365,20 +354,17 @@ def read_at_reconciliation(runtime: Runtime, stock_flows: tuple[str, ...], plann
 # ---- write-back ------------------------------------------------------------------------------------------------
 
 
-def write_back(runtime: Runtime, app: FastAPI) -> EuropeWriteBack:
-    """The planned orders for Munich written into Tryton, then every planned order sent again (a resend of what the
-    flow delivered, as after a lost acknowledgement); what Tryton then holds for them, and its stock."""
-    from syncfabric.flows.resend import Selection, plan_resend, resend
+def booked(runtime: Runtime, app: FastAPI, *, resent: int) -> EuropeWriteBack:
+    """What Tryton holds for Munich's planned orders after the demo's write-back flow sent them, and ``resent`` of
+    them a second time (a resend of what the flow delivered, as after a lost acknowledgement); and its stock."""
+    from syncfabric.flows.write_back import waiting
 
-    runtime.run_flow(WRITE_BACK)
-    with runtime.connector("erp-eu", WRITE_BACK) as connector:
-        again = resend(runtime.store, connector, plan_resend(runtime.store, WRITE_BACK, ["planned_order"],
-                                                            Selection()))
     planned = [row.key for row in runtime.store.current("planned_order")
                if row.payload is not None and json.loads(row.payload).get("location_id") == PLANT]
     tryton: TrytonEurope = app.state.tryton
-    result = EuropeWriteBack(planned=len(planned), resent=again.records_out, stock=tryton.stock(),
-                             dead_letters=len(runtime.store.dead_letters(flow=WRITE_BACK)))
+    review = len(waiting(runtime.store, WRITE_BACK))
+    result = EuropeWriteBack(planned=len(planned), resent=resent, stock=tryton.stock(), waiting=review,
+                             dead_letters=len(runtime.store.dead_letters(flow=WRITE_BACK)) - review)
     if planned:
         for documents in tryton.documents(planned).values():
             result.documents.update(model for model, _, _ in documents)
@@ -390,4 +376,5 @@ def documents_cell(result: EuropeWriteBack) -> str:
     """``12 → 9 purchases + 3 productions, 0 duplicates`` for the demo's table."""
     return (f"{result.planned} → {result.documents['purchase.purchase']} purchases + "
             f"{result.documents['production']} productions, {result.duplicates} duplicates"
+            + (f", {result.waiting} waiting for review" if result.waiting else "")
             + (f", {result.dead_letters} dead letters" if result.dead_letters else ""))

@@ -25,7 +25,25 @@ COLUMNS = {
     "items": ["ITEM_NO", "DESCRIPTION", "UOM", "ITEM_TYPE", "UNIT_COST"],
     "item_locations": ["ITEM_NO", "SITE", "PROCUREMENT", "LEAD_TIME_DAYS", "SAFETY_STOCK", "PLANNER"],
     "inventory": ["ITEM_NO", "SITE", "LOT", "ON_HAND", "UOM", "ALLOCATED", "QI_STOCK", "SNAPSHOT_UTC"],
+    "vendors": ["VENDOR_NO", "VENDOR_NAME", "BLOCKED"],
+    "sources": ["ITEM_NO", "SITE", "VENDOR_NO", "LEAD_TIME_DAYS"],
 }
+VENDORS = (("V-88001", "Straits Precision Pte Ltd"), ("V-88002", "Penang Components Sdn Bhd"),
+           ("V-88003", "Suzhou Metalworks Co"))
+ORDER_COLUMNS = ["ORDER_REF", "ORDER_TYPE", "ITEM_NO", "SITE", "QTY", "UOM", "START_DATE", "DUE_DATE", "VENDOR_NO"]
+"""The order import file (``inbound/orders_*.csv``): ``ORDER_TYPE`` PO (purchase, from ``VENDOR_NO``) or WO
+(work order)."""
+
+
+@dataclass
+class OrderImport:
+    """What one run of the order import did."""
+
+    booked: int = 0
+    duplicates: int = 0
+    """Rows whose reference was booked before: nothing booked again."""
+    rejected: list[str] = field(default_factory=list)
+    """``file:line: reason`` per row refused (also written to ``inbound/rejected/<file>`` with a REASON column)."""
 
 
 @dataclass
@@ -37,6 +55,8 @@ class LegacyErp:
     item_count: int = 120
     rows: dict[str, dict[tuple[str, ...], dict[str, str]]] = field(default_factory=dict)
     bad_rows: dict[str, list[list[str]]] = field(default_factory=dict)
+    sourcing: bool = False
+    """Also keep (and export) vendors and the vendor of each bought item per site (``vendors``, ``sources``)."""
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
@@ -66,8 +86,16 @@ class LegacyErp:
                     "inventory", item, plant, "", str(rng.randint(0, 5000)), unit, str(rng.randint(0, 100)),
                     str(rng.randint(0, 20)), _stamp(self.clock),
                 )
+        vendors = {(number,): _row("vendors", number, name, "N") for number, name in VENDORS}
+        sources = {(item, plant): _row("sources", item, plant, VENDORS[index % len(VENDORS)][0], row["LEAD_TIME_DAYS"])
+                   for index, ((item, plant), row) in enumerate(sorted(item_locations.items()))
+                   if row["PROCUREMENT"] == "buy"}
         self.rows = {"locations": locations, "items": items, "item_locations": item_locations,
                      "inventory": inventory}
+        if self.sourcing:
+            self.rows.update(vendors=vendors, sources=sources)
+        self.orders: dict[str, dict[str, str]] = {}
+        """Orders booked from import files, by their reference."""
 
     def change_inventory(self, count: int) -> list[str]:
         """Move the on-hand quantity of ``count`` balances; returns their canonical keys."""
@@ -83,8 +111,10 @@ class LegacyErp:
         """Rows the next export will contain as written: mistyped quantities, unknown units, missing keys."""
         self.bad_rows.setdefault(table, []).extend(rows)
 
-    def export(self, tables: tuple[str, ...] = tuple(COLUMNS)) -> list[Path]:
-        """Write one complete CSV per table, atomically, named by the export time."""
+    def export(self, tables: tuple[str, ...] | None = None) -> list[Path]:
+        """Write one complete CSV per table (every table it keeps, by default), atomically, named by the export
+        time."""
+        tables = tuple(self.rows) if tables is None else tables
         self.folder.mkdir(parents=True, exist_ok=True)
         written = []
         stamp = self.clock.strftime("%Y%m%dT%H%M%S")
@@ -100,6 +130,60 @@ class LegacyErp:
             os.replace(partial, path)
             written.append(path)
         return written
+
+
+    def import_orders(self) -> OrderImport:
+        """The ERP's order import job: book every row of the complete files in ``inbound/`` (oldest first) whose
+        reference is new, as ``PO-000001`` / ``WO-000001``; move each file to ``inbound/processed``. A reference
+        booked before books nothing (a file sent twice books once); a bad row is refused with its reason."""
+        inbound, result = self.folder / "inbound", OrderImport()
+        if not inbound.is_dir():
+            return result
+        for path in sorted(inbound.glob("orders_*.csv"), key=lambda p: (p.stat().st_mtime_ns, p.name)):
+            refused: list[dict[str, str]] = []
+            with path.open(newline="", encoding="utf-8") as handle:
+                for line, row in enumerate(csv.DictReader(handle), start=2):
+                    reason = self._book(row)
+                    if reason == "duplicate":
+                        result.duplicates += 1
+                    elif reason:
+                        result.rejected.append(f"{path.name}:{line}: {reason}")
+                        refused.append({**row, "REASON": reason})
+                    else:
+                        result.booked += 1
+            if refused:
+                (inbound / "rejected").mkdir(exist_ok=True)
+                with (inbound / "rejected" / path.name).open("w", newline="", encoding="utf-8") as out:
+                    writer = csv.DictWriter(out, [*ORDER_COLUMNS, "REASON"], extrasaction="ignore")
+                    writer.writeheader()
+                    writer.writerows(refused)
+            done = inbound / "processed"
+            done.mkdir(exist_ok=True)
+            os.replace(path, done / path.name)
+        return result
+
+    def _book(self, row: dict[str, str]) -> str:
+        """Book one import row; ``duplicate``, a reason it is refused, or empty when booked."""
+        reference = (row.get("ORDER_REF") or "").strip()
+        if not reference:
+            return "ORDER_REF is empty"
+        if reference in self.orders:
+            return "duplicate"
+        kind, item, site = row.get("ORDER_TYPE"), row.get("ITEM_NO", ""), row.get("SITE", "")
+        if kind not in ("PO", "WO"):
+            return f"ORDER_TYPE must be PO or WO, not {kind!r}"
+        if (item, site) not in self.rows["item_locations"]:
+            return f"item {item} is not planned at site {site}"
+        try:
+            if Decimal(row.get("QTY") or "0") <= 0:
+                return f"QTY must be positive, not {row.get('QTY')!r}"
+        except ArithmeticError:
+            return f"QTY is not a number: {row.get('QTY')!r}"
+        if kind == "PO" and (row.get("VENDOR_NO", ""),) not in self.rows.get("vendors", {}):
+            return f"vendor {row.get('VENDOR_NO')!r} does not exist"
+        count = sum(1 for order in self.orders.values() if order["ORDER_TYPE"] == kind)
+        self.orders[reference] = {**row, "ORDER_NO": f"{kind}-{count + 1:06d}"}
+        return ""
 
 
 def _row(table: str, *values: str) -> dict[str, str]:

@@ -17,6 +17,17 @@ class FixedColumn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Number of characters of the column."""
 
 
+class FileTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where the records of one canonical entity are written for the system's import job to pick up."""
+
+    folder: str
+    """The system's inbound folder, relative to ``folder`` (``inbound``)."""
+    prefix: str
+    """File names are ``<prefix><UTC time>_<batch>.csv`` (``orders_20261103T180000_1a2b3c.csv``)."""
+    columns: Annotated[list[str], msgspec.Meta(min_length=1)]
+    """The CSV header, in order; each record (shaped by the flow's outbound ``mapping:``) gives these fields."""
+
+
 class FilesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     folder: str
     """The drop folder the system writes its exports into; relative to the estate file's folder."""
@@ -40,6 +51,10 @@ class FilesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """fixed_width: lines at the top of each file that are not records (a title, a ruler)."""
     strip: bool = True
     """fixed_width: remove the padding spaces around each column's text."""
+    targets: dict[str, FileTarget] = {}
+    """Outbound: per canonical entity, the import file its records are written to (CSV with ``delimiter`` and
+    ``encoding``, one file per batch, renamed into place complete). The system books them; a batch sent again is
+    a second file with the same records, which an import that books by reference books once."""
 
     def __post_init__(self) -> None:
         if self.format == "fixed_width":

@@ -4,20 +4,34 @@ A cursor names the file (by name and fingerprint: size and modification time), t
 whether the file is finished. A finished file is moved to the archive folder once the store has committed it
 (:meth:`FilesConnector.acknowledge`); if the process dies before the move, the next run recognises the file by its
 fingerprint and archives it without reading it again. So no file is read twice and none is lost.
+
+Writing (``targets``): each batch of records of an entity becomes one CSV import file in the system's inbound
+folder, for its import job to book.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import fnmatch
 import os
 import shutil
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
-from syncfabric.connectors.base import Capability, Connector, Page, RawRecord, RejectedRaw
+from syncfabric.connectors.base import (
+    Capability,
+    Connector,
+    OutboundRecord,
+    Page,
+    RawRecord,
+    RejectedRaw,
+    WriteOutcome,
+)
 from syncfabric.connectors.files.configuration import FilesConfig
 from syncfabric.connectors.files.exceptions import translate_error
 from syncfabric.connectors.files.formats import READERS
@@ -44,7 +58,7 @@ def decode_cursor(text: str | None) -> FileCursor | None:
 
 class FilesConnector(Connector):
     kind = "files"
-    capabilities = Capability.READ_FULL | Capability.READ_CHANGES
+    capabilities = Capability.READ_FULL | Capability.READ_CHANGES | Capability.WRITE
     config_type = FilesConfig
     config: FilesConfig
     page_size = 1000
@@ -151,6 +165,31 @@ class FilesConnector(Connector):
         if path.exists() and _fingerprint(path) == decoded.fingerprint:
             self._archive(path)
 
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        """One import file of the records (see ``targets``); deletions are refused, since an import file books
+        and never cancels."""
+        target = self.config.targets.get(entity)
+        if target is None:
+            raise PermanentError(f"no target for entity {entity!r}: give it under the connection's targets "
+                                 f"({{{entity}: {{folder: inbound, prefix: ..., columns: [...]}}}})",
+                                 system=self.system, entity=entity)
+        outcome = WriteOutcome()
+        rows = []
+        for record in records:
+            if record.payload is None:
+                outcome.rejected[record.key] = f"{self.system} takes import files: a deletion is cancelled there"
+                continue
+            rows.append(record.payload)
+            outcome.accepted.append(record.key)
+        if rows:
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+            path = self.folder / target.folder / f"{target.prefix}{stamp}_{uuid.uuid4().hex[:6]}.csv"
+            try:
+                _write_csv(path, target.columns, rows, self.config.delimiter, self.config.encoding)
+            except OSError as exc:
+                raise translate_error(exc, system=self.system, file=str(path)) from exc
+        return outcome
+
     def _archive(self, path: Path) -> None:
         self.archive.mkdir(parents=True, exist_ok=True)
         target = self.archive / path.name
@@ -164,6 +203,18 @@ class FilesConnector(Connector):
                     marker.unlink()
         except OSError as exc:
             raise translate_error(exc, system=self.system, file=f"cannot archive {path.name}") from exc
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]], delimiter: str, encoding: str) -> None:
+    """Write the file under a ``.part`` name and rename it into place: the importer never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    with partial.open("w", newline="", encoding=encoding) as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(name) is None else row[name] for name in columns])
+    os.replace(partial, path)
 
 
 def _fingerprint(path: Path) -> str:

@@ -67,6 +67,18 @@ class PurchaseOrders(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """The purchase order service."""
 
 
+class PlannedOrders(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How planned orders of type ``make`` become SAP planned orders for in-house production (``A_PlannedOrder``),
+    which production planners convert into production orders in SAP."""
+
+    planned_order_type: str = "LA"
+    """Planned order type (``PlannedOrderType``); LA is the standard planned order."""
+    statuses: list[str] = msgspec.field(default_factory=lambda: ["approved", "released"])
+    """Planned order statuses that are created in SAP; others are accepted and left alone until they change."""
+    service: str = "API_PRODUCTION_ORDER_2_SRV"
+    """The service that holds ``A_PlannedOrder``."""
+
+
 class RetrySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Retries of throttled (429), failing (5xx) and timed-out reads; ``Retry-After`` is honoured."""
 
@@ -89,6 +101,8 @@ class ODataConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Readable sources by name."""
     purchase_orders: PurchaseOrders | None = None
     """Write-back of planned orders as purchase orders; none: the system is read only."""
+    planned_orders: PlannedOrders | None = None
+    """Write-back of make planned orders as SAP planned orders; none: make orders are not written."""
     page_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500
     """Records per request of a net-change read (``$top``); full reads follow the server's ``__next`` paging."""
     changes_overlap_seconds: Annotated[float, msgspec.Meta(ge=0)] = 1.0

@@ -17,8 +17,10 @@ becomes a purchase order (deep insert of header, item and schedule line) carryin
 ``purchase_orders.reference_field``. Before creating, the connector looks the references up, so a planned order
 sent again (a retry, a crash between SAP's commit and ours, a newer version) finds its purchase order instead of
 creating a second one. The outcome links each planned order to its purchase order number; the outbound flow
-stores that link in the cross-reference. SAP's refusal of one order (unknown material, blocked supplier) rejects
-that order with SAP's message; throttling and outages raise a TransientError, and the whole write is sent again.
+stores that link in the cross-reference. A make planned order becomes an SAP planned order
+(``A_PlannedOrder``) when ``planned_orders`` is configured (:mod:`.planned_orders`). SAP's refusal of one order
+(unknown material, blocked supplier) rejects that order with SAP's message; throttling and outages raise a
+TransientError, and the whole write is sent again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Pa
 from syncfabric.connectors.odata.client import ODataClient
 from syncfabric.connectors.odata.configuration import EntitySpec, ODataConfig
 from syncfabric.connectors.odata.exceptions import sap_message, translate_error
+from syncfabric.connectors.odata.planned_orders import ENTITY_SET as PLANNED_SET
+from syncfabric.connectors.odata.planned_orders import planned_order_body, same_order
 from syncfabric.connectors.odata.purchase_orders import purchase_order_body, reference_filter
 from syncfabric.errors import PermanentError, TransientError
 from syncfabric.observe import clock
@@ -56,6 +60,7 @@ class ODataConnector(Connector):
     config_type = ODataConfig
     config: ODataConfig
     secret_names = ("user", "password")
+    links_external_ids = True
 
     _client: ODataClient | None = None
 
@@ -159,24 +164,37 @@ class ODataConnector(Connector):
     # ---- writing ---------------------------------------------------------------------------------------------
 
     def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
-        settings = self.config.purchase_orders
-        if entity != "planned_order" or settings is None:
-            raise PermanentError(f"{self.system} writes planned_order (with purchase_orders configured), "
-                                 f"not {entity!r}", system=self.system, entity=entity)
+        settings, planning = self.config.purchase_orders, self.config.planned_orders
+        if entity != "planned_order" or (settings is None and planning is None):
+            raise PermanentError(f"{self.system} writes planned_order (with purchase_orders or planned_orders "
+                                 f"configured), not {entity!r}", system=self.system, entity=entity)
         outcome = WriteOutcome()
         bodies: dict[str, dict[str, Any]] = {}
+        makes: dict[str, tuple[dict[str, Any], OutboundRecord]] = {}
         for record in records:
-            if record.payload is None:
+            payload = record.payload
+            if payload is None:
                 outcome.rejected[record.key] = ("deleting a planned order does not cancel a purchase order in SAP; "
                                                 "cancel it there")
-            elif record.payload.get("status") not in settings.statuses:
+            elif payload.get("order_type") == "make" and planning is not None:
+                if payload.get("status") not in planning.statuses:
+                    outcome.accepted.append(record.key)
+                    continue
+                try:
+                    makes[record.key] = (planned_order_body(payload, planning), record)
+                except (KeyError, TypeError, ValueError) as exc:
+                    outcome.rejected[record.key] = f"cannot create a planned order: {exc}"
+            elif settings is None:
+                outcome.rejected[record.key] = (f"{payload.get('order_type')} planned orders are not written to "
+                                                f"{self.system} (no purchase_orders in its connection)")
+            elif payload.get("status") not in settings.statuses:
                 outcome.accepted.append(record.key)
             else:
                 try:
-                    bodies[record.key] = purchase_order_body(record.key, record.payload, settings)
+                    bodies[record.key] = purchase_order_body(record.key, payload, settings)
                 except (KeyError, TypeError, ValueError) as exc:
                     outcome.rejected[record.key] = f"cannot create a purchase order: {exc}"
-        existing = self._existing(list(bodies))
+        existing = self._existing(list(bodies)) if bodies else {}
         for key, body in bodies.items():
             number = existing.get(key) or self._create(key, body)
             if number.startswith("!"):
@@ -184,7 +202,42 @@ class ODataConnector(Connector):
                 continue
             outcome.accepted.append(key)
             outcome.links[key] = number
+        if makes:
+            self._write_planned(makes, outcome)
         return outcome
+
+    def _write_planned(self, makes: dict[str, tuple[dict[str, Any], OutboundRecord]], outcome: WriteOutcome) -> None:
+        """Create the SAP planned orders not made yet (see :mod:`.planned_orders`); link every key to its own."""
+        assert self.config.planned_orders is not None
+        service = self.config.planned_orders.service
+        taken: set[str] = set()
+        for key, (body, record) in makes.items():
+            found = self._planned_candidates(service, body["Material"], body["MRPPlant"])
+            number = next((str(row["PlannedOrder"]) for row in found if row["PlannedOrder"] == record.external_id),
+                          None)
+            if number is None and record.external_id is None:
+                finish = str(plain(body["PlndOrderPlannedEndDate"]))
+                number = next((str(row["PlannedOrder"]) for row in found if str(row["PlannedOrder"]) not in taken
+                               and same_order(row, body, finish)), None)
+            if number is None:
+                number = self._create(key, body, service=service, entity_set=PLANNED_SET, number="PlannedOrder")
+            if number.startswith("!"):
+                outcome.rejected[key] = number[1:]
+                continue
+            taken.add(number)
+            outcome.accepted.append(key)
+            outcome.links[key] = number
+
+    def _planned_candidates(self, service: str, material: str, plant: str) -> list[dict[str, Any]]:
+        url: str | None = self.client.service_url(service, PLANNED_SET)
+        params: dict[str, str] | None = {"$filter": f"Material eq {_quote(material)} and MRPPlant eq {_quote(plant)}"}
+        rows: list[dict[str, Any]] = []
+        while url is not None:
+            body = self.client.json(url, params, entity=PLANNED_SET)
+            rows += [plain(row) for row in body.get("results", [])]
+            following = body.get("__next")
+            url, params = (self.client.relative(following) if following else None), None
+        return rows
 
     def _existing(self, references: list[str]) -> dict[str, str]:
         """Purchase orders already carrying these planned order references: reference → purchase order."""
@@ -203,21 +256,25 @@ class ODataConnector(Connector):
                 url, params = (self.client.relative(following) if following else None), None
         return found
 
-    def _create(self, key: str, body: dict[str, Any]) -> str:
-        """The new purchase order's number, or ``!`` and SAP's reason when SAP refuses this order."""
-        assert self.config.purchase_orders is not None
-        response = self.client.modify("POST", self.config.purchase_orders.service, "A_PurchaseOrder", body,
-                                      entity="A_PurchaseOrder", key=key)
+    def _create(self, key: str, body: dict[str, Any], *, service: str | None = None,
+                entity_set: str = "A_PurchaseOrder", number: str = "PurchaseOrder") -> str:
+        """The new document's number (a purchase order's, by default), or ``!`` and SAP's reason when SAP refuses
+        this order."""
+        if service is None:
+            assert self.config.purchase_orders is not None
+            service = self.config.purchase_orders.service
+        what = "purchase order" if entity_set == "A_PurchaseOrder" else "planned order"
+        response = self.client.modify("POST", service, entity_set, body, entity=entity_set, key=key)
         if response.status_code == 201:
             try:
-                return str(response.json()["d"]["PurchaseOrder"])
+                return str(response.json()["d"][number])
             except (ValueError, KeyError, TypeError):
-                raise PermanentError("SAP created a purchase order but did not say its number",
-                                     system=self.system, entity="A_PurchaseOrder", key=key) from None
-        error = translate_error(response, system=self.system, entity="A_PurchaseOrder", key=key)
+                raise PermanentError(f"SAP created a {what} but did not say its number",
+                                     system=self.system, entity=entity_set, key=key) from None
+        error = translate_error(response, system=self.system, entity=entity_set, key=key)
         if isinstance(error, TransientError) or response.status_code in (401, 403):
             raise error
-        return f"!SAP refused the purchase order: {sap_message(response)}"
+        return f"!SAP refused the {what}: {sap_message(response)}"
 
 
 def plain(value: Any) -> Any:

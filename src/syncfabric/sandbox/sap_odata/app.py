@@ -9,7 +9,10 @@ Business API under ``/sap/opu/odata/sap/<SERVICE>/`` (basic auth when created wi
   ``$orderby``, ``$top``, ``$skip``, ``$inlinecount=allpages``; server-driven paging of ``page_size`` rows with a
   ``__next`` link carrying ``$skiptoken``. JSON only (``$format=json`` or ``Accept: application/json``), in the
   v2 shape ``{"d": {"results": [...], "__next": ...}}``; dates as ``/Date(ms)/``, decimals as text.
+- Bills of material: ``MaterialBOM`` of ``API_BILL_OF_MATERIAL_SRV`` (production BOMs of the finished products
+  made in a plant), items through ``to_BillOfMaterialItem``.
 - ``POST A_PurchaseOrder`` creates a purchase order with its items and schedule lines (deep insert);
+  ``POST A_PlannedOrder`` (``API_PRODUCTION_ORDER_2_SRV``) creates a planned order for in-house production;
   ``PATCH``/``MERGE`` on a product, its descriptions or plant data changes it and stamps ``LastChangeDateTime``.
   Modifying requests need the CSRF token fetched with ``x-csrf-token: fetch`` on a GET of the same session
   (cookie); without it: 403 ``CSRF token validation failed``.
@@ -197,7 +200,8 @@ def create_app(users: dict[str, str] | None = None, *, seed: int = 42, products:
             raise ODataError(405, "/IWBEP/CM_MGW_RT/021", f"Method 'CREATE_ENTITY' not implemented for {spec.name}")
         body = await _json_body(request)
         try:
-            created = state.create_purchase_order(body, user)
+            created = (state.create_planned_order(body, user) if spec.name == "A_PlannedOrder"
+                       else state.create_purchase_order(body, user))
         except ValueError as exc:
             code, _, message = str(exc).partition("|")
             raise ODataError(400, code if message else "ME/000", message or code) from None
@@ -205,7 +209,8 @@ def create_app(users: dict[str, str] | None = None, *, seed: int = 42, products:
             lost_answers[0] -= 1
             raise ODataError(503, "/IWFND/CM_BEC/026", "Connection to the backend system was lost")
         base = f"{str(request.base_url).rstrip('/')}{ROOT}/{service}"
-        payload = _entity(state, base, spec, created, _expand_tree("to_PurchaseOrderItem/to_ScheduleLine"), None)
+        expand = "to_PurchaseOrderItem/to_ScheduleLine" if spec.name == "A_PurchaseOrder" else None
+        payload = _entity(state, base, spec, created, _expand_tree(expand), None)
         return JSONResponse({"d": payload}, status_code=201,
                             headers={"Location": payload["__metadata"]["uri"]})
 

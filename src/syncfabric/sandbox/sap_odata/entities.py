@@ -45,10 +45,11 @@ def _props(*groups: tuple[str, str]) -> dict[str, str]:
     return out
 
 
-PRODUCT, STOCK, PURCHASING, PRODUCTION, PARTNER = (
+PRODUCT, STOCK, PURCHASING, PRODUCTION, PARTNER, BOM = (
     "API_PRODUCT_SRV", "API_MATERIAL_STOCK_SRV", "API_PURCHASEORDER_PROCESS_SRV", "API_PRODUCTION_ORDER_2_SRV",
-    "API_BUSINESS_PARTNER",
+    "API_BUSINESS_PARTNER", "API_BILL_OF_MATERIAL_SRV",
 )
+_BOM_KEYS = ("BillOfMaterial", "BillOfMaterialCategory", "BillOfMaterialVariant", "BillOfMaterialVersion")
 
 _SETS = [
     EntitySet("A_Product", PRODUCT, ("Product",), _props(
@@ -113,6 +114,24 @@ _SETS = [
          "OrderIsTechnicallyCompleted OrderIsClosed", B), ("MfgOrderCreationDate", DT), ("LastChangeDateTime", DTO),
         ("Material StorageLocation ProductionPlant", S), ("MfgOrderPlannedStartDate MfgOrderPlannedEndDate", DT),
         ("MfgOrderPlannedTotalQty MfgOrderConfirmedYieldQty", D), ("ProductionUnit", S),
+    )),
+    EntitySet("A_PlannedOrder", PRODUCTION, ("PlannedOrder",), _props(
+        ("PlannedOrder PlannedOrderType PlannedOrderProfile Material ProductionPlant MRPPlant "
+         "MaterialProcurementCategory BaseUnit", S), ("TotalQuantity", D),
+        ("PlndOrderPlannedStartDate PlndOrderPlannedEndDate PlannedOrderOpeningDate", DT),
+        ("LastChangeDateTime", DTO), ("MRPController", S),
+    ), creatable=True),
+    EntitySet("MaterialBOM", BOM, (*_BOM_KEYS, "EngineeringChangeDocument", "Material", "Plant"), _props(
+        (" ".join((*_BOM_KEYS, "EngineeringChangeDocument", "Material", "Plant", "BillOfMaterialVariantUsage")), S),
+        ("IsMarkedForDeletion", B), ("HeaderValidityStartDate", DT), ("BOMHeaderBaseUnit", S),
+        ("BOMHeaderQuantityInBaseUnit", D),
+    ), {"to_BillOfMaterialItem": Navigation("MaterialBOMItem", tuple(
+        (name, name) for name in (*_BOM_KEYS, "Material", "Plant")))}),
+    EntitySet("MaterialBOMItem", BOM, (*_BOM_KEYS, "BillOfMaterialItemNodeNumber", "HeaderChangeDocument",
+                                       "Material", "Plant"), _props(
+        (" ".join((*_BOM_KEYS, "BillOfMaterialItemNodeNumber", "HeaderChangeDocument", "Material", "Plant",
+                   "BillOfMaterialComponent", "BillOfMaterialItemCategory", "BillOfMaterialItemNumber",
+                   "BillOfMaterialItemUnit")), S), ("BillOfMaterialItemQuantity", D),
     )),
     EntitySet("A_BusinessPartner", PARTNER, ("BusinessPartner",), _props(
         ("BusinessPartner Customer Supplier BusinessPartnerCategory BusinessPartnerFullName "

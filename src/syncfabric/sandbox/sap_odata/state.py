@@ -49,6 +49,7 @@ class SapState:
                 name: {} for sets in SETS.values() for name in sets}
             self.clock = _BASE
             self._generate(random.Random(self.seed))
+            self._generate_boms(random.Random(self.seed + 1))
             self.clock = _BASE + dt.timedelta(days=30)
 
     def tick(self) -> dt.datetime:
@@ -194,7 +195,60 @@ class SapState:
                     self.put("A_PurchaseOrderScheduleLine", schedule)
             return created
 
+    def create_planned_order(self, body: dict[str, Any], user: str) -> Row:
+        """A planned order for in-house production, numbered by SAP; ValueError with SAP's message when the
+        material is not planned in the plant, the quantity is not positive or a date is missing."""
+        del user
+        spec = entity_set("A_PlannedOrder")
+        row = {prop: from_json(edm, body[prop], prop) for prop, edm in spec.properties.items()
+               if prop in body and prop != "PlannedOrder"}
+        material, plant = str(row.get("Material") or ""), str(row.get("MRPPlant") or row.get("ProductionPlant") or "")
+        with self.lock:
+            if (material, plant) not in self.tables["A_ProductPlant"]:
+                raise ValueError(f"61/012|Material {material} is not maintained in plant {plant}")
+            if row.get("TotalQuantity") is None or row["TotalQuantity"] <= 0:
+                raise ValueError("61/101|Enter a total quantity greater than zero")
+            if row.get("PlndOrderPlannedEndDate") is None:
+                raise ValueError("61/040|Enter the order finish date (PlndOrderPlannedEndDate)")
+            now = self.tick()
+            table = self.tables.setdefault("A_PlannedOrder", {})
+            number = f"{len(table) + 1:010d}"
+            while (number,) in table:
+                number = f"{int(number) + 1:010d}"
+            row.update(PlannedOrder=number, MRPPlant=plant, LastChangeDateTime=now, PlannedOrderOpeningDate=_day(now))
+            row.setdefault("ProductionPlant", plant)
+            row.setdefault("PlannedOrderType", "LA")
+            row.setdefault("MaterialProcurementCategory", "E")
+            row.setdefault("BaseUnit", self.tables["A_Product"][(material,)]["BaseUnit"])
+            return self.put("A_PlannedOrder", row)
+
     # ---- seed ------------------------------------------------------------------------------------------------
+
+    def _generate_boms(self, rng: random.Random) -> None:
+        """A production BOM (usage 1, one variant) for every finished product made in a plant: two or three of
+        the plant's raw materials (its own seed, so the rest of the seeded data stays as it was)."""
+        plants = self.tables["A_ProductPlant"]
+        for number, (product, plant) in enumerate(sorted(key for key, row in plants.items()
+                                                         if row["ProcurementType"] == "E"), start=1):
+            raw = sorted(key[0] for key in plants if key[1] == plant and key[0].startswith("RM"))
+            if not raw:
+                continue
+            header = {"BillOfMaterial": f"{number:08d}", "BillOfMaterialCategory": "M", "BillOfMaterialVariant": "1",
+                      "BillOfMaterialVersion": "", "EngineeringChangeDocument": "", "Material": product,
+                      "Plant": plant, "BillOfMaterialVariantUsage": "1", "IsMarkedForDeletion": False,
+                      "HeaderValidityStartDate": _day(_BASE), "BOMHeaderBaseUnit": "PC",
+                      "BOMHeaderQuantityInBaseUnit": Decimal(1)}
+            self.put("MaterialBOM", header)
+            for index, component in enumerate(rng.sample(raw, k=min(len(raw), rng.randint(2, 3))), start=1):
+                self.put("MaterialBOMItem", {
+                    **{name: header[name] for name in ("BillOfMaterial", "BillOfMaterialCategory",
+                                                       "BillOfMaterialVariant", "BillOfMaterialVersion",
+                                                       "Material", "Plant")},
+                    "BillOfMaterialItemNodeNumber": str(index), "HeaderChangeDocument": "",
+                    "BillOfMaterialComponent": component, "BillOfMaterialItemCategory": "L",
+                    "BillOfMaterialItemNumber": f"{index * 10:04d}",
+                    "BillOfMaterialItemUnit": self.tables["A_Product"][(component,)]["BaseUnit"],
+                    "BillOfMaterialItemQuantity": Decimal(rng.randint(1, 4))})
 
     def _generate(self, rng: random.Random) -> None:
         for index, name in enumerate(SUPPLIERS, start=1):
