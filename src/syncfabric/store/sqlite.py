@@ -39,7 +39,8 @@ from sqlalchemy.exc import ArgumentError
 
 from syncfabric.errors import ConfigError, StoreError
 from syncfabric.store.base import Change, Lineage, Op
-from syncfabric.store.sql import SqlStore
+from syncfabric.store.recent import RecentChanges
+from syncfabric.store.sql import LoggedEntry, SqlStore
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -59,6 +60,9 @@ _CHANGES = (
     "SELECT seq, entity, key, version, op, content_hash, payload, recorded_at, source_system, source_id, batch_id,"
     " mapping_version FROM sf_change_log WHERE {where} ORDER BY seq LIMIT ?"
 )
+
+
+_OPS = {op.value: op for op in Op}
 
 
 def _utc(stamp: str | dt.datetime) -> dt.datetime:
@@ -131,6 +135,8 @@ class SqliteStore(SqlStore):
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
         self._lookup_sql: dict[int, str] = {}
+        self._recent = RecentChanges()
+        """What this process's commits appended to the change log, for its own readers (:mod:`.recent`)."""
         self._write_queue = threading.Lock()
         self._appended = threading.Condition()
         self._generation = 0
@@ -143,9 +149,11 @@ class SqliteStore(SqlStore):
         self._check_not_writing(action)  # before queueing: a nested write raises instead of waiting for itself
         with self._write_queue:
             self._local.appends = False
+            self._local.logged = logged = []
             with super()._writing(action) as conn:
                 yield conn
             appended = self._local.appends  # reached only once committed
+            self._recent.committed(logged)  # in commit order: still holding the write queue
         if appended:
             with self._appended:
                 self._generation += 1
@@ -154,6 +162,16 @@ class SqliteStore(SqlStore):
     def changes(self, after: int, *, entities: Sequence[str] | None = None, limit: int = 1000) -> list[Change]:
         self._local.seen = self._generation  # before reading: a commit that notifies later is one this read missed
         if limit <= 0 or (entities is not None and not entities):
+            return []
+        return self._recent.read(after, entities, limit,
+                                 lambda start, n: self._logged_changes(start, entities=entities, limit=n))
+
+    def _logged(self, entity: str, op: Op, recorded_at: dt.datetime, entries: list[LoggedEntry]) -> None:
+        RecentChanges.log(self._local.logged, entity, op, recorded_at, entries)
+
+    def _logged_changes(self, after: int, *, entities: Sequence[str] | None, limit: int) -> list[Change]:
+        """The change log as the database holds it."""
+        if limit <= 0:
             return []
         # The driver's rows straight into Changes: the typed SQLAlchemy path parses every time stamp with a regular
         # expression and builds a Row per entry, which made reading the log the consumer's largest cost.
@@ -165,8 +183,12 @@ class SqliteStore(SqlStore):
         params.append(limit)
         with self._reading(f"read changes after {after}") as conn:
             rows = conn.exec_driver_sql(_CHANGES.format(where=where), tuple(params)).fetchall()
-        return [Change(seq, entity, key, version, Op(op), content_hash,
-                       None if payload is None else payload.encode(), _utc(recorded_at),
+        # The entries of one transaction share their time stamp and operation: each is parsed once per read.
+        stamps: dict[str, dt.datetime] = {}
+        ops = _OPS
+        return [Change(seq, entity, key, version, ops[op], content_hash,
+                       None if payload is None else payload.encode(),
+                       stamps.get(recorded_at) or stamps.setdefault(recorded_at, _utc(recorded_at)),
                        Lineage(source_system, source_id, batch_id, mapping_version))
                 for (seq, entity, key, version, op, content_hash, payload, recorded_at, source_system, source_id,
                      batch_id, mapping_version) in rows]
