@@ -153,16 +153,25 @@ class StreamConsumer:
         flow_mark = int(self.store.checkpoint(self.flow) or 0)
         mark = max(flow_mark, self._mark(partition))
         todo = [m.change for m in batch if m.seq > mark]
-        done = {mark_name(self.flow, partition): str(max(last, mark))}
+        upto = max(last, mark)
+        # One commit per batch: the partition mark, the bus's own cursor and, when this moves the lowest mark, the
+        # flow checkpoint go into the transaction that records the batch's outcome (marks not read yet count as
+        # lower, so the flow checkpoint never moves past an undelivered change).
+        done = {mark_name(self.flow, partition): str(upto), **batch.store_checkpoints}
+        assert self.bus is not None
+        low = min(upto if p == partition else self._marks.get(p, 0) for p in range(self.bus.partitions))
+        if low > flow_mark:
+            done[self.flow] = str(low)
         before, lettered = self._result.records_out, self._result.dead_lettered
         if todo:
             deliver_changes(self.store, self.flow, self.connector, todo, retry=self.retry, result=self._result,
                             checkpoints=done, on_retry=self._count_retry, probe=self.healthy if isolate else None)
         else:
             with self.store.transaction() as tx:
-                tx.set_checkpoint(*next(iter(done.items())))
-        self._marks[partition] = max(last, mark)
-        batch.ack()
+                for name, value in done.items():
+                    tx.set_checkpoint(name, value)
+        self._marks[partition] = upto
+        batch.ack(recorded=True)
         self._held = None
         self._advance()
         self.stats.batches += 1
