@@ -45,6 +45,7 @@ from syncfabric.bus import Batch, Bus, Subscription, open_bus
 from syncfabric.connectors.base import Connector
 from syncfabric.errors import ConnectorError, SyncfabricError, TransientError
 from syncfabric.flows.fallback import FallbackPolicy, Health
+from syncfabric.flows.heap import settle_after_start_up
 from syncfabric.flows.outbound import deliver_changes
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
@@ -283,6 +284,7 @@ class StreamConsumer:
         if self.fallback is not None and self._left_in_fallback():
             self.stats.mode = FALLBACK
         self._begin_segment()
+        settle_after_start_up()
         status, ended_by = RunStatus.FAILED, "error"
         try:
             while not stop.is_set():
