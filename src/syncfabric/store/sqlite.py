@@ -15,10 +15,11 @@ reads the versions it bumps without a race and change-log sequence order is comm
 writers (WAL) and see committed data only.
 
 Within one process, writers first queue on a lock of the store's own, so that a writer waits for the one before it
-and starts the moment it commits, instead of sleeping in SQLite's busy handler (steps of up to 100 ms); writers in
-other processes still meet at the file's lock. A commit that appended to the change log wakes this process's
-consumers waiting in :meth:`SqliteStore.wait_for_changes` at once; commits by other processes are seen at the next
-poll.
+and starts the moment it commits. Writers of different processes meet at the file's lock; a writer that finds it
+taken tries again every fraction of a millisecond (:data:`WRITE_RETRY`) instead of sleeping in SQLite's busy
+handler, whose steps grow to 100 ms. A commit that appended to the change log wakes this process's consumers
+waiting in :meth:`SqliteStore.wait_for_changes` at once; a commit of another process within a millisecond
+(:data:`CROSS_PROCESS_POLL`: ``PRAGMA data_version``, a look at the WAL index in shared memory).
 """
 
 from __future__ import annotations
@@ -38,14 +39,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import ArgumentError
 
 from syncfabric.errors import ConfigError, StoreError
-from syncfabric.store.base import Change, Lineage, Op
+from syncfabric.store.base import Change, DeadLetterStatus, Lineage, Op
 from syncfabric.store.recent import RecentChanges
 from syncfabric.store.sql import LoggedEntry, SqlStore
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
-STOP_CHECK = 0.02
-"""How often a consumer waiting for changes looks at its stop event."""
+CROSS_PROCESS_POLL = (0.001, 0.01, 1.0)
+"""How often a consumer waiting for changes asks whether another connection committed (and looks at its stop
+event), a few microseconds each time: every millisecond, or every 10 ms once nothing was appended for a second
+(an idle consumer then costs about 1% of a core)."""
+WRITE_RETRY = (0.0002, 0.002)
+"""First and longest pause of a writer waiting for another process's write transaction to end."""
 _WRITE = "syncfabric_write"
 """Execution option marking a connection whose transaction must begin IMMEDIATE (take the write lock up front)."""
 
@@ -132,7 +137,10 @@ class SqliteStore(SqlStore):
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+            if conn.get_execution_options().get(_WRITE):
+                _begin_immediate(_driver(conn), int(busy_timeout))
+            else:
+                conn.exec_driver_sql("BEGIN")
 
         self._lookup_sql: dict[int, str] = {}
         self._recent = RecentChanges()
@@ -141,6 +149,8 @@ class SqliteStore(SqlStore):
         self._appended = threading.Condition()
         self._generation = 0
         """Commits of this process that appended to the change log, counted for waiting consumers."""
+        self._watchers: list[sqlite3.Connection] = []
+        """Per waiting thread, a connection that only asks ``PRAGMA data_version`` (closed with the store)."""
         super().__init__(url, engine)
 
     @contextmanager
@@ -161,6 +171,9 @@ class SqliteStore(SqlStore):
 
     def changes(self, after: int, *, entities: Sequence[str] | None = None, limit: int = 1000) -> list[Change]:
         self._local.seen = self._generation  # before reading: a commit that notifies later is one this read missed
+        watcher = getattr(self._local, "watcher", None)
+        if watcher is not None:  # the same for other processes' commits, for a thread that waits
+            self._local.head = _log_head(watcher)
         if limit <= 0 or (entities is not None and not entities):
             return []
         return self._recent.read(after, entities, limit,
@@ -195,16 +208,34 @@ class SqliteStore(SqlStore):
 
     def wait_for_changes(self, timeout: float, stop: threading.Event | None = None) -> None:
         """Return at once if this process committed to the change log since this thread last read it
-        (:meth:`changes`), else wait up to ``timeout`` for such a commit; other processes' commits are seen at the
-        next poll. So a commit between a consumer's read and its wait is not slept through."""
+        (:meth:`changes`), else wait up to ``timeout`` for such a commit, or for another process's commit that
+        appended to the log. So a commit between a consumer's read and its wait is not slept through."""
         deadline = time.monotonic() + timeout
+        watcher = getattr(self._local, "watcher", None)
+        if watcher is None:
+            watcher = self._local.watcher = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._watchers.append(watcher)
+        head = getattr(self._local, "head", None)
+        if head is None:
+            head = self._local.head = _log_head(watcher)
+        version = _data_version(watcher)
+        busy, idle, quiet = CROSS_PROCESS_POLL
+        moved = getattr(self._local, "moved", 0.0)
         with self._appended:
             seen = getattr(self._local, "seen", self._generation)
             while self._generation == seen and not (stop is not None and stop.is_set()):
-                remaining = deadline - time.monotonic()
+                now = _data_version(watcher)
+                if now != version:  # some connection committed: did it append to the log?
+                    version = now
+                    if _log_head(watcher) > head:
+                        self._local.moved = time.monotonic()
+                        return
+                at = time.monotonic()
+                remaining = deadline - at
                 if remaining <= 0:
                     return
-                self._appended.wait(min(remaining, STOP_CHECK))  # a set stop is noticed within STOP_CHECK
+                self._appended.wait(min(remaining, busy if at - moved < quiet else idle))
+            self._local.moved = time.monotonic()
 
     def _begin_write(self, conn: Connection) -> None:
         conn.execution_options(**{_WRITE: True})
@@ -212,7 +243,7 @@ class SqliteStore(SqlStore):
 
     def _allocate_seqs(self, conn: Connection, n: int) -> list[int]:
         self._local.appends = True
-        last = int(conn.exec_driver_sql(_LAST_SEQ).scalar_one())
+        last = int(_driver(conn).execute(_LAST_SEQ).fetchone()[0])
         return list(range(last + 1, last + 1 + n))
 
     def _lookup_rows(self, conn: Connection, entity: str, keys: Sequence[str]) -> Iterable[Sequence[Any]]:
@@ -225,6 +256,21 @@ class SqliteStore(SqlStore):
                 + ",".join("?" * len(keys)) + ")")
         return _driver(conn).execute(sql, (entity, *keys)).fetchall()
 
+    # The driver's own statements for what a streaming consumer reads around every batch: through SQLAlchemy's
+    # query layer each cost several times the lookup, which made them most of a small batch's time.
+
+    def checkpoint(self, name: str) -> str | None:
+        with self._reading(f"read checkpoint {name!r}") as conn:
+            row = _driver(conn).execute("SELECT value FROM sf_checkpoint WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def held_keys(self, flow: str) -> dict[tuple[str, str], int]:
+        with self._reading(f"read the keys {flow} holds") as conn:
+            rows = _driver(conn).execute(
+                "SELECT entity, record_key, min(id) FROM sf_dead_letter WHERE flow = ? AND status = ?"
+                " GROUP BY entity, record_key", (flow, DeadLetterStatus.OPEN.value)).fetchall()
+        return {(entity, key): int(first) for entity, key, first in rows}
+
     def live_keys(self, entity: str) -> Iterator[str]:
         # The driver's cursor, in the read transaction of one connection: at a million keys, SQLAlchemy's result
         # rows cost more than the scan.
@@ -235,10 +281,42 @@ class SqliteStore(SqlStore):
                     yield key
 
     def close(self) -> None:
+        for watcher in self._watchers:
+            watcher.close()
+        self._watchers.clear()
         super().close()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
+
+
+def _data_version(watcher: sqlite3.Connection) -> int:
+    """Changes whenever another connection (of any process) committed since this one last asked."""
+    return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _log_head(watcher: sqlite3.Connection) -> int:
+    return int(watcher.execute("SELECT coalesce(max(seq), 0) FROM sf_change_log").fetchone()[0])
+
+
+def _begin_immediate(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """``BEGIN IMMEDIATE``, retried at short intervals while another process holds the write lock, up to the busy
+    timeout (SQLite's own busy handler is off meanwhile: it sleeps in steps growing to 100 ms)."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause, longest = WRITE_RETRY
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 1.5, longest)
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
 
 
 def _driver(conn: Connection) -> sqlite3.Connection:
