@@ -26,9 +26,9 @@ is a run in the run history and an alert.
 
 When idle the consumer waits with :meth:`~syncfabric.store.Store.wait_for_changes`: on PostgreSQL a commit to
 the change log wakes it at once (LISTEN/NOTIFY); on SQLite a commit of the same process wakes it at once and
-other processes' commits are seen at the next poll. Polling a change log indexed by sequence
-costs one indexed query per interval; the store's commit order is its
-sequence order (see :mod:`syncfabric.store.sql`), so a poll never misses a change committed behind one it saw.
+another process's within a millisecond (see :mod:`syncfabric.store.sqlite`). Polling a change log indexed by
+sequence costs one indexed query per interval; the store's commit order is its sequence order (see
+:mod:`syncfabric.store.sql`), so a poll never misses a change committed behind one it saw.
 """
 
 from __future__ import annotations
