@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 from syncfabric.store.base import Change, Lineage, Op
 
-KEEP = 50_000
-"""Entries kept at most; older commits are dropped first (their readers go to the database)."""
+KEEP = 10_000
+"""Entries kept at most (a few MB); older commits are dropped first (their readers go to the database, as a consumer
+that far behind reads in large batches anyway)."""
 
 Entry = tuple[int, str, int, str, bytes | None, Lineage]
 """seq, key, version, content hash, payload, lineage: what the writer logged."""

@@ -171,6 +171,10 @@ class SqlStore(Store):
         """(key, version, content_hash, deleted) of those of at most KEY_CHUNK ``keys`` that exist."""
         return conn.execute(self._lookup, {"entity": entity, "keys": list(keys)})
 
+    def _write_checkpoint(self, conn: Connection, name: str, value: str) -> None:
+        """Upsert one checkpoint inside a write transaction."""
+        conn.execute(self._checkpoint_upsert, {"name": name, "value": value, "updated_at": _now()})
+
     def _logged(self, entity: str, op: Op, recorded_at: dt.datetime, entries: list[LoggedEntry]) -> None:
         """What a write transaction appended to the change log, just written (not yet committed): a backend may keep
         it for readers of its own process once committed (SQLite does, see :mod:`syncfabric.store.sqlite`)."""
@@ -780,7 +784,7 @@ class SqlTransaction(Transaction):
     def set_checkpoint(self, name: str, value: str) -> None:
         conn = self._live()
         with self._store._errors(f"set checkpoint {name!r}"):
-            conn.execute(self._store._checkpoint_upsert, {"name": name, "value": value, "updated_at": _now()})
+            self._store._write_checkpoint(conn, name, value)
 
     def add_quarantine(self, entries: Sequence[NewQuarantine]) -> list[int]:
         conn = self._live()

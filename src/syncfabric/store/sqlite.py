@@ -39,9 +39,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import ArgumentError
 
 from syncfabric.errors import ConfigError, StoreError
+from syncfabric.store import tables as t
 from syncfabric.store.base import Change, DeadLetterStatus, Lineage, Op
 from syncfabric.store.recent import RecentChanges
-from syncfabric.store.sql import LoggedEntry, SqlStore
+from syncfabric.store.sql import BulkWriter, LoggedEntry, SqlStore
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -152,6 +153,7 @@ class SqliteStore(SqlStore):
         self._watchers: list[sqlite3.Connection] = []
         """Per waiting thread, a connection that only asks ``PRAGMA data_version`` (closed with the store)."""
         super().__init__(url, engine)
+        self._checkpoint_writer = BulkWriter(self._checkpoint_upsert, t.checkpoint, engine.dialect)
 
     @contextmanager
     def _writing(self, action: str) -> Iterator[Connection]:
@@ -178,6 +180,12 @@ class SqliteStore(SqlStore):
             return []
         return self._recent.read(after, entities, limit,
                                  lambda start, n: self._logged_changes(start, entities=entities, limit=n))
+
+    def _write_checkpoint(self, conn: Connection, name: str, value: str) -> None:
+        # The driver's statement: through SQLAlchemy's query layer an upsert of one row cost 40 us, 2 us here, and a
+        # streaming batch writes three.
+        writer = self._checkpoint_writer
+        _driver(conn).execute(writer.sql, (name, value, writer.bind("updated_at", dt.datetime.now(dt.UTC))))
 
     def _logged(self, entity: str, op: Op, recorded_at: dt.datetime, entries: list[LoggedEntry]) -> None:
         RecentChanges.log(self._local.logged, entity, op, recorded_at, entries)
