@@ -319,7 +319,7 @@ def _begin_immediate(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
                 db.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:  # any BUSY_*
                     raise
             time.sleep(pause)
             pause = min(pause * 1.5, longest)
