@@ -1,15 +1,18 @@
 """The whole event path, side by side with a minimal pipeline: signed webhook batches in → validated → mapped →
 durably stored (group commit) → delivered over HTTP to a local idempotent target.
 
-Three processes on 127.0.0.1: the **sender** (a logistics platform posting signed JSON arrays of shipment
-milestones, over keep-alive connections), the **hub** (this process), and the **target** (a minimal HTTP service,
-uvicorn, that applies each key's version once and answers how many it applied). In the hub, one of:
+Processes on 127.0.0.1: the **sender** (a logistics platform posting signed JSON arrays of shipment milestones,
+over keep-alive connections), the **hub**, and the **target** (a minimal HTTP service, uvicorn, that applies each
+key's version once and notes when it first applied each key). The hub is one of:
 
 - **syncfabric**: `syncfabric listen`'s machinery on a webhook estate (FastAPI endpoint, HMAC signature and replay
   window, each event mapped and checked against the catalog's `ShipmentMilestone`, batches committed with records,
   change log and checkpoint in one transaction, SQLite WAL `synchronous=full`, answered after the commit), and a
   :class:`~syncfabric.flows.stream.StreamConsumer` (the path `syncfabric deliver` takes: folding, held-key check,
-  retry wrapper, per-record outcomes, checkpoint after the target confirmed) woken in-process by the commit;
+  retry wrapper, per-record outcomes, delivery log, checkpoint after the target confirmed) in a thread of the same
+  process, woken by the commit;
+- **syncfabric-2p**: the same, with the consumer in a process of its own (`syncfabric listen` and `syncfabric
+  deliver` run side by side), woken by the listener's commits through SQLite (``PRAGMA data_version``);
 - **baseline**: a bare ASGI endpoint on the same uvicorn that checks the same HMAC, decodes the array with msgspec,
   maps each event to a row (renames, the same key), a writer thread appends whatever is queued to one SQLite table
   in one transaction (WAL, `synchronous=FULL`) and then answers, and a delivery thread woken by the commit PUTs the
@@ -18,10 +21,12 @@ uvicorn, that applies each key's version once and answers how many it applied). 
 Measurements per pipeline (each on a fresh store, the target reset):
 
 1. sustained throughput: ``--events`` events sent by ``--senders`` concurrent clients in batches of
-   ``--batch`` as fast as answers come; events confirmed by the target per second, first send to last confirmation;
-2. latency at fixed offered rates (``--rates``, default 10000 and 2000 events/s, 100 requests/s each carrying
-   rate/100 events, for ``--seconds``): time from the sender's POST of an event to the target's confirmation of the
-   PUT carrying it (both on the machine's monotonic clock); p50, p95, p99, max.
+   ``--batch`` as fast as answers come; events applied by the target per second, first send to last application;
+2. latency at fixed offered rates (``--rates``, default 10000, 5000 and 2000 events/s, 100 requests/s each carrying
+   rate/100 events, for ``--seconds``): time from the sender's POST of an event to the target's application of it
+   (both on the machine's monotonic clock); p50, p95, p99, max;
+3. the hub's CPU time per event (every thread and process of the hub, not the sender's nor the target's): on a
+   machine shared with other work the robust figure, and its ratio to the baseline's.
 
 Results go to benchmarks/results/events_pipeline.json and are shown as a table.
 """
@@ -35,6 +40,7 @@ import json
 import os
 import platform
 import queue
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -70,6 +76,7 @@ def event(n: int) -> dict[str, Any]:
 
 def target_app() -> Any:
     held: dict[str, int] = {}
+    at: dict[str, float] = {}  # when each key was first applied, on the machine's monotonic clock
     counts = {"applied": 0, "duplicates": 0, "requests": 0}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -83,17 +90,22 @@ def target_app() -> Any:
                 break
         if scope["method"] == "PUT":
             applied = 0
+            now = time.monotonic()
             for record in msgspec.json.decode(body):
                 if held.get(record["key"], 0) < record["version"]:
                     held[record["key"]] = record["version"]
+                    at.setdefault(record["key"], now)
                     applied += 1
                 else:
                     counts["duplicates"] += 1
             counts["applied"] += applied
             counts["requests"] += 1
             answer = msgspec.json.encode({"applied": applied})
+        elif scope["path"] == "/times":
+            answer = msgspec.json.encode(at)
         elif scope["path"] == "/reset":
             held.clear()
+            at.clear()
             counts.update(applied=0, duplicates=0, requests=0)
             answer = b"{}"
         else:
@@ -120,20 +132,7 @@ def start_target() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the target did not start")
 
 
-class Confirmations:
-    """When the target confirmed each key (monotonic seconds), noted by the hub."""
-
-    def __init__(self) -> None:
-        self.at: dict[str, float] = {}
-
-    def note(self, keys: Sequence[str]) -> None:
-        now = time.monotonic()
-        at = self.at
-        for key in keys:
-            at.setdefault(key, now)
-
-
-def target_connector(url: str, confirmations: Confirmations) -> Any:
+def target_connector(url: str) -> Any:
     from syncfabric.connectors.base import Capability, Connector, OutboundRecord, WriteOutcome
     from syncfabric.errors import PermanentError, TransientError
 
@@ -162,9 +161,7 @@ def target_connector(url: str, confirmations: Confirmations) -> Any:
                 raise TransientError(f"HTTP {response.status_code}", system=self.system)
             if response.status_code >= 400:
                 raise PermanentError(f"HTTP {response.status_code}", system=self.system)
-            keys = [r.key for r in records]
-            confirmations.note(keys)
-            return WriteOutcome(accepted=keys)
+            return WriteOutcome(accepted=[r.key for r in records])
 
     return LocalTarget("target", None)
 
@@ -253,42 +250,102 @@ flows:
 
 
 class SyncfabricHub:
+    """``syncfabric listen``'s machinery in this process; delivery (a StreamConsumer, as ``syncfabric deliver`` runs
+    it) in a thread of this process, or in a process of its own."""
+
     name = "syncfabric"
+    processes = 1
 
     def __init__(self, folder: Path, target: str) -> None:
         from syncfabric.config import load_estate
         from syncfabric.flows.listen import Listener
-        from syncfabric.flows.retry import RetryPolicy
         from syncfabric.flows.runtime import Runtime
-        from syncfabric.flows.stream import StreamConsumer
 
         port = free_port()
+        self.folder = folder
+        self.target = target
         (folder / "estate.yaml").write_text(ESTATE.format(folder=folder, port=port, flow=FLOW))
         self.runtime = Runtime(load_estate(folder / "estate.yaml", environ={"BENCH_WEBHOOK_SECRET": SECRET}))
+        self.store = self.runtime.store  # created and migrated before a second process opens it
         self.url = f"http://127.0.0.1:{port}{PATH}"
-        self.confirmations = Confirmations()
         self.listener = Listener(self.runtime, [FLOW])
-        self.connector = target_connector(target, self.confirmations)
-        self.connector.open()
-        self.consumer = StreamConsumer(self.runtime.store, OUT, self.connector, entities=["shipment_milestone"],
-                                       batch_size=2000, retry=RetryPolicy(max_attempts=3))
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.consumer.run, args=(self.stop,), daemon=True)
+        self.consumer: Any = None
+        self.child: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        if self.processes == 1:
+            self.consumer = consumer_of(self.runtime.store, self.target)
+            self.thread = threading.Thread(target=self.consumer.run, args=(self.stop,), daemon=True)
+            self.thread.start()
+        else:
+            ready = self.folder / "deliver.ready"
+            self.child = subprocess.Popen([sys.executable, __file__, "--role", "deliver", "--estate",
+                                           str(self.folder / "estate.yaml"), "--url", self.target,
+                                           "--sent", str(self.folder / "deliver.json")])
+            while not ready.exists():
+                if self.child.poll() is not None:
+                    raise RuntimeError("the delivery process ended")
+                time.sleep(0.02)
         self.listener.start()
-        self.thread.start()
+
+    def cpu(self) -> float:
+        """CPU seconds of the hub so far: this process, and the delivery process if there is one."""
+        return time.process_time() + (process_cpu(self.child.pid) if self.child is not None else 0.0)
 
     def close(self) -> dict[str, Any]:
-        self.stop.set()
-        self.thread.join(30)
+        if self.child is not None:
+            self.child.send_signal(signal.SIGTERM)
+            self.child.wait(30)
+            batches = json.loads((self.folder / "deliver.json").read_text())["batches"]
+        else:
+            self.stop.set()
+            self.thread.join(30)
+            batches = self.consumer.stats.batches
+            self.consumer.connector.close()
         self.listener.stop()
         self.listener.join(30)
         result = self.listener.results[FLOW]
-        self.connector.close()
         self.runtime.close()
         return {"commits": result.batches, "events_per_commit": round(result.received / max(result.batches, 1), 1),
-                "delivery_batches": self.consumer.stats.batches}
+                "delivery_batches": batches}
+
+
+class SyncfabricTwoProcesses(SyncfabricHub):
+    name = "syncfabric-2p"
+    processes = 2
+
+
+def consumer_of(store: Any, target: str) -> Any:
+    from syncfabric.flows.retry import RetryPolicy
+    from syncfabric.flows.stream import StreamConsumer
+
+    connector = target_connector(target)
+    connector.open()
+    return StreamConsumer(store, OUT, connector, entities=["shipment_milestone"], batch_size=2000,
+                          retry=RetryPolicy(max_attempts=3))
+
+
+def deliver_main(estate: Path, target: str, out: Path) -> None:
+    """The delivery process: a StreamConsumer on the hub's store until SIGTERM."""
+    from syncfabric.config import load_estate
+    from syncfabric.flows.runtime import Runtime
+
+    runtime = Runtime(load_estate(estate, environ={"BENCH_WEBHOOK_SECRET": SECRET}))
+    consumer = consumer_of(runtime.store, target)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    (estate.parent / "deliver.ready").touch()
+    consumer.run(stop)
+    consumer.connector.close()
+    runtime.close()
+    out.write_text(json.dumps({"batches": consumer.stats.batches}))
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the minimal pipeline ------------------------------------------------------------------------------------------
@@ -302,7 +359,6 @@ class BaselineHub:
     def __init__(self, folder: Path, target: str) -> None:
         self.db = folder / "baseline.db"
         self.target = target
-        self.confirmations = Confirmations()
         self.inbox: queue.SimpleQueue[tuple[list[tuple[str, bytes]], Any, Any]] = queue.SimpleQueue()
         self.committed = threading.Condition()
         self.head = 0
@@ -397,7 +453,6 @@ class BaselineHub:
                 body = msgspec.json.encode([{"key": key, "version": 1, "data": msgspec.json.decode(payload)}
                                             for _, key, payload in rows])
                 client.put("/records/shipment_milestone", content=body).raise_for_status()
-                self.confirmations.note([key for _, key, _ in rows])
                 after = rows[-1][0]
                 self.deliveries += 1
         conn.close()
@@ -414,6 +469,9 @@ class BaselineHub:
         self.stack = ExitStack()
         self.url = self.stack.enter_context(serve(self.app())) + PATH
 
+    def cpu(self) -> float:
+        return time.process_time()
+
     def close(self) -> dict[str, Any]:
         self.stop.set()
         for thread in self.threads:
@@ -426,10 +484,10 @@ class BaselineHub:
 # -- measuring -------------------------------------------------------------------------------------------------------
 
 
-def settle(confirmations: Confirmations, expected: int, timeout: float = 120) -> None:
+def settle(target: str, expected: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while len(confirmations.at) < expected and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while httpx.get(f"{target}/counts").json()["keys"] < expected and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: int, rate: float,
@@ -437,12 +495,14 @@ def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: in
     httpx.post(f"{target}/reset").raise_for_status()
     hub = hub_class(folder, target)
     hub.start()
+    cpu = hub.cpu()  # the hub's own CPU time, every thread and process of it (not the sender's, not the target's)
     try:
         sent = send(hub.url, folder, first=0, events=events, batch=batch, rate=rate, senders=senders)
-        settle(hub.confirmations, events)
+        settle(target, events)
+        cpu = hub.cpu() - cpu
     finally:
         extra = hub.close()
-    confirmed = hub.confirmations.at
+    confirmed: dict[str, float] = httpx.get(f"{target}/times").json()
     statuses = sorted({status for *_, status in sent})
     waits = sorted((confirmed[key_of(i)] - at) * 1000 for n, count, at, _, _ in sent
                    for i in range(n, n + count) if key_of(i) in confirmed)
@@ -463,7 +523,8 @@ def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: in
         "target_duplicates": counts["duplicates"],
         "events_per_second": round(len(waits) / span) if waits else 0,
         "p50_ms": pct(waits, 0.50), "p95_ms": pct(waits, 0.95), "p99_ms": pct(waits, 0.99),
-        "max_ms": round(waits[-1], 2), "answer_p50_ms": pct(answers, 0.5), "answer_p99_ms": pct(answers, 0.99),
+        "max_ms": round(waits[-1], 2), "hub_cpu_us_per_event": round(cpu / max(len(waits), 1) * 1e6, 1),
+        "answer_p50_ms": pct(answers, 0.5), "answer_p99_ms": pct(answers, 0.99),
         **extra,
     }
 
@@ -476,25 +537,32 @@ def free_port() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--role", choices=["hub", "sender"], default="hub")
+    parser.add_argument("--role", choices=["hub", "sender", "deliver"], default="hub")
     parser.add_argument("--events", type=int, default=50_000, help="events of the throughput run")
     parser.add_argument("--batch", type=int, default=500, help="events per request in the throughput run")
     parser.add_argument("--senders", type=int, default=4, help="concurrent clients in the throughput run")
-    parser.add_argument("--rates", default="10000,2000", help="offered events/s of the latency runs")
+    parser.add_argument("--rates", default="10000,5000,2000", help="offered events/s of the latency runs")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--pipelines", default="syncfabric,syncfabric-2p,baseline",
+                        help="which pipelines to run, of syncfabric, syncfabric-2p and baseline")
+    parser.add_argument("--estate", type=Path)
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--url", default="")
     parser.add_argument("--sent", type=Path)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "events_pipeline.json")
     args = parser.parse_args()
+    if args.role == "deliver":
+        deliver_main(args.estate, args.url, args.sent)
+        return
     if args.role == "sender":
         sender_main(args.url, args.sent, first=args.first, events=args.events, batch=args.batch, rate=args.rate,
                     senders=args.senders)
         return
     console = Console()
     process, target = start_target()
-    hubs = {"syncfabric": SyncfabricHub, "baseline": BaselineHub}
+    pipelines = {"syncfabric": SyncfabricHub, "syncfabric-2p": SyncfabricTwoProcesses, "baseline": BaselineHub}
+    hubs = {name: pipelines[name] for name in args.pipelines.split(",")}
     results: dict[str, Any] = {name: {} for name in hubs}
     rates = [float(r) for r in args.rates.split(",") if r]
     try:
@@ -514,13 +582,21 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
-    ours, base = results["syncfabric"], results["baseline"]
-    results["ratio"] = {"throughput_syncfabric_over_baseline": round(
-        ours["throughput"]["events_per_second"] / max(base["throughput"]["events_per_second"], 1), 2)}
-    for rate in rates:
-        label = f"latency_{int(rate)}"
-        results["ratio"][f"p99_{int(rate)}_syncfabric_over_baseline"] = round(
-            ours[label]["p99_ms"] / max(base[label]["p99_ms"], 1e-9), 2)
+    results["ratio"] = {}
+    base = results.get("baseline")
+    for name in hubs:
+        if name == "baseline" or base is None:
+            continue
+        ours = results[name]
+        results["ratio"][name] = {
+            "throughput_over_baseline": round(
+                ours["throughput"]["events_per_second"] / max(base["throughput"]["events_per_second"], 1), 2),
+            "cpu_per_event_over_baseline": round(
+                ours["throughput"]["hub_cpu_us_per_event"] / max(base["throughput"]["hub_cpu_us_per_event"], 1e-9), 2),
+            **{f"p99_{int(rate)}_over_baseline": round(
+                ours[f"latency_{int(rate)}"]["p99_ms"] / max(base[f"latency_{int(rate)}"]["p99_ms"], 1e-9), 2)
+               for rate in rates},
+        }
     load = os.getloadavg()
     results["setup"] = {
         "ingest": "webhook HTTP (signed JSON arrays, keep-alive)", "store": "sqlite WAL synchronous=full",
@@ -529,12 +605,12 @@ def main() -> None:
         "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
                    f"{platform.system()}, load average {load[0]:.1f} at the end"}
     table = Table("pipeline", "run", "offered (/s)", "events/s", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)",
-                  "events/commit", title="Webhook → store → target, end to end")
+                  "hub CPU (us/event)", "events/commit", title="Webhook → store → target, end to end")
     for name in hubs:
         for label, r in results[name].items():
             table.add_row(name, label, f"{r['offered_per_second'] or 'max'}", f"{r['events_per_second']:,}",
                           f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p99_ms']}", f"{r['max_ms']}",
-                          f"{r['events_per_commit']}")
+                          f"{r['hub_cpu_us_per_event']}", f"{r['events_per_commit']}")
     console.print(table)
     console.print(results["ratio"])
     args.out.parent.mkdir(parents=True, exist_ok=True)

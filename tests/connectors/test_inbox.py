@@ -66,3 +66,16 @@ def test_a_closed_subscription_ends_and_closes_once() -> None:
         assert list(sub) == []
     assert closed == [True]
     assert Acknowledgement("stored").reasons == ()
+
+
+def test_records_handed_over_together_are_taken_in_order_across_batches() -> None:
+    inbox = Inbox()
+    inbox.put_many([item(n) for n in range(5)])
+    inbox.put(item(5))
+    inbox.put_many([item(n) for n in range(6, 9)])
+    inbox.fail(TransientError("connection lost", system="logistics"))
+    assert numbers(inbox.take(3, max_wait=0.01, poll=0.1)) == [0, 1, 2]
+    assert numbers(inbox.take(3, max_wait=0.01, poll=0.1)) == [3, 4, 5]
+    assert numbers(inbox.take(10, max_wait=0.01, poll=0.1)) == [6, 7, 8]
+    with pytest.raises(TransientError, match="connection lost"):
+        inbox.take(10, max_wait=0.01, poll=0.1)

@@ -161,3 +161,22 @@ def delivered_in(output: str) -> int:
     """The ``delivered`` count of a `syncfabric deliver` session's final table."""
     row = [line for line in output.splitlines() if line.startswith("│ " + FLOW)][-1]
     return int(row.split("│")[4].strip().replace(",", ""))
+
+
+def test_a_delivered_batch_moves_every_mark_in_the_one_commit_that_records_it(store: Store, base_url: str,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    put_items(store, ("A", "a1"), ("B", "b1"), ("C", "c1"))
+    worker = consumer(store, base_url)
+    worker._subscription()  # joined: what follows is the delivery alone
+    commits = []
+    transaction = store.transaction
+
+    def counted() -> object:
+        commits.append(1)
+        return transaction()
+
+    monkeypatch.setattr(store, "transaction", counted)
+    assert worker.step() == 3
+    assert len(commits) == 1
+    assert store.checkpoint(FLOW) == store.checkpoint(mark_name(FLOW, 0)) == store.checkpoint(f"bus:{FLOW}:0") == "3"
+    worker.close()

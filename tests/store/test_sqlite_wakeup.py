@@ -129,3 +129,58 @@ def test_reading_the_log_from_the_driver_gives_what_the_generic_reader_gives(sto
     changes = store.changes(0)
     assert changes[-1].payload is None and changes[-1].recorded_at.tzinfo is not None
     assert changes[0].lineage == Lineage("erp", "items.csv:0", "b1", "v2")
+
+
+def test_another_processes_commit_to_the_log_wakes_a_waiting_consumer(store: Store, tmp_path: Path) -> None:
+    """A second store on the same file stands for another process: its commits notify nobody here."""
+    other = open_store(f"sqlite:///{tmp_path}/s.db")
+    try:
+        assert store.changes(0) == []
+        woke: list[float] = []
+
+        def wait() -> None:
+            started = time.monotonic()
+            store.wait_for_changes(30.0)
+            woke.append(time.monotonic() - started)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        time.sleep(0.1)
+        with other.transaction() as tx:  # appends nothing: no wake-up
+            tx.set_checkpoint("flow", "7")
+        time.sleep(0.1)
+        assert not woke
+        append(other, "K1")
+        thread.join(10)
+        assert woke and woke[0] < 5
+        assert [c.key for c in store.changes(0)] == ["K1"]
+    finally:
+        other.close()
+
+
+def test_a_writer_of_another_process_starts_right_after_the_one_before_commits(store: Store, tmp_path: Path) -> None:
+    """SQLite's own busy handler sleeps in steps growing to 100 ms: held for 350 ms, the lock would be taken some
+    80 ms after its release. The store retries every fraction of a millisecond."""
+    other = open_store(f"sqlite:///{tmp_path}/s.db")
+    try:
+        append(store, "K0")
+        released: list[float] = []
+        started = threading.Event()
+
+        def hold() -> None:
+            with other.transaction() as tx:
+                tx.set_checkpoint("holder", "1")
+                started.set()
+                time.sleep(0.35)
+            released.append(time.monotonic())
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        started.wait(5)
+        append(store, "K1")  # waits for the other's transaction
+        late = time.monotonic() - released[0]
+        thread.join(5)
+        assert late < 0.04, f"took the lock {late * 1000:.0f} ms after its release"
+        assert [c.key for c in store.changes(0)] == ["K0", "K1"]
+    finally:
+        other.close()

@@ -94,12 +94,20 @@ def partition_of(entity: str, key: str, partitions: int) -> int:
 
 class Batch:
     """Messages of one partition, oldest first. :meth:`ack` once they are processed; until then the partition
-    delivers nothing newer. A batch never acknowledged is delivered again."""
+    delivers nothing newer. A batch never acknowledged is delivered again.
 
-    def __init__(self, partition: int, messages: list[Message], on_ack: Callable[[], None]) -> None:
+    ``store_checkpoints``: the store checkpoints acknowledging the batch writes (the embedded bus keeps its cursor
+    there; empty for NATS). A consumer that commits them itself, in the transaction recording what it did with the
+    batch, then calls ``ack(recorded=True)``, which writes them no second time: one commit per batch, not two."""
+
+    def __init__(self, partition: int, messages: list[Message], on_ack: Callable[[], None], *,
+                 store_checkpoints: dict[str, str] | None = None,
+                 on_recorded: Callable[[], None] | None = None) -> None:
         self.partition = partition
         self.messages = messages
         self._on_ack = on_ack
+        self.store_checkpoints = store_checkpoints or {}
+        self._on_recorded = on_recorded or on_ack
         self.acked = False
 
     def __len__(self) -> int:
@@ -108,9 +116,10 @@ class Batch:
     def __iter__(self) -> Iterator[Message]:
         return iter(self.messages)
 
-    def ack(self) -> None:
+    def ack(self, *, recorded: bool = False) -> None:
+        """Acknowledge the batch; ``recorded``: the caller has committed :attr:`store_checkpoints` itself."""
         if not self.acked:
-            self._on_ack()
+            (self._on_recorded if recorded else self._on_ack)()
             self.acked = True
 
 

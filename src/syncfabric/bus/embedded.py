@@ -171,7 +171,9 @@ class EmbeddedSubscription(PartitionedSubscription):
             if after > self._acked[partition]:  # only other partitions' changes: move on, so the lag reads true
                 self._ack(partition, after)
             return None
-        return self._batch(partition, found, lambda: self._ack(partition, after))
+        return self._batch(partition, found, lambda: self._ack(partition, after),
+                           store_checkpoints={checkpoint_name(self.consumer, partition): str(after)},
+                           recorded=lambda: self._acked.__setitem__(partition, after))
 
     def _page(self, after: int, limit: int) -> tuple[list[Change], bool]:
         """The changes after ``after``, and whether they reach the end of the log. From the last page read when it

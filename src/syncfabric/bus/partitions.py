@@ -145,16 +145,22 @@ class PartitionedSubscription(Subscription):
         self._in_flight.discard(partition)
         self._released(partition)
 
-    def _batch(self, partition: int, messages: list[Message], ack: Callable[[], None]) -> Batch:
-        """A batch that keeps its partition busy until acknowledged."""
+    def _batch(self, partition: int, messages: list[Message], ack: Callable[[], None], *,
+               store_checkpoints: dict[str, str] | None = None,
+               recorded: Callable[[], None] | None = None) -> Batch:
+        """A batch that keeps its partition busy until acknowledged (``recorded``: what acknowledging does when the
+        consumer committed ``store_checkpoints`` itself)."""
         self._in_flight.add(partition)
 
-        def done() -> None:
-            if partition in self._assignment.held:  # else the lease was lost: the new holder delivers it again
-                ack()
-            self._in_flight.discard(partition)
+        def finish(step: Callable[[], None]) -> Callable[[], None]:
+            def done() -> None:
+                if partition in self._assignment.held:  # else the lease was lost: the new holder delivers it again
+                    step()
+                self._in_flight.discard(partition)
+            return done
 
-        return Batch(partition, messages, done)
+        return Batch(partition, messages, finish(ack), store_checkpoints=store_checkpoints,
+                     on_recorded=finish(recorded or ack))
 
     def partitions(self) -> list[int]:
         return list(self._assignment.held)

@@ -20,6 +20,7 @@ import msgspec
 
 from syncfabric.connectors.base import Acknowledgement, Connector, Received
 from syncfabric.errors import ConfigError
+from syncfabric.flows.heap import settle_after_start_up
 from syncfabric.flows.inbound import InboundCheckpoint, _link, _write_page, map_and_check
 from syncfabric.flows.result import FlowResult
 from syncfabric.mapping import FieldMap
@@ -195,6 +196,7 @@ class Listener:
             self.stop()
             self.join()
             raise next(iter(self.errors.values()))
+        settle_after_start_up()  # subscribed and serving: what start-up allocated stays for good
 
     def _run(self, name: str, live: ListenResult) -> None:
         runtime = self.runtime

@@ -26,9 +26,9 @@ is a run in the run history and an alert.
 
 When idle the consumer waits with :meth:`~syncfabric.store.Store.wait_for_changes`: on PostgreSQL a commit to
 the change log wakes it at once (LISTEN/NOTIFY); on SQLite a commit of the same process wakes it at once and
-other processes' commits are seen at the next poll. Polling a change log indexed by sequence
-costs one indexed query per interval; the store's commit order is its
-sequence order (see :mod:`syncfabric.store.sql`), so a poll never misses a change committed behind one it saw.
+another process's within a millisecond (see :mod:`syncfabric.store.sqlite`). Polling a change log indexed by
+sequence costs one indexed query per interval; the store's commit order is its sequence order (see
+:mod:`syncfabric.store.sql`), so a poll never misses a change committed behind one it saw.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from syncfabric.bus import Batch, Bus, Subscription, open_bus
 from syncfabric.connectors.base import Connector
 from syncfabric.errors import ConnectorError, SyncfabricError, TransientError
 from syncfabric.flows.fallback import FallbackPolicy, Health
+from syncfabric.flows.heap import settle_after_start_up
 from syncfabric.flows.outbound import deliver_changes
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
@@ -153,16 +154,25 @@ class StreamConsumer:
         flow_mark = int(self.store.checkpoint(self.flow) or 0)
         mark = max(flow_mark, self._mark(partition, flow_mark))
         todo = [m.change for m in batch if m.seq > mark]
-        done = {mark_name(self.flow, partition): str(max(last, mark))}
+        upto = max(last, mark)
+        # One commit per batch: the partition mark, the bus's own cursor and, when this moves the lowest mark, the
+        # flow checkpoint go into the transaction that records the batch's outcome (marks not read yet count as
+        # lower, so the flow checkpoint never moves past an undelivered change).
+        done = {mark_name(self.flow, partition): str(upto), **batch.store_checkpoints}
+        assert self.bus is not None
+        low = min(upto if p == partition else self._marks.get(p, 0) for p in range(self.bus.partitions))
+        if low > flow_mark:
+            done[self.flow] = str(low)
         before, lettered = self._result.records_out, self._result.dead_lettered
         if todo:
             deliver_changes(self.store, self.flow, self.connector, todo, retry=self.retry, result=self._result,
                             checkpoints=done, on_retry=self._count_retry, probe=self.healthy if isolate else None)
         else:
             with self.store.transaction() as tx:
-                tx.set_checkpoint(*next(iter(done.items())))
-        self._marks[partition] = max(last, mark)
-        batch.ack()
+                for name, value in done.items():
+                    tx.set_checkpoint(name, value)
+        self._marks[partition] = upto
+        batch.ack(recorded=True)
         self._held = None
         self._advance(flow_mark)
         self.stats.batches += 1
@@ -277,6 +287,7 @@ class StreamConsumer:
         if self.fallback is not None and self._left_in_fallback():
             self.stats.mode = FALLBACK
         self._begin_segment()
+        settle_after_start_up()
         status, ended_by = RunStatus.FAILED, "error"
         try:
             while not stop.is_set():

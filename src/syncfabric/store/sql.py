@@ -171,6 +171,14 @@ class SqlStore(Store):
         """(key, version, content_hash, deleted) of those of at most KEY_CHUNK ``keys`` that exist."""
         return conn.execute(self._lookup, {"entity": entity, "keys": list(keys)})
 
+    def _write_checkpoint(self, conn: Connection, name: str, value: str) -> None:
+        """Upsert one checkpoint inside a write transaction."""
+        conn.execute(self._checkpoint_upsert, {"name": name, "value": value, "updated_at": _now()})
+
+    def _logged(self, entity: str, op: Op, recorded_at: dt.datetime, entries: list[LoggedEntry]) -> None:
+        """What a write transaction appended to the change log, just written (not yet committed): a backend may keep
+        it for readers of its own process once committed (SQLite does, see :mod:`syncfabric.store.sqlite`)."""
+
     # -- plumbing ---------------------------------------------------------------------------------------------------
 
     @contextmanager
@@ -658,6 +666,8 @@ class SqlStore(Store):
 _Existing = tuple[int, str, bool]
 """A stored key's version, content hash and deleted flag (a plain tuple: thousands are built per page)."""
 _VERSION, _HASH, _DELETED = 0, 1, 2
+LoggedEntry = tuple[int, str, int, str, bytes | None, Lineage]
+"""A change-log entry as written: seq, key, version, content hash, payload, lineage."""
 
 
 class SqlTransaction(Transaction):
@@ -728,6 +738,10 @@ class SqlTransaction(Transaction):
                  record.lineage.source_id, record.lineage.batch_id, record.lineage.mapping_version)
                 for (record, version, digest, text), seq in zip(changed, seqs, strict=True)
             ])
+            store._logged(entity, Op.UPSERT, now, [
+                (seq, record.key, version, digest, record.payload, record.lineage)
+                for (record, version, digest, _), seq in zip(changed, seqs, strict=True)
+            ])
         result.last_seq = seqs[-1]
         result.changed_keys = [record.key for record, _, _, _ in changed]
         return result
@@ -759,6 +773,10 @@ class SqlTransaction(Transaction):
                  lineage.source_id, lineage.batch_id, lineage.mapping_version)
                 for (key, version), seq in zip(live, seqs, strict=True)
             ])
+            store._logged(entity, Op.DELETE, now, [
+                (seq, key, version, TOMBSTONE_HASH, None, lineage)
+                for (key, version), seq in zip(live, seqs, strict=True)
+            ])
         result.deleted = len(live)
         result.last_seq = seqs[-1]
         return result
@@ -766,7 +784,7 @@ class SqlTransaction(Transaction):
     def set_checkpoint(self, name: str, value: str) -> None:
         conn = self._live()
         with self._store._errors(f"set checkpoint {name!r}"):
-            conn.execute(self._store._checkpoint_upsert, {"name": name, "value": value, "updated_at": _now()})
+            self._store._write_checkpoint(conn, name, value)
 
     def add_quarantine(self, entries: Sequence[NewQuarantine]) -> list[int]:
         conn = self._live()

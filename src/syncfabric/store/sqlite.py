@@ -15,14 +15,16 @@ reads the versions it bumps without a race and change-log sequence order is comm
 writers (WAL) and see committed data only.
 
 Within one process, writers first queue on a lock of the store's own, so that a writer waits for the one before it
-and starts the moment it commits, instead of sleeping in SQLite's busy handler (steps of up to 100 ms); writers in
-other processes still meet at the file's lock. A commit that appended to the change log wakes this process's
-consumers waiting in :meth:`SqliteStore.wait_for_changes` at once; commits by other processes are seen at the next
-poll.
+and starts the moment it commits. Writers of different processes meet at the file's lock; a writer that finds it
+taken tries again every fraction of a millisecond (:data:`WRITE_RETRY`) instead of sleeping in SQLite's busy
+handler, whose steps grow to 100 ms. A commit that appended to the change log wakes this process's consumers
+waiting in :meth:`SqliteStore.wait_for_changes` at once; a commit of another process within a millisecond
+(:data:`CROSS_PROCESS_POLL`: ``PRAGMA data_version``, a look at the WAL index in shared memory).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import tempfile
 import threading
@@ -37,13 +39,19 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import ArgumentError
 
 from syncfabric.errors import ConfigError, StoreError
-from syncfabric.store.base import Change, Lineage, Op
-from syncfabric.store.sql import SqlStore, as_utc
+from syncfabric.store import tables as t
+from syncfabric.store.base import Change, DeadLetterStatus, Lineage, Op
+from syncfabric.store.recent import RecentChanges
+from syncfabric.store.sql import BulkWriter, LoggedEntry, SqlStore, as_utc
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
-STOP_CHECK = 0.02
-"""How often a consumer waiting for changes looks at its stop event."""
+CROSS_PROCESS_POLL = (0.001, 0.01, 1.0)
+"""How often a consumer waiting for changes asks whether another connection committed (and looks at its stop
+event), a few microseconds each time: every millisecond, or every 10 ms once nothing was appended for a second
+(an idle consumer then costs about 1% of a core)."""
+WRITE_RETRY = (0.0002, 0.002)
+"""First and longest pause of a writer waiting for another process's write transaction to end."""
 _WRITE = "syncfabric_write"
 """Execution option marking a connection whose transaction must begin IMMEDIATE (take the write lock up front)."""
 
@@ -58,6 +66,9 @@ _CHANGES = (
     "SELECT seq, entity, key, version, op, content_hash, payload, recorded_at, source_system, source_id, batch_id,"
     " mapping_version FROM sf_change_log WHERE {where} ORDER BY seq LIMIT ?"
 )
+
+
+_OPS = {op.value: op for op in Op}
 
 
 class SqliteStore(SqlStore):
@@ -121,14 +132,22 @@ class SqliteStore(SqlStore):
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+            if conn.get_execution_options().get(_WRITE):
+                _begin_immediate(_driver(conn), int(busy_timeout))
+            else:
+                conn.exec_driver_sql("BEGIN")
 
         self._lookup_sql: dict[int, str] = {}
+        self._recent = RecentChanges()
+        """What this process's commits appended to the change log, for its own readers (:mod:`.recent`)."""
         self._write_queue = threading.Lock()
         self._appended = threading.Condition()
         self._generation = 0
         """Commits of this process that appended to the change log, counted for waiting consumers."""
+        self._watchers: list[sqlite3.Connection] = []
+        """Per waiting thread, a connection that only asks ``PRAGMA data_version`` (closed with the store)."""
         super().__init__(url, engine)
+        self._checkpoint_writer = BulkWriter(self._checkpoint_upsert, t.checkpoint, engine.dialect)
 
     @contextmanager
     def _writing(self, action: str) -> Iterator[Connection]:
@@ -136,9 +155,11 @@ class SqliteStore(SqlStore):
         self._check_not_writing(action)  # before queueing: a nested write raises instead of waiting for itself
         with self._write_queue:
             self._local.appends = False
+            self._local.logged = logged = []
             with super()._writing(action) as conn:
                 yield conn
             appended = self._local.appends  # reached only once committed
+            self._recent.committed(logged)  # in commit order: still holding the write queue
         if appended:
             with self._appended:
                 self._generation += 1
@@ -146,7 +167,26 @@ class SqliteStore(SqlStore):
 
     def changes(self, after: int, *, entities: Sequence[str] | None = None, limit: int = 1000) -> list[Change]:
         self._local.seen = self._generation  # before reading: a commit that notifies later is one this read missed
+        watcher = getattr(self._local, "watcher", None)
+        if watcher is not None:  # the same for other processes' commits, for a thread that waits
+            self._local.head = _log_head(watcher)
         if limit <= 0 or (entities is not None and not entities):
+            return []
+        return self._recent.read(after, entities, limit,
+                                 lambda start, n: self._logged_changes(start, entities=entities, limit=n))
+
+    def _write_checkpoint(self, conn: Connection, name: str, value: str) -> None:
+        # The driver's statement: through SQLAlchemy's query layer an upsert of one row cost 40 us, 2 us here, and a
+        # streaming batch writes three.
+        writer = self._checkpoint_writer
+        _driver(conn).execute(writer.sql, (name, value, writer.bind("updated_at", dt.datetime.now(dt.UTC))))
+
+    def _logged(self, entity: str, op: Op, recorded_at: dt.datetime, entries: list[LoggedEntry]) -> None:
+        RecentChanges.log(self._local.logged, entity, op, recorded_at, entries)
+
+    def _logged_changes(self, after: int, *, entities: Sequence[str] | None, limit: int) -> list[Change]:
+        """The change log as the database holds it."""
+        if limit <= 0:
             return []
         # The driver's rows straight into Changes: the typed SQLAlchemy path parses every time stamp with a regular
         # expression and builds a Row per entry, which made reading the log the consumer's largest cost.
@@ -158,24 +198,46 @@ class SqliteStore(SqlStore):
         params.append(limit)
         with self._reading(f"read changes after {after}") as conn:
             rows = conn.exec_driver_sql(_CHANGES.format(where=where), tuple(params)).fetchall()
-        return [Change(seq, entity, key, version, Op(op), content_hash,
-                       None if payload is None else payload.encode(), as_utc(recorded_at),
+        # The entries of one transaction share their time stamp and operation: each is parsed once per read.
+        stamps: dict[str, dt.datetime] = {}
+        ops = _OPS
+        return [Change(seq, entity, key, version, ops[op], content_hash,
+                       None if payload is None else payload.encode(),
+                       stamps.get(recorded_at) or stamps.setdefault(recorded_at, as_utc(recorded_at)),
                        Lineage(source_system, source_id, batch_id, mapping_version))
                 for (seq, entity, key, version, op, content_hash, payload, recorded_at, source_system, source_id,
                      batch_id, mapping_version) in rows]
 
     def wait_for_changes(self, timeout: float, stop: threading.Event | None = None) -> None:
         """Return at once if this process committed to the change log since this thread last read it
-        (:meth:`changes`), else wait up to ``timeout`` for such a commit; other processes' commits are seen at the
-        next poll. So a commit between a consumer's read and its wait is not slept through."""
+        (:meth:`changes`), else wait up to ``timeout`` for such a commit, or for another process's commit that
+        appended to the log. So a commit between a consumer's read and its wait is not slept through."""
         deadline = time.monotonic() + timeout
+        watcher = getattr(self._local, "watcher", None)
+        if watcher is None:
+            watcher = self._local.watcher = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._watchers.append(watcher)
+        head = getattr(self._local, "head", None)
+        if head is None:
+            head = self._local.head = _log_head(watcher)
+        version = _data_version(watcher)
+        busy, idle, quiet = CROSS_PROCESS_POLL
+        moved = getattr(self._local, "moved", 0.0)
         with self._appended:
             seen = getattr(self._local, "seen", self._generation)
             while self._generation == seen and not (stop is not None and stop.is_set()):
-                remaining = deadline - time.monotonic()
+                now = _data_version(watcher)
+                if now != version:  # some connection committed: did it append to the log?
+                    version = now
+                    if _log_head(watcher) > head:
+                        self._local.moved = time.monotonic()
+                        return
+                at = time.monotonic()
+                remaining = deadline - at
                 if remaining <= 0:
                     return
-                self._appended.wait(min(remaining, STOP_CHECK))  # a set stop is noticed within STOP_CHECK
+                self._appended.wait(min(remaining, busy if at - moved < quiet else idle))
+            self._local.moved = time.monotonic()
 
     def _begin_write(self, conn: Connection) -> None:
         conn.execution_options(**{_WRITE: True})
@@ -183,7 +245,7 @@ class SqliteStore(SqlStore):
 
     def _allocate_seqs(self, conn: Connection, n: int) -> list[int]:
         self._local.appends = True
-        last = int(conn.exec_driver_sql(_LAST_SEQ).scalar_one())
+        last = int(_driver(conn).execute(_LAST_SEQ).fetchone()[0])
         return list(range(last + 1, last + 1 + n))
 
     def _lookup_rows(self, conn: Connection, entity: str, keys: Sequence[str]) -> Iterable[Sequence[Any]]:
@@ -196,6 +258,21 @@ class SqliteStore(SqlStore):
                 + ",".join("?" * len(keys)) + ")")
         return _driver(conn).execute(sql, (entity, *keys)).fetchall()
 
+    # The driver's own statements for what a streaming consumer reads around every batch: through SQLAlchemy's
+    # query layer each cost several times the lookup, which made them most of a small batch's time.
+
+    def checkpoint(self, name: str) -> str | None:
+        with self._reading(f"read checkpoint {name!r}") as conn:
+            row = _driver(conn).execute("SELECT value FROM sf_checkpoint WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def held_keys(self, flow: str) -> dict[tuple[str, str], int]:
+        with self._reading(f"read the keys {flow} holds") as conn:
+            rows = _driver(conn).execute(
+                "SELECT entity, record_key, min(id) FROM sf_dead_letter WHERE flow = ? AND status = ?"
+                " GROUP BY entity, record_key", (flow, DeadLetterStatus.OPEN.value)).fetchall()
+        return {(entity, key): int(first) for entity, key, first in rows}
+
     def live_keys(self, entity: str) -> Iterator[str]:
         # The driver's cursor, in the read transaction of one connection: at a million keys, SQLAlchemy's result
         # rows cost more than the scan.
@@ -206,10 +283,42 @@ class SqliteStore(SqlStore):
                     yield key
 
     def close(self) -> None:
+        for watcher in self._watchers:
+            watcher.close()
+        self._watchers.clear()
         super().close()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
+
+
+def _data_version(watcher: sqlite3.Connection) -> int:
+    """Changes whenever another connection (of any process) committed since this one last asked."""
+    return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _log_head(watcher: sqlite3.Connection) -> int:
+    return int(watcher.execute("SELECT coalesce(max(seq), 0) FROM sf_change_log").fetchone()[0])
+
+
+def _begin_immediate(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """``BEGIN IMMEDIATE``, retried at short intervals while another process holds the write lock, up to the busy
+    timeout (SQLite's own busy handler is off meanwhile: it sleeps in steps growing to 100 ms)."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause, longest = WRITE_RETRY
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:  # any BUSY_*
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 1.5, longest)
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
 
 
 def _driver(conn: Connection) -> sqlite3.Connection:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -124,8 +125,9 @@ class WebhookConnector(Connector):
             location = f"{where} at {request.headers.get(config.timestamp_header)}"
             events, single = self._events(body, location)
             answers = _Answers(loop, len(events))
-            for index, (record, problem) in enumerate(events):
-                inbox.put(Received(record, answers.ack_for(index), problem))
+            ack = answers.ack
+            inbox.put_many([Received(record, partial(ack, index), problem)  # one hand-over for the whole request
+                            for index, (record, problem) in enumerate(events)])
             try:
                 outcomes = await asyncio.wait_for(answers.future, config.answer_timeout_seconds)
             except TimeoutError:
@@ -186,10 +188,7 @@ class _Answers:
         self._left = count
         self._lock = threading.Lock()
 
-    def ack_for(self, index: int) -> Any:
-        return lambda outcome: self._ack(index, outcome)
-
-    def _ack(self, index: int, outcome: Acknowledgement) -> None:
+    def ack(self, index: int, outcome: Acknowledgement) -> None:
         with self._lock:
             if self._outcomes[index] is None:
                 self._left -= 1
