@@ -49,6 +49,9 @@ class IncomingRecord:
     key: str
     payload: bytes
     lineage: Lineage = Lineage()
+    input_hash: str | None = None
+    """The hash of the input this record was mapped from (batch sync: flow, mapping and raw record), kept with the
+    key's state even when the record itself is unchanged; ``None`` keeps none."""
 
     @property
     def content_hash(self) -> str:
@@ -569,6 +572,11 @@ class Store(ABC):
     def live_keys(self, entity: str) -> Iterator[str]:
         """The keys of an entity that are not deleted, in no particular order: only the keys, for a snapshot's
         deletions."""
+
+    @abstractmethod
+    def input_hashes(self, entity: str) -> dict[str, str]:
+        """Input hash -> key, for the live keys of an entity whose state keeps the hash of the input it was last
+        accepted from (``IncomingRecord.input_hash``): what a full refresh needs to skip rows that did not change."""
 
     # -- the delivery log ----------------------------------------------------------------------------------------------
 
