@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -139,15 +138,14 @@ def run_inbound(
     return result
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(msgspec.Struct):
     """What mapping and the data-quality rules made of one raw record: a record to store, or the reasons not to."""
 
     key: str = ""
     record: Record | None = None
-    reasons: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    claims: list[XrefClaim] = field(default_factory=list)
+    reasons: list[str] = []
+    warnings: list[str] = []
+    claims: list[XrefClaim] = []
     """Cross-reference links the record claims; stored with it, in the same transaction."""
 
 
@@ -175,7 +173,7 @@ def map_and_check(
         if reasons:
             outcomes.append(Outcome(key=record.key, reasons=reasons))
             continue
-        outcomes.append(Outcome(key=record.key, record=record, claims=claims))
+        outcomes.append(Outcome(record.key, record, [], [], claims))
     if rules:
         mapped = [outcome for outcome in outcomes if outcome.record is not None]
         verdicts = rules.check([outcome.record for outcome in mapped if outcome.record is not None], store)

@@ -59,15 +59,19 @@ def _rename_plan(field_map: FieldMap) -> Mapper | None:
 
     def map_row(raw: dict[str, Any]) -> tuple[Record, list[XrefClaim]]:
         data = {}
+        get = raw.get
         for target, column in columns:
-            value = raw.get(column)
-            if value is None:
-                continue
-            if isinstance(value, str):
+            value = get(column)
+            if value.__class__ is str:
                 value = value.strip()
-                if not value:
-                    continue
-            data[target] = value
+                if value:
+                    data[target] = value
+            elif value is not None:
+                if isinstance(value, str):  # a subclass of str
+                    value = value.strip()
+                    if not value:
+                        continue
+                data[target] = value
         try:
             return convert(data, cls, strict=False), []
         except (msgspec.ValidationError, ValueError, TypeError):

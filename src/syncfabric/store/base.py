@@ -20,6 +20,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import msgspec
+
 
 def content_hash(payload: bytes) -> str:
     """The content hash the store compares to skip unchanged records: BLAKE2b-128 of the canonical JSON."""
@@ -31,8 +33,7 @@ class Op(StrEnum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
-class Lineage:
+class Lineage(msgspec.Struct, frozen=True):
     """Where a record came from: enough to trace it back to its source."""
 
     source_system: str = ""
@@ -42,8 +43,7 @@ class Lineage:
     mapping_version: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class IncomingRecord:
+class IncomingRecord(msgspec.Struct, frozen=True):
     """A canonical record on its way into the store. ``payload`` is the canonical JSON encoding."""
 
     key: str
@@ -185,8 +185,7 @@ class QuarantineEntry:
     """The mapping version that rejected it last (at first, or at its last failed replay)."""
 
 
-@dataclass(frozen=True, slots=True)
-class NewSource:
+class NewSource(msgspec.Struct, frozen=True):
     """The raw record a stored canonical record was mapped from, kept so that a changed mapping can be tried on it."""
 
     key: str
@@ -339,7 +338,7 @@ class Transaction(ABC):
         bumps the key's version and appends one change-log entry. Keys must be unique within one call."""
 
     @abstractmethod
-    def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = Lineage()) -> ApplyResult:
+    def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = Lineage()) -> ApplyResult:  # noqa: B008
         """Mark keys deleted (a tombstone in the change log). Unknown or already deleted keys write nothing."""
 
     @abstractmethod
