@@ -17,7 +17,8 @@ def test_unknown_field_lists_the_known_ones(write_estate) -> None:
 
     assert problems == [
         f"{path}:{line_of(text, 'shedule')}:5: unknown field 'shedule' (expected one of: batch_size, delivery, "
-        f"direction, entities, keep_raw, mapping, missed, mode, schedule, source, system, watermark); did you mean "
+        f"direction, entities, keep_raw, mapping, missed, mode, parallel, schedule, source, system, watermark); did "
+        f"you mean "
         f"'schedule'? "
         f"@ $.flows.items-in.shedule"
     ]

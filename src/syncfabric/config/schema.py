@@ -179,6 +179,10 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
         "edited mapping (one row of raw JSON per key, written with the record)")] = True
     delivery: Annotated[DeliverySpec, _doc(
         "outbound: retry policy, and how the flow streams (syncfabric deliver) and falls back")] = DeliverySpec()
+    parallel: Annotated[bool, _doc(
+        "inbound full refresh: read and map the pages in a second process while this one writes the store (for "
+        "mappings that only rename columns, in flows without rules, from connectors that can be handed to another "
+        "process, such as files; other flows map in their own process)")] = False
 
 
 Rounding = Literal["half_up", "half_even", "up", "down", "ceiling", "floor"]

@@ -12,7 +12,7 @@ again in full instead.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -21,6 +21,7 @@ from syncfabric.config.schema import Estate, Watermark
 from syncfabric.connectors.base import Connector, Page, RawRecord
 from syncfabric.errors import RecordError, StoreError
 from syncfabric.flows import watermark as watermarks
+from syncfabric.flows.map_worker import worker_pages
 from syncfabric.flows.rename_plan import mapper
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.unchanged import KnownInputs, known_inputs
@@ -59,6 +60,7 @@ def run_inbound(
     rules: RuleSet | None = None,
     watermark: Watermark | None = None,
     keep_raw: bool = True,
+    parallel: bool = False,
 ) -> FlowResult:
     """Run an inbound flow once. With ``watermark`` (net change only), the connector is asked for records changed
     since the highest committed value of the watermark field minus the overlap, instead of since its own cursor;
@@ -71,7 +73,11 @@ def run_inbound(
     snapshot_start = saved.snapshot_start if resuming else saved.cursor
     skip = saved.snapshot_pages if resuming else 0
     mark = saved.watermark
-    if full:
+    premapped = worker_pages(store, flow_name, connector, field_map, source=source, cursor=snapshot_start,
+                             batch_id=batch_id, rules=rules) if full and parallel else None
+    if premapped is not None:
+        pages: Iterator[Any] = premapped
+    elif full:
         pages = connector.read_full(source, snapshot_start)
     elif watermark is not None:
         pages = connector.read_changes(source, watermarks.since(mark, watermark.overlap_seconds))
@@ -79,12 +85,16 @@ def run_inbound(
         pages = connector.read_changes(source, snapshot_start)
     inputs: KnownInputs | None = None
     page_no, seen = 0, set[str]()
-    for page in pages:
+    for item in pages:
         page_no += 1
-        if full and page_no == 1:  # a snapshot starts: what the store holds now, with the last one's writes
-            inputs = known_inputs(store, flow_name, field_map, rules)
-        records, rejected, warnings, links, sources, skipped = _map_page(
-            page, field_map, flow_name, batch_id, rules, store, inputs, seen)
+        if premapped is not None:  # read and mapped by the worker process
+            page, (records, rejected, warnings, links, sources, skipped) = item
+        else:
+            page = item
+            if full and page_no == 1:  # a snapshot starts: what the store holds now, with the last one's writes
+                inputs = known_inputs(store, flow_name, field_map, rules)
+            records, rejected, warnings, links, sources, skipped = _map_page(
+                page, field_map, flow_name, batch_id, rules, store, inputs, seen)
         if full:
             seen.update(skipped)
             seen.update(record.key for record in records)
@@ -99,7 +109,8 @@ def run_inbound(
             with store.transaction() as tx:
                 tx.set_checkpoint(flow_name, msgspec.json.encode(InboundCheckpoint(cursor=snapshot_start)).decode())
             return run_inbound(store, flow_name, connector, field_map, mode=mode, source=source, batch_id=batch_id,
-                               progress=progress, rules=rules, watermark=watermark, keep_raw=keep_raw)
+                               progress=progress, rules=rules, watermark=watermark, keep_raw=keep_raw,
+                               parallel=parallel)
         if committed_before:
             continue
         with store.transaction() as tx:
@@ -108,8 +119,9 @@ def run_inbound(
             result.records_in += len(skipped)
             result.unchanged += len(skipped)
             if keep_raw:  # the raw records behind the versions this page wrote
-                tx.put_sources(entity, [NewSource(key, flow_name, (text or _encode(raw)).decode(), where)
-                                        for key in applied.changed_keys for raw, where, text in (sources[key],)])
+                tx.put_sources(entity, [NewSource(key, flow_name, (text or _encode(raw)).decode(), where, digest)
+                                        for key in applied.changed_keys
+                                        for raw, where, text, digest in (sources[key],)])
             result.warn(warnings)
             if full and page.complete:
                 missing = [key for key in store.live_keys(entity) if key not in seen]
@@ -257,7 +269,7 @@ def _map_page(
         key = outcome.key
         by_key[key] = IncomingRecord(key, encode(record), Lineage(system, raw.location, batch_id, version),
                                      None if digests is None else digests[index])
-        sources[key] = (raw.data, raw.location, None if texts is None else texts[index])
+        sources[key] = (raw.data, raw.location, None if texts is None else texts[index], "")
         if skipped:
             placed[key] = origin[index]
         if outcome.warnings:
@@ -275,8 +287,8 @@ def _map_page(
             sources, list(skipped))
 
 
-Source = tuple[Any, str, bytes | None]
-"""A raw record, where it is, and its JSON encoding if already made."""
+Source = tuple[Any, str, bytes | None, str]
+"""A raw record, where it is, its JSON encoding if already made, and that encoding's content hash if known."""
 
 
 _encode = msgspec.json.Encoder().encode

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -38,10 +38,20 @@ from syncfabric.store import Store
 class KnownInputs:
     """The input hashes of an entity's live keys, and how to hash a raw row for this flow and mapping."""
 
-    digest: Callable[[bytes], str]
-    """The input hash of a raw row encoded as JSON."""
+    salt: bytes
+    """The hash key: what stands for the flow, the mapping and the release."""
     keys: dict[str, str]
     """Input hash -> key, as stored when the run started."""
+    digest: Callable[[bytes], str] = field(init=False)
+    """The input hash of a raw row encoded as JSON."""
+
+    def __post_init__(self) -> None:
+        blake2b, key = hashlib.blake2b, self.salt
+
+        def digest(raw_json: bytes) -> str:
+            return blake2b(raw_json, digest_size=16, key=key).hexdigest()
+
+        self.digest = digest
 
 
 def known_inputs(store: Store, flow_name: str, field_map: FieldMap, rules: RuleSet | None) -> KnownInputs | None:
@@ -51,10 +61,4 @@ def known_inputs(store: Store, flow_name: str, field_map: FieldMap, rules: RuleS
         return None
     salt = msgspec.json.encode([syncfabric.__version__, flow_name, field_map.entity_cls.entity, field_map.version,
                                 field_map.mapping])
-    key = hashlib.blake2b(salt, digest_size=32).digest()
-    blake2b = hashlib.blake2b
-
-    def digest(raw_json: bytes) -> str:
-        return blake2b(raw_json, digest_size=16, key=key).hexdigest()
-
-    return KnownInputs(digest, store.input_hashes(field_map.entity_cls.entity))
+    return KnownInputs(hashlib.blake2b(salt, digest_size=32).digest(), store.input_hashes(field_map.entity_cls.entity))

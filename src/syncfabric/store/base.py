@@ -52,10 +52,12 @@ class IncomingRecord(msgspec.Struct, frozen=True):
     input_hash: str | None = None
     """The hash of the input this record was mapped from (batch sync: flow, mapping and raw record), kept with the
     key's state even when the record itself is unchanged; ``None`` keeps none."""
+    payload_hash: str = ""
+    """``content_hash(payload)`` if the producer already computed it (a mapping worker process); else empty."""
 
     @property
     def content_hash(self) -> str:
-        return content_hash(self.payload)
+        return self.payload_hash or content_hash(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,8 @@ class NewSource(msgspec.Struct, frozen=True):
     payload: str
     """The raw record as received, as JSON text (the same form quarantine keeps)."""
     source_id: str = ""
+    raw_hash: str = ""
+    """``content_hash`` of the payload's UTF-8 if the producer already computed it; else empty."""
 
 
 @dataclass(frozen=True, slots=True)

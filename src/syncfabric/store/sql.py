@@ -704,7 +704,7 @@ class SqlTransaction(Transaction):
         changed: list[tuple[IncomingRecord, int, str, str]] = []
         touched: list[dict[str, Any]] = []  # unchanged records bringing an input hash other than the one kept
         for record in records:
-            digest = content_hash(record.payload)
+            digest = record.payload_hash or content_hash(record.payload)
             old = existing.get(record.key)
             if old is None:
                 version = 1
@@ -883,7 +883,7 @@ class SqlTransaction(Transaction):
         writer = store._source_writer
         now = writer.bind("updated_at", _now())
         rows = {source.key: (entity, source.key, source.flow, source.source_id,
-                             content_hash(source.payload.encode("utf-8")), source.payload, now)
+                             source.raw_hash or content_hash(source.payload.encode("utf-8")), source.payload, now)
                 for source in sources}  # the newest of a key wins
         with store._errors(f"keep the source records of {entity}"):
             writer.execute(conn, list(rows.values()))
