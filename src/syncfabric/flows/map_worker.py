@@ -54,23 +54,22 @@ def worker_pages(
         handed = pickle.dumps(connector)
     except Exception:  # a connector holding a client, a socket or a lock: it reads in this process
         return None
-    inputs = known_inputs(store, flow_name, field_map, rules)
-    if inputs is None:
-        return None
-    return _pages(handed, flow_name, field_map, mapping, source, cursor, batch_id, inputs)
+    return _pages(store, handed, flow_name, field_map, mapping, source, cursor, batch_id)
 
 
 def _pages(
-    connector: bytes, flow_name: str, field_map: FieldMap, mapping: Mapping, source: str, cursor: str | None,
-    batch_id: str, inputs: KnownInputs | None,
+    store: Store, connector: bytes, flow_name: str, field_map: FieldMap, mapping: Mapping, source: str,
+    cursor: str | None, batch_id: str,
 ) -> Iterator[tuple[Page, Mapped]]:
     # A process of its own (not multiprocessing's fork, which would share the store's connections and threads, nor
     # its spawn, which imports the caller's main script again): pages come back pickled through its stdout, whose
-    # pipe blocks the worker while the flow's process is busy, so the worker runs about a page ahead.
+    # pipe blocks the worker while the flow's process is busy, so the worker runs about a page ahead. It starts
+    # first, so that it imports while this process reads the input hashes.
     worker = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert worker.stdin is not None and worker.stdout is not None
     system, version = field_map.system, field_map.version
     try:
+        inputs = known_inputs(store, flow_name, field_map, None)
         known = (inputs.salt, inputs.keys) if inputs is not None else None
         try:
             pickle.dump((os.getpid(), connector, flow_name, field_map.name, mapping, source, cursor, batch_id, known),
