@@ -17,6 +17,10 @@ What keeps that sound:
 - any other write of the key's state (another flow, a replay, a deletion) stores no hash or clears it;
 - a key already met earlier in the same snapshot is mapped (the last row of a key wins), and within a page a
   skipped row that comes after a mapped row of its key undoes that row's write.
+
+The hashes are those of the store when the snapshot starts. A key that another flow writes while the snapshot runs
+keeps that write if this flow's row for it is unchanged; without the skip, the snapshot would have written its own
+version over it (whichever committed last won either way).
 """
 
 from __future__ import annotations
