@@ -17,8 +17,8 @@ def test_unknown_field_lists_the_known_ones(write_estate) -> None:
 
     assert problems == [
         f"{path}:{line_of(text, 'shedule')}:5: unknown field 'shedule' (expected one of: batch_size, delivery, "
-        f"direction, entities, keep_raw, mapping, missed, mode, schedule, source, system, watermark, write_back); "
-        f"did you mean 'schedule'? "
+        f"direction, entities, keep_raw, mapping, missed, mode, parallel, schedule, source, system, watermark, "
+        f"write_back); did you mean 'schedule'? "
         f"@ $.flows.items-in.shedule"
     ]
 

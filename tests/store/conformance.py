@@ -803,6 +803,26 @@ class StoreConformance:
         assert len(keys) == 1198 and set(keys) == {f"k{n}" for n in range(1200)} - {"k7", "k8"}
         assert list(store.live_keys("nothing")) == []
 
+    def test_input_hashes_follow_the_state_they_were_accepted_with(self, store: Store) -> None:
+        def inp(key: str, digest: str | None, **fields: object) -> IncomingRecord:
+            return IncomingRecord(key, rec(key, **fields).payload, input_hash=digest)
+
+        with store.transaction() as tx:
+            tx.apply("item", [inp("a", "ha"), inp("b", "hb"), inp("c", None), inp("d", "hd")])
+            tx.apply("location", [inp("x", "hx")])
+        assert store.input_hashes("item") == {"ha": "a", "hb": "b", "hd": "d"}
+        with store.transaction() as tx:
+            result = tx.apply("item", [inp("a", "ha2"), inp("b", None), inp("d", None, n=2)])
+            tx.delete("item", ["c"])
+        assert (result.unchanged, result.updated) == (2, 1)
+        # a: unchanged record, new input kept; b: unchanged without an input, the old one still holds;
+        # d: changed by a write that keeps no input hash, so none is kept
+        assert store.input_hashes("item") == {"ha2": "a", "hb": "b"}
+        with store.transaction() as tx:
+            tx.delete("item", ["a"])
+        assert store.input_hashes("item") == {"hb": "b"}
+        assert store.input_hashes("location") == {"hx": "x"}
+
     def test_a_lease_has_one_holder_until_it_expires_or_is_released(self, make_store: MakeStore) -> None:
         one, two = make_store(), make_store()  # two processes sharing the store
         assert one.acquire_lease("flow:items-in", "a", 30)

@@ -199,6 +199,10 @@ class Flow(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
     write_back: Annotated[WriteBackSpec, _doc(
         "outbound planned orders: the plants this ERP owns and the planner review (docs/global-manufacturer.md)")] \
         | None = None
+    parallel: Annotated[bool, _doc(
+        "inbound full refresh: read and map the pages in a second process while this one writes the store (for "
+        "mappings that only rename columns, in flows without rules, from connectors that can be handed to another "
+        "process, such as files; other flows map in their own process)")] = False
 
 
 Rounding = Literal["half_up", "half_even", "up", "down", "ceiling", "floor"]

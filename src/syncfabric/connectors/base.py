@@ -16,6 +16,8 @@ from enum import Flag, auto
 from pathlib import Path
 from typing import Any, ClassVar
 
+import msgspec
+
 from syncfabric.errors import PermanentError
 
 
@@ -27,8 +29,7 @@ class Capability(Flag):
     CALL = auto()
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(msgspec.Struct, frozen=True):
     """A record as the system gave it, before mapping. ``location`` says where it is (``items.csv:14``)."""
 
     data: dict[str, Any]

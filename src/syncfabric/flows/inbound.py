@@ -12,18 +12,19 @@ again in full instead.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
 
 from syncfabric.config.schema import Estate, Watermark
 from syncfabric.connectors import watermark as watermarks
-from syncfabric.connectors.base import Connector, Page
+from syncfabric.connectors.base import Connector, Page, RawRecord
 from syncfabric.errors import RecordError, StoreError
+from syncfabric.flows.map_worker import worker_pages
 from syncfabric.flows.rename_plan import mapper
 from syncfabric.flows.result import FlowResult, Progress
+from syncfabric.flows.unchanged import KnownInputs, known_inputs
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet, describe
 from syncfabric.mapping.xref import XrefClaim, conflicts
@@ -59,6 +60,7 @@ def run_inbound(
     rules: RuleSet | None = None,
     watermark: Watermark | None = None,
     keep_raw: bool = True,
+    parallel: bool = False,
 ) -> FlowResult:
     """Run an inbound flow once. With ``watermark`` (net change only), the connector is asked for records changed
     since the highest committed value of the watermark field minus the overlap, instead of since its own cursor;
@@ -71,17 +73,30 @@ def run_inbound(
     snapshot_start = saved.snapshot_start if resuming else saved.cursor
     skip = saved.snapshot_pages if resuming else 0
     mark = saved.watermark
-    if full:
+    premapped = worker_pages(store, flow_name, connector, field_map, source=source, cursor=snapshot_start,
+                             batch_id=batch_id, rules=rules) if full and parallel else None
+    if premapped is not None:
+        pages: Iterator[Any] = premapped
+    elif full:
         pages = connector.read_full(source, snapshot_start)
     elif watermark is not None:
         pages = connector.read_changes(source, watermarks.since(mark, watermark.overlap_seconds))
     else:
         pages = connector.read_changes(source, snapshot_start)
+    inputs: KnownInputs | None = None
     page_no, seen = 0, set[str]()
-    for page in pages:
+    for item in pages:
         page_no += 1
-        records, rejected, warnings, links, sources = _map_page(page, field_map, flow_name, batch_id, rules, store)
+        if premapped is not None:  # read and mapped by the worker process
+            page, (records, rejected, warnings, links, sources, skipped) = item
+        else:
+            page = item
+            if full and page_no == 1:  # a snapshot starts: what the store holds now, with the last one's writes
+                inputs = known_inputs(store, flow_name, field_map, rules)
+            records, rejected, warnings, links, sources, skipped = _map_page(
+                page, field_map, flow_name, batch_id, rules, store, inputs, seen)
         if full:
+            seen.update(skipped)
             seen.update(record.key for record in records)
             # A key whose row is in the snapshot but does not map is not missing: keep its last accepted state.
             seen.update(entry.record_key for entry in rejected if entry.record_key)
@@ -94,15 +109,19 @@ def run_inbound(
             with store.transaction() as tx:
                 tx.set_checkpoint(flow_name, msgspec.json.encode(InboundCheckpoint(cursor=snapshot_start)).decode())
             return run_inbound(store, flow_name, connector, field_map, mode=mode, source=source, batch_id=batch_id,
-                               progress=progress, rules=rules, watermark=watermark, keep_raw=keep_raw)
+                               progress=progress, rules=rules, watermark=watermark, keep_raw=keep_raw,
+                               parallel=parallel)
         if committed_before:
             continue
         with store.transaction() as tx:
             records, rejected = _link(tx, records, rejected, links)
             applied = _write_page(tx, entity, records, rejected, result)
+            result.records_in += len(skipped)
+            result.unchanged += len(skipped)
             if keep_raw:  # the raw records behind the versions this page wrote
-                tx.put_sources(entity, [NewSource(key, flow_name, _encode(raw).decode(), where)
-                                        for key in applied.changed_keys for raw, where in (sources[key],)])
+                tx.put_sources(entity, [NewSource(key, flow_name, (text or _encode(raw)).decode(), where, digest)
+                                        for key in applied.changed_keys
+                                        for raw, where, text, digest in (sources[key],)])
             result.warn(warnings)
             if full and page.complete:
                 missing = [key for key in store.live_keys(entity) if key not in seen]
@@ -131,15 +150,14 @@ def run_inbound(
     return result
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(msgspec.Struct):
     """What mapping and the data-quality rules made of one raw record: a record to store, or the reasons not to."""
 
     key: str = ""
     record: Record | None = None
-    reasons: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    claims: list[XrefClaim] = field(default_factory=list)
+    reasons: list[str] = []
+    warnings: list[str] = []
+    claims: list[XrefClaim] = []
     """Cross-reference links the record claims; stored with it, in the same transaction."""
 
 
@@ -167,7 +185,7 @@ def map_and_check(
         if reasons:
             outcomes.append(Outcome(key=record.key, reasons=reasons))
             continue
-        outcomes.append(Outcome(key=record.key, record=record, claims=claims))
+        outcomes.append(Outcome(record.key, record, [], [], claims))
     if rules:
         mapped = [outcome for outcome in outcomes if outcome.record is not None]
         verdicts = rules.check([outcome.record for outcome in mapped if outcome.record is not None], store)
@@ -199,14 +217,16 @@ def estate_field_map(store: Store, estate: Estate, name: str) -> FieldMap:
 
 def _map_page(
     page: Page, field_map: FieldMap, flow_name: str, batch_id: str, rules: RuleSet | None = None,
-    store: Store | None = None,
-) -> tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Links], dict[str, tuple[Any, str]]]:
-    """The page's records to store (the last row of a key wins), its rejects, warnings, xref links, and per key the
-    raw record and where it is (encoded only for the keys the store then writes)."""
+    store: Store | None = None, inputs: KnownInputs | None = None, seen: set[str] | frozenset[str] = frozenset(),
+) -> tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Links], dict[str, Source], list[str]]:
+    """The page's records to store (the last row of a key wins), its rejects, warnings, xref links, per key the
+    raw record and where it is (encoded only for the keys the store then writes), and the keys of the rows skipped
+    as unchanged (with ``inputs``: their input is the one their stored state was accepted from, and their key was
+    not met in the snapshot before, ``seen``)."""
     by_key: dict[str, IncomingRecord] = {}
     links: dict[str, Links] = {}
     warnings: dict[str, list[str]] = {}
-    sources: dict[str, tuple[Any, str]] = {}
+    sources: dict[str, Source] = {}
     version = field_map.version
     system, entity = field_map.system, field_map.entity_cls.entity
     rejected = [
@@ -215,9 +235,29 @@ def _map_page(
                       mapping_version=version)
         for problem in page.problems
     ]
-    outcomes = map_and_check([raw.data for raw in page.records], field_map, rules, store)
     encode = _encode
-    for raw, outcome in zip(page.records, outcomes, strict=True):
+    rows: Sequence[RawRecord] = page.records
+    texts: list[bytes | None] | None = None
+    digests: list[str | None] | None = None
+    skipped: dict[str, int] = {}
+    origin: list[int] = []
+    if inputs is not None:
+        known, digest = inputs.keys, inputs.digest
+        rows, texts, digests = [], [], []
+        for index, raw in enumerate(page.records):
+            text = encode(raw.data)
+            hashed = digest(text)
+            key = known.get(hashed)
+            if key is not None and key not in seen:
+                skipped[key] = index
+                continue
+            rows.append(raw)
+            texts.append(text)
+            digests.append(hashed)
+            origin.append(index)
+    outcomes = map_and_check([raw.data for raw in rows], field_map, rules, store)
+    placed: dict[str, int] = {}
+    for index, (raw, outcome) in enumerate(zip(rows, outcomes, strict=True)):
         record = outcome.record
         if record is None:
             rejected.append(NewQuarantine(
@@ -227,8 +267,11 @@ def _map_page(
             ))
             continue
         key = outcome.key
-        by_key[key] = IncomingRecord(key, encode(record), Lineage(system, raw.location, batch_id, version))
-        sources[key] = (raw.data, raw.location)
+        by_key[key] = IncomingRecord(key, encode(record), Lineage(system, raw.location, batch_id, version),
+                                     None if digests is None else digests[index])
+        sources[key] = (raw.data, raw.location, None if texts is None else texts[index], "")
+        if skipped:
+            placed[key] = origin[index]
         if outcome.warnings:
             warnings[key] = outcome.warnings
         elif warnings:
@@ -237,8 +280,15 @@ def _map_page(
             links[key] = (outcome.claims, NewQuarantine(
                 flow=flow_name, system=system, entity=entity, reasons=[],
                 payload=encode(raw.data).decode(), record_key=key, location=raw.location, mapping_version=version))
+    for key, index in placed.items():  # a key both mapped and skipped in this page: its last row wins
+        if key in skipped and skipped[key] > index:
+            del by_key[key]  # the stored state is what the skipped row maps to
     return (list(by_key.values()), rejected, [w for key in by_key for w in warnings.get(key, ())], links,
-            sources)
+            sources, list(skipped))
+
+
+Source = tuple[Any, str, bytes | None, str]
+"""A raw record, where it is, its JSON encoding if already made, and that encoding's content hash if known."""
 
 
 _encode = msgspec.json.Encoder().encode

@@ -33,12 +33,25 @@ def mapper(field_map: FieldMap) -> Mapper:
     return found
 
 
-def _rename_plan(field_map: FieldMap) -> Mapper | None:
+def renames_only(field_map: FieldMap) -> bool:
+    """Whether ``field_map`` only renames columns: what it makes of a row depends on that row alone (no code map,
+    cross-reference, time zone or unit table is consulted)."""
+    return _plain_columns(field_map) is not None
+
+
+def _plain_columns(field_map: FieldMap) -> tuple[tuple[str, str], ...] | None:
     mapping = getattr(field_map, "mapping", None)
     if mapping is None or field_map._quantities or field_map._conversions:
         return None
     columns = tuple(mapping.fields.items())
     if not columns or not all(isinstance(column, str) and "." not in column for _, column in columns):
+        return None
+    return columns
+
+
+def _rename_plan(field_map: FieldMap) -> Mapper | None:
+    columns = _plain_columns(field_map)
+    if columns is None:
         return None
     cls = field_map.entity_cls
     convert = msgspec.convert
@@ -46,15 +59,19 @@ def _rename_plan(field_map: FieldMap) -> Mapper | None:
 
     def map_row(raw: dict[str, Any]) -> tuple[Record, list[XrefClaim]]:
         data = {}
+        get = raw.get
         for target, column in columns:
-            value = raw.get(column)
-            if value is None:
-                continue
-            if isinstance(value, str):
+            value = get(column)
+            if value.__class__ is str:
                 value = value.strip()
-                if not value:
-                    continue
-            data[target] = value
+                if value:
+                    data[target] = value
+            elif value is not None:
+                if isinstance(value, str):  # a subclass of str
+                    value = value.strip()
+                    if not value:
+                        continue
+                data[target] = value
         try:
             return convert(data, cls, strict=False), []
         except (msgspec.ValidationError, ValueError, TypeError):

@@ -112,7 +112,7 @@ class Runtime:
                         self.store, name, connector, field_map, mode=flow.mode,
                         source=flow.source or flow.entities[0], batch_id=f"run-{run_id}-{uuid.uuid4().hex[:8]}",
                         progress=progress, rules=self.rules(field_map.entity_cls.entity), watermark=flow.watermark,
-                        keep_raw=flow.keep_raw,
+                        keep_raw=flow.keep_raw, parallel=flow.parallel,
                     )
                 else:
                     if flow.mode == "changes":

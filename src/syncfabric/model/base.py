@@ -185,6 +185,14 @@ def _decimal_check(bounds: Bounds | None, of_quantity: bool) -> Check:
         if problem:
             raise ValueError(f"{name} {problem}, got {value}")
 
+    if bounds is not None and not of_quantity and bounds.gt is None and bounds.le is None and bounds.ge is not None:
+        ge = bounds.ge  # the common bound (NonNegative), compared inline
+
+        def check_ge(name: str, value: Any) -> None:
+            if not value.is_finite() or value < ge:
+                check(name, value)
+
+        return check_ge
     return check
 
 

@@ -20,6 +20,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import msgspec
+
 
 def content_hash(payload: bytes) -> str:
     """The content hash the store compares to skip unchanged records: BLAKE2b-128 of the canonical JSON."""
@@ -31,8 +33,7 @@ class Op(StrEnum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True, slots=True)
-class Lineage:
+class Lineage(msgspec.Struct, frozen=True):
     """Where a record came from: enough to trace it back to its source."""
 
     source_system: str = ""
@@ -42,17 +43,21 @@ class Lineage:
     mapping_version: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class IncomingRecord:
+class IncomingRecord(msgspec.Struct, frozen=True):
     """A canonical record on its way into the store. ``payload`` is the canonical JSON encoding."""
 
     key: str
     payload: bytes
     lineage: Lineage = Lineage()
+    input_hash: str | None = None
+    """The hash of the input this record was mapped from (batch sync: flow, mapping and raw record), kept with the
+    key's state even when the record itself is unchanged; ``None`` keeps none."""
+    payload_hash: str = ""
+    """``content_hash(payload)`` if the producer already computed it (a mapping worker process); else empty."""
 
     @property
     def content_hash(self) -> str:
-        return content_hash(self.payload)
+        return self.payload_hash or content_hash(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +187,7 @@ class QuarantineEntry:
     """The mapping version that rejected it last (at first, or at its last failed replay)."""
 
 
-@dataclass(frozen=True, slots=True)
-class NewSource:
+class NewSource(msgspec.Struct, frozen=True):
     """The raw record a stored canonical record was mapped from, kept so that a changed mapping can be tried on it."""
 
     key: str
@@ -191,6 +195,8 @@ class NewSource:
     payload: str
     """The raw record as received, as JSON text (the same form quarantine keeps)."""
     source_id: str = ""
+    raw_hash: str = ""
+    """``content_hash`` of the payload's UTF-8 if the producer already computed it; else empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +342,7 @@ class Transaction(ABC):
         bumps the key's version and appends one change-log entry. Keys must be unique within one call."""
 
     @abstractmethod
-    def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = Lineage()) -> ApplyResult:
+    def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = Lineage()) -> ApplyResult:  # noqa: B008
         """Mark keys deleted (a tombstone in the change log). Unknown or already deleted keys write nothing."""
 
     @abstractmethod
@@ -571,6 +577,11 @@ class Store(ABC):
     def live_keys(self, entity: str) -> Iterator[str]:
         """The keys of an entity that are not deleted, in no particular order: only the keys, for a snapshot's
         deletions."""
+
+    @abstractmethod
+    def input_hashes(self, entity: str) -> dict[str, str]:
+        """Input hash -> key, for the live keys of an entity whose state keeps the hash of the input it was last
+        accepted from (``IncomingRecord.input_hash``): what a full refresh needs to skip rows that did not change."""
 
     # -- the delivery log ----------------------------------------------------------------------------------------------
 

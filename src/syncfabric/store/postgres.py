@@ -26,8 +26,8 @@ WRITE_LOCK_KEY = 0x5346_5354_4F52_4531
 """The advisory lock every write transaction takes (the bytes of ``SFSTORE1``)."""
 
 _LOOKUP = text(
-    "SELECT s.key, s.version, s.content_hash, s.deleted FROM unnest(CAST(:keys AS TEXT[])) AS k(key)"
-    " CROSS JOIN LATERAL (SELECT key, version, content_hash, deleted FROM sf_state"
+    "SELECT s.key, s.version, s.content_hash, s.deleted, s.input_hash FROM unnest(CAST(:keys AS TEXT[])) AS k(key)"
+    " CROSS JOIN LATERAL (SELECT key, version, content_hash, deleted, input_hash FROM sf_state"
     " WHERE entity = :entity AND key = k.key LIMIT 1) AS s"
 )
 """One primary-key probe per key, whatever the statistics say.

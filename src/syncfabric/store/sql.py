@@ -73,11 +73,11 @@ STREAM_ROWS = 1000
 NO_LINEAGE = Lineage()
 TOMBSTONE_HASH = ""
 """The content hash of a deleted key: it has no content."""
-STATE_UPDATES = ("version", "content_hash", "payload", "deleted", "last_seq", "updated_at")
+STATE_UPDATES = ("version", "content_hash", "payload", "deleted", "last_seq", "updated_at", "input_hash")
 """The state columns an upsert of an existing key overwrites."""
 
 LOOKUP = (
-    select(t.state.c.key, t.state.c.version, t.state.c.content_hash, t.state.c.deleted)
+    select(t.state.c.key, t.state.c.version, t.state.c.content_hash, t.state.c.deleted, t.state.c.input_hash)
     .where(t.state.c.entity == bindparam("entity"), t.state.c.key.in_(bindparam("keys", expanding=True)))
 )
 
@@ -129,7 +129,7 @@ class SqlStore(Store):
     insert: ClassVar[Callable[..., Any]]
     _driver_errors: tuple[type[BaseException], ...] = ()
     _lookup: ClassVar[Executable] = LOOKUP
-    """Parameters ``entity`` and ``keys`` (a list); rows of (key, version, content_hash, deleted)."""
+    """Parameters ``entity`` and ``keys`` (a list); rows of (key, version, content_hash, deleted, input_hash)."""
 
     def __init__(self, url: str, engine: Engine) -> None:
         self.url = url
@@ -168,7 +168,7 @@ class SqlStore(Store):
         return BulkWriter(state_upsert, t.state, dialect), BulkWriter(t.change_log.insert(), t.change_log, dialect)
 
     def _lookup_rows(self, conn: Connection, entity: str, keys: Sequence[str]) -> Iterable[Sequence[Any]]:
-        """(key, version, content_hash, deleted) of those of at most KEY_CHUNK ``keys`` that exist."""
+        """(key, version, content_hash, deleted, input_hash) of those of at most KEY_CHUNK ``keys`` that exist."""
         return conn.execute(self._lookup, {"entity": entity, "keys": list(keys)})
 
     def _write_checkpoint(self, conn: Connection, name: str, value: str) -> None:
@@ -620,6 +620,13 @@ class SqlStore(Store):
                 if state is not None and (include_deleted or not state.deleted):
                     yield state
 
+    def input_hashes(self, entity: str) -> dict[str, str]:
+        s = t.state
+        stmt = select(s.c.input_hash, s.c.key).where(s.c.entity == entity, s.c.deleted.is_(False),
+                                                     s.c.input_hash.is_not(None))
+        with self._reading(f"read the input hashes of {entity}") as conn:
+            return {digest: key for digest, key in conn.execute(stmt)}
+
     def live_keys(self, entity: str) -> Iterator[str]:
         stmt = select(t.state.c.key).where(t.state.c.entity == entity, t.state.c.deleted.is_(False))
         with self._reading(f"list the keys of {entity}") as conn:
@@ -663,9 +670,11 @@ class SqlStore(Store):
             return {name: holder for name, holder in conn.execute(stmt)}
 
 
-_Existing = tuple[int, str, bool]
+_Existing = tuple[int, str, bool, str | None]
 """A stored key's version, content hash and deleted flag (a plain tuple: thousands are built per page)."""
-_VERSION, _HASH, _DELETED = 0, 1, 2
+_VERSION, _HASH, _DELETED, _INPUT = 0, 1, 2, 3
+_TOUCH_INPUT = t.state.update().where(t.state.c.entity == bindparam("e"), t.state.c.key == bindparam("k")).values(
+    input_hash=bindparam("h"))
 LoggedEntry = tuple[int, str, int, str, bytes | None, Lineage]
 """A change-log entry as written: seq, key, version, content hash, payload, lineage."""
 
@@ -686,8 +695,9 @@ class SqlTransaction(Transaction):
         """The current version, hash and deleted flag of those ``keys`` that exist, one query per chunk of keys."""
         found: dict[str, _Existing] = {}
         for start in range(0, len(keys), KEY_CHUNK):
-            for key, version, digest, deleted in self._store._lookup_rows(conn, entity, keys[start:start + KEY_CHUNK]):
-                found[key] = (version, digest, bool(deleted))
+            for key, version, digest, deleted, inputs in self._store._lookup_rows(
+                    conn, entity, keys[start:start + KEY_CHUNK]):
+                found[key] = (version, digest, bool(deleted), inputs)
         return found
 
     def apply(self, entity: str, records: Sequence[IncomingRecord]) -> ApplyResult:
@@ -702,8 +712,9 @@ class SqlTransaction(Transaction):
         with self._store._errors(f"apply {entity}"):
             existing = self._existing(conn, entity, keys)
         changed: list[tuple[IncomingRecord, int, str, str]] = []
+        touched: list[dict[str, Any]] = []  # unchanged records bringing an input hash other than the one kept
         for record in records:
-            digest = content_hash(record.payload)
+            digest = record.payload_hash or content_hash(record.payload)
             old = existing.get(record.key)
             if old is None:
                 version = 1
@@ -713,12 +724,17 @@ class SqlTransaction(Transaction):
                 result.updated += 1
             else:
                 result.unchanged += 1
+                if record.input_hash is not None and old[_INPUT] != record.input_hash:
+                    touched.append({"h": record.input_hash, "e": entity, "k": record.key})
                 continue
             try:
                 text = record.payload.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise StoreError(f"apply {entity}: payload of key {record.key!r} is not UTF-8 JSON: {exc}") from exc
             changed.append((record, version, digest, text))
+        if touched:
+            with self._store._errors(f"apply {entity}"):
+                conn.execute(_TOUCH_INPUT, touched)
         if not changed:
             return result
         store = self._store
@@ -730,7 +746,7 @@ class SqlTransaction(Transaction):
         with store._errors(f"apply {entity}"):
             seqs = store._allocate_seqs(conn, len(changed))
             store._bulk_state.execute(conn, [
-                (entity, record.key, version, digest, text, live, seq, now_state)
+                (entity, record.key, version, digest, text, live, seq, now_state, record.input_hash)
                 for (record, version, digest, text), seq in zip(changed, seqs, strict=True)
             ])
             store._bulk_log.execute(conn, [
@@ -765,7 +781,7 @@ class SqlTransaction(Transaction):
             dead = store._bulk_state.bind("deleted", True)
             seqs = store._allocate_seqs(conn, len(live))
             store._bulk_state.execute(conn, [
-                (entity, key, version, TOMBSTONE_HASH, None, dead, seq, now_state)
+                (entity, key, version, TOMBSTONE_HASH, None, dead, seq, now_state, None)
                 for (key, version), seq in zip(live, seqs, strict=True)
             ])
             store._bulk_log.execute(conn, [
@@ -885,7 +901,7 @@ class SqlTransaction(Transaction):
         writer = store._source_writer
         now = writer.bind("updated_at", _now())
         rows = {source.key: (entity, source.key, source.flow, source.source_id,
-                             content_hash(source.payload.encode("utf-8")), source.payload, now)
+                             source.raw_hash or content_hash(source.payload.encode("utf-8")), source.payload, now)
                 for source in sources}  # the newest of a key wins
         with store._errors(f"keep the source records of {entity}"):
             writer.execute(conn, list(rows.values()))

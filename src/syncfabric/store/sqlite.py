@@ -254,7 +254,7 @@ class SqliteStore(SqlStore):
         sql = self._lookup_sql.get(len(keys))
         if sql is None:
             sql = self._lookup_sql[len(keys)] = (
-                "SELECT key, version, content_hash, deleted FROM sf_state WHERE entity = ? AND key IN ("
+                "SELECT key, version, content_hash, deleted, input_hash FROM sf_state WHERE entity = ? AND key IN ("
                 + ",".join("?" * len(keys)) + ")")
         return _driver(conn).execute(sql, (entity, *keys)).fetchall()
 
@@ -281,6 +281,13 @@ class SqliteStore(SqlStore):
             while rows := cursor.fetchmany(20_000):
                 for (key,) in rows:
                     yield key
+
+    def input_hashes(self, entity: str) -> dict[str, str]:
+        with self._reading(f"read the input hashes of {entity}") as conn:
+            cursor = _driver(conn).execute(
+                "SELECT input_hash, key FROM sf_state WHERE entity = ? AND deleted = 0 AND input_hash IS NOT NULL",
+                (entity,))
+            return dict(cursor.fetchall())
 
     def close(self) -> None:
         for watcher in self._watchers:

@@ -79,6 +79,7 @@ state = Table(
     Column("deleted", Boolean, nullable=False),
     Column("last_seq", SEQUENCE, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("input_hash", String, nullable=True),  # the input the state was last accepted from (batch sync's skip)
     PrimaryKeyConstraint("entity", "key"),
 )
 

@@ -134,6 +134,7 @@ class FilesConnector(Connector):
         problems: list[RejectedRaw] = []
         last_line = start_after
         read_rows = READERS[self.config.format]
+        name = path.name
         try:
             with path.open(newline="", encoding=self.config.encoding) as handle:
                 for row in read_rows(handle, self.config, path.name, self.system):
@@ -142,7 +143,7 @@ class FilesConnector(Connector):
                     last_line = row.last
                     if row.blank:
                         continue
-                    location = f"{path.name}:{row.first}"
+                    location = f"{name}:{row.first}"
                     if row.data is None:
                         problems.append(RejectedRaw(raw=row.raw, location=location, reason=row.reason))
                     else:

@@ -34,17 +34,17 @@ def read_csv(handle: TextIO, config: FilesConfig, file: str, system: str) -> Ite
     header = [column.strip() for column in header]
     line = reader.line_num
     delimiter = config.delimiter
+    width = len(header)
     for cells in reader:
         # A quoted cell may span lines: a row is located where it starts, resumed after where it ends.
         first, line = line + 1, reader.line_num
-        raw = delimiter.join(cells)
-        if not "".join(cells).strip():  # every cell blank
-            yield Row(first, line, raw, blank=True)
-        elif len(cells) != len(header):
-            yield Row(first, line, raw, reason=f"expected {len(header)} columns ({', '.join(header)}), "
-                                               f"got {len(cells)}")
+        if len(cells) == width and "".join(cells).strip():  # the common case: no raw text needed
+            yield Row(first, line, "", dict(zip(header, cells, strict=True)))
+        elif not "".join(cells).strip():  # every cell blank
+            yield Row(first, line, delimiter.join(cells), blank=True)
         else:
-            yield Row(first, line, raw, dict(zip(header, cells, strict=True)))
+            yield Row(first, line, delimiter.join(cells), reason=f"expected {width} columns ({', '.join(header)}), "
+                                                                 f"got {len(cells)}")
 
 
 _decoder = msgspec.json.Decoder()

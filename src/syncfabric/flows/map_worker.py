@@ -1,0 +1,169 @@
+"""A full refresh read and mapped in a second process while the first writes the store (``parallel`` flows).
+
+The worker process reads the connector's pages, maps and validates every row (the same ``_map_page`` as in one
+process), hashes the inputs and the records, and sends each page as plain tuples through a pipe; the flow's process
+builds the store's records from them, writes and commits page by page, in order, with the checkpoint of each page,
+exactly as without a worker. So resuming after a crash is unchanged: the worker only ever reads. The pipe between
+them holds little, so the worker runs about a page ahead, and it ends itself when the flow's process is gone
+(killed).
+
+It takes part only where its result cannot differ from mapping in the flow's process: a mapping that only renames
+columns (nothing else is consulted), no data-quality rules (they read the store), and a connector that can be
+handed to another process (pickled); otherwise :func:`worker_pages` returns ``None`` and the flow maps in-process.
+Input hashes to skip unchanged rows are those of the store when the run starts, for the run's first snapshot;
+later snapshots of the same run (a second file) are mapped in full.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from syncfabric.config.schema import Mapping
+from syncfabric.connectors.base import Connector, Page
+from syncfabric.errors import PermanentError
+from syncfabric.flows.rename_plan import renames_only
+from syncfabric.flows.unchanged import KnownInputs, known_inputs
+from syncfabric.mapping import FieldMap
+from syncfabric.mapping.rules import RuleSet
+from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, Store, content_hash
+
+WATCH = 0.5
+"""How often the worker checks that the flow's process still runs, in seconds."""
+
+Mapped = tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Any], dict[str, Any], list[str]]
+
+
+def worker_pages(
+    store: Store, flow_name: str, connector: Connector, field_map: FieldMap, *, source: str, cursor: str | None,
+    batch_id: str, rules: RuleSet | None,
+) -> Iterator[tuple[Page, Mapped]] | None:
+    """The pages of a full read of ``source`` from ``cursor``, each with what ``_map_page`` makes of it, read and
+    mapped in a worker process; ``None`` if this flow cannot be mapped there. A page comes without its raw records
+    (only its cursor, completeness and size)."""
+    mapping = getattr(field_map, "mapping", None)
+    if rules or mapping is None or not renames_only(field_map):
+        return None
+    try:
+        handed = pickle.dumps(connector)
+    except Exception:  # a connector holding a client, a socket or a lock: it reads in this process
+        return None
+    return _pages(store, handed, flow_name, field_map, mapping, source, cursor, batch_id)
+
+
+def _pages(
+    store: Store, connector: bytes, flow_name: str, field_map: FieldMap, mapping: Mapping, source: str,
+    cursor: str | None, batch_id: str,
+) -> Iterator[tuple[Page, Mapped]]:
+    # A process of its own (not multiprocessing's fork, which would share the store's connections and threads, nor
+    # its spawn, which imports the caller's main script again): pages come back pickled through its stdout, whose
+    # pipe blocks the worker while the flow's process is busy, so the worker runs about a page ahead. It starts
+    # first, so that it imports while this process reads the input hashes.
+    worker = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert worker.stdin is not None and worker.stdout is not None
+    system, version = field_map.system, field_map.version
+    try:
+        inputs = known_inputs(store, flow_name, field_map, None)
+        known = (inputs.salt, inputs.keys) if inputs is not None else None
+        try:
+            pickle.dump((os.getpid(), connector, flow_name, field_map.name, mapping, source, cursor, batch_id, known),
+                        worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            worker.stdin.close()
+        except BrokenPipeError:
+            pass  # the worker ended at once: its exit code says why, below
+        while True:
+            try:
+                message = pickle.load(worker.stdout)
+            except EOFError:
+                raise PermanentError(f"the mapping worker of flow {flow_name!r} ended without a result (exit code "
+                                     f"{worker.wait()})") from None
+            if message[0] == "error":
+                raise message[1]
+            if message[0] == "end":
+                return
+            _, page_cursor, complete, size, records, rejected, skipped = message
+            incoming = [IncomingRecord(key, payload, Lineage(system, location, batch_id, version), digest, hashed)
+                        for key, payload, hashed, location, digest, _, _ in records]
+            sources = {key: (None, location, text, raw_hash) for key, _, _, location, _, text, raw_hash in records}
+            yield Page(_Sized(size), page_cursor, complete), (incoming, rejected, [], {}, sources, skipped)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait()
+        worker.stdout.close()
+
+
+class _Sized(list):  # type: ignore[type-arg]
+    """A page's records as the flow's process sees them from a worker: none, only how many there were."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _work() -> None:
+    """The worker process: read the job from stdin, send each mapped page to stdout."""
+    from syncfabric.flows.inbound import _map_page
+
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the pipe the pages travel through
+    parent, connector, flow_name, map_name, mapping, source, cursor, batch_id, known = pickle.load(sys.stdin.buffer)
+    _watch(parent)
+
+    def send(message: tuple[Any, ...]) -> None:
+        try:
+            pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+            out.flush()
+        except BrokenPipeError:  # the flow's process is gone
+            os._exit(1)
+
+    try:
+        reader: Connector = pickle.loads(connector)
+        field_map = FieldMap(map_name, mapping)
+        inputs = KnownInputs(*known) if known is not None else None
+        seen: set[str] = set()
+        for page in reader.read_full(source, cursor):
+            records, rejected, _warnings, _links, sources, skipped = _map_page(
+                page, field_map, flow_name, batch_id, None, None, inputs, seen)
+            seen.update(skipped)
+            seen.update(record.key for record in records)
+            seen.update(entry.record_key for entry in rejected if entry.record_key)
+            send(("page", page.cursor, page.complete, len(page.records) + len(page.problems),
+                  [(r.key, r.payload, content_hash(r.payload), r.lineage.source_id, r.input_hash, text,
+                    content_hash(text)) for r in records for text in (sources[r.key][2],)],
+                  rejected, skipped))
+            if page.complete:  # the next snapshot starts from what this one wrote: map it in full
+                seen = set()
+                if inputs is not None:
+                    inputs = KnownInputs(inputs.salt, {})
+        send(("end",))
+    except BaseException as exc:  # handed to the flow's process, which raises it
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = PermanentError(f"mapping worker: {type(exc).__name__}: {exc}")
+        send(("error", exc))
+
+
+def _watch(parent: int) -> None:
+    """End this process once the flow's process is gone (killed): nothing it could still send is wanted."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+if __name__ == "__main__":
+    _work()

@@ -1,0 +1,68 @@
+"""Rows a full refresh need not map again: their input is the one the key's current state was accepted from.
+
+Each record a full refresh stores keeps, with its key's state, the hash of its input (``sf_state.input_hash``):
+BLAKE2b-128 of the raw row as JSON, keyed with the flow, the entity, the mapping (its definition and version) and
+the release of the product (whose canonical checks decide what is accepted). At the start of a run the hashes of
+the entity's live keys are read once; a row whose hash is among them would map to the record already stored, so it
+is counted as unchanged and its key as present in the snapshot, without mapping, validation or a write.
+
+What keeps that sound:
+
+- only mappings whose result depends on the row alone take part (plain column renames, see
+  :func:`~syncfabric.flows.rename_plan.renames_only`) and only flows without data-quality rules, which may read the
+  store and report warnings each run;
+- a changed mapping, flow or release changes the hash key, so every row is mapped again, and the hash of each row
+  accepted then is stored, also for records that did not change;
+- only accepted rows leave a hash: a row quarantined before is mapped and checked again, whatever it holds;
+- any other write of the key's state (another flow, a replay, a deletion) stores no hash or clears it;
+- a key already met earlier in the same snapshot is mapped (the last row of a key wins), and within a page a
+  skipped row that comes after a mapped row of its key undoes that row's write.
+
+The hashes are those of the store when the snapshot starts. A key that another flow writes while the snapshot runs
+keeps that write if this flow's row for it is unchanged; without the skip, the snapshot would have written its own
+version over it (whichever committed last won either way).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+import syncfabric
+from syncfabric.flows.rename_plan import renames_only
+from syncfabric.mapping import FieldMap
+from syncfabric.mapping.rules import RuleSet
+from syncfabric.store import Store
+
+
+@dataclass(slots=True)
+class KnownInputs:
+    """The input hashes of an entity's live keys, and how to hash a raw row for this flow and mapping."""
+
+    salt: bytes
+    """The hash key: what stands for the flow, the mapping and the release."""
+    keys: dict[str, str]
+    """Input hash -> key, as stored when the run started."""
+    digest: Callable[[bytes], str] = field(init=False)
+    """The input hash of a raw row encoded as JSON."""
+
+    def __post_init__(self) -> None:
+        blake2b, key = hashlib.blake2b, self.salt
+
+        def digest(raw_json: bytes) -> str:
+            return blake2b(raw_json, digest_size=16, key=key).hexdigest()
+
+        self.digest = digest
+
+
+def known_inputs(store: Store, flow_name: str, field_map: FieldMap, rules: RuleSet | None) -> KnownInputs | None:
+    """What a full refresh of ``flow_name`` needs to skip unchanged rows, or ``None`` if its rows must all be
+    mapped (the mapping consults more than the row, or rules apply)."""
+    if rules or not renames_only(field_map):
+        return None
+    salt = msgspec.json.encode([syncfabric.__version__, flow_name, field_map.entity_cls.entity, field_map.version,
+                                field_map.mapping])
+    return KnownInputs(hashlib.blake2b(salt, digest_size=32).digest(), store.input_hashes(field_map.entity_cls.entity))
