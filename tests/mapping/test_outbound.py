@@ -94,39 +94,3 @@ def test_a_deletion_is_addressed_by_the_fields_the_key_gives() -> None:
         "MATNR": "item_id", "WERKS": {"from": "location_id", "code_map": "plants"}, "MENGE": "on_hand.value"})
 
     assert field_map.key_fields("FG-1|P2|") == {"MATNR": "FG-1", "WERKS": "2000"}
-
-
-class Recorder:
-    """A target that keeps what it was asked to write."""
-
-    system = "wms"
-    config = None
-    secrets: dict = {}
-    base_dir = None
-    kind = "recorder"
-    capabilities = 0
-
-    def __init__(self) -> None:
-        self.written: list = []
-
-    def write(self, entity, records):
-        from syncfabric.connectors.base import WriteOutcome
-
-        self.written += records
-        return WriteOutcome(accepted=[record.key for record in records])
-
-
-def test_only_sends_the_records_the_target_owns_and_accepts_the_others_unsent() -> None:
-    from syncfabric.connectors.base import OutboundRecord
-    from syncfabric.flows.outbound_mapping import MappedConnector
-
-    mapping = Mapping(system="wms", entity="inventory_balance", direction="outbound", only={"location_id": ["P1"]},
-                      fields={"WERKS": {"from": "location_id", "code_map": "plants"}, "MENGE": "on_hand.value"})
-    target = Recorder()
-    connector = MappedConnector(target, OutboundMap("out", mapping, code_maps=CODE_MAPS))  # type: ignore[arg-type]
-    other = {**BALANCE, "location_id": "P9"}  # a plant this target does not have: no code for it either
-    outcome = connector.write("inventory_balance", [OutboundRecord("FG-1|P1|", 1, BALANCE),
-                                                    OutboundRecord("FG-1|P9|", 1, other)])
-    assert [(record.key, record.payload) for record in target.written] == [("FG-1|P1|", {"WERKS": "1000",
-                                                                                          "MENGE": "12.5"})]
-    assert sorted(outcome.accepted) == ["FG-1|P1|", "FG-1|P9|"] and not outcome.rejected

@@ -174,7 +174,7 @@ class StreamConsumer:
         self._marks[partition] = upto
         batch.ack(recorded=True)
         self._held = None
-        self._advance(flow_mark)
+        self._advance(int(done.get(self.flow, flow_mark)))  # the flow checkpoint as this batch's commit left it
         self.stats.batches += 1
         self.stats.changes += len(batch)
         self.stats.delivered += self._result.records_out - before
