@@ -154,6 +154,12 @@ def test_demo_refuses_two_demos_at_once() -> None:
     assert "--stream and --walking-skeleton are two different demos" in result.output
 
 
+def test_demo_names_the_mes_transports_it_knows() -> None:
+    result = runner.invoke(app, ["demo", "--mes", "carrier-pigeon"])
+    assert result.exit_code == 2
+    assert "--mes is auto, mqtt or webhooks, not 'carrier-pigeon'" in result.output
+
+
 def test_ids_that_name_nothing_are_refused_by_name(demo_estate: LegacyErp) -> None:
     result = runner.invoke(app, ["quarantine", "discard", "999"])
     assert result.exit_code == 1 and "no quarantine entry 999 (with these filters)" in result.output

@@ -29,6 +29,12 @@ def demo(
         help="Global manufacturer: real seconds the two simulated days take at least.")] = 30.0,
     keep_running: Annotated[bool, typer.Option(
         "--keep-running", help="Global manufacturer: keep the simulated systems running at the end.")] = False,
+    erp_europe: Annotated[str, typer.Option(
+        "--erp-europe", help="Global manufacturer: ERP Europe is the JSON ERP (sandbox) or a real Tryton (tryton; "
+                             "needs the Tryton environment, .venv-tryton or SYNCFABRIC_TRYTON_VENV).")] = "sandbox",
+    mes: Annotated[str, typer.Option(
+        "--mes", help="Global manufacturer: how the plants' MES publish: auto (MQTT when mosquitto and aiomqtt are "
+                      "installed, webhooks otherwise), mqtt or webhooks.")] = "auto",
 ) -> None:
     """The global manufacturer (three ERPs, four plants' MES, logistics, suppliers, planning) under hybrid sync and
     under nightly batch, measured side by side; or, with --walking-skeleton / --stream, the smaller demos."""
@@ -40,7 +46,11 @@ def demo(
         if not (stream or walking_skeleton):
             from syncfabric.sandbox.global_demo import run_global_demo
 
-            run_global_demo(console, duration=duration, seed=seed, keep_running=keep_running, folder=keep)
+            transports = {"auto": None, "mqtt": True, "webhooks": False}
+            if mes not in transports:
+                raise ConfigError([f"--mes is auto, mqtt or webhooks, not {mes!r}"])
+            run_global_demo(console, duration=duration, seed=seed, keep_running=keep_running, folder=keep,
+                            erp_europe=erp_europe, mqtt=transports[mes])
             return
         if stream:
             from syncfabric.sandbox.stream_demo import run_stream_demo

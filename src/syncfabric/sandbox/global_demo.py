@@ -250,7 +250,7 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
                 run.transport = "mqtt"
                 console.print(f"MES events over [bold]MQTT[/] (QoS 1, mosquitto on {broker.host}:{broker.port})")
             elif mqtt:
-                raise RuntimeError(f"the demo cannot use MQTT: {why_not}")
+                raise SyncfabricError(f"the demo cannot use MQTT: {why_not}")
             else:
                 run.transport = "webhooks"
                 console.print(f"MES events over [bold]HTTP webhooks[/] (signed; MQTT not used: {escape(why_not)})")
