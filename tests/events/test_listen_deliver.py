@@ -142,3 +142,14 @@ def test_deliver_names_flows_that_do_not_stream(tmp_path: Path) -> None:
     assert "--deliver: unknown flow 'nope'; flows that stream: milestones-out" in text
     assert "--deliver: flow 'milestones-in' is inbound" in text
     assert "--deliver: flow 'milestones-snapshot' is outbound in mode full" in text
+
+
+def test_deliver_all_takes_every_outbound_flow_that_streams(tmp_path: Path) -> None:
+    estate = estate_in(tmp_path, "http://127.0.0.1:9")
+    result = runner.invoke(app, ["listen", "milestones-in", "--deliver-all", "--for", "0.5",
+                                 "--estate", str(estate.path)], env={**os.environ, **estate.environ})
+    assert result.exit_code == 0, result.output
+    assert "delivering: milestones-out\n" in result.output  # not milestones-snapshot, a flow in mode full
+    with open_store(estate.store_url) as store:
+        [run] = store.runs("milestones-out", limit=1)
+    assert run.detail["ended_by"] == "stopped"
