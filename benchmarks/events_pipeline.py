@@ -225,6 +225,10 @@ systems:
     kind: webhook
     connection: {{host: 127.0.0.1, port: {port}, path_prefix: /events, answer_timeout_seconds: 60}}
     credentials: {{secret: {{env: BENCH_WEBHOOK_SECRET}}}}
+  target:
+    kind: rest
+    description: the local idempotent target (its connector is the benchmark's, one PUT per batch)
+    connection: {{base_url: "{target}"}}
 domains:
   milestones: {{entity: shipment_milestone, sync_model: event}}
 mappings:
@@ -246,6 +250,13 @@ flows:
     source: shipment-milestones
     mapping: logistics-milestones
     batch_size: 2000
+  {out}:
+    direction: outbound
+    system: target
+    entities: [shipment_milestone]
+    mode: changes
+    batch_size: 2000
+    delivery: {{retry: {{max_attempts: 3}}}}
 """
 
 
@@ -264,20 +275,19 @@ class SyncfabricHub:
         port = free_port()
         self.folder = folder
         self.target = target
-        (folder / "estate.yaml").write_text(ESTATE.format(folder=folder, port=port, flow=FLOW))
+        (folder / "estate.yaml").write_text(ESTATE.format(folder=folder, port=port, flow=FLOW,
+                                                                     out=OUT, target=target))
         self.runtime = Runtime(load_estate(folder / "estate.yaml", environ={"BENCH_WEBHOOK_SECRET": SECRET}))
         self.store = self.runtime.store  # created and migrated before a second process opens it
         self.url = f"http://127.0.0.1:{port}{PATH}"
         self.listener = Listener(self.runtime, [FLOW])
-        self.stop = threading.Event()
-        self.consumer: Any = None
+        self.deliverers: Any = None
         self.child: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        if self.processes == 1:
-            self.consumer = consumer_of(self.runtime.store, self.target)
-            self.thread = threading.Thread(target=self.consumer.run, args=(self.stop,), daemon=True)
-            self.thread.start()
+        if self.processes == 1:  # as `syncfabric listen --deliver`: the product's consumers, threads of this process
+            self.deliverers = deliverers_of(self.runtime, self.target)
+            self.deliverers.start()
         else:
             ready = self.folder / "deliver.ready"
             self.child = subprocess.Popen([sys.executable, __file__, "--role", "deliver", "--estate",
@@ -299,10 +309,10 @@ class SyncfabricHub:
             self.child.wait(30)
             batches = json.loads((self.folder / "deliver.json").read_text())["batches"]
         else:
-            self.stop.set()
-            self.thread.join(30)
-            batches = self.consumer.stats.batches
-            self.consumer.connector.close()
+            self.deliverers.join()
+            [consumer] = self.deliverers.consumers
+            batches = consumer.stats.batches
+            consumer.connector.close()
         self.listener.stop()
         self.listener.join(30)
         result = self.listener.results[FLOW]
@@ -316,27 +326,29 @@ class SyncfabricTwoProcesses(SyncfabricHub):
     processes = 2
 
 
-def consumer_of(store: Any, target: str) -> Any:
-    from syncfabric.flows.retry import RetryPolicy
-    from syncfabric.flows.stream import StreamConsumer
+def deliverers_of(runtime: Any, target: str) -> Any:
+    """The flow's consumer as ``syncfabric deliver`` and ``syncfabric listen --deliver`` run it (the estate's batch
+    size and retry policy), writing through the benchmark's connector."""
+    from syncfabric.flows.deliverers import Deliverers
 
     connector = target_connector(target)
     connector.open()
-    return StreamConsumer(store, OUT, connector, entities=["shipment_milestone"], batch_size=2000,
-                          retry=RetryPolicy(max_attempts=3))
+    return Deliverers(runtime, [OUT], connectors={OUT: connector})
 
 
 def deliver_main(estate: Path, target: str, out: Path) -> None:
-    """The delivery process: a StreamConsumer on the hub's store until SIGTERM."""
+    """The delivery process: the same consumer on the hub's store until SIGTERM."""
     from syncfabric.config import load_estate
     from syncfabric.flows.runtime import Runtime
 
     runtime = Runtime(load_estate(estate, environ={"BENCH_WEBHOOK_SECRET": SECRET}))
-    consumer = consumer_of(runtime.store, target)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    deliverers = deliverers_of(runtime, target)
+    signal.signal(signal.SIGTERM, lambda *_: deliverers.stop())
+    deliverers.start()
     (estate.parent / "deliver.ready").touch()
-    consumer.run(stop)
+    deliverers.wait(None)
+    deliverers.join()
+    [consumer] = deliverers.consumers
     consumer.connector.close()
     runtime.close()
     out.write_text(json.dumps({"batches": consumer.stats.batches}))

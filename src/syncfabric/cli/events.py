@@ -23,13 +23,20 @@ def listen(
     all_flows: Annotated[bool, typer.Option("--all", help="Every inbound flow of a system that pushes events.")] = (
         False),
     duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
+    deliver: Annotated[list[str] | None, typer.Option(
+        "--deliver", help="Also deliver this outbound flow (mode changes) continuously, in this process, woken by "
+        "each commit (repeatable).")] = None,
+    deliver_all: Annotated[bool, typer.Option(
+        "--deliver-all", help="Also deliver every outbound flow in mode changes, in this process.")] = False,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
-    """Run event subscriptions (MQTT, webhooks) in the foreground with a live count; Ctrl-C or SIGTERM stops."""
+    """Run event subscriptions (MQTT, webhooks) in the foreground with a live count; Ctrl-C or SIGTERM stops.
+    With --deliver, the listed outbound flows are delivered in the same process as the events commit."""
     from syncfabric.cli.events_view import run_listen
 
     with _boundary(), _runtime(estate) as runtime:
-        run_listen(console, runtime, list(flows or []), every=all_flows, duration=duration)
+        run_listen(console, runtime, list(flows or []), every=all_flows, duration=duration,
+                   deliver=list(deliver or []), deliver_all=deliver_all)
 
 
 events_app = typer.Typer(help="The catalog of business events.", no_args_is_help=True)

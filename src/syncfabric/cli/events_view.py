@@ -7,7 +7,7 @@ import signal
 import time
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 
@@ -35,42 +35,85 @@ def subscribable_flows(runtime: Any) -> list[str]:
             and connector_class(estate.systems[flow.system].kind).capabilities & Capability.SUBSCRIBE]
 
 
-def run_listen(console: Console, runtime: Any, names: list[str], *, every: bool, duration: float | None) -> None:
+def run_listen(console: Console, runtime: Any, names: list[str], *, every: bool, duration: float | None,
+               deliver: list[str] | None = None, deliver_all: bool = False) -> None:
+    """Listen until Ctrl-C, SIGTERM or ``duration``; with ``deliver``, those outbound flows are delivered by threads
+    of this process, each commit of the listener waking them. Both start before the first event is taken (the
+    consumers first, so that they see every commit), and both stop: the subscriptions first (the last batches
+    commit and are acknowledged), then the consumers (each ends its session; what it has not delivered waits at its
+    checkpoint for the next start)."""
+    from syncfabric.flows.deliverers import Deliverers, streaming_flows
     from syncfabric.flows.listen import Listener
 
     if every:
         names = names + [name for name in subscribable_flows(runtime) if name not in names]
-    if not names:
-        raise ConfigError(["name at least one inbound event flow, or use --all"])
-    listener = Listener(runtime, names)
+    outbound = list(deliver or [])
+    if deliver_all:
+        outbound += [name for name in streaming_flows(runtime) if name not in outbound]
+    problems = [] if names else ["name at least one inbound event flow, or use --all"]
+    listener = deliverers = None
+    try:
+        listener = Listener(runtime, names) if names else None
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        deliverers = Deliverers(runtime, outbound, option="--deliver") if outbound else None
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    assert listener is not None
     previous = signal.signal(signal.SIGTERM, lambda *_: listener.stop())
     started = time.monotonic()
     try:
-        listener.start()
+        if deliverers is not None:
+            deliverers.start()
+        try:
+            listener.start()
+        except BaseException:
+            if deliverers is not None:
+                deliverers.join()
+            raise
         where = ", ".join(f"{name} ({_source(runtime, name)})" for name in names)
         console.print(f"listening: {where}", highlight=False, soft_wrap=True)
+        if deliverers is not None:
+            console.print(f"delivering: {', '.join(deliverers.names)}", highlight=False, soft_wrap=True)
         console.file.flush()
         try:
             if console.is_terminal:
-                with Live(listen_table(listener, started), console=console, refresh_per_second=4) as live:
-                    while not _done(listener, started, duration):
-                        live.update(listen_table(listener, started))
+                with Live(_view(listener, deliverers, started), console=console, refresh_per_second=4) as live:
+                    while not _done(listener, deliverers, started, duration):
+                        live.update(_view(listener, deliverers, started))
             else:
-                while not _done(listener, started, duration):
+                while not _done(listener, deliverers, started, duration):
                     pass
         except KeyboardInterrupt:
             pass
         listener.stop()
         listener.join()
+        if deliverers is not None:
+            deliverers.join()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    console.print(listen_table(listener, started))
+    console.print(_view(listener, deliverers, started))
     if listener.errors:
         raise next(iter(listener.errors.values()))
+    if deliverers is not None and deliverers.errors:
+        raise deliverers.errors[0]
 
 
-def _done(listener: Any, started: float, duration: float | None) -> bool:
+def _view(listener: Any, deliverers: Any, started: float) -> RenderableType:
+    if deliverers is None:
+        return listen_table(listener, started)
+    from syncfabric.cli.sync import delivery_table
+
+    return Group(listen_table(listener, started), delivery_table(deliverers.consumers))
+
+
+def _done(listener: Any, deliverers: Any, started: float, duration: float | None) -> bool:
     if listener.wait(0.25):
+        return True
+    if deliverers is not None and deliverers.errors:
         return True
     return duration is not None and time.monotonic() - started >= duration
 

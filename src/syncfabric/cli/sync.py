@@ -123,57 +123,25 @@ def deliver(
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
     """Deliver changes to outbound flows' targets as they are recorded, with live counts; Ctrl-C stops."""
-    import threading
-    from contextlib import ExitStack
-
     from rich.live import Live
 
-    from syncfabric.flows.stream import consumer_for
+    from syncfabric.flows.deliverers import Deliverers
 
-    with _boundary(), _runtime(estate) as runtime, ExitStack() as stack:
-        consumers = [consumer_for(runtime, name,
-                                  stack.enter_context(runtime.connector(_flow_system(runtime, name), name)))
-                     for name in dict.fromkeys(flows)]
-        stop = threading.Event()
-        failures: list[BaseException] = []
-
-        def run(consumer, finished: threading.Event) -> None:
-            try:
-                consumer.run(stop, until_idle=until_idle)
-            except BaseException as exc:
-                failures.append(exc)
-                stop.set()
-            finally:
-                finished.set()
-
-        # Events, not Thread.join: a join interrupted by Ctrl-C can report a live thread as ended, and the store
-        # would be closed under a consumer still ending its session.
-        done = [threading.Event() for _ in consumers]
-        threads = [threading.Thread(target=run, args=(c, d), name=f"deliver-{c.flow}", daemon=True)
-                   for c, d in zip(consumers, done, strict=True)]
-        for thread in threads:
-            thread.start()
+    with _boundary(), _runtime(estate) as runtime:
+        deliverers = Deliverers(runtime, flows, until_idle=until_idle)
+        deliverers.start()
+        consumers = deliverers.consumers
         with Live(delivery_table(consumers), console=console, refresh_per_second=4,
                   auto_refresh=console.is_terminal, transient=False) as live:
             try:
-                while not all(finished.is_set() for finished in done):
-                    for finished in done:
-                        finished.wait(timeout=0.25)
+                while not deliverers.wait(0.25):
                     live.update(delivery_table(consumers))
             except KeyboardInterrupt:
-                stop.set()
-                for finished in done:
-                    finished.wait()
+                pass
+            deliverers.join()
             live.update(delivery_table(consumers), refresh=True)
-        if failures:
-            raise failures[0]
-
-
-def _flow_system(runtime, name: str) -> str:
-    flow = runtime.estate.flows.get(name)
-    if flow is None:
-        raise ConfigError([f"unknown flow {name!r}; flows: {', '.join(runtime.estate.flows) or 'none'}"])
-    return flow.system
+        if deliverers.errors:
+            raise deliverers.errors[0]
 
 
 def delivery_table(consumers) -> Table:
