@@ -112,6 +112,7 @@ class _Sized(list):  # type: ignore[type-arg]
 
 def _work() -> None:
     """The worker process: read the job from stdin, send each mapped page to stdout."""
+    from syncfabric.flows.inbound import _encode as encode
     from syncfabric.flows.inbound import _map_page
 
     out = sys.stdout.buffer
@@ -130,21 +131,23 @@ def _work() -> None:
         reader: Connector = pickle.loads(connector)
         field_map = FieldMap(map_name, mapping)
         inputs = KnownInputs(*known) if known is not None else None
-        seen: set[str] = set()
-        for page in reader.read_full(source, cursor):
+        seen: set[str] = inputs.seen if inputs is not None else set()  # read by the connector when it skips rows
+        pages = reader.read_full(source, cursor) if inputs is None else reader.read_full_known(source, cursor, inputs)
+        for page in pages:
             records, rejected, _warnings, _links, sources, skipped = _map_page(
                 page, field_map, flow_name, batch_id, None, None, inputs, seen)
             seen.update(skipped)
             seen.update(record.key for record in records)
             seen.update(entry.record_key for entry in rejected if entry.record_key)
-            send(("page", page.cursor, page.complete, len(page.records) + len(page.problems),
+            send(("page", page.cursor, page.complete, len(page.records) + len(page.problems) + len(page.unchanged),
                   [(r.key, r.payload, content_hash(r.payload), r.lineage.source_id, r.input_hash, text,
-                    content_hash(text)) for r in records for text in (sources[r.key][2],)],
+                    content_hash(text)) for r in records
+                   for text in (sources[r.key][2] or encode(sources[r.key][0]),)],
                   rejected, skipped))
             if page.complete:  # the next snapshot starts from what this one wrote: map it in full
-                seen = set()
+                seen.clear()
                 if inputs is not None:
-                    inputs = KnownInputs(inputs.salt, {})
+                    inputs.keys = {}
         send(("end",))
     except BaseException as exc:  # handed to the flow's process, which raises it
         try:

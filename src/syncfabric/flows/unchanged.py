@@ -5,6 +5,9 @@ BLAKE2b-128 of the raw row as JSON, keyed with the flow, the entity, the mapping
 the release of the product (whose canonical checks decide what is accepted). At the start of a run the hashes of
 the entity's live keys are read once; a row whose hash is among them would map to the record already stored, so it
 is counted as unchanged and its key as present in the snapshot, without mapping, validation or a write.
+A connector that can tell such rows before parsing them (``Connector.read_full_known``) leaves them unread: the
+files connector hashes each CSV line without quotes as its text (with the file's header and delimiter in the hash
+key), and a quoted row, which may span lines, as its parsed cells.
 
 What keeps that sound:
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -45,7 +49,9 @@ class KnownInputs:
     salt: bytes
     """The hash key: what stands for the flow, the mapping and the release."""
     keys: dict[str, str]
-    """Input hash -> key, as stored when the run started."""
+    """Input hash -> key, as stored when the snapshot started."""
+    seen: set[str] = field(default_factory=set)
+    """Keys met in the snapshot so far (before the current page): their rows are mapped, not skipped."""
     digest: Callable[[bytes], str] = field(init=False)
     """The input hash of a raw row encoded as JSON."""
 
@@ -56,6 +62,13 @@ class KnownInputs:
             return blake2b(raw_json, digest_size=16, key=key).hexdigest()
 
         self.digest = digest
+
+    def line_hasher(self, context: bytes) -> Any:
+        """The hash of rows given as their text in a file, for files whose rows read the same whenever their text
+        and ``context`` (format, dialect, header) are the same: a keyed BLAKE2b to copy, update with the row's
+        text (UTF-8) and take the hex digest of. Its own hash key, so never equal to ``digest`` for other input."""
+        blake2b = hashlib.blake2b
+        return blake2b(digest_size=16, key=blake2b(b"line\x00" + context, digest_size=32, key=self.salt).digest())
 
 
 def known_inputs(store: Store, flow_name: str, field_map: FieldMap, rules: RuleSet | None) -> KnownInputs | None:
