@@ -71,11 +71,14 @@ class KnownInputs:
         return blake2b(digest_size=16, key=blake2b(b"line\x00" + context, digest_size=32, key=self.salt).digest())
 
 
-def known_inputs(store: Store, flow_name: str, field_map: FieldMap, rules: RuleSet | None) -> KnownInputs | None:
+def known_inputs(
+    store: Store, flow_name: str, field_map: FieldMap, rules: RuleSet | None, *, read: bool = True
+) -> KnownInputs | None:
     """What a full refresh of ``flow_name`` needs to skip unchanged rows, or ``None`` if its rows must all be
-    mapped (the mapping consults more than the row, or rules apply)."""
+    mapped (the mapping consults more than the row, or rules apply). With ``read`` false, no hashes are read yet."""
     if rules or not renames_only(field_map):
         return None
     salt = msgspec.json.encode([syncfabric.__version__, flow_name, field_map.entity_cls.entity, field_map.version,
                                 field_map.mapping])
-    return KnownInputs(hashlib.blake2b(salt, digest_size=32).digest(), store.input_hashes(field_map.entity_cls.entity))
+    return KnownInputs(hashlib.blake2b(salt, digest_size=32).digest(),
+                       store.input_hashes(field_map.entity_cls.entity) if read else {})
