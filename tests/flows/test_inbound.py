@@ -198,8 +198,14 @@ class CrashingFiles(FilesConnector):
     crash_after: int | None = None
 
     def read_full(self, entity: str, cursor: str | None = None) -> Iterator[Page]:
+        return self._crashing(super().read_full(entity, cursor))
+
+    def read_full_known(self, entity: str, cursor: str | None, known: Any) -> Iterator[Page]:
+        return self._crashing(super().read_full_known(entity, cursor, known))
+
+    def _crashing(self, pages: Iterator[Page]) -> Iterator[Page]:
         crash_after, self.crash_after = self.crash_after, None
-        for served, page in enumerate(super().read_full(entity, cursor)):
+        for served, page in enumerate(pages):
             if crash_after is not None and served >= crash_after:
                 raise Crash(f"killed before page {served + 1}")
             yield page

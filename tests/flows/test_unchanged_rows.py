@@ -45,10 +45,11 @@ class Harness:
 
         monkeypatch.setattr(inbound, "map_and_check", counting)
 
-    def run(self, lines: list[str], mapping: Mapping = MAPPING, flow: str = FLOW, **options: Any) -> FlowResult:
+    def run(self, lines: list[str], mapping: Mapping = MAPPING, flow: str = FLOW, columns: str = COLUMNS,
+            newline: str = "\n", **options: Any) -> FlowResult:
         self.exports += 1
         path = self.drop / f"item_locations_{self.exports}.csv"
-        path.write_text("\n".join([COLUMNS, *lines]) + "\n")
+        path.write_bytes(newline.join([columns, *lines]).encode() + newline.encode())
         os.utime(path, (1_700_000_000 + self.exports, 1_700_000_000 + self.exports))
         self.mapped.clear()
         return run_inbound(self.store, flow, self.files, FieldMap("item-locations", mapping), mode="full",
@@ -178,3 +179,60 @@ def test_flows_with_rules_map_every_row(harness: Harness) -> None:
     result = harness.run(ROWS, rules=rules)
     assert len(harness.mapped) == 7
     assert len(result.warnings) == 2  # reported on every run, as before
+
+
+QUOTED = ['I1,P1,1,"ALEE, BTAN"', 'I2,P1,2,"A ""LEE"""', 'I3,P1,3,"ALEE', 'BTAN"', "I4,P1,4,ALEE", "I5,P1,x", ""]
+"""Quoted cells with a delimiter, doubled quotes and a line break, then a row of too few cells and a blank line."""
+
+
+def test_quoted_rows_spanning_lines_are_skipped_when_unchanged_and_mapped_when_changed(harness: Harness) -> None:
+    first = harness.run(QUOTED)
+    assert (first.inserted, first.quarantined) == (4, 1)
+    state = harness.state()
+    assert (state["I1|P1"]["planner"], state["I2|P1"]["planner"], state["I3|P1"]["planner"]) == (
+        "ALEE, BTAN", 'A "LEE"', "ALEE\nBTAN")
+    [bad] = harness.store.quarantine()
+    assert bad.location == "item_locations_1.csv:7"  # after the row on lines 5 and 6
+
+    again = harness.run(QUOTED)
+    assert harness.mapped == []  # the short row is refused again by the reader
+    assert (again.unchanged, again.changed, again.quarantined) == (4, 0, 1)
+
+    edited = [*QUOTED[:2], 'I3,P1,3,"ALEE', 'CWONG"', *QUOTED[4:]]
+    result = harness.run(edited)
+    assert harness.mapped == ["I3"]
+    assert result.updated == 1 and harness.state()["I3|P1"]["planner"] == "ALEE\nCWONG"
+
+
+def test_the_same_line_under_another_header_is_mapped_again(harness: Harness) -> None:
+    harness.run(["I1,P1,4,5"])
+    result = harness.run(["I1,P1,4,5"], columns="ITEM_NO,SITE,PLANNER,LEAD_TIME_DAYS")
+    assert harness.mapped == ["I1"] and result.updated == 1
+    assert harness.state()["I1|P1"]["planner"] == "4"
+
+
+def test_a_line_whose_text_changed_but_not_its_cells_is_mapped_and_writes_nothing(harness: Harness) -> None:
+    harness.run(ROWS)
+    result = harness.run(ROWS, newline="\r\n")
+    assert len(harness.mapped) == 7 and (result.changed, result.unchanged) == (0, 7)
+    harness.run(ROWS, newline="\r\n")
+    assert harness.mapped == []
+
+
+def test_a_read_that_skips_nothing_reads_what_the_plain_read_reads(tmp_path: Path) -> None:
+    """The line-by-line reader splits unquoted lines itself: it must give the csv module's rows and lines."""
+    from syncfabric.flows.unchanged import KnownInputs
+
+    (tmp_path / "drop").mkdir()
+    lines = [*QUOTED, "I6,P1,6,", ",,,", "I7;P1,7,ALEE", 'I8,P1,8,"BTAN"', "  I9 ,P1,9, ALEE ", "I10,P1\r,10,ALEE"]
+    (tmp_path / "drop" / "export.csv").write_bytes(("\ufeff" + COLUMNS + "\r\n" + "\r\n".join(lines)).encode())
+    files = FilesConnector("erp", FilesConfig(folder="drop"), base_dir=tmp_path)
+    files.page_size = 4
+    plain = list(files.read_full("export.csv"))
+    known = KnownInputs(b"k" * 32, {})
+    skipping = list(files.read_full_known("export.csv", None, known))
+    assert [[(r.data, r.location) for r in page.records] for page in skipping] == [
+        [(r.data, r.location) for r in page.records] for page in plain]
+    assert [(page.cursor, page.complete, page.problems, list(page.unchanged)) for page in skipping] == [
+        (page.cursor, page.complete, page.problems, []) for page in plain]
+    assert all(record.input_hash for page in skipping for record in page.records)

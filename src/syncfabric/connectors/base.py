@@ -34,6 +34,8 @@ class RawRecord(msgspec.Struct, frozen=True):
 
     data: dict[str, Any]
     location: str = ""
+    input_hash: str | None = None
+    """Set by a read that skips unchanged rows (``Connector.read_full_known``): the row's input hash."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,9 @@ class Page:
     cursor: str | None = None
     complete: bool = False
     problems: Sequence[RejectedRaw] = ()
+    unchanged: Sequence[tuple[str, int]] = ()
+    """Rows left unread because their input is known (``Connector.read_full_known``): each row's key, and how many
+    of ``records`` come before it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +158,12 @@ class Connector:
     def read_full(self, entity: str, cursor: str | None = None) -> Iterator[Page]:
         """Every record of a source entity, in pages, resuming after ``cursor``."""
         raise self._unsupported("read_full")
+
+    def read_full_known(self, entity: str, cursor: str | None, known: Any) -> Iterator[Page]:
+        """``read_full``, where rows whose input hash ``known`` (a ``flows.unchanged.KnownInputs``) holds for a key
+        not in ``known.seen`` may be left unread and listed in ``Page.unchanged``; the records read then carry their
+        ``input_hash``. By default every row is read, as by ``read_full``."""
+        return self.read_full(entity, cursor)
 
     def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
         """Records changed since a watermark or cursor, in pages."""

@@ -73,26 +73,27 @@ def run_inbound(
     snapshot_start = saved.snapshot_start if resuming else saved.cursor
     skip = saved.snapshot_pages if resuming else 0
     mark = saved.watermark
+    inputs: KnownInputs | None = None
     premapped = worker_pages(store, flow_name, connector, field_map, source=source, cursor=snapshot_start,
                              batch_id=batch_id, rules=rules) if full and parallel else None
     if premapped is not None:
         pages: Iterator[Any] = premapped
     elif full:
-        pages = connector.read_full(source, snapshot_start)
+        inputs = known_inputs(store, flow_name, field_map, rules)
+        pages = (connector.read_full(source, snapshot_start) if inputs is None
+                 else connector.read_full_known(source, snapshot_start, inputs))
     elif watermark is not None:
         pages = connector.read_changes(source, watermarks.since(mark, watermark.overlap_seconds))
     else:
         pages = connector.read_changes(source, snapshot_start)
-    inputs: KnownInputs | None = None
-    page_no, seen = 0, set[str]()
+    page_no = 0
+    seen = inputs.seen if inputs is not None else set[str]()  # read by the connector when it skips rows
     for item in pages:
         page_no += 1
         if premapped is not None:  # read and mapped by the worker process
             page, (records, rejected, warnings, links, sources, skipped) = item
         else:
             page = item
-            if full and page_no == 1:  # a snapshot starts: what the store holds now, with the last one's writes
-                inputs = known_inputs(store, flow_name, field_map, rules)
             records, rejected, warnings, links, sources, skipped = _map_page(
                 page, field_map, flow_name, batch_id, rules, store, inputs, seen)
         if full:
@@ -140,12 +141,15 @@ def run_inbound(
                 checkpoint = InboundCheckpoint(cursor=page.cursor, watermark=mark)
             tx.set_checkpoint(flow_name, msgspec.json.encode(checkpoint).decode())
         if full and page.complete:
-            page_no, skip, seen, snapshot_start = 0, 0, set(), page.cursor
+            page_no, skip, snapshot_start = 0, 0, page.cursor
+            seen.clear()
+            if inputs is not None:  # the next snapshot starts from what the store holds now, with this one's writes
+                inputs.keys = store.input_hashes(entity)
         if page.cursor is not None:
             connector.acknowledge(source, page.cursor)
         result.checkpoint = page.cursor
         if progress is not None:
-            progress(len(page.records) + len(page.problems))
+            progress(len(page.records) + len(page.problems) + len(page.unchanged))
     result.per_entity[entity] = result.changed
     return result
 
@@ -244,13 +248,17 @@ def _map_page(
     if inputs is not None:
         known, digest = inputs.keys, inputs.digest
         rows, texts, digests = [], [], []
+        # Rows the connector left unread, each placed after the records before it (a record after it wins).
+        skipped.update(page.unchanged)
         for index, raw in enumerate(page.records):
-            text = encode(raw.data)
-            hashed = digest(text)
-            key = known.get(hashed)
-            if key is not None and key not in seen:
-                skipped[key] = index
-                continue
+            hashed, text = raw.input_hash, None
+            if hashed is None:  # the connector did not look it up: hash its data
+                text = encode(raw.data)
+                hashed = digest(text)
+                key = known.get(hashed)
+                if key is not None and key not in seen:
+                    skipped[key] = index
+                    continue
             rows.append(raw)
             texts.append(text)
             digests.append(hashed)

@@ -25,6 +25,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from syncfabric.config.schema import Mapping
 from syncfabric.connectors.base import Connector, Page
 from syncfabric.errors import PermanentError
@@ -32,7 +34,7 @@ from syncfabric.flows.rename_plan import renames_only
 from syncfabric.flows.unchanged import KnownInputs, known_inputs
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet
-from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, Store, content_hash
+from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, Store, content_hash, open_store
 
 WATCH = 0.5
 """How often the worker checks that the flow's process still runs, in seconds."""
@@ -69,8 +71,14 @@ def _pages(
     assert worker.stdin is not None and worker.stdout is not None
     system, version = field_map.system, field_map.version
     try:
-        inputs = known_inputs(store, flow_name, field_map, None)
-        known = (inputs.salt, inputs.keys) if inputs is not None else None
+        inputs = known_inputs(store, flow_name, field_map, None, read=False)
+        # The worker reads the input hashes from the store itself (a million of them take a second to read and as
+        # long again to hand over), unless the store lives in this process only.
+        url = getattr(store, "url", "")
+        shared = _shared(url)
+        if inputs is not None and not shared:
+            inputs.keys = store.input_hashes(field_map.entity_cls.entity)
+        known = (inputs.salt, inputs.keys, url if shared else None) if inputs is not None else None
         try:
             pickle.dump((os.getpid(), connector, flow_name, field_map.name, mapping, source, cursor, batch_id, known),
                         worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
@@ -99,6 +107,14 @@ def _pages(
         worker.stdout.close()
 
 
+def _shared(url: str) -> bool:
+    """Whether another process opening the store URL ``url`` reaches the same store (not an in-memory SQLite)."""
+    if not url:
+        return False
+    parsed = make_url(url)
+    return not parsed.drivername.startswith("sqlite") or parsed.database not in (None, "", ":memory:")
+
+
 class _Sized(list):  # type: ignore[type-arg]
     """A page's records as the flow's process sees them from a worker: none, only how many there were."""
 
@@ -112,6 +128,7 @@ class _Sized(list):  # type: ignore[type-arg]
 
 def _work() -> None:
     """The worker process: read the job from stdin, send each mapped page to stdout."""
+    from syncfabric.flows.inbound import _encode as encode
     from syncfabric.flows.inbound import _map_page
 
     out = sys.stdout.buffer
@@ -129,22 +146,30 @@ def _work() -> None:
     try:
         reader: Connector = pickle.loads(connector)
         field_map = FieldMap(map_name, mapping)
-        inputs = KnownInputs(*known) if known is not None else None
-        seen: set[str] = set()
-        for page in reader.read_full(source, cursor):
+        inputs = None
+        if known is not None:
+            salt, keys, url = known
+            if url is not None:
+                with open_store(url, migrate=False) as shared:
+                    keys = shared.input_hashes(field_map.entity_cls.entity)
+            inputs = KnownInputs(salt, keys)
+        seen: set[str] = inputs.seen if inputs is not None else set()  # read by the connector when it skips rows
+        pages = reader.read_full(source, cursor) if inputs is None else reader.read_full_known(source, cursor, inputs)
+        for page in pages:
             records, rejected, _warnings, _links, sources, skipped = _map_page(
                 page, field_map, flow_name, batch_id, None, None, inputs, seen)
             seen.update(skipped)
             seen.update(record.key for record in records)
             seen.update(entry.record_key for entry in rejected if entry.record_key)
-            send(("page", page.cursor, page.complete, len(page.records) + len(page.problems),
+            send(("page", page.cursor, page.complete, len(page.records) + len(page.problems) + len(page.unchanged),
                   [(r.key, r.payload, content_hash(r.payload), r.lineage.source_id, r.input_hash, text,
-                    content_hash(text)) for r in records for text in (sources[r.key][2],)],
+                    content_hash(text)) for r in records
+                   for text in (sources[r.key][2] or encode(sources[r.key][0]),)],
                   rejected, skipped))
             if page.complete:  # the next snapshot starts from what this one wrote: map it in full
-                seen = set()
+                seen.clear()
                 if inputs is not None:
-                    inputs = KnownInputs(inputs.salt, {})
+                    inputs.keys = {}
         send(("end",))
     except BaseException as exc:  # handed to the flow's process, which raises it
         try:

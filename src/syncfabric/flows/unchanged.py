@@ -5,6 +5,9 @@ BLAKE2b-128 of the raw row as JSON, keyed with the flow, the entity, the mapping
 the release of the product (whose canonical checks decide what is accepted). At the start of a run the hashes of
 the entity's live keys are read once; a row whose hash is among them would map to the record already stored, so it
 is counted as unchanged and its key as present in the snapshot, without mapping, validation or a write.
+A connector that can tell such rows before parsing them (``Connector.read_full_known``) leaves them unread: the
+files connector hashes each CSV line without quotes as its text (with the file's header and delimiter in the hash
+key), and a quoted row, which may span lines, as its parsed cells.
 
 What keeps that sound:
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -45,7 +49,9 @@ class KnownInputs:
     salt: bytes
     """The hash key: what stands for the flow, the mapping and the release."""
     keys: dict[str, str]
-    """Input hash -> key, as stored when the run started."""
+    """Input hash -> key, as stored when the snapshot started."""
+    seen: set[str] = field(default_factory=set)
+    """Keys met in the snapshot so far (before the current page): their rows are mapped, not skipped."""
     digest: Callable[[bytes], str] = field(init=False)
     """The input hash of a raw row encoded as JSON."""
 
@@ -57,12 +63,22 @@ class KnownInputs:
 
         self.digest = digest
 
+    def line_hasher(self, context: bytes) -> Any:
+        """The hash of rows given as their text in a file, for files whose rows read the same whenever their text
+        and ``context`` (format, dialect, header) are the same: a keyed BLAKE2b to copy, update with the row's
+        text (UTF-8) and take the hex digest of. Its own hash key, so never equal to ``digest`` for other input."""
+        blake2b = hashlib.blake2b
+        return blake2b(digest_size=16, key=blake2b(b"line\x00" + context, digest_size=32, key=self.salt).digest())
 
-def known_inputs(store: Store, flow_name: str, field_map: FieldMap, rules: RuleSet | None) -> KnownInputs | None:
+
+def known_inputs(
+    store: Store, flow_name: str, field_map: FieldMap, rules: RuleSet | None, *, read: bool = True
+) -> KnownInputs | None:
     """What a full refresh of ``flow_name`` needs to skip unchanged rows, or ``None`` if its rows must all be
-    mapped (the mapping consults more than the row, or rules apply)."""
+    mapped (the mapping consults more than the row, or rules apply). With ``read`` false, no hashes are read yet."""
     if rules or not renames_only(field_map):
         return None
     salt = msgspec.json.encode([syncfabric.__version__, flow_name, field_map.entity_cls.entity, field_map.version,
                                 field_map.mapping])
-    return KnownInputs(hashlib.blake2b(salt, digest_size=32).digest(), store.input_hashes(field_map.entity_cls.entity))
+    return KnownInputs(hashlib.blake2b(salt, digest_size=32).digest(),
+                       store.input_hashes(field_map.entity_cls.entity) if read else {})

@@ -34,7 +34,7 @@ from syncfabric.connectors.base import (
 )
 from syncfabric.connectors.files.configuration import FilesConfig
 from syncfabric.connectors.files.exceptions import translate_error
-from syncfabric.connectors.files.formats import READERS
+from syncfabric.connectors.files.formats import READERS, read_csv_known
 from syncfabric.errors import PermanentError
 
 _INCOMPLETE_SUFFIXES = (".tmp", ".part", ".partial", ".swp")
@@ -101,6 +101,10 @@ class FilesConnector(Connector):
         """Each pending file is one complete snapshot: its last page has ``complete=True``."""
         return self._read(entity, cursor)
 
+    def read_full_known(self, entity: str, cursor: str | None, known: Any) -> Iterator[Page]:
+        """``read_full``; CSV rows whose input is known are left unread (see ``formats.read_csv_known``)."""
+        return self._read(entity, cursor, known if self.config.format == "csv" else None)
+
     def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
         """Each pending file holds changed records only; same paging, same cursor."""
         return self._read(entity, since)
@@ -117,7 +121,7 @@ class FilesConnector(Connector):
         newest = max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
         return self._read_file(newest, _fingerprint(newest), 0)
 
-    def _read(self, pattern: str, cursor_text: str | None) -> Iterator[Page]:
+    def _read(self, pattern: str, cursor_text: str | None, known: Any = None) -> Iterator[Page]:
         cursor = decode_cursor(cursor_text)
         for path in self.pending_files(pattern):
             fingerprint = _fingerprint(path)
@@ -127,36 +131,47 @@ class FilesConnector(Connector):
                     self._archive(path)  # committed by an earlier run that stopped before archiving
                     continue
                 start_after = cursor.line
-            yield from self._read_file(path, fingerprint, start_after)
+            yield from self._read_file(path, fingerprint, start_after, known)
 
-    def _read_file(self, path: Path, fingerprint: str, start_after: int) -> Iterator[Page]:
+    def _read_file(self, path: Path, fingerprint: str, start_after: int, known: Any = None) -> Iterator[Page]:
         records: list[RawRecord] = []
         problems: list[RejectedRaw] = []
+        unchanged: list[tuple[str, int]] = []
         last_line = start_after
         read_rows = READERS[self.config.format]
         name = path.name
         try:
             with path.open(newline="", encoding=self.config.encoding) as handle:
-                for row in read_rows(handle, self.config, path.name, self.system):
-                    if row.last <= start_after:
-                        continue
-                    last_line = row.last
-                    if row.blank:
-                        continue
-                    location = f"{name}:{row.first}"
-                    if row.data is None:
-                        problems.append(RejectedRaw(raw=row.raw, location=location, reason=row.reason))
+                rows = (read_rows(handle, self.config, path.name, self.system) if known is None
+                        else read_csv_known(handle, self.config, path.name, self.system, known))
+                for row in rows:
+                    if type(row) is tuple:  # (last line, key): a row left unread, its input known
+                        line, key = row
+                        if line <= start_after:
+                            continue
+                        last_line = line
+                        unchanged.append((key, len(records)))
                     else:
-                        records.append(RawRecord(row.data, location))
-                    if len(records) + len(problems) >= self.page_size:
+                        if row.last <= start_after:
+                            continue
+                        last_line = row.last
+                        if row.blank:
+                            continue
+                        location = f"{name}:{row.first}"
+                        if row.data is None:
+                            problems.append(RejectedRaw(raw=row.raw, location=location, reason=row.reason))
+                        else:
+                            records.append(RawRecord(row.data, location, row.input_hash))
+                    if len(records) + len(problems) + len(unchanged) >= self.page_size:
                         yield Page(records, encode_cursor(FileCursor(file=path.name, fingerprint=fingerprint,
-                                                                     line=last_line)), problems=problems)
-                        records, problems = [], []
+                                                                     line=last_line)), problems=problems,
+                                   unchanged=unchanged)
+                        records, problems, unchanged = [], [], []
         except (UnicodeDecodeError, csv.Error, OSError) as exc:
             raise translate_error(exc, system=self.system, file=path.name, line=last_line + 1,
                                   encoding=self.config.encoding) from exc
         done = FileCursor(file=path.name, fingerprint=fingerprint, line=last_line, done=True)
-        yield Page(records, encode_cursor(done), complete=True, problems=problems)
+        yield Page(records, encode_cursor(done), complete=True, problems=problems, unchanged=unchanged)
 
     def acknowledge(self, entity: str, cursor: str) -> None:
         decoded = decode_cursor(cursor)

@@ -23,6 +23,8 @@ class Row(NamedTuple):  # a tuple: built once per row of every file, so it must 
     data: dict[str, Any] | None = None
     reason: str = ""
     blank: bool = False
+    input_hash: str | None = None
+    """With known inputs: the hash of the row's input."""
 
 
 def read_csv(handle: TextIO, config: FilesConfig, file: str, system: str) -> Iterator[Row]:
@@ -47,6 +49,73 @@ def read_csv(handle: TextIO, config: FilesConfig, file: str, system: str) -> Ite
                                                                  f"got {len(cells)}")
 
 
+def read_csv_known(
+    handle: TextIO, config: FilesConfig, file: str, system: str, known: Any
+) -> Iterator[Row | tuple[int, str]]:
+    """``read_csv``, leaving unread the rows whose input ``known`` (a ``flows.unchanged.KnownInputs``) holds for a
+    key not in ``known.seen``. A line without a quote character (nor NUL) is a whole row: it is hashed as its text
+    and, when known, not parsed, else split at the delimiter (as the csv module would). Any other row goes through
+    the csv module (a quoted cell may span lines) and is hashed as its cells, by ``known.digest``. A row left unread
+    comes as the pair of its last line and its key."""
+    number = 0  # physical lines taken from the file
+    pending: list[str] = []
+
+    def lines() -> Iterator[str]:  # what the csv module reads: the line already taken, then the next ones
+        nonlocal number
+        while True:
+            if pending:
+                yield pending.pop()
+                continue
+            text = handle.readline()
+            if not text:
+                return
+            number += 1
+            yield text
+
+    delimiter = config.delimiter
+    reader = csv.reader(lines(), delimiter=delimiter)
+    header = next(reader, None)
+    if not header:
+        raise empty_file(file, system=system)
+    header[0] = header[0].removeprefix("\ufeff")
+    header = [column.strip() for column in header]
+    width = len(header)
+    hasher = known.line_hasher(_encode(["csv", delimiter, header])).copy
+    keys, seen, digest = known.keys, known.seen, known.digest
+    quote = '"'
+    for text in handle:
+        number += 1
+        first = number
+        hashed = None
+        if quote not in text and "\x00" not in text:  # a whole row, whose cells are what lies between delimiters
+            line_hash = hasher()
+            line_hash.update(text.encode())
+            hashed = line_hash.hexdigest()
+            key = keys.get(hashed)
+            if key is not None and key not in seen:
+                yield first, key  # a plain tuple: most rows of a net change are these
+                continue
+            cells = text.rstrip("\r\n").split(delimiter)
+        else:
+            pending.append(text)
+            cells = next(reader)
+        if len(cells) == width and "".join(cells).strip():
+            data = dict(zip(header, cells, strict=True))
+            if hashed is None:
+                hashed = digest(_encode(data))
+                key = keys.get(hashed)
+                if key is not None and key not in seen:
+                    yield number, key
+                    continue
+            yield Row(first, number, "", data, input_hash=hashed)
+        elif not "".join(cells).strip():
+            yield Row(first, number, delimiter.join(cells), blank=True)
+        else:
+            yield Row(first, number, delimiter.join(cells), reason=f"expected {width} columns ({', '.join(header)}), "
+                                                                   f"got {len(cells)}")
+
+
+_encode = msgspec.json.Encoder().encode
 _decoder = msgspec.json.Decoder()
 
 
