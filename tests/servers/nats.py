@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from syncfabric.sandbox import processes
 from tests.servers.common import free_port, skip_unless_available
 
 ENV_URL = "SYNCFABRIC_TEST_NATS_URL"
@@ -79,19 +80,10 @@ class NatsServer:
         return False
 
     def _log_tail(self) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-        except OSError:
-            return ""
+        return processes.log_tail(self.log)
 
     def stop_process(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+        processes.stop_process(self.process)
         self.process = None
 
     def stop(self) -> None:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncfabric.sandbox import processes
+
 
 def find_mosquitto() -> str | None:
     """The mosquitto binary, or None when it is not installed."""
@@ -32,9 +34,7 @@ class Broker:
     log: Path | None = None
 
     def log_tail(self) -> str:
-        if self.log is None or not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+        return processes.log_tail(self.log)
 
 
 def _free_port() -> int:
@@ -93,12 +93,7 @@ def start_broker(binary: str, root: Path, port: int = 0, *, anonymous: bool = Tr
 
 
 def stop_broker(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    processes.stop_process(process, timeout=10)
 
 
 @contextmanager

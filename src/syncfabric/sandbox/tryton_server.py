@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 
 from syncfabric.errors import SyncfabricError
+from syncfabric.sandbox.processes import log_tail, stop_process
 
 MODULES = ("product", "stock", "stock_supply", "purchase", "production", "production_routing")
 DATABASE = "syncfabric"
@@ -195,20 +196,11 @@ class LocalTryton:
         raise TrytonUnavailable(f"trytond did not answer on {url} within 90 s:\n{self._log_tail()}")
 
     def _log_tail(self) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-        except OSError:
-            return ""
+        return log_tail(self.log)
 
     def terminate(self) -> None:
         """Stop the server, keeping its folder (and database file)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
+        stop_process(self.process)
 
     def stop(self) -> None:
         try:
