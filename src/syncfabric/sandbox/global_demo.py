@@ -458,7 +458,8 @@ def orders_booked(store: Store, sap: SapState, erp_eu: RestState, erp_apac: Lega
     booked: Counter[tuple[str, str]] = Counter()
     booked["ERP North America (SAP)", "purchase"] = sum(
         1 for po in tables["A_PurchaseOrder"].values() if po.get("CorrespncExternalReference") in planned)
-    booked["ERP North America (SAP)", "production"] = len(tables.get("A_PlannedOrder", {}))
+    booked["ERP North America (SAP)", "production"] = sum(  # our id in the key users' custom field
+        1 for row in tables.get("A_PlannedOrder", {}).values() if row.get("YY1_PlanningReference") in planned)
     collections = erp_eu.collections
     for kind, collection in (("purchase", "purchase-orders"), ("production", "production-orders")):
         booked["ERP Europe", kind] = sum(1 for row in collections.get(collection, {}).values()

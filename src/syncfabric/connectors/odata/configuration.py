@@ -77,6 +77,13 @@ class PlannedOrders(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """Planned order statuses that are created in SAP; others are accepted and left alone until they change."""
     service: str = "API_PRODUCTION_ORDER_2_SRV"
     """The service that holds ``A_PlannedOrder``."""
+    reference_field: str | None = None
+    """A field of ``A_PlannedOrder`` that carries the planned order id: standard SAP has none, so this is a key-user
+    custom field (``Custom Fields`` app, business context of the planned order, enabled for the API), such as
+    ``YY1_PlanningReference``. With it, the connector writes the id on create and looks it up before creating, so
+    a planned order re-sent after a crash between SAP's commit and ours finds the SAP planned order it became, even
+    if its quantity or dates changed meanwhile. Without it, a re-sent order is found through the cross-reference,
+    or else by material, plant, type, finish date and quantity."""
 
 
 class RetrySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

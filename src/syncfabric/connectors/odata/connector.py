@@ -18,7 +18,8 @@ becomes a purchase order (deep insert of header, item and schedule line) carryin
 sent again (a retry, a crash between SAP's commit and ours, a newer version) finds its purchase order instead of
 creating a second one. The outcome links each planned order to its purchase order number; the outbound flow
 stores that link in the cross-reference. A make planned order becomes an SAP planned order
-(``A_PlannedOrder``) when ``planned_orders`` is configured (:mod:`.planned_orders`). SAP's refusal of one order
+(``A_PlannedOrder``) when ``planned_orders`` is configured (:mod:`.planned_orders`), found again by reference the
+same way when ``planned_orders.reference_field`` names the custom field that carries it. SAP's refusal of one order
 (unknown material, blocked supplier) rejects that order with SAP's message; throttling and outages raise a
 TransientError, and the whole write is sent again.
 """
@@ -181,7 +182,7 @@ class ODataConnector(Connector):
                     outcome.accepted.append(record.key)
                     continue
                 try:
-                    makes[record.key] = (planned_order_body(payload, planning), record)
+                    makes[record.key] = (planned_order_body(record.key, payload, planning), record)
                 except (KeyError, TypeError, ValueError) as exc:
                     outcome.rejected[record.key] = f"cannot create a planned order: {exc}"
             elif settings is None:
@@ -194,7 +195,8 @@ class ODataConnector(Connector):
                     bodies[record.key] = purchase_order_body(record.key, payload, settings)
                 except (KeyError, TypeError, ValueError) as exc:
                     outcome.rejected[record.key] = f"cannot create a purchase order: {exc}"
-        existing = self._existing(list(bodies)) if bodies else {}
+        existing = self._existing(settings.service, "A_PurchaseOrder", "PurchaseOrder", settings.reference_field,
+                                  list(bodies)) if settings is not None and bodies else {}
         for key, body in bodies.items():
             number = existing.get(key) or self._create(key, body)
             if number.startswith("!"):
@@ -209,7 +211,18 @@ class ODataConnector(Connector):
     def _write_planned(self, makes: dict[str, tuple[dict[str, Any], OutboundRecord]], outcome: WriteOutcome) -> None:
         """Create the SAP planned orders not made yet (see :mod:`.planned_orders`); link every key to its own."""
         assert self.config.planned_orders is not None
-        service = self.config.planned_orders.service
+        service, field = self.config.planned_orders.service, self.config.planned_orders.reference_field
+        if field:  # our id is on the SAP planned order: look it up, create only what SAP does not hold
+            existing = self._existing(service, PLANNED_SET, "PlannedOrder", field, list(makes))
+            for key, (body, _) in makes.items():
+                number = existing.get(key) or self._create(key, body, service=service, entity_set=PLANNED_SET,
+                                                           number="PlannedOrder")
+                if number.startswith("!"):
+                    outcome.rejected[key] = number[1:]
+                    continue
+                outcome.accepted.append(key)
+                outcome.links[key] = number
+            return
         taken: set[str] = set()
         for key, (body, record) in makes.items():
             found = self._planned_candidates(service, body["Material"], body["MRPPlant"])
@@ -239,19 +252,20 @@ class ODataConnector(Connector):
             url, params = (self.client.relative(following) if following else None), None
         return rows
 
-    def _existing(self, references: list[str]) -> dict[str, str]:
-        """Purchase orders already carrying these planned order references: reference → purchase order."""
-        assert self.config.purchase_orders is not None
-        settings, found = self.config.purchase_orders, {}
+    def _existing(self, service: str, entity_set: str, number: str, field: str,
+                  references: list[str]) -> dict[str, str]:
+        """Documents of ``entity_set`` already carrying these planned order references in ``field``: reference →
+        the document's ``number`` (a purchase order's, an SAP planned order's)."""
+        found: dict[str, str] = {}
         for start in range(0, len(references), _LOOKUP_CHUNK):
             chunk = references[start:start + _LOOKUP_CHUNK]
-            url: str | None = self.client.service_url(settings.service, "A_PurchaseOrder")
-            params: dict[str, str] | None = {"$filter": reference_filter(settings.reference_field, chunk),
-                                             "$select": f"PurchaseOrder,{settings.reference_field}"}
+            url: str | None = self.client.service_url(service, entity_set)
+            params: dict[str, str] | None = {"$filter": reference_filter(field, chunk),
+                                             "$select": f"{number},{field}"}
             while url is not None:
-                body = self.client.json(url, params, entity="A_PurchaseOrder")
+                body = self.client.json(url, params, entity=entity_set)
                 for row in body.get("results", []):
-                    found.setdefault(str(row[settings.reference_field]), str(row["PurchaseOrder"]))
+                    found.setdefault(str(row[field]), str(row[number]))
                 following = body.get("__next")
                 url, params = (self.client.relative(following) if following else None), None
         return found

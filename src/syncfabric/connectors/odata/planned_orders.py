@@ -1,10 +1,13 @@
 """Planned orders of type ``make`` as SAP planned orders for in-house production (``A_PlannedOrder``), and how a
 re-sent one finds the planned order it already became.
 
-``A_PlannedOrder`` has no field for a foreign reference (purchase orders carry ours in
-``CorrespncExternalReference``), so creation is idempotent in two steps: the outbound flow passes the SAP planned
-order a key is linked to in the cross-reference (``OutboundRecord.external_id``), and a key without a link (a crash
-between SAP's commit and ours) is matched on what it asks for: material, plant, type, finish date and quantity.
+Standard ``A_PlannedOrder`` has no field for a foreign reference (purchase orders carry ours in
+``CorrespncExternalReference``). With ``planned_orders.reference_field`` (a key-user custom field) the id is
+written on create and looked up before creating, as for purchase orders: a re-sent order finds its SAP planned
+order whatever happened between SAP's commit and ours. Without it, creation is idempotent in two steps: the
+outbound flow passes the SAP planned order a key is linked to in the cross-reference
+(``OutboundRecord.external_id``), and a key without a link (a crash between SAP's commit and ours) is matched on
+what it asks for: material, plant, type, finish date and quantity.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from syncfabric.connectors.odata.purchase_orders import sap_date
 ENTITY_SET = "A_PlannedOrder"
 
 
-def planned_order_body(planned: Mapping[str, Any], settings: PlannedOrders) -> dict[str, Any]:
-    """The ``A_PlannedOrder`` create body for a make planned order; ValueError saying what is missing otherwise."""
+def planned_order_body(key: str, planned: Mapping[str, Any], settings: PlannedOrders) -> dict[str, Any]:
+    """The ``A_PlannedOrder`` create body for a make planned order (carrying ``key`` in the reference field, when
+    there is one); ValueError saying what is missing otherwise."""
     if planned.get("order_type") != "make":
         raise ValueError(f"planned order type {planned.get('order_type')!r} is not created as an SAP planned order")
     plant = str(planned["location_id"])
     quantity = planned["quantity"]
+    reference = {settings.reference_field: key} if settings.reference_field else {}
     return {
+        **reference,
         "PlannedOrderType": settings.planned_order_type, "Material": str(planned["item_id"]),
         "ProductionPlant": plant, "MRPPlant": plant, "MaterialProcurementCategory": "E",
         "TotalQuantity": str(quantity["value"]), "BaseUnit": str(quantity["unit"]),

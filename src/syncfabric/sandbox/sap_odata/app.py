@@ -12,7 +12,9 @@ Business API under ``/sap/opu/odata/sap/<SERVICE>/`` (basic auth when created wi
 - Bills of material: ``MaterialBOM`` of ``API_BILL_OF_MATERIAL_SRV`` (production BOMs of the finished products
   made in a plant), items through ``to_BillOfMaterialItem``.
 - ``POST A_PurchaseOrder`` creates a purchase order with its items and schedule lines (deep insert);
-  ``POST A_PlannedOrder`` (``API_PRODUCTION_ORDER_2_SRV``) creates a planned order for in-house production;
+  ``POST A_PlannedOrder`` (``API_PRODUCTION_ORDER_2_SRV``) creates a planned order for in-house production
+  (this system's key users added the custom field ``YY1_PlanningReference`` to it, as SAP's extensibility
+  allows, for the planning platform's order id);
   ``PATCH``/``MERGE`` on a product, its descriptions or plant data changes it and stamps ``LastChangeDateTime``.
   Modifying requests need the CSRF token fetched with ``x-csrf-token: fetch`` on a GET of the same session
   (cookie); without it: 403 ``CSRF token validation failed``.
@@ -23,7 +25,7 @@ latency, outage; see :mod:`syncfabric.sandbox.faults`), ``POST reset``, ``GET st
 requests in flight at once, their start times), ``POST stats/reset``, ``POST csrf/expire`` (every session's token
 becomes invalid, as after a session timeout), ``POST products/{product}`` (change a product's fields, as a user
 in the SAP GUI would), ``POST stock`` (a goods movement) and ``POST lose_create_answers?count=N`` (the next N
-purchase orders are created but answered 503, as when the connection drops after SAP committed).
+purchase or planned orders are created but answered 503, as when the connection drops after SAP committed).
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def create_app(users: dict[str, str] | None = None, *, seed: int = 42, products:
     sessions: dict[str, str | None] = {}
     """Session cookie → its CSRF token (None until one is fetched)."""
     lost_answers = [0]
-    """The next N purchase orders are created but answered 503, as when the connection drops after SAP's commit."""
+    """The next N purchase or planned orders are created but answered 503, as when the connection drops after
+    SAP's commit."""
     app = FastAPI(title="SAP S/4HANA OData v2 (sandbox)", version="1")
     app.state.sap, app.state.faults, app.state.traffic = state, faults, traffic
     _install_faults(app, faults, applies_to=lambda path: path.startswith(ROOT))

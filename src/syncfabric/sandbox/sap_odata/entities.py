@@ -120,6 +120,7 @@ _SETS = [
          "MaterialProcurementCategory BaseUnit", S), ("TotalQuantity", D),
         ("PlndOrderPlannedStartDate PlndOrderPlannedEndDate PlannedOrderOpeningDate", DT),
         ("LastChangeDateTime", DTO), ("MRPController", S),
+        ("YY1_PlanningReference", S),  # a key user's custom field (Custom Fields app), enabled for this API
     ), creatable=True),
     EntitySet("MaterialBOM", BOM, (*_BOM_KEYS, "EngineeringChangeDocument", "Material", "Plant"), _props(
         (" ".join((*_BOM_KEYS, "EngineeringChangeDocument", "Material", "Plant", "BillOfMaterialVariantUsage")), S),
