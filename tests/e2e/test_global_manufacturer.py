@@ -6,6 +6,7 @@ retried 429s, dead letter replayed after the fix, fallback alert) and nothing is
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -61,6 +62,15 @@ def test_every_injected_fault_is_where_it_belongs_and_nothing_is_lost(demo: tupl
         assert hybrid.throttled == 3
         # the refused record was dead-lettered, then replayed after the fix
         assert hybrid.dead_letters >= 1 and hybrid.open_dead_letters == 0
+        # the legacy import refused the orders of the vendor a buyer blocked: read back from its reject files into
+        # dead letters naming file, line and order, replayed after the vendor was unblocked, and booked
+        for run in results.values():
+            assert run.import_refusals and run.refusals_replayed == len(run.import_refusals)
+            for key, reason in run.import_refusals:
+                assert re.fullmatch(rf"erp-apac refused it on import: orders_\w+\.csv:\d+ ORDER_REF {key}: vendor "
+                                    r"V-\d+ is blocked for purchasing", reason), reason
+        assert not [letter for letter in store.dead_letters(flow="apac-planned-orders-out")
+                    if "refused it on import" in letter.reason]
         # the outage made the flow fall back, and it came back
         kinds = [alert.kind for alert in reversed(store.alerts("planning-out", limit=50))]
         assert "fallback" in kinds and kinds[-1] == "recovered"

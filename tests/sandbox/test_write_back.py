@@ -5,6 +5,7 @@ often they are sent, and the exceptions wait for planner review until approved."
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from collections.abc import Iterator
 from decimal import Decimal
@@ -147,3 +148,50 @@ def test_plan_review_and_approve_from_the_command_line(estate, monkeypatch: pyte
     assert "approved and written: 1" in approved.output
     assert [row["REFERENCE"] for row in erp_eu.collections["purchase-orders"].values()] == ["PL-EU-9"]
     assert waiting(runtime.store) == []
+
+
+def test_orders_the_legacy_import_refuses_come_back_as_dead_letters_and_are_replayed_after_the_fix(
+        estate, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from syncfabric.cli import app
+
+    runtime, _, erp_apac = estate
+    flow = "apac-planned-orders-out"
+    (item, site), source = next(iter(sorted(erp_apac.rows["sources"].items())))
+    vendor = source["VENDOR_NO"]
+    plan(runtime, ("PL-AP-1", "buy", item, site, "30", vendor), ("PL-AP-3", "buy", "RM-99999", site, "5", vendor))
+    erp_apac.block_vendor(vendor)  # a buyer blocks the vendor before the import runs
+    runtime.run_flow(flow)
+    send_again(runtime, flow)  # both files refuse both orders
+    assert erp_apac.import_orders().booked == 0 and erp_apac.orders == {}
+
+    again = runtime.run_flow(flow)  # the next run reads the import's answer
+    assert again.dead_lettered == 2
+    letters = {letter.record_key: letter for letter in runtime.store.dead_letters(flow=flow)}
+    assert sorted(letters) == ["PL-AP-1", "PL-AP-3"]  # one each, although refused in two files
+    assert re.fullmatch(rf"erp-apac refused it on import: orders_\w+\.csv:2 ORDER_REF PL-AP-1: vendor {vendor} is "
+                        r"blocked for purchasing", letters["PL-AP-1"].reason), letters["PL-AP-1"].reason
+    assert f"ORDER_REF PL-AP-3: item RM-99999 is not planned at site {site}" in letters["PL-AP-3"].reason
+    assert letters["PL-AP-1"].version == 1 and msgspec.json.decode(letters["PL-AP-1"].payload)["supplier_id"] == vendor
+    rejected = erp_apac.folder / "inbound" / "rejected"
+    assert [path.name for path in rejected.glob("*.csv")] == [] and len(list((rejected / "archive").iterdir())) == 2
+    assert runtime.run_flow(flow).dead_lettered == 0  # read once
+
+    # the key is held: the plan's newer version of PL-AP-1 waits behind its dead letter
+    plan(runtime, ("PL-AP-1", "buy", item, site, "40", vendor))
+    assert runtime.run_flow(flow).dead_lettered == 1 and erp_apac.import_orders().booked == 0
+
+    # the fix: the vendor is unblocked; the planner replays the flow's dead letters from the command line
+    erp_apac.block_vendor(vendor, blocked=False)
+    for name, value in runtime.loaded.environ.items():
+        monkeypatch.setenv(name, value)
+    replayed = CliRunner().invoke(app, ["replay", flow, "--dead-letters", "--key", "PL-AP-1", "--yes", "-e",
+                                        str(runtime.loaded.path)], terminal_width=200)
+    assert replayed.exit_code == 0, replayed.output
+    booked = erp_apac.import_orders()
+    assert booked.booked == 1 and erp_apac.orders["PL-AP-1"]["QTY"] == "40"  # its newest version
+    assert all(letter.status is DeadLetterStatus.REPLAYED
+               for letter in runtime.store.dead_letters(flow=flow, key="PL-AP-1", status=None))
+    assert runtime.run_flow(flow).dead_lettered == 0
+    assert [letter.record_key for letter in runtime.store.dead_letters(flow=flow)] == ["PL-AP-3"]

@@ -92,6 +92,17 @@ class WriteOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """A record the target took on write and refused later, when it processed it: a row of a legacy import job's
+    reject file. ``key`` is the record's canonical key; ``reason`` names where the target said so (file, line,
+    reference) and why; ``source`` is what :meth:`Connector.forget_refusals` is given back once it is stored."""
+
+    key: str
+    reason: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Acknowledgement:
     """What became of one received record, told back to its source: ``stored`` (durably in the store) or
     ``quarantined`` (durably in quarantine, with the reasons). Only sent after the transaction committed."""
@@ -190,6 +201,16 @@ class Connector:
     def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
         """Upsert (or delete, for ``payload=None``) idempotently: re-sending the same key and version is harmless."""
         raise self._unsupported("write")
+
+    def refusals(self, entity: str) -> Sequence[Refusal]:
+        """Records of ``entity`` the target refused after a write had taken them (a target that books later, as an
+        import job does, answers later). The outbound flow reads them at the start of each run into dead letters.
+        By default none: a target that answers its writes at once refuses there."""
+        return ()
+
+    def forget_refusals(self, entity: str, sources: Sequence[str]) -> None:
+        """Called once the refusals read from ``sources`` are stored as dead letters: the target's answers may be
+        put away (a reject file archived). Must be safe to call twice."""
 
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         """A request-response operation."""

@@ -9,7 +9,9 @@ cut starts: a consistent snapshot across entities however much inbound flows wri
 last batch the target confirmed.
 Records the target rejects go to the dead-letter store with its reason and their attempt history, and hold back
 later changes of their key (never of other keys) until they are replayed or discarded
-(:mod:`syncfabric.flows.deadletters`); transient failures are retried by the flow's policy.
+(:mod:`syncfabric.flows.deadletters`); transient failures are retried by the flow's policy. A target that answers
+later (an import job's reject file) has its refusals read into dead letters at the start of each run
+(:mod:`syncfabric.flows.refusals`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import msgspec
 
 from syncfabric.connectors.base import Connector, OutboundRecord, WriteOutcome
 from syncfabric.errors import ConnectorError, PermanentError, TransientError
+from syncfabric.flows.refusals import collect_refusals
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.retry import RetryPolicy, call_with_retry
 from syncfabric.model import ENTITIES, Record
@@ -102,6 +105,7 @@ def run_outbound(
 ) -> FlowResult:
     result = FlowResult(flow=flow_name, direction="outbound")
     retry = retry or RetryPolicy()
+    result.dead_lettered += collect_refusals(store, flow_name, connector, entities)  # answers since the last run
     if mode == "full":
         _send_full(store, flow_name, connector, dependency_order(entities), batch_size, retry, result, progress)
     elif mode == "plan_cut":

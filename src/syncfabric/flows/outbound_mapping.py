@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from syncfabric.connectors.base import Connector, OutboundRecord, Page, WriteOutcome
+from syncfabric.connectors.base import Connector, OutboundRecord, Page, Refusal, WriteOutcome
 from syncfabric.errors import RecordError
 from syncfabric.mapping.outbound import OutboundMap
 
@@ -48,6 +48,12 @@ class WrappedConnector(Connector):
 
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         return self.inner.call(operation, request)
+
+    def refusals(self, entity: str) -> Sequence[Refusal]:
+        return self.inner.refusals(entity)
+
+    def forget_refusals(self, entity: str, sources: Sequence[str]) -> None:
+        self.inner.forget_refusals(entity, sources)
 
     def __getattr__(self, name: str) -> Any:  # what a connector kind offers besides the contract
         return getattr(self.inner, name)

@@ -40,6 +40,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import msgspec
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -151,6 +152,10 @@ class PolicyRun:
     """How the plants' MES events travelled: ``mqtt`` or ``webhooks`` (``none`` under batch only)."""
     planner_approved: list[str] = field(default_factory=list)
     """Planned orders the demo's planner approved after review (and that were then written)."""
+    import_refusals: list[tuple[str, str]] = field(default_factory=list)
+    """Orders the legacy ERP's import refused, read back from its reject files into dead letters: (key, reason)."""
+    refusals_replayed: int = 0
+    """Of those, replayed after the fix and booked."""
     europe: EuropeWriteBack | None = None
     """With Tryton as ERP Europe: Munich's planned orders written back into it."""
 
@@ -197,6 +202,8 @@ def run_global_demo(console: Console, *, duration: float = 30.0, seed: int = 7, 
         console.print(orders_table(results["hybrid"]))
         if results["hybrid"].waiting:
             console.print(review_table(results["hybrid"]))
+        for key, reason in results["hybrid"].import_refusals:
+            console.print(f"dead letter {key}: {escape(reason)}", highlight=False)
         console.print(comparison_table(results))
         if folder is not None:
             console.print(f"The estates are kept in {work}/hybrid and {work}/batch-only: try "
@@ -383,6 +390,10 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
         run.unsourced = len(summary["unsourced"])
         runtime.run_flow("planned-orders-in")
         run.planned_orders = int(summary["planned"])
+        blocked = _block_a_vendor(runtime.store, erp_apac)
+        if blocked and hybrid:
+            console.print(f"{sim.at:%H:%M} a buyer blocks vendor {blocked} in the legacy ERP: its import refuses "
+                          "the orders from it")
         for flow in WRITE_BACK.values():
             runtime.run_flow(flow)
         erp_apac.import_orders()  # the legacy ERP's import job books the order files dropped meanwhile
@@ -398,6 +409,8 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
                 run.planner_approved.append(key)
             erp_apac.import_orders()
             run.waiting = waiting_orders(runtime.store, WRITE_BACK.values())
+        if blocked:
+            _refusals_and_fix(runtime, run, erp_apac, blocked)
         run.orders = orders_booked(runtime.store, sap, erp_eu, erp_apac)
         if erp_europe == "tryton":
             run.europe = global_tryton.booked(runtime, systems.apps["erp-eu"],  # type: ignore[arg-type]
@@ -429,6 +442,40 @@ def _play(console: Console, work: Path, policy: str, *, seed: int, ticks: int, p
             except KeyboardInterrupt:
                 pass
     return run
+
+
+APAC_WRITE_BACK = WRITE_BACK["ERP Asia-Pacific (legacy)"]
+
+
+def _block_a_vendor(store: Store, erp_apac: LegacyErp) -> str | None:
+    """The fault of the write-back: the vendor of the first Asia-Pacific buy order is blocked in the legacy ERP
+    before its import runs; returns the vendor (None when the plan buys nothing there)."""
+    plants = {code for code, in erp_apac.rows["locations"] if code != "APAC"}
+    for row in store.current("planned_order"):
+        order = msgspec.json.decode(row.payload or b"{}")
+        vendor = order.get("supplier_id")
+        if order.get("order_type") == "buy" and order.get("location_id") in plants and vendor:
+            erp_apac.block_vendor(str(vendor))
+            return str(vendor)
+    return None
+
+
+def _refusals_and_fix(runtime: Runtime, run: PolicyRun, erp_apac: LegacyErp, vendor: str) -> None:
+    """The next run of the legacy ERP's write-back reads its import's reject files into dead letters; then the
+    fix (the buyer unblocks the vendor) and the replay of those dead letters (``syncfabric replay FLOW
+    --dead-letters``), which the next import books."""
+    from syncfabric.flows.deadletters import plan, replay_keys
+    from syncfabric.flows.write_back import REVIEW
+
+    runtime.run_flow(APAC_WRITE_BACK)
+    refused = [letter for letter in runtime.store.dead_letters(flow=APAC_WRITE_BACK)
+               if not letter.reason.startswith(REVIEW) and letter.held_by is None]
+    run.import_refusals = [(letter.record_key, letter.reason) for letter in refused]
+    erp_apac.block_vendor(vendor, blocked=False)
+    with runtime.connector("erp-apac", APAC_WRITE_BACK) as connector:
+        replay_keys(runtime.store, connector, plan(runtime.store, refused), actor="demo")
+    erp_apac.import_orders()
+    run.refusals_replayed = sum(1 for key, _ in run.import_refusals if key in erp_apac.orders)
 
 
 def send_again(runtime: Runtime, flow: str) -> int:
@@ -603,6 +650,8 @@ def comparison_table(results: dict[str, PolicyRun]) -> Table:
                                                      if r.quarantined[reason]) or "0" for r in (hybrid, batch)))
     table.add_row("dead letters (replayed after the fix)", str(hybrid.dead_letters), str(batch.dead_letters))
     table.add_row("fallbacks to batch catch-up", str(hybrid.fallbacks), str(batch.fallbacks))
+    table.add_row("legacy import refusals → dead letters (replayed, booked)",
+                  *(f"{len(r.import_refusals)} ({r.refusals_replayed})" for r in (hybrid, batch)))
     table.add_row("planned orders → ERP orders (waiting for review)",
                   *(f"{r.planned_orders} → {r.approved} ({len(r.waiting)})" for r in (hybrid, batch)))
     if hybrid.europe is not None and batch.europe is not None:

@@ -33,6 +33,9 @@ VENDORS = (("V-88001", "Straits Precision Pte Ltd"), ("V-88002", "Penang Compone
 ORDER_COLUMNS = ["ORDER_REF", "ORDER_TYPE", "ITEM_NO", "SITE", "QTY", "UOM", "START_DATE", "DUE_DATE", "VENDOR_NO"]
 """The order import file (``inbound/orders_*.csv``): ``ORDER_TYPE`` PO (purchase, from ``VENDOR_NO``) or WO
 (work order)."""
+REJECT_COLUMNS = ["LINE", *ORDER_COLUMNS, "REASON"]
+"""The import job's reject file (``inbound/rejected/<import file>``): each refused row as it came, its line in the
+import file and the reason."""
 
 
 @dataclass
@@ -43,7 +46,7 @@ class OrderImport:
     duplicates: int = 0
     """Rows whose reference was booked before: nothing booked again."""
     rejected: list[str] = field(default_factory=list)
-    """``file:line: reason`` per row refused (also written to ``inbound/rejected/<file>`` with a REASON column)."""
+    """``file:line: reason`` per row refused (also written to ``inbound/rejected/<file>``, ``REJECT_COLUMNS``)."""
 
 
 @dataclass
@@ -148,19 +151,23 @@ class LegacyErp:
                         result.duplicates += 1
                     elif reason:
                         result.rejected.append(f"{path.name}:{line}: {reason}")
-                        refused.append({**row, "REASON": reason})
+                        refused.append({**row, "LINE": str(line), "REASON": reason})
                     else:
                         result.booked += 1
             if refused:
                 (inbound / "rejected").mkdir(exist_ok=True)
                 with (inbound / "rejected" / path.name).open("w", newline="", encoding="utf-8") as out:
-                    writer = csv.DictWriter(out, [*ORDER_COLUMNS, "REASON"], extrasaction="ignore")
+                    writer = csv.DictWriter(out, REJECT_COLUMNS, extrasaction="ignore")
                     writer.writeheader()
                     writer.writerows(refused)
             done = inbound / "processed"
             done.mkdir(exist_ok=True)
             os.replace(path, done / path.name)
         return result
+
+    def block_vendor(self, number: str, blocked: bool = True) -> None:
+        """A buyer blocks (or unblocks) a vendor: the import refuses purchase orders from a blocked one."""
+        self.rows["vendors"][(number,)]["BLOCKED"] = "Y" if blocked else "N"
 
     def _book(self, row: dict[str, str]) -> str:
         """Book one import row; ``duplicate``, a reason it is refused, or empty when booked."""
@@ -179,8 +186,11 @@ class LegacyErp:
                 return f"QTY must be positive, not {row.get('QTY')!r}"
         except ArithmeticError:
             return f"QTY is not a number: {row.get('QTY')!r}"
-        if kind == "PO" and (row.get("VENDOR_NO", ""),) not in self.rows.get("vendors", {}):
+        vendor = self.rows.get("vendors", {}).get((row.get("VENDOR_NO", ""),))
+        if kind == "PO" and vendor is None:
             return f"vendor {row.get('VENDOR_NO')!r} does not exist"
+        if kind == "PO" and vendor["BLOCKED"] == "Y":
+            return f"vendor {row['VENDOR_NO']} is blocked for purchasing"
         count = sum(1 for order in self.orders.values() if order["ORDER_TYPE"] == kind)
         self.orders[reference] = {**row, "ORDER_NO": f"{kind}-{count + 1:06d}"}
         return ""

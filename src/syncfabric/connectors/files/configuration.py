@@ -17,6 +17,24 @@ class FixedColumn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Number of characters of the column."""
 
 
+class RejectFiles(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where the system's import job puts the rows it refused, and how to read them: CSV files (the target's
+    ``delimiter`` and ``encoding``) with the refused row and the reason. The outbound flow reads them back at the
+    start of each run into dead letters of the keys, and moves each file it read into ``archive`` below it."""
+
+    folder: str
+    """The reject folder, relative to the system's ``folder`` (``inbound/rejected``)."""
+    key_column: str
+    """The column that holds the record's key as written (``ORDER_REF``: the planned order id)."""
+    reason_column: str = "REASON"
+    """The column with the import's reason."""
+    line_column: str | None = None
+    """The column with the row's line in the import file, when the job gives it; otherwise the dead letter names
+    the line of the reject file."""
+    archive: str = "archive"
+    """Where reject files go once their refusals are stored; relative to ``folder``."""
+
+
 class FileTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where the records of one canonical entity are written for the system's import job to pick up."""
 
@@ -26,6 +44,9 @@ class FileTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """File names are ``<prefix><UTC time>_<batch>.csv`` (``orders_20261103T180000_1a2b3c.csv``)."""
     columns: Annotated[list[str], msgspec.Meta(min_length=1)]
     """The CSV header, in order; each record (shaped by the flow's outbound ``mapping:``) gives these fields."""
+    rejects: RejectFiles | None = None
+    """The import job's reject files, read back into dead letters (``{folder: inbound/rejected, key_column:
+    ORDER_REF}``); without it, refusals stay in the system."""
 
 
 class FilesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -6,7 +6,9 @@ whether the file is finished. A finished file is moved to the archive folder onc
 fingerprint and archives it without reading it again. So no file is read twice and none is lost.
 
 Writing (``targets``): each batch of records of an entity becomes one CSV import file in the system's inbound
-folder, for its import job to book.
+folder, for its import job to book. The job answers later, if at all: with a target's ``rejects``, the rows it
+refused (its reject files) are read back as :class:`~syncfabric.connectors.base.Refusal` (file, line, key and the
+job's reason), and each file is archived once they are stored.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from syncfabric.connectors.base import (
     OutboundRecord,
     Page,
     RawRecord,
+    Refusal,
     RejectedRaw,
     WriteOutcome,
 )
-from syncfabric.connectors.files.configuration import FilesConfig
+from syncfabric.connectors.files.configuration import FilesConfig, RejectFiles
 from syncfabric.connectors.files.exceptions import translate_error
 from syncfabric.connectors.files.formats import READERS, read_csv_known
 from syncfabric.errors import PermanentError
@@ -205,6 +208,52 @@ class FilesConnector(Connector):
             except OSError as exc:
                 raise translate_error(exc, system=self.system, file=str(path)) from exc
         return outcome
+
+    def refusals(self, entity: str) -> list[Refusal]:
+        """The rows of the target's complete reject files, oldest file first (see ``FileTarget.rejects``)."""
+        target = self.config.targets.get(entity)
+        if target is None or target.rejects is None:
+            return []
+        rejects, found = target.rejects, []
+        folder = self.folder / rejects.folder
+        if not folder.is_dir():
+            return []
+        files = [path for path in folder.iterdir() if path.is_file() and not path.name.startswith(".")
+                 and not path.name.endswith(_INCOMPLETE_SUFFIXES)]
+        for path in sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name)):
+            try:
+                with path.open(newline="", encoding=self.config.encoding) as handle:
+                    for line, row in enumerate(csv.DictReader(handle, delimiter=self.config.delimiter), start=2):
+                        found.append(self._refusal(rejects, path.name, line, row))
+            except (UnicodeDecodeError, csv.Error, OSError) as exc:
+                raise translate_error(exc, system=self.system, file=path.name,
+                                      encoding=self.config.encoding) from exc
+        return found
+
+    def _refusal(self, rejects: RejectFiles, name: str, line: int, row: dict[str, str | None]) -> Refusal:
+        key = (row.get(rejects.key_column) or "").strip()
+        where = f"{name}:{line}"
+        if rejects.line_column and (row.get(rejects.line_column) or "").strip():
+            where = f"{name}:{row[rejects.line_column].strip()}"  # type: ignore[union-attr]
+        reason = (row.get(rejects.reason_column) or "").strip() or f"no {rejects.reason_column} given"
+        return Refusal(key, f"{self.system} refused it on import: {where} {rejects.key_column} {key or '(empty)'}: "
+                            f"{reason}", name)
+
+    def forget_refusals(self, entity: str, sources: Sequence[str]) -> None:
+        target = self.config.targets.get(entity)
+        if target is None or target.rejects is None:
+            return
+        folder = self.folder / target.rejects.folder
+        archive = folder / target.rejects.archive
+        for name in dict.fromkeys(sources):
+            path = folder / name
+            if not path.exists():
+                continue  # archived before
+            archive.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(path, archive / name)
+            except OSError as exc:
+                raise translate_error(exc, system=self.system, file=f"cannot archive {name}") from exc
 
     def _archive(self, path: Path) -> None:
         self.archive.mkdir(parents=True, exist_ok=True)
