@@ -14,7 +14,7 @@ from syncfabric.flows.outbound import deliver_next, run_outbound
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.observe.clock import use_clock
-from syncfabric.observe.freshness import freshness
+from syncfabric.observe.freshness import change_latencies, freshness
 from syncfabric.observe.throughput import dead_letters_by_reason
 from syncfabric.store import IncomingRecord, Lineage, NewDelivery, Store, open_store
 
@@ -135,3 +135,36 @@ def test_full_and_plan_cut_deliveries_are_logged(tmp_path: Path, mode: str) -> N
         groups = {g.group: g for g in store.delivery_groups(flow="out")}
         assert {k: g.records for k, g in groups.items()} == {"P0": 3, "P1": 2}
         assert groups["P0"].newest_source_time == T0 + dt.timedelta(minutes=4)
+
+
+def balance(key: str, plant: str, on_hand: int, read: dt.datetime, changed: dt.datetime | None) -> dict:
+    record = {"item_id": key, "location_id": plant, "lot": "", "on_hand": {"value": str(on_hand), "unit": "EA"},
+              "as_of": read.isoformat()}
+    return record if changed is None else {**record, "changed_at": changed.isoformat()}
+
+
+def test_change_latency_runs_from_the_change_at_the_source_to_its_first_confirmation(tmp_path: Path) -> None:
+    """A snapshot stamps every balance with its read time: delivered the next night, its delivery latency is
+    seconds, but a balance that says when it changed has its change latency counted from then, once."""
+    hour = dt.timedelta(hours=1)
+    night = T0 + 17 * hour  # read and delivered the next night
+    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        put(store, "inventory_balance", "A|P1|", balance("A", "P1", 5, night, changed=T0 + hour))
+        put(store, "inventory_balance", "B|P1|", balance("B", "P1", 7, night, changed=None))  # read time only
+        with use_clock(lambda: night):
+            deliver_next(store, "out", Target(), ["inventory_balance"], batch_size=100, retry=RetryPolicy(),
+                         result=FlowResult(flow="out", direction="outbound"))
+        # the next snapshot, an hour later: A again unchanged (same change time, new read time)
+        put(store, "inventory_balance", "A|P1|", balance("A", "P1", 5, night + hour, changed=T0 + hour))
+        with use_clock(lambda: night + hour):
+            deliver_next(store, "out", Target(), ["inventory_balance"], batch_size=100, retry=RetryPolicy(),
+                         result=FlowResult(flow="out", direction="outbound"))
+        logged = store.deliveries(since=T0, flow="out")
+        assert [(d.record_key, d.changed_at) for d in logged] == [("A|P1|", T0 + hour), ("B|P1|", None),
+                                                                  ("A|P1|", T0 + hour)]
+        assert {d.record_key: (d.confirmed_at - d.source_time).total_seconds() for d in logged} == {
+            "A|P1|": 0.0, "B|P1|": 0.0}  # what the read time alone says
+        assert change_latencies(store, flow="out", entity="inventory_balance", since=T0, until=night + hour) == [
+            ("P1", 16 * 3600.0)]
+        assert change_latencies(store, flow="out", entity="inventory_balance", since=night + hour,
+                                until=night + hour) == []

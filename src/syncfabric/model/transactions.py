@@ -44,6 +44,11 @@ class InventoryBalance(Record, frozen=True, kw_only=True):
     allocated: Quantity | None = None
     in_inspection: Quantity | None = None
     as_of: UtcDateTime
+    """When the balance is true: a snapshot's read time, or the time of its last change."""
+    changed_at: UtcDateTime | None = None
+    """When the balance last changed at the source (its newest movement), when the source says so. A snapshot
+    stamps ``as_of`` with its read time, which tells how fresh the balance is, not how long its change took to
+    arrive: latency is measured from this time where it is known."""
     blocked: Quantity | None = None
     """Stock that may not be used (blocked stock, quarantine location)."""
     in_transit: Quantity | None = None

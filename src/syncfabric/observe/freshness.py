@@ -3,7 +3,12 @@
 - **newest source time**: the latest source time among the records the target confirmed (all time);
 - **age**: ``now - newest source time`` in seconds: how old the newest fact the target holds is;
 - **delivery latency** of a record: ``confirmed_at - source time`` (never below 0); p50, p95 and max over the
-  records confirmed in the window ``[now - window, now]`` (None when none was).
+  records confirmed in the window ``[now - window, now]`` (None when none was);
+- **change latency** (:func:`change_latencies`): from the time a fact changed at its source to the first time the
+  target confirmed a record carrying it, for records whose source says when they changed (the delivery log's
+  ``changed_at``). A snapshot stamps its balances with the read time, so their delivery latency is the delivery's
+  alone, whether the source was read every few minutes or the next night; the change latency is what shows the
+  wait, and a balance confirmed again unchanged (the next snapshot) does not count twice.
 
 ``now`` defaults to :func:`syncfabric.observe.clock.now`, so a simulation sets one clock for everything.
 """
@@ -113,6 +118,19 @@ class AgeProfile:
         shown = asdict(self)
         shown["start"], shown["end"] = self.start.isoformat(), self.end.isoformat()
         return shown
+
+
+def change_latencies(store: Store, *, flow: str, entity: str, since: dt.datetime,
+                     until: dt.datetime) -> list[tuple[str, float]]:
+    """(group, seconds) per change the target first confirmed between ``since`` and ``until``: first confirmation
+    time - change time, for records with a known change time; the log is read from its start so that a change
+    confirmed again later is not taken for a new one."""
+    first: dict[tuple[str, dt.datetime], tuple[str, dt.datetime]] = {}
+    for d in store.deliveries(since=dt.datetime(1970, 1, 1, tzinfo=dt.UTC), until=until, flow=flow, entity=entity):
+        if d.changed_at is not None:
+            first.setdefault((d.record_key, d.changed_at), (d.group, d.confirmed_at))
+    return [(group, max(0.0, (confirmed - changed).total_seconds()))
+            for (_, changed), (group, confirmed) in first.items() if confirmed >= since]
 
 
 def age_profile(

@@ -60,6 +60,8 @@ class LegacyErp:
     bad_rows: dict[str, list[list[str]]] = field(default_factory=dict)
     sourcing: bool = False
     """Also keep (and export) vendors and the vendor of each bought item per site (``vendors``, ``sources``)."""
+    last_transactions: bool = False
+    """Also export each balance's last stock transaction time (``LAST_TXN_UTC``, after ``SNAPSHOT_UTC``)."""
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
@@ -89,6 +91,8 @@ class LegacyErp:
                     "inventory", item, plant, "", str(rng.randint(0, 5000)), unit, str(rng.randint(0, 100)),
                     str(rng.randint(0, 20)), _stamp(self.clock),
                 )
+                if self.last_transactions:
+                    inventory[(item, plant, "")]["LAST_TXN_UTC"] = _stamp(self.clock)
         vendors = {(number,): _row("vendors", number, name, "N") for number, name in VENDORS}
         sources = {(item, plant): _row("sources", item, plant, VENDORS[index % len(VENDORS)][0], row["LEAD_TIME_DAYS"])
                    for index, ((item, plant), row) in enumerate(sorted(item_locations.items()))
@@ -100,14 +104,18 @@ class LegacyErp:
         self.orders: dict[str, dict[str, str]] = {}
         """Orders booked from import files, by their reference."""
 
-    def change_inventory(self, count: int) -> list[str]:
-        """Move the on-hand quantity of ``count`` balances; returns their canonical keys."""
-        self.clock += dt.timedelta(hours=1)
+    def change_inventory(self, count: int, at: dt.datetime | None = None) -> list[str]:
+        """Move the on-hand quantity of ``count`` balances at ``at`` (by default an hour after the last change),
+        stamped with it (``SNAPSHOT_UTC``; also ``LAST_TXN_UTC`` with ``last_transactions``, which an export that
+        stamps every row with its own time leaves as it is); returns their canonical keys."""
+        self.clock = self.clock + dt.timedelta(hours=1) if at is None else at
         keys = self.random.sample(sorted(self.rows["inventory"]), k=count)
         for key in keys:
             row = self.rows["inventory"][key]
             row["ON_HAND"] = str(int(row["ON_HAND"]) + self.random.randint(1, 250))
             row["SNAPSHOT_UTC"] = _stamp(self.clock)
+            if self.last_transactions:
+                row["LAST_TXN_UTC"] = row["SNAPSHOT_UTC"]
         return ["|".join(key) for key in keys]
 
     def add_bad_rows(self, table: str, *rows: list[str]) -> None:
@@ -126,7 +134,8 @@ class LegacyErp:
             partial = path.with_name(path.name + ".part")
             with partial.open("w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
-                writer.writerow(COLUMNS[table])
+                writer.writerow([*COLUMNS[table], *(["LAST_TXN_UTC"] if table == "inventory"
+                                                    and self.last_transactions else [])])
                 for key in sorted(self.rows[table]):
                     writer.writerow(self.rows[table][key].values())
                 writer.writerows(self.bad_rows.pop(table, []))

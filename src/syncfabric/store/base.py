@@ -318,6 +318,9 @@ class NewDelivery:
     source_time: dt.datetime
     """When the fact happened at the source (a record's ``as_of``, an event's ``occurred_at``...)."""
     confirmed_at: dt.datetime
+    changed_at: dt.datetime | None = None
+    """When the fact changed at the source, where known (an event's time, a balance's ``changed_at``); None for a
+    snapshot stamped only with its read time (see ``syncfabric.observe.freshness.change_latencies``)."""
 
 
 @dataclass(frozen=True, slots=True)

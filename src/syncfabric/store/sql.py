@@ -563,7 +563,8 @@ class SqlStore(Store):
         with self._reading("read the delivery log") as conn:
             return [NewDelivery(flow=row.flow, system=row.system, entity=row.entity, record_key=row.record_key,
                                 group=row.grp, seq=row.seq, source_time=row.source_time,
-                                confirmed_at=row.confirmed_at) for row in conn.execute(stmt)]
+                                confirmed_at=row.confirmed_at, changed_at=row.changed_at)
+                    for row in conn.execute(stmt)]
 
     def prune_deliveries(self, before: dt.datetime) -> int:
         d = t.delivery
@@ -938,7 +939,7 @@ class SqlTransaction(Transaction):
             return stamps[value]
 
         rows = [(e.flow, e.system, e.entity, e.record_key, e.group, e.seq, stamp(e.source_time),
-                 stamp(e.confirmed_at)) for e in entries]
+                 stamp(e.confirmed_at), None if e.changed_at is None else stamp(e.changed_at)) for e in entries]
         with self._store._errors("log deliveries"):
             writer.execute(conn, rows)
 

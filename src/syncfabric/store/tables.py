@@ -243,6 +243,7 @@ delivery = Table(
     Column("seq", SEQUENCE, nullable=False),  # the change-log entry delivered
     Column("source_time", UtcDateTime, nullable=False),  # when the fact happened at the source
     Column("confirmed_at", UtcDateTime, nullable=False),  # when the target confirmed it
+    Column("changed_at", UtcDateTime, nullable=True),  # when the fact changed at the source, where known
     PrimaryKeyConstraint("id"),
     Index(None, "flow", "entity", "grp"),
     Index(None, "confirmed_at"),
