@@ -38,6 +38,11 @@ def test_inventory_is_minutes_old_under_hybrid_and_hours_old_under_batch(demo: t
     assert percentile(hybrid.ages, 0.5) <= 15 * 60 and percentile(hybrid.ages, 0.95) <= 2 * HOUR
     assert percentile(batch.ages, 0.5) >= 4 * HOUR
     assert max(hybrid.ages) < percentile(batch.ages, 0.5)
+    # from each change at the source (the balances that say when they changed) to the platform: minutes, against
+    # the rest of the day and the night under batch only
+    assert hybrid.latencies and batch.latencies
+    assert percentile(hybrid.latencies, 0.5) <= 15 * 60 and percentile(hybrid.latencies, 0.95) <= 2 * HOUR
+    assert percentile(batch.latencies, 0.5) >= 4 * HOUR
 
 
 def test_completeness_is_complete_after_reconciliation_under_both(demo: tuple[dict, Path]) -> None:
