@@ -161,7 +161,8 @@ def test_outbound_mappings_read_canonical_fields_through_invertible_code_maps(wr
         f"{path}:{line_of(full, 'on_hand.quantity')}:7: unknown field 'quantity' of canonical Quantity (fields: "
         f"value, unit) @ {at}.MENGE",
         f"{path}:{line_of(full, 'STAT:')}:14: unknown field 'status' of canonical inventory_balance (fields: "
-        f"item_id, location_id, lot, on_hand, allocated, in_inspection, as_of, changed_at, blocked, in_transit) @ {at}.STAT.from",
+        f"item_id, location_id, lot, on_hand, allocated, in_inspection, as_of, changed_at, blocked, in_transit) "
+        f"@ {at}.STAT.from",
         f"{path}:{line_of(full, 'STAMP:')}:59: unknown field 'site' of canonical inventory_balance (fields: "
         f"item_id, location_id, lot, on_hand, allocated, in_inspection, as_of, changed_at, blocked, in_transit) "
         f"@ {at}.STAMP.datetime.location",

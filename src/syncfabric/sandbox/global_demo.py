@@ -640,9 +640,9 @@ def comparison_table(results: dict[str, PolicyRun]) -> Table:
 
     for label, share in (("inventory age p50", 0.5), ("inventory age p95", 0.95), ("inventory age max", None)):
         table.add_row(label, age(hybrid.ages, share), age(batch.ages, share))
-    table.add_row("latency p50 / p95, change at the source → platform", *(f"{_duration(percentile(r.latencies, 0.5))} / "
-                                                     f"{_duration(percentile(r.latencies, 0.95))}"
-                                                     for r in (hybrid, batch)))
+    table.add_row("latency p50 / p95, change at the source → platform",
+                  *(f"{_duration(percentile(r.latencies, 0.5))} / {_duration(percentile(r.latencies, 0.95))}"
+                    for r in (hybrid, batch)))
     table.add_row("completeness after reconciliation", *(f"{r.completeness:.0%}" if r.completeness is not None
                                                          else "—" for r in (hybrid, batch)))
     table.add_row("events processed", f"{hybrid.events:,}", f"{batch.events:,}")
