@@ -385,3 +385,27 @@ def test_validate_reports_a_source_pattern_with_a_folder_in_it(tmp_path: Path) -
     [problem] = validate_estate_file(tmp_path / "estate.yaml", environ={})
     assert "must be a file name pattern inside the folder (legacy)" in problem
     assert problem.endswith("@ $.flows.legacy-items.source")
+
+
+def test_a_record_written_over_several_rows_is_grouped_into_one(drop: Path) -> None:
+    """A BOM explosion report: a row per component, the parent's columns on each; rows of one parent and site
+    become one record with its rows, wherever they are in the file; a row without its parent is a problem."""
+    from syncfabric.connectors.files.configuration import RowGroup
+
+    write(drop, "boms_1.csv", "PARENT,SITE,LINE,COMPONENT,QTY\n"
+                              "FG-1,P100,10,RM-1,2\nFG-1,P100,20,RM-2,1\n"
+                              "FG-1,P200,10,RM-3,4\n"
+                              ",P100,30,RM-9,1\n"
+                              "FG-1,P100,30,RM-4,3\n")
+    source = connector(drop, groups={"boms_*.csv": RowGroup(by=["PARENT", "SITE"], into="LINES")})
+    [page] = read_all(source, "boms_*.csv")
+    assert page.complete and decode_cursor(page.cursor).done
+    grouped = {(r.data["PARENT"], r.data["SITE"]): r for r in page.records}
+    assert sorted(grouped) == [("FG-1", "P100"), ("FG-1", "P200")]
+    assert [line["COMPONENT"] for line in grouped["FG-1", "P100"].data["LINES"]] == ["RM-1", "RM-2", "RM-4"]
+    assert grouped["FG-1", "P100"].location == "boms_1.csv:2-6" and grouped["FG-1", "P200"].location == "boms_1.csv:4"
+    [problem] = page.problems
+    assert problem.location == "boms_1.csv:5" and "no value in PARENT" in problem.reason
+    # a grouped source is read whole even where unchanged rows could be left unread
+    [again] = list(source.read_full_known("boms_*.csv", None, known=object()))
+    assert len(again.records) == 2 and not again.unchanged

@@ -106,6 +106,7 @@ def test_planned_orders_land_in_their_own_erp_exactly_once(demo: tuple[dict, Pat
     hybrid = results["hybrid"]
     assert {erp for erp, _ in +hybrid.orders} == {"ERP North America (SAP)", "ERP Europe", "ERP Asia-Pacific (legacy)"}
     assert hybrid.orders["ERP Europe", "production"] > 0 and hybrid.orders["ERP North America (SAP)", "production"] > 0
+    assert hybrid.orders["ERP Asia-Pacific (legacy)", "production"] > 0  # from the BOMs of its nightly export
 
 
 def test_exceptions_wait_for_planner_review_until_approved(demo: tuple[dict, Path]) -> None:

@@ -91,7 +91,7 @@ DAY_HOURS = 12
 MASTER_FLOWS = ("ref-locations-in", "apac-locations-in", "na-items-in", "eu-items-in", "apac-items-in",
                 "na-item-locations-in", "eu-item-locations-in", "apac-item-locations-in", "na-suppliers-in",
                 "eu-suppliers-in", "apac-suppliers-in", "terms-in", "eu-item-suppliers-in", "apac-item-suppliers-in",
-                "eu-boms-in", "na-boms-in")
+                "eu-boms-in", "na-boms-in", "apac-boms-in")
 STOCK_FLOWS = ("na-inventory-in", "eu-inventory-in", "apac-inventory-in")
 EVENT_FLOWS = ("completions-in", "movements-in", "downtime-in", "quality-holds-in", "milestones-in",
                "confirmations-in", "supplier-delays-in")
@@ -557,7 +557,7 @@ def _start_systems(stack: ExitStack, work: Path, seed: int,
     if erp_europe == "tryton":
         environ = global_tryton.environ(environ, eu, systems.erp_eu)
         systems.erp_eu_kind = f"Tryton (JSON-RPC; trytond {eu.state.tryton.server.url})"
-    erp_apac = LegacyErp(work / "drop" / "erp-apac", seed=seed, item_count=40, sourcing=True,
+    erp_apac = LegacyErp(work / "drop" / "erp-apac", seed=seed, item_count=40, sourcing=True, structures=True,
                          last_transactions=True)
     reference = work / "drop" / "reference"
     reference.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,9 @@ COLUMNS = {
     "inventory": ["ITEM_NO", "SITE", "LOT", "ON_HAND", "UOM", "ALLOCATED", "QI_STOCK", "SNAPSHOT_UTC"],
     "vendors": ["VENDOR_NO", "VENDOR_NAME", "BLOCKED"],
     "sources": ["ITEM_NO", "SITE", "VENDOR_NO", "LEAD_TIME_DAYS"],
+    "boms": ["PARENT_ITEM", "SITE", "BASE_QTY", "BASE_UOM", "LINE_NO", "COMPONENT", "QTY_PER", "COMP_UOM"],
 }
+"""``boms``: the BOM explosion report, one row per component, the parent's columns repeated on each."""
 VENDORS = (("V-88001", "Straits Precision Pte Ltd"), ("V-88002", "Penang Components Sdn Bhd"),
            ("V-88003", "Suzhou Metalworks Co"))
 ORDER_COLUMNS = ["ORDER_REF", "ORDER_TYPE", "ITEM_NO", "SITE", "QTY", "UOM", "START_DATE", "DUE_DATE", "VENDOR_NO"]
@@ -60,6 +62,9 @@ class LegacyErp:
     bad_rows: dict[str, list[list[str]]] = field(default_factory=dict)
     sourcing: bool = False
     """Also keep (and export) vendors and the vendor of each bought item per site (``vendors``, ``sources``)."""
+    structures: bool = False
+    """Also keep (and export) a production BOM per made item and site (``boms``): two or three of the raw
+    materials bought at that site; the made item's stock there is then around its safety stock."""
     last_transactions: bool = False
     """Also export each balance's last stock transaction time (``LAST_TXN_UTC``, after ``SNAPSHOT_UTC``)."""
 
@@ -101,8 +106,32 @@ class LegacyErp:
                      "inventory": inventory}
         if self.sourcing:
             self.rows.update(vendors=vendors, sources=sources)
+        if self.structures:
+            self.rows["boms"] = self._boms(items, item_locations, inventory)
         self.orders: dict[str, dict[str, str]] = {}
         """Orders booked from import files, by their reference."""
+
+    def _boms(self, items: dict, item_locations: dict, inventory: dict) -> dict[tuple[str, ...], dict[str, str]]:
+        """A BOM per made item and site; a plant that makes an item ships it as it is made, so its stock is around
+        its safety stock (below it about half the time). Its own random stream, so that the rest of the seeded
+        data is the same with or without BOMs."""
+        rng = random.Random(self.seed * 7919 + 1)
+        bought: dict[str, list[str]] = {}
+        for (item, site), row in sorted(item_locations.items()):
+            if row["PROCUREMENT"] == "buy":
+                bought.setdefault(site, []).append(item)
+        boms: dict[tuple[str, ...], dict[str, str]] = {}
+        for (item, site), row in sorted(item_locations.items()):
+            components = bought.get(site, [])
+            if row["PROCUREMENT"] != "make" or not components:
+                continue
+            for number, component in enumerate(rng.sample(components, k=min(len(components), rng.randint(2, 3))),
+                                               start=1):
+                line = f"{number * 10:04d}"
+                boms[(item, site, line)] = _row("boms", item, site, "1", items[(item,)]["UOM"], line, component,
+                                                str(rng.randint(1, 4)), items[(component,)]["UOM"])
+            inventory[(item, site, "")]["ON_HAND"] = str(rng.randint(0, 2 * int(row["SAFETY_STOCK"])))
+        return boms
 
     def change_inventory(self, count: int, at: dt.datetime | None = None) -> list[str]:
         """Move the on-hand quantity of ``count`` balances at ``at`` (by default an hour after the last change),

@@ -17,6 +17,18 @@ class FixedColumn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Number of characters of the column."""
 
 
+class RowGroup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One record written over several rows, as a legacy BOM export writes a bill of material: a row per component,
+    the parent's columns repeated on each. The rows of a file with the same values in ``by`` become one raw
+    record: the first row's fields, and the list of all its rows (each with every column) under ``into``, which a
+    mapping reads with ``each:``. The whole file is read before any record is given."""
+
+    by: Annotated[list[str], msgspec.Meta(min_length=1)]
+    """The columns that say which record a row belongs to (``[PARENT_ITEM, SITE]``)."""
+    into: str = "ROWS"
+    """The field that holds the record's rows."""
+
+
 class RejectFiles(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where the system's import job puts the rows it refused, and how to read them: CSV files (the target's
     ``delimiter`` and ``encoding``) with the refused row and the reason. The outbound flow reads them back at the
@@ -72,6 +84,9 @@ class FilesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """fixed_width: lines at the top of each file that are not records (a title, a ruler)."""
     strip: bool = True
     """fixed_width: remove the padding spaces around each column's text."""
+    groups: dict[str, RowGroup] = {}
+    """Per source (a flow's file name pattern, ``boms_*.csv``): records written over several rows, grouped into
+    one (see ``RowGroup``)."""
     targets: dict[str, FileTarget] = {}
     """Outbound: per canonical entity, the import file its records are written to (CSV with ``delimiter`` and
     ``encoding``, one file per batch, renamed into place complete). The system books them; a batch sent again is

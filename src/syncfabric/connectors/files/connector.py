@@ -35,7 +35,7 @@ from syncfabric.connectors.base import (
     RejectedRaw,
     WriteOutcome,
 )
-from syncfabric.connectors.files.configuration import FilesConfig, RejectFiles
+from syncfabric.connectors.files.configuration import FilesConfig, RejectFiles, RowGroup
 from syncfabric.connectors.files.exceptions import translate_error
 from syncfabric.connectors.files.formats import READERS, read_csv_known
 from syncfabric.errors import PermanentError
@@ -105,8 +105,10 @@ class FilesConnector(Connector):
         return self._read(entity, cursor)
 
     def read_full_known(self, entity: str, cursor: str | None, known: Any) -> Iterator[Page]:
-        """``read_full``; CSV rows whose input is known are left unread (see ``formats.read_csv_known``)."""
-        return self._read(entity, cursor, known if self.config.format == "csv" else None)
+        """``read_full``; CSV rows whose input is known are left unread (see ``formats.read_csv_known``), except in
+        grouped sources (a record's input is several rows)."""
+        skip = self.config.format == "csv" and entity not in self.config.groups
+        return self._read(entity, cursor, known if skip else None)
 
     def read_changes(self, entity: str, since: str | None) -> Iterator[Page]:
         """Each pending file holds changed records only; same paging, same cursor."""
@@ -122,7 +124,7 @@ class FilesConnector(Connector):
         if not candidates:
             return iter(())
         newest = max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
-        return self._read_file(newest, _fingerprint(newest), 0)
+        return self._read_file(newest, _fingerprint(newest), 0, group=self.config.groups.get(entity))
 
     def _read(self, pattern: str, cursor_text: str | None, known: Any = None) -> Iterator[Page]:
         cursor = decode_cursor(cursor_text)
@@ -134,9 +136,13 @@ class FilesConnector(Connector):
                     self._archive(path)  # committed by an earlier run that stopped before archiving
                     continue
                 start_after = cursor.line
-            yield from self._read_file(path, fingerprint, start_after, known)
+            yield from self._read_file(path, fingerprint, start_after, known, group=self.config.groups.get(pattern))
 
-    def _read_file(self, path: Path, fingerprint: str, start_after: int, known: Any = None) -> Iterator[Page]:
+    def _read_file(self, path: Path, fingerprint: str, start_after: int, known: Any = None,
+                   group: RowGroup | None = None) -> Iterator[Page]:
+        if group is not None:
+            yield self._read_grouped(path, fingerprint, group)
+            return
         records: list[RawRecord] = []
         problems: list[RejectedRaw] = []
         unchanged: list[tuple[str, int]] = []
@@ -175,6 +181,40 @@ class FilesConnector(Connector):
                                   encoding=self.config.encoding) from exc
         done = FileCursor(file=path.name, fingerprint=fingerprint, line=last_line, done=True)
         yield Page(records, encode_cursor(done), complete=True, problems=problems, unchanged=unchanged)
+
+    def _read_grouped(self, path: Path, fingerprint: str, group: RowGroup) -> Page:
+        """The whole file as one page of grouped records (see ``RowGroup``), each located by its first and last
+        line; a row without a ``by`` column's value is a problem of its own."""
+        records: dict[tuple[str, ...], tuple[int, int, dict[str, Any], list[dict[str, Any]]]] = {}
+        problems: list[RejectedRaw] = []
+        last_line = 0
+        name = path.name
+        try:
+            with path.open(newline="", encoding=self.config.encoding) as handle:
+                for row in READERS[self.config.format](handle, self.config, name, self.system):
+                    last_line = row.last
+                    if row.blank:
+                        continue
+                    if row.data is None:
+                        problems.append(RejectedRaw(raw=row.raw, location=f"{name}:{row.first}", reason=row.reason))
+                        continue
+                    key = tuple(str(row.data.get(column) or "").strip() for column in group.by)
+                    if not all(key):
+                        missing = [column for column, value in zip(group.by, key, strict=True) if not value]
+                        problems.append(RejectedRaw(raw=msgspec.json.encode(row.data).decode(),
+                                                    location=f"{name}:{row.first}",
+                                                    reason=f"no value in {', '.join(missing)}: not part of a record"))
+                        continue
+                    first, _, head, rows = records.setdefault(key, (row.first, row.last, row.data, []))
+                    rows.append(row.data)
+                    records[key] = (first, row.last, head, rows)
+        except (UnicodeDecodeError, csv.Error, OSError) as exc:
+            raise translate_error(exc, system=self.system, file=name, line=last_line + 1,
+                                  encoding=self.config.encoding) from exc
+        raw = [RawRecord({**head, group.into: rows}, f"{name}:{first}" if first == last else f"{name}:{first}-{last}")
+               for first, last, head, rows in records.values()]
+        done = FileCursor(file=name, fingerprint=fingerprint, line=last_line, done=True)
+        return Page(raw, encode_cursor(done), complete=True, problems=problems)
 
     def acknowledge(self, entity: str, cursor: str) -> None:
         decoded = decode_cursor(cursor)
