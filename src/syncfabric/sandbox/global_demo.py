@@ -17,7 +17,8 @@ stamp what they report with it, so ages and latencies read in minutes and hours 
    replayed after the fix) and going down (fallback to batch catch-up, then streaming again);
 3. the platform plans; planned orders go back into the ERP that owns each plant (:mod:`syncfabric.flows.write_back`)
    as purchase or production orders, once each although sent twice; exceptions wait for planner review, and the
-   demo's planner approves one;
+   demo's planner approves one; the legacy ERP's import refuses the orders of a vendor a buyer blocked, which
+   come back from its reject file as dead letters and are replayed once the vendor is unblocked;
 4. the same day again with nightly batch only, in a second store; then both measured by ``syncfabric.observe``.
 
 With ``erp_europe="tryton"`` (``syncfabric demo --erp-europe tryton``) ERP Europe is a real Tryton instead of the
