@@ -32,7 +32,8 @@ from typing import Any
 
 import msgspec
 
-from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.base import Capability, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.http import ClientConnector
 from syncfabric.connectors.odata.client import ODataClient
 from syncfabric.connectors.odata.configuration import EntitySpec, ODataConfig
 from syncfabric.connectors.odata.exceptions import sap_message, translate_error
@@ -54,7 +55,7 @@ class ChangesCursor(msgspec.Struct, omit_defaults=True):
     after: list[str] = []
 
 
-class ODataConnector(Connector):
+class ODataConnector(ClientConnector[ODataClient]):
     kind = "odata"
     capabilities = Capability.READ_FULL | Capability.READ_CHANGES | Capability.WRITE
     config_type = ODataConfig
@@ -62,23 +63,8 @@ class ODataConnector(Connector):
     secret_names = ("user", "password")
     links_external_ids = True
 
-    _client: ODataClient | None = None
-
-    def open(self) -> None:
-        if self._client is None:
-            self._client = ODataClient(self.system, self.config, self.secrets.get("user"),
-                                       self.secrets.get("password"))
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @property
-    def client(self) -> ODataClient:
-        self.open()
-        assert self._client is not None
-        return self._client
+    def make_client(self) -> ODataClient:
+        return ODataClient(self.system, self.config, self.secrets.get("user"), self.secrets.get("password"))
 
     def test_connection(self) -> None:
         """Each configured service answers its service document with our credentials."""

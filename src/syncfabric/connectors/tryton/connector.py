@@ -27,7 +27,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.base import Capability, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.http import ClientConnector
 from syncfabric.connectors.tryton import streams
 from syncfabric.connectors.tryton.client import TrytonClient
 from syncfabric.connectors.tryton.configuration import TrytonConfig
@@ -35,15 +36,13 @@ from syncfabric.errors import PermanentError
 from syncfabric.observe import clock
 
 
-class TrytonConnector(Connector):
+class TrytonConnector(ClientConnector[TrytonClient]):
     kind = "tryton"
     capabilities = Capability.READ_FULL | Capability.READ_CHANGES | Capability.WRITE
     config_type = TrytonConfig
     config: TrytonConfig
     secret_names = ("password",)
     links_external_ids = True
-
-    _client: TrytonClient | None = None
 
     @classmethod
     def source_problems(cls, config: TrytonConfig, source: str, mode: str) -> list[str]:
@@ -54,24 +53,12 @@ class TrytonConnector(Connector):
             return [f"no Tryton source {source!r} (sources: {known})"]
         return []
 
-    def open(self) -> None:
-        if self._client is None:
-            password = self.secrets.get("password")
-            if not password:
-                raise PermanentError("Tryton needs the password credential (credentials: {password: {env: ...}})",
-                                     system=self.system)
-            self._client = TrytonClient(self.config, password, system=self.system)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @property
-    def client(self) -> TrytonClient:
-        self.open()
-        assert self._client is not None
-        return self._client
+    def make_client(self) -> TrytonClient:
+        password = self.secrets.get("password")
+        if not password:
+            raise PermanentError("Tryton needs the password credential (credentials: {password: {env: ...}})",
+                                 system=self.system)
+        return TrytonClient(self.config, password, system=self.system)
 
     def test_connection(self) -> None:
         self.client.server_version()
