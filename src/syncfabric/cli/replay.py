@@ -182,10 +182,9 @@ def replay(
 ) -> None:
     """Resend changes to an outbound flow's target: from a sequence or a time, for a key or an entity, or its dead
     letters. Shows what it will send and asks first; the target applies each version once."""
-    import datetime as dt
-
     from syncfabric.flows.resend import Selection, plan_resend, resend
     from syncfabric.flows.retry import RetryPolicy
+    from syncfabric.observe.clock import parse_instant
 
     with _boundary(), _runtime(estate) as runtime:
         spec = runtime.estate.flows.get(flow)
@@ -202,10 +201,9 @@ def replay(
         when = None
         if since is not None:
             try:
-                when = dt.datetime.fromisoformat(since)
+                when = parse_instant(since)
             except ValueError:
                 raise ConfigError([f"--since: not an ISO 8601 time: {since!r}"]) from None
-            when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
         selection = Selection(from_seq=from_seq, since=when, entity=entity, key=key)
         plan = plan_resend(runtime.store, flow, spec.entities, selection)
         table = Table("change", "entity", "key", "version", "op", "recorded",

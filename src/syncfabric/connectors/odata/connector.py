@@ -112,7 +112,7 @@ class ODataConnector(ClientConnector[ODataClient]):
         start = _decode_cursor(since)
         condition = None
         if start is not None:
-            begin = _parse_instant(start.watermark) - dt.timedelta(seconds=self.config.changes_overlap_seconds)
+            begin = clock.parse_instant(start.watermark) - dt.timedelta(seconds=self.config.changes_overlap_seconds)
             condition = f"{spec.watermark} gt {_literal(spec.watermark_type, begin)}"
         cursor = since
         url = self.client.service_url(spec.service, spec.entity_set)
@@ -289,11 +289,6 @@ def _iso(moment: dt.datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def _parse_instant(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _literal(kind: str, moment: dt.datetime) -> str:
     if kind == "datetime":
         return f"datetime'{moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec='milliseconds')}'"
@@ -307,7 +302,7 @@ def _quote(value: str) -> str:
 def _after(spec: EntitySpec, position: ChangesCursor) -> str:
     """Rows after (watermark, key...) in watermark-then-key order, as a $filter."""
     assert spec.watermark is not None
-    moment = _literal(spec.watermark_type, _parse_instant(position.watermark))
+    moment = _literal(spec.watermark_type, clock.parse_instant(position.watermark))
     keys = list(zip(spec.key, position.after, strict=False))
     tie = ""
     for name, value in reversed(keys):
@@ -327,7 +322,7 @@ def _decode_cursor(since: str | None) -> ChangesCursor | None:
         except msgspec.DecodeError:
             pass
     try:
-        _parse_instant(since)
+        clock.parse_instant(since)
     except ValueError:
         raise PermanentError(f"unreadable net-change cursor {since!r}") from None
     return ChangesCursor(since)

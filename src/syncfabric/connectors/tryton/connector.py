@@ -100,7 +100,7 @@ class TrytonConnector(ClientConnector[TrytonClient]):
             ceiling = self._newest_stamp(stream)
         base: list[Any] = [list(clause) for clause in stream.domain]
         if since:
-            start = _parse_stamp(since) - dt.timedelta(seconds=self.config.lookback_seconds)
+            start = clock.parse_instant(since) - dt.timedelta(seconds=self.config.lookback_seconds)
             base.append(["OR", *[[stamp, ">=", start] for stamp in stream.stamps]])
         size = self.config.page_size
         while True:
@@ -118,7 +118,7 @@ class TrytonConnector(ClientConnector[TrytonClient]):
                 after = int(rows[-1]["id"])
             done = len(rows) < size
             watermark = min(largest, ceiling) if largest and ceiling else largest or since
-            if since and watermark and _parse_stamp(watermark) < _parse_stamp(since):
+            if since and watermark and clock.parse_instant(watermark) < clock.parse_instant(since):
                 watermark = since  # re-reading the lookback window never moves the watermark back
             if done and complete:
                 cursor = json.dumps({"done": True, "since": watermark})
@@ -209,8 +209,3 @@ def _decode_cursor(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {"since": text}  # a bare watermark, e.g. set by hand to start from a date
     return value if isinstance(value, dict) else {}
-
-
-def _parse_stamp(text: str) -> dt.datetime:
-    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return stamp.astimezone(dt.UTC) if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
