@@ -30,10 +30,8 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -43,6 +41,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from local_http import start_uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -175,26 +174,9 @@ def latency(run: Runner, folder: Path, url: str, rate: float, seconds: float) ->
             "max_ms": round(waits[-1], 2)}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_target() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "syncfabric.sandbox.planning_platform:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"])
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{url}/api/_sandbox/received", timeout=1).raise_for_status()
-            return process, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the planning platform did not start")
+    return start_uvicorn("syncfabric.sandbox.planning_platform:create_app", "/api/_sandbox/received",
+                         what="the planning platform")
 
 
 def main() -> None:

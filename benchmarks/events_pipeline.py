@@ -41,7 +41,6 @@ import os
 import platform
 import queue
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from local_http import free_port, request_body, start_uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -82,12 +82,7 @@ def target_app() -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         if scope["method"] == "PUT":
             applied = 0
             now = time.monotonic()
@@ -117,19 +112,7 @@ def target_app() -> Any:
 
 
 def start_target() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "events_pipeline:target_app", "--factory",
-                                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                                "--no-access-log", "--app-dir", str(Path(__file__).parent)])
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{url}/counts", timeout=1).raise_for_status()
-            return process, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the target did not start")
+    return start_uvicorn("events_pipeline:target_app", "/counts", what="the target", app_dir=Path(__file__).parent)
 
 
 def target_connector(url: str) -> Any:
@@ -389,12 +372,7 @@ class BaselineHub:
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] != "http":
                 return
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if not message.get("more_body"):
-                    break
+            body = await request_body(receive)
             headers = dict(scope["headers"])
             stamp = headers.get(b"x-syncfabric-timestamp", b"").decode()
             given = headers.get(b"x-syncfabric-signature", b"").decode()
@@ -539,12 +517,6 @@ def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: in
         "answer_p50_ms": pct(answers, 0.5), "answer_p99_ms": pct(answers, 0.99),
         **extra,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
