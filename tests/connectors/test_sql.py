@@ -23,14 +23,6 @@ from syncfabric.flows.runtime import Runtime
 T0 = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/erp.db"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
-
-
 @pytest.fixture
 def erp(db_url: str) -> Iterator[tuple[Engine, Table]]:
     """An ERP table of stock per (plant, item) with a modification time stamp."""
