@@ -10,13 +10,15 @@ Failures become TransientError or PermanentError:
     408, 425, 429, 5xx (except 501, 505)
     401, 403, other 4xx, 501, 505, other httpx   ─► PermanentError  (credentials, request or configuration wrong)
 
-Each connector package's ``exceptions.py`` calls :func:`translate_http_error` with the name of its system.
+Each connector package's ``exceptions.py`` calls :func:`translate_http_error` with the name of its system (and, for
+a system whose error bodies have a shape of their own, how to read them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
@@ -71,13 +73,15 @@ _FINAL_SERVER_STATUS = frozenset({501, 505})
 
 
 def translate_http_error(
-    problem: httpx.HTTPError | httpx.Response, *, what: str, system: str, entity: str = "", key: str = ""
+    problem: httpx.HTTPError | httpx.Response, *, what: str, system: str, entity: str = "", key: str = "",
+    detail: Callable[[httpx.Response], str] | None = None,
 ) -> ConnectorError:
     """The error to raise for a failed request (``problem`` is the httpx error) or an unsuccessful response;
-    ``what`` names the other side in the message ("planning platform", "REST API")."""
+    ``what`` names the other side in the message ("planning platform", "REST API"); ``detail`` reads what an
+    unsuccessful answer says (default: its JSON ``detail``, or the start of its body)."""
     if isinstance(problem, httpx.Response):
         status = problem.status_code
-        message = f"{what} answered {status} {problem.reason_phrase}: {_detail(problem)}"
+        message = f"{what} answered {status} {problem.reason_phrase}: {(detail or _detail)(problem)}"
         if status in _RETRYABLE_STATUS or (status >= 500 and status not in _FINAL_SERVER_STATUS):
             return TransientError(message, retry_after=retry_after(problem), system=system, entity=entity, key=key)
         return PermanentError(message, system=system, entity=entity, key=key)
