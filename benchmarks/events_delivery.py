@@ -27,9 +27,6 @@ benchmarks/results/events_delivery.json and are shown as a table.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import subprocess
 import tempfile
@@ -41,7 +38,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from local_http import start_uvicorn
+from harness import machine, save, start_uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -226,8 +223,7 @@ def main() -> None:
                         "seconds": args.seconds, "repeat": args.repeat, "batch_size": args.batch_size,
                         "poll_seconds": args.poll, "store": "sqlite synchronous=full",
                         "target": "planning platform sandbox (uvicorn, separate process)",
-                        "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
-                                   f"{platform.system()}"}
+                        "machine": machine()}
     table = Table("consumer", "throughput (changes/s)", "hot keys (changes/s)", "p50 (ms)", "p99 (ms)", "max (ms)",
                   "offered (/s)", title="Change log → planning platform over HTTP")
     for name in ("syncfabric", "baseline"):
@@ -237,10 +233,7 @@ def main() -> None:
                       f"{r['latency']['p99_ms']}", f"{r['latency']['max_ms']}",
                       f"{r['latency']['achieved_offer_per_second']:,}")
     console.print(table)
-    console.print(results["ratio"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"wrote {args.out}")
+    save(console, results, args.out)
 
 
 if __name__ == "__main__":

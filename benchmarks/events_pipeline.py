@@ -38,7 +38,6 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import queue
 import signal
 import sqlite3
@@ -53,7 +52,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from local_http import free_port, request_body, start_uvicorn
+from harness import free_port, machine, request_body, save, start_uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -586,8 +585,7 @@ def main() -> None:
         "ingest": "webhook HTTP (signed JSON arrays, keep-alive)", "store": "sqlite WAL synchronous=full",
         "target": "local idempotent HTTP target (uvicorn, own process)", "events": args.events, "batch": args.batch,
         "senders": args.senders, "rates": rates, "seconds": args.seconds,
-        "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
-                   f"{platform.system()}, load average {load[0]:.1f} at the end"}
+        "machine": f"{machine()}, load average {load[0]:.1f} at the end"}
     table = Table("pipeline", "run", "offered (/s)", "events/s", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)",
                   "hub CPU (us/event)", "events/commit", title="Webhook → store → target, end to end")
     for name in hubs:
@@ -596,10 +594,7 @@ def main() -> None:
                           f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p99_ms']}", f"{r['max_ms']}",
                           f"{r['hub_cpu_us_per_event']}", f"{r['events_per_commit']}")
     console.print(table)
-    console.print(results["ratio"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"wrote {args.out}")
+    save(console, results, args.out)
 
 
 if __name__ == "__main__":

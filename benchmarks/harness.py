@@ -1,8 +1,11 @@
-"""Local HTTP services the event benchmarks start on 127.0.0.1: a free port, a uvicorn process that answers before
-it is used, and the body of an ASGI request."""
+"""What the event benchmarks share: local HTTP services on 127.0.0.1 (a free port, a uvicorn process that answers
+before it is used, the body of an ASGI request), the machine they ran on, and writing their results."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import socket
 import subprocess
 import sys
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.console import Console
 
 
 def free_port() -> int:
@@ -45,3 +49,15 @@ async def request_body(receive: Any) -> bytes:
         body += message.get("body", b"")
         if not message.get("more_body"):
             return body
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, {platform.system()}"
+
+
+def save(console: Console, results: dict[str, Any], out: Path) -> None:
+    """Show the ratios, and write every result to ``out`` as JSON."""
+    console.print(results["ratio"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"wrote {out}")
