@@ -27,13 +27,8 @@ benchmarks/results/events_delivery.json and are shown as a table.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -43,6 +38,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from harness import machine, save, start_uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -175,26 +171,9 @@ def latency(run: Runner, folder: Path, url: str, rate: float, seconds: float) ->
             "max_ms": round(waits[-1], 2)}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_target() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "syncfabric.sandbox.planning_platform:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"])
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{url}/api/_sandbox/received", timeout=1).raise_for_status()
-            return process, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the planning platform did not start")
+    return start_uvicorn("syncfabric.sandbox.planning_platform:create_app", "/api/_sandbox/received",
+                         what="the planning platform")
 
 
 def main() -> None:
@@ -244,8 +223,7 @@ def main() -> None:
                         "seconds": args.seconds, "repeat": args.repeat, "batch_size": args.batch_size,
                         "poll_seconds": args.poll, "store": "sqlite synchronous=full",
                         "target": "planning platform sandbox (uvicorn, separate process)",
-                        "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
-                                   f"{platform.system()}"}
+                        "machine": machine()}
     table = Table("consumer", "throughput (changes/s)", "hot keys (changes/s)", "p50 (ms)", "p99 (ms)", "max (ms)",
                   "offered (/s)", title="Change log → planning platform over HTTP")
     for name in ("syncfabric", "baseline"):
@@ -255,10 +233,7 @@ def main() -> None:
                       f"{r['latency']['p99_ms']}", f"{r['latency']['max_ms']}",
                       f"{r['latency']['achieved_offer_per_second']:,}")
     console.print(table)
-    console.print(results["ratio"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"wrote {args.out}")
+    save(console, results, args.out)
 
 
 if __name__ == "__main__":

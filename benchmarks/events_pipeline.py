@@ -38,10 +38,8 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import queue
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -54,6 +52,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from harness import free_port, machine, request_body, save, start_uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -82,12 +81,7 @@ def target_app() -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         if scope["method"] == "PUT":
             applied = 0
             now = time.monotonic()
@@ -117,19 +111,7 @@ def target_app() -> Any:
 
 
 def start_target() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "events_pipeline:target_app", "--factory",
-                                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                                "--no-access-log", "--app-dir", str(Path(__file__).parent)])
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{url}/counts", timeout=1).raise_for_status()
-            return process, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the target did not start")
+    return start_uvicorn("events_pipeline:target_app", "/counts", what="the target", app_dir=Path(__file__).parent)
 
 
 def target_connector(url: str) -> Any:
@@ -389,12 +371,7 @@ class BaselineHub:
         async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] != "http":
                 return
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if not message.get("more_body"):
-                    break
+            body = await request_body(receive)
             headers = dict(scope["headers"])
             stamp = headers.get(b"x-syncfabric-timestamp", b"").decode()
             given = headers.get(b"x-syncfabric-signature", b"").decode()
@@ -541,12 +518,6 @@ def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: in
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--role", choices=["hub", "sender", "deliver"], default="hub")
@@ -614,8 +585,7 @@ def main() -> None:
         "ingest": "webhook HTTP (signed JSON arrays, keep-alive)", "store": "sqlite WAL synchronous=full",
         "target": "local idempotent HTTP target (uvicorn, own process)", "events": args.events, "batch": args.batch,
         "senders": args.senders, "rates": rates, "seconds": args.seconds,
-        "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
-                   f"{platform.system()}, load average {load[0]:.1f} at the end"}
+        "machine": f"{machine()}, load average {load[0]:.1f} at the end"}
     table = Table("pipeline", "run", "offered (/s)", "events/s", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)",
                   "hub CPU (us/event)", "events/commit", title="Webhook → store → target, end to end")
     for name in hubs:
@@ -624,10 +594,7 @@ def main() -> None:
                           f"{r['p50_ms']}", f"{r['p95_ms']}", f"{r['p99_ms']}", f"{r['max_ms']}",
                           f"{r['hub_cpu_us_per_event']}", f"{r['events_per_commit']}")
     console.print(table)
-    console.print(results["ratio"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"wrote {args.out}")
+    save(console, results, args.out)
 
 
 if __name__ == "__main__":

@@ -12,21 +12,19 @@ from typer.testing import CliRunner
 from syncfabric.cli import app
 from syncfabric.model import ENTITIES
 from syncfabric.sandbox.legacy_erp import LegacyErp
-from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
+from tests.fixtures import WALKING_SKELETON, walking_skeleton
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
 runner = CliRunner()
 
 
 def test_validate_accepts_the_example_estate() -> None:
-    result = runner.invoke(app, ["validate", str(EXAMPLE)])
+    result = runner.invoke(app, ["validate", str(WALKING_SKELETON)])
     assert result.exit_code == 0, result.output
     assert "is valid" in result.output
 
 
 def test_validate_reports_every_problem_with_line_and_path(tmp_path: Path) -> None:
-    broken = EXAMPLE.read_text().replace("mode: full\n    source: \"items_*.csv\"",
+    broken = WALKING_SKELETON.read_text().replace("mode: full\n    source: \"items_*.csv\"",
                                          "mode: fulll\n    source: \"items_*.csv\"")
     broken = broken.replace("    kind: planning\n", "    kind: planning\n    colour: blue\n")
     estate = tmp_path / "estate.yaml"
@@ -46,7 +44,7 @@ def test_validate_reports_every_problem_with_line_and_path(tmp_path: Path) -> No
 
 def test_a_broken_estate_runs_nothing(tmp_path: Path) -> None:
     estate = tmp_path / "estate.yaml"
-    estate.write_text(EXAMPLE.read_text().replace("direction: outbound", "direction: sideways"))
+    estate.write_text(WALKING_SKELETON.read_text().replace("direction: outbound", "direction: sideways"))
     result = runner.invoke(app, ["sync", "--all", "--estate", str(estate)])
     assert result.exit_code == 2
     assert "$.flows.planning-out.direction" in result.output
@@ -67,14 +65,9 @@ def test_model_list_and_schema(tmp_path: Path) -> None:
 
 @pytest.fixture
 def demo_estate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
-    erp = LegacyErp(tmp_path / "drop" / "erp-legacy", seed=11, item_count=15)
-    erp.export()
-    with serve(create_app(token="t0ken-value")) as url:
-        monkeypatch.setenv("PLANNING_TOKEN", "t0ken-value")
-        monkeypatch.setenv("SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL", url)
-        monkeypatch.setenv("SYNCFABRIC_ESTATE", str(tmp_path / "estate.yaml"))
-        yield erp
+    with walking_skeleton(tmp_path, seed=11, item_count=15, token="t0ken-value") as skeleton:
+        skeleton.use(monkeypatch)
+        yield skeleton.erp
 
 
 def test_sync_status_and_quarantine(demo_estate: LegacyErp) -> None:
@@ -116,7 +109,7 @@ def test_metrics_serve_uses_the_estate_given_to_the_metrics_group(tmp_path: Path
 
     import httpx
 
-    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
+    shutil.copy(WALKING_SKELETON, tmp_path / "estate.yaml")
     elsewhere = tmp_path / "elsewhere"  # no estate.yaml here: the default would not be found
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "SYNCFABRIC_ESTATE"}
@@ -137,7 +130,7 @@ def test_metrics_serve_uses_the_estate_given_to_the_metrics_group(tmp_path: Path
 
 def test_metrics_prune_uses_the_estate_given_to_the_metrics_group(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
+    shutil.copy(WALKING_SKELETON, tmp_path / "estate.yaml")
     monkeypatch.delenv("SYNCFABRIC_ESTATE", raising=False)
     monkeypatch.setenv("PLANNING_TOKEN", "t0ken-value")
     (tmp_path / "elsewhere").mkdir()

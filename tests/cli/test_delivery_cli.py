@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
@@ -10,26 +9,18 @@ import pytest
 from typer.testing import CliRunner
 
 from syncfabric.cli import app
-from syncfabric.sandbox.legacy_erp import LegacyErp
-from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
+from tests.fixtures import walking_skeleton
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
 INBOUND = ["locations-in", "items-in", "item-locations-in", "inventory-in"]
 runner = CliRunner()
 
 
 @pytest.fixture
 def estate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
-    erp = LegacyErp(tmp_path / "drop" / "erp-legacy", seed=5, item_count=12)
-    erp.export()
-    with serve(create_app(token="t0ken")) as url:
-        monkeypatch.setenv("PLANNING_TOKEN", "t0ken")
-        monkeypatch.setenv("SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL", url)
-        monkeypatch.setenv("SYNCFABRIC_ESTATE", str(tmp_path / "estate.yaml"))
+    with walking_skeleton(tmp_path, seed=5, item_count=12) as skeleton:
+        skeleton.use(monkeypatch)
         assert runner.invoke(app, ["sync", *INBOUND]).exit_code == 0
-        yield erp, url
+        yield skeleton.erp, skeleton.url
 
 
 def test_deliver_until_idle_sends_the_backlog_and_shows_counts(estate) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from tests.fixtures import served
 
 from syncfabric.connectors.base import OutboundRecord
 from syncfabric.connectors.planning.configuration import PlanningConfig
@@ -32,24 +33,12 @@ from syncfabric.model.transactions import (
     ScheduleLine,
 )
 from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
 
 TOKEN = "plan-token"
 AS_OF = dt.datetime(2026, 3, 1, 6, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app(token=TOKEN)) as url:
-        yield url
-
-
-@pytest.fixture
-def control(base_url: str) -> Iterator[httpx.Client]:
-    """The platform's sandbox control surface, reset before each test."""
-    with httpx.Client(base_url=f"{base_url}/api/_sandbox") as client:
-        client.post("/reset").raise_for_status()
-        yield client
+base_url = served(lambda: create_app(token=TOKEN))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from tests.fixtures import served
 
 from syncfabric.config import load_estate
 from syncfabric.connectors.base import OutboundRecord
@@ -24,7 +25,6 @@ from syncfabric.model.planning import Forecast
 from syncfabric.model.structures import BillOfMaterial, BomLine, Routing, RoutingOperation, WorkCenter
 from syncfabric.model.transactions import ProductionOrder
 from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
 from syncfabric.store import IncomingRecord, open_store
 
 TOKEN = "plan-token"
@@ -42,17 +42,7 @@ def gone(key: str, version: int) -> OutboundRecord:
     return OutboundRecord(key, version, None)
 
 
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app(token=TOKEN)) as url:
-        yield url
-
-
-@pytest.fixture
-def control(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{base_url}/api/_sandbox") as client:
-        client.post("/reset").raise_for_status()
-        yield client
+base_url = served(lambda: create_app(token=TOKEN))
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
+from tests.fixtures import served
 
 from syncfabric.config import load_estate
 from syncfabric.config.loader import validate_estate_file
@@ -21,7 +21,6 @@ from syncfabric.connectors.rest.connector import RestConnector
 from syncfabric.errors import PermanentError, TransientError
 from syncfabric.flows.runtime import Runtime
 from syncfabric.sandbox.rest_api import create_app
-from syncfabric.sandbox.server import serve
 
 TOKEN = "portal-token"
 T0 = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
@@ -40,19 +39,14 @@ def stamp(minutes: float) -> str:
     return (T0 + dt.timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
 
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app(token=TOKEN, basic=("portal-user", "portal-pass"))) as url:
-        yield url
+base_url = served(lambda: create_app(token=TOKEN, basic=("portal-user", "portal-pass")))
 
 
 @pytest.fixture
-def control(base_url: str) -> Iterator[httpx.Client]:
+def control(control: httpx.Client) -> httpx.Client:
     """The sandbox control surface; the API is reset and holds 23 parts before each test."""
-    with httpx.Client(base_url=f"{base_url}/api/_sandbox") as client:
-        client.post("/reset").raise_for_status()
-        put(client, [{"id": f"P{n:03d}", "name": f"part {n}", "updated_at": stamp(n)} for n in range(1, 24)])
-        yield client
+    put(control, [{"id": f"P{n:03d}", "name": f"part {n}", "updated_at": stamp(n)} for n in range(1, 24)])
+    return control
 
 
 def put(control: httpx.Client, records: list[dict[str, Any]]) -> None:

@@ -3,11 +3,11 @@ per-record outcomes, retries on 429, deletions; and an outbound flow with an out
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.fixtures import served
 from typer.testing import CliRunner
 
 from syncfabric.cli import app
@@ -17,23 +17,12 @@ from syncfabric.connectors.rest.configuration import RestConfig, RestTarget
 from syncfabric.connectors.rest.connector import RestConnector
 from syncfabric.errors import PermanentError
 from syncfabric.sandbox.rest_api import create_app
-from syncfabric.sandbox.server import serve
 from syncfabric.store import open_store
 
 TOKEN = "portal-token"
 
 
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app(token=TOKEN)) as url:
-        yield url
-
-
-@pytest.fixture
-def control(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{base_url}/api/_sandbox") as client:
-        client.post("/reset").raise_for_status()
-        yield client
+base_url = served(lambda: create_app(token=TOKEN))
 
 
 def portal(base_url: str, token: str = TOKEN) -> RestConnector:

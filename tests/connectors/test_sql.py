@@ -23,14 +23,6 @@ from syncfabric.flows.runtime import Runtime
 T0 = dt.datetime(2026, 5, 1, 8, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/erp.db"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
-
-
 @pytest.fixture
 def erp(db_url: str) -> Iterator[tuple[Engine, Table]]:
     """An ERP table of stock per (plant, item) with a modification time stamp."""
@@ -292,14 +284,20 @@ def test_validate_reports_a_net_change_flow_without_a_watermark_at_its_source(tm
     assert "looks like a query" in problem and "$.flows.items-full.source" in problem
 
 
-@pytest.mark.postgres
-def test_a_paused_read_holds_no_transaction_open_on_the_source(postgres_schema_url: str) -> None:
-    url = postgres_schema_url.replace("postgresql://", "postgresql+psycopg://", 1)
+def twelve_rows(url: str) -> Engine:
+    """Table ``t`` with ids 0 to 11 at ``url``; the engine that made it."""
     engine = create_engine(url)
     table = Table("t", MetaData(), Column("id", Integer, primary_key=True))
     table.metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(insert(table), [{"id": n} for n in range(12)])
+    return engine
+
+
+@pytest.mark.postgres
+def test_a_paused_read_holds_no_transaction_open_on_the_source(postgres_schema_url: str) -> None:
+    url = postgres_schema_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = twelve_rows(url)
     with connector(url + "&application_name=sf-paused-read") as source:
         pages = source.read_full("t")
         first = next(pages)  # the flow is storing this page: the source must not wait on an open transaction
@@ -320,11 +318,7 @@ def test_a_database_without_its_driver_is_a_permanent_error() -> None:
 @pytest.mark.postgres
 def test_a_connection_lost_between_pages_is_opened_again_and_the_read_goes_on(postgres_schema_url: str) -> None:
     url = postgres_schema_url.replace("postgresql://", "postgresql+psycopg://", 1)
-    engine = create_engine(url)
-    table = Table("t", MetaData(), Column("id", Integer, primary_key=True))
-    table.metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(insert(table), [{"id": n} for n in range(12)])
+    engine = twelve_rows(url)
     with connector(url + "&application_name=sf-lost-connection") as source:
         pages = source.read_full("t")
         first = next(pages)

@@ -4,7 +4,6 @@ upsert by key columns, per-record outcomes, deletions addressed by key."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, MetaData, Numeric, String, Table, create_engine, select
@@ -14,14 +13,6 @@ from syncfabric.connectors.base import OutboundRecord
 from syncfabric.connectors.sql.configuration import SqlConfig, SqlTarget
 from syncfabric.connectors.sql.connector import SqlConnector
 from syncfabric.errors import PermanentError
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/plant.db"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,25 +14,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncfabric.sandbox.legacy_erp import LegacyErp
-from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
 from syncfabric.store import RunStatus, open_store
+from tests.fixtures import walking_skeleton
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
 TOKEN = "s3cret"
 DOMAINS = ("locations", "items", "item-locations", "inventory")
 
 
 @pytest.fixture
 def estate(tmp_path: Path):
-    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
-    erp = LegacyErp(tmp_path / "drop" / "erp-legacy", seed=5, item_count=5_000)
-    erp.export()
-    with serve(create_app(token=TOKEN)) as url:
-        env = {**os.environ, "PLANNING_TOKEN": TOKEN, "SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL": url,
-               "SYNCFABRIC_ESTATE": str(tmp_path / "estate.yaml"), "COLUMNS": "200"}
-        yield tmp_path, erp, url, env
+    with walking_skeleton(tmp_path, seed=5, item_count=5_000, token=TOKEN) as skeleton:
+        env = {**os.environ, **skeleton.environ, "SYNCFABRIC_ESTATE": str(skeleton.estate), "COLUMNS": "200"}
+        yield tmp_path, skeleton.erp, skeleton.url, env
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -14,32 +14,25 @@ import pytest
 from syncfabric.config import load_estate
 from syncfabric.flows.runtime import Runtime
 from syncfabric.flows.stream import FALLBACK, STREAMING, consumer_for
-from syncfabric.sandbox.legacy_erp import LegacyErp
-from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
+from tests.fixtures import WALKING_SKELETON, walking_skeleton
 from tests.flows.delivery_support import running, wait_for
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
 INBOUND = ("locations-in", "items-in", "item-locations-in", "inventory-in")
 FLOW = "planning-out"
 
 
 @pytest.fixture
 def estate(tmp_path: Path):
-    text = EXAMPLE.read_text()
+    text = WALKING_SKELETON.read_text()
     text = text.replace("retry: {max_attempts: 5, base_delay_seconds: 0.5, max_delay_seconds: 30, jitter: 0.2}",
                         "retry: {max_attempts: 3, base_delay_seconds: 0.02, max_delay_seconds: 0.1}\n"
                         "      poll_interval_seconds: 0.02")
     text = text.replace("fallback: {outage_seconds: 60, lag_seconds: 300, catch_up_interval_seconds: 30}",
                         "fallback: {outage_seconds: 0.5, catch_up_interval_seconds: 0.3}")
     assert "outage_seconds: 0.5" in text and "poll_interval_seconds: 0.02" in text
-    (tmp_path / "estate.yaml").write_text(text)
-    erp = LegacyErp(tmp_path / "drop" / "erp-legacy", seed=9, item_count=30)
-    erp.export()
-    with serve(create_app(token="s3cret")) as url:
-        environ = {"PLANNING_TOKEN": "s3cret", "SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL": url}
-        with Runtime(load_estate(tmp_path / "estate.yaml", environ=environ)) as runtime:
-            yield runtime, erp, url
+    with (walking_skeleton(tmp_path, seed=9, item_count=30, token="s3cret", text=text) as skeleton,
+          Runtime(load_estate(skeleton.estate, environ=skeleton.environ)) as runtime):
+        yield runtime, skeleton.erp, skeleton.url
 
 
 def test_the_platform_goes_down_while_balances_keep_arriving(estate) -> None:

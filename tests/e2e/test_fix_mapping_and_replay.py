@@ -14,13 +14,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from syncfabric.cli import app
-from syncfabric.config import load_estate
-from syncfabric.store import QuarantineAction, Store, open_store
-
-runner = CliRunner()
+from syncfabric.store import QuarantineAction
+from tests.fixtures import cli, estate_with, store_of
 
 ESTATE = """\
 version: 1
@@ -68,21 +64,7 @@ FIXED = ESTATE.replace(
 
 @pytest.fixture
 def estate(tmp_path: Path) -> Path:
-    path = tmp_path / "estate.yaml"
-    path.write_text(ESTATE)
-    (tmp_path / "drop").mkdir()
-    (tmp_path / "drop" / "orders_1.csv").write_text(ORDERS)
-    return path
-
-
-def cli(estate: Path, *args: str, code: int = 0) -> str:
-    result = runner.invoke(app, [*args, "--estate", str(estate)])
-    assert result.exit_code == code, result.output
-    return result.output
-
-
-def store_of(estate: Path) -> Store:
-    return open_store(load_estate(estate).store_url)
+    return estate_with(tmp_path, ESTATE, {"orders_1.csv": ORDERS})
 
 
 def test_a_record_with_three_problems_is_fixed_in_the_estate_previewed_and_replayed(estate: Path) -> None:

@@ -14,13 +14,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from syncfabric.cli import app
-from syncfabric.config import load_estate
-from syncfabric.store import Store, open_store
-
-runner = CliRunner()
+from tests.fixtures import cli, estate_with, store_of
 
 ESTATE = """\
 version: 1
@@ -87,26 +82,13 @@ ORDERS = (
 
 @pytest.fixture
 def estate(tmp_path: Path) -> Path:
-    path = tmp_path / "estate.yaml"
-    path.write_text(ESTATE)
-    (tmp_path / "drop").mkdir()
-    (tmp_path / "drop" / "orders_1.csv").write_text(ORDERS)
+    path = estate_with(tmp_path, ESTATE, {"orders_1.csv": ORDERS})
     with sqlite3.connect(tmp_path / "plant.db") as db:
         db.execute("CREATE TABLE materials (MATNR TEXT PRIMARY KEY, MEINS TEXT NOT NULL)")
         db.execute("INSERT INTO materials VALUES ('MAT-FG-1', 'EA')")
         db.execute("CREATE TABLE orders (AUFNR TEXT PRIMARY KEY, MATNR TEXT NOT NULL, WERKS TEXT NOT NULL, "
                    "GAMNG NUMERIC NOT NULL, GMEIN TEXT, GSTRP TEXT, STAT TEXT, SOURCE TEXT)")
     return path
-
-
-def cli(estate: Path, *args: str, code: int = 0) -> str:
-    result = runner.invoke(app, [*args, "--estate", str(estate)])
-    assert result.exit_code == code, result.output
-    return result.output
-
-
-def store_of(estate: Path) -> Store:
-    return open_store(load_estate(estate).store_url)
 
 
 def orders(estate: Path) -> dict[str, tuple]:

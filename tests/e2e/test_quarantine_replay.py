@@ -12,13 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from syncfabric.cli import app
-from syncfabric.config import load_estate
-from syncfabric.store import QuarantineAction, QuarantineStatus, Store, open_store
-
-runner = CliRunner()
+from syncfabric.store import QuarantineAction, QuarantineStatus, Store
+from tests.fixtures import cli, estate_with, store_of
 
 ESTATE = """\
 version: 1
@@ -75,22 +71,7 @@ FILES = {
 
 @pytest.fixture
 def estate(tmp_path: Path) -> Path:
-    path = tmp_path / "estate.yaml"
-    path.write_text(ESTATE)
-    (tmp_path / "drop").mkdir()
-    for name, text in FILES.items():
-        (tmp_path / "drop" / name).write_text(text)
-    return path
-
-
-def cli(estate: Path, *args: str, code: int = 0) -> str:
-    result = runner.invoke(app, [*args, "--estate", str(estate)])
-    assert result.exit_code == code, result.output
-    return result.output
-
-
-def store_of(estate: Path) -> Store:
-    return open_store(load_estate(estate).store_url)
+    return estate_with(tmp_path, ESTATE, FILES)
 
 
 def entry_with(store: Store, text: str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
@@ -10,25 +9,17 @@ import pytest
 
 from syncfabric.config import load_estate
 from syncfabric.flows.runtime import Runtime
-from syncfabric.sandbox.legacy_erp import LegacyErp
-from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve
 from syncfabric.store import RunStatus
+from tests.fixtures import walking_skeleton
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
 INBOUND = ("locations-in", "items-in", "item-locations-in", "inventory-in")
 
 
 @pytest.fixture
 def estate(tmp_path: Path):
-    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
-    erp = LegacyErp(tmp_path / "drop" / "erp-legacy", seed=3, item_count=40)
-    erp.export()
-    with serve(create_app(token="s3cret")) as url:
-        environ = {"PLANNING_TOKEN": "s3cret", "SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL": url}
-        loaded = load_estate(tmp_path / "estate.yaml", environ=environ)
-        with Runtime(loaded) as runtime:
-            yield runtime, erp, url
+    with (walking_skeleton(tmp_path, seed=3, item_count=40, token="s3cret") as skeleton,
+          Runtime(load_estate(skeleton.estate, environ=skeleton.environ)) as runtime):
+        yield runtime, skeleton.erp, skeleton.url
 
 
 def sync_all(runtime: Runtime) -> dict[str, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +22,9 @@ from syncfabric.observe.freshness import age_profile, freshness, percentile
 from syncfabric.observe.metrics import serve
 from syncfabric.observe.summary import comparison_table, measure
 from syncfabric.sandbox.legacy_erp import LegacyErp
-from syncfabric.sandbox.planning_platform import create_app
-from syncfabric.sandbox.server import serve as serve_app
 from syncfabric.store import Store, open_store
+from tests.fixtures import WALKING_SKELETON, walking_skeleton
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "walking-skeleton" / "estate.yaml"
 runner = CliRunner()
 NIGHT = dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.UTC)
 """The legacy ERP's first snapshot time (SNAPSHOT_UTC of every balance)."""
@@ -50,22 +47,17 @@ class Estate:
 
     def sla(self, freshness_minutes: float) -> None:
         path = self.folder / "estate.yaml"
-        text = EXAMPLE.read_text().replace(
+        text = WALKING_SKELETON.read_text().replace(
             INVENTORY_SLA, f"sla: {{completeness: 1.0, freshness_minutes: {freshness_minutes}}}}}")
-        assert text != EXAMPLE.read_text()
+        assert text != WALKING_SKELETON.read_text()
         path.write_text(text)
 
 
 @pytest.fixture
 def estate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Estate]:
-    shutil.copy(EXAMPLE, tmp_path / "estate.yaml")
-    erp = LegacyErp(tmp_path / "drop" / "erp-legacy", seed=11, item_count=15)
-    erp.export()
-    with serve_app(create_app(token="t0ken")) as url:
-        monkeypatch.setenv("PLANNING_TOKEN", "t0ken")
-        monkeypatch.setenv("SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL", url)
-        monkeypatch.setenv("SYNCFABRIC_ESTATE", str(tmp_path / "estate.yaml"))
-        yield Estate(tmp_path, erp)
+    with walking_skeleton(tmp_path, seed=11, item_count=15) as skeleton:
+        skeleton.use(monkeypatch)
+        yield Estate(tmp_path, skeleton.erp)
 
 
 def night_and_morning(estate: Estate) -> list[str]:

@@ -13,14 +13,12 @@ import pytest
 
 from syncfabric.sandbox.planning_platform import create_app
 from syncfabric.sandbox.server import serve
+from tests.fixtures import served
 
 TOKEN = "s3cret"
 
 
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app(token=TOKEN)) as url:
-        yield url
+base_url = served(lambda: create_app(token=TOKEN))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import pytest
 
 from syncfabric.sandbox.mosquitto import Broker, find_mosquitto, running_broker, start_broker
-from tests.servers.common import skip_unless_available
+from tests.servers.common import skip_unless_available, unavailable
 
 __all__ = ["Broker", "find_mosquitto", "publish", "start_broker"]
 
@@ -40,9 +40,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def mosquitto_binary() -> str:
     binary = find_mosquitto()
     if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail(MISSING, pytrace=False)
-        pytest.skip(MISSING)
+        unavailable(MISSING)
     return binary
 
 
@@ -55,9 +53,7 @@ def mosquitto() -> Iterator[Broker]:
         return
     binary = find_mosquitto()
     if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail(MISSING, pytrace=False)
-        pytest.skip(MISSING)
+        unavailable(MISSING)
     try:
         with running_broker(binary) as broker:
             yield broker

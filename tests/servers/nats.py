@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from syncfabric.sandbox import processes
-from tests.servers.common import free_port, skip_unless_available
+from tests.servers.common import free_port, running, skip_unless_available, unavailable
 
 ENV_URL = "SYNCFABRIC_TEST_NATS_URL"
 MISSING = "nats-server not found: install Debian's nats-server package"
@@ -106,16 +106,5 @@ def nats_url() -> Iterator[str]:
         return
     binary = find_binary()
     if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail(MISSING, pytrace=False)
-        pytest.skip(MISSING)
-    server = NatsServer(binary)
-    try:
-        url = server.start()
-    except (RuntimeError, OSError) as exc:
-        server.stop()
-        pytest.fail(f"could not start a NATS server for the tests: {exc}", pytrace=False)
-    try:
-        yield url
-    finally:
-        server.stop()
+        unavailable(MISSING)
+    yield from running(NatsServer(binary), "a NATS server", (RuntimeError, OSError))

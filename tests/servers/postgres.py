@@ -31,7 +31,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from tests.servers.common import free_port, skip_unless_available
+from syncfabric.sandbox import processes
+from tests.servers.common import free_port, running, skip_unless_available, unavailable
 
 ENV_URL = "SYNCFABRIC_TEST_POSTGRES_URL"
 MISSING = "PostgreSQL server binaries not found: install Debian's postgresql package"
@@ -98,10 +99,8 @@ class LocalServer:
             )
 
     def _log_tail(self) -> str:
-        try:
-            return "server log:\n" + "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
-        except OSError:
-            return ""
+        tail = processes.log_tail(self.log)
+        return f"server log:\n{tail}" if tail else ""
 
     def start(self) -> str:
         self._run(self.bin_dir / "initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
@@ -154,19 +153,8 @@ def postgres_url() -> Iterator[str]:
         return
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        if os.environ.get("CI"):
-            pytest.fail(MISSING, pytrace=False)
-        pytest.skip(MISSING)
-    server = LocalServer(bin_dir)
-    try:
-        url = server.start()
-    except (ServerError, OSError, subprocess.SubprocessError) as exc:
-        server.stop()
-        pytest.fail(f"could not start a PostgreSQL server for the tests: {exc}", pytrace=False)
-    try:
-        yield url
-    finally:
-        server.stop()
+        unavailable(MISSING)
+    yield from running(LocalServer(bin_dir), "a PostgreSQL server", (ServerError, OSError, subprocess.SubprocessError))
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 import pytest
 
 from syncfabric.sandbox.tryton_server import LocalTryton, TrytonServer, TrytonUnavailable, available
+from tests.servers.common import unavailable
 
 __all__ = ["TrytonServer", "tryton_server"]
 
@@ -77,9 +78,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def tryton_server() -> Iterator[TrytonServer]:
     global _starter
     if not available():
-        if os.environ.get("CI"):
-            pytest.fail(MISSING, pytrace=False)
-        pytest.skip(MISSING)
+        unavailable(MISSING)
     starter = _starter or _Starter()
     _starter = None
     try:

@@ -1,4 +1,5 @@
-"""What every command module shares: the typer app, the consoles, the ``--estate`` option, and the error boundary.
+"""What every command module shares: the typer app, the consoles, the ``--estate`` option and the filter options,
+and the error boundary.
 Errors are translated here once: a ConfigError lists every problem and exits 2, any other SyncfabricError prints its
 message and exits 1."""
 
@@ -26,6 +27,14 @@ for _console in (console, errors):
 EstateOption = Annotated[Path, typer.Option("--estate", "-e", envvar="SYNCFABRIC_ESTATE",
                                             help="The estate file.", show_default=True)]
 DEFAULT_ESTATE = Path("estate.yaml")
+
+# The filters and switches the quarantine, dead-letter and replay commands share.
+FlowFilter = Annotated[str | None, typer.Option(help="Only this flow.")]
+SystemFilter = Annotated[str | None, typer.Option(help="Only this system.")]
+EntityFilter = Annotated[str | None, typer.Option(help="Only this entity.")]
+KeyFilter = Annotated[str | None, typer.Option(help="Only this record key.")]
+ReasonFilter = Annotated[str | None, typer.Option(help="Only reasons containing this text.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 @contextmanager

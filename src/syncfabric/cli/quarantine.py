@@ -11,6 +11,9 @@ from rich.table import Table
 from syncfabric.cli.common import (
     DEFAULT_ESTATE,
     EstateOption,
+    FlowFilter,
+    ReasonFilter,
+    SystemFilter,
     _actor,
     _all_found,
     _boundary,
@@ -27,9 +30,9 @@ app.add_typer(quarantine_app, name="quarantine")
 
 @quarantine_app.command("list")
 def quarantine_list(
-    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
-    system: Annotated[str | None, typer.Option(help="Only this system.")] = None,
-    reason: Annotated[str | None, typer.Option(help="Only reasons containing this text.")] = None,
+    flow: FlowFilter = None,
+    system: SystemFilter = None,
+    reason: ReasonFilter = None,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
     """List open quarantine entries with where they came from and why."""
@@ -43,6 +46,7 @@ def quarantine_list(
 
 
 IdsArgument = Annotated[list[int] | None, typer.Argument(help="Quarantine entry ids.", show_default=False)]
+EveryOpenEntry = Annotated[bool, typer.Option("--all", help="Every open entry.")]
 
 
 def _selected(runtime, ids: list[int] | None, flow: str | None, system: str | None, reason: str | None,
@@ -114,10 +118,10 @@ def quarantine_edit(
 @quarantine_app.command("replay")
 def quarantine_replay(
     ids: IdsArgument = None,
-    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
-    system: Annotated[str | None, typer.Option(help="Only this system.")] = None,
-    reason: Annotated[str | None, typer.Option(help="Only reasons containing this text.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Every open entry.")] = False,
+    flow: FlowFilter = None,
+    system: SystemFilter = None,
+    reason: ReasonFilter = None,
+    every: EveryOpenEntry = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Replay even over a newer version of the same key accepted since.")] = False,
     estate: EstateOption = DEFAULT_ESTATE,
@@ -143,10 +147,10 @@ def quarantine_replay(
 @quarantine_app.command("discard")
 def quarantine_discard(
     ids: IdsArgument = None,
-    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
-    system: Annotated[str | None, typer.Option(help="Only this system.")] = None,
-    reason: Annotated[str | None, typer.Option(help="Only reasons containing this text.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Every open entry.")] = False,
+    flow: FlowFilter = None,
+    system: SystemFilter = None,
+    reason: ReasonFilter = None,
+    every: EveryOpenEntry = False,
     note: Annotated[str, typer.Option(help="Why, kept in the entries' history.")] = "",
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:

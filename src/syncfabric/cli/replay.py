@@ -11,7 +11,11 @@ from rich.table import Table
 
 from syncfabric.cli.common import (
     DEFAULT_ESTATE,
+    EntityFilter,
     EstateOption,
+    FlowFilter,
+    KeyFilter,
+    YesOption,
     _actor,
     _all_found,
     _boundary,
@@ -28,7 +32,7 @@ deadletter_app = typer.Typer(help="Changes outbound flows could not deliver, wit
                              no_args_is_help=True)
 app.add_typer(deadletter_app, name="deadletter")
 DeadLetterIds = Annotated[list[int] | None, typer.Argument(help="Dead letter ids.", show_default=False)]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+EveryOpenDeadLetter = Annotated[bool, typer.Option("--all", help="Every open dead letter.")]
 
 
 def _dead_letters(runtime, ids: list[int] | None, flow: str | None, entity: str | None, key: str | None,
@@ -42,9 +46,9 @@ def _dead_letters(runtime, ids: list[int] | None, flow: str | None, entity: str 
 
 @deadletter_app.command("list")
 def deadletter_list(
-    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
-    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
-    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    flow: FlowFilter = None,
+    entity: EntityFilter = None,
+    key: KeyFilter = None,
     status: Annotated[str, typer.Option(help="open, replayed, discarded or all.")] = "open",
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
@@ -93,10 +97,10 @@ def deadletter_show(
 @deadletter_app.command("replay")
 def deadletter_replay(
     ids: DeadLetterIds = None,
-    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
-    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
-    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    flow: FlowFilter = None,
+    entity: EntityFilter = None,
+    key: KeyFilter = None,
+    every: EveryOpenDeadLetter = False,
     yes: YesOption = False,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
@@ -139,10 +143,10 @@ def _replay_dead_letters(runtime, entries: list, yes: bool) -> None:
 @deadletter_app.command("discard")
 def deadletter_discard(
     ids: DeadLetterIds = None,
-    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
-    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
-    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
-    every: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    flow: FlowFilter = None,
+    entity: EntityFilter = None,
+    key: KeyFilter = None,
+    every: EveryOpenDeadLetter = False,
     note: Annotated[str, typer.Option(help="Why, kept in the attempt history.")] = "",
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
@@ -167,8 +171,8 @@ def replay(
         = None,
     since: Annotated[str | None, typer.Option(
         help="From this time (ISO 8601; UTC unless it carries an offset), inclusive.")] = None,
-    entity: Annotated[str | None, typer.Option(help="Only this entity.")] = None,
-    key: Annotated[str | None, typer.Option(help="Only this record key.")] = None,
+    entity: EntityFilter = None,
+    key: KeyFilter = None,
     every: Annotated[bool, typer.Option("--all", help="Everything the flow has delivered.")] = False,
     dead_letters: Annotated[bool, typer.Option(
         "--dead-letters", help="Resend the flow's dead-lettered keys instead (after a fix); --entity and --key "
@@ -178,10 +182,9 @@ def replay(
 ) -> None:
     """Resend changes to an outbound flow's target: from a sequence or a time, for a key or an entity, or its dead
     letters. Shows what it will send and asks first; the target applies each version once."""
-    import datetime as dt
-
     from syncfabric.flows.resend import Selection, plan_resend, resend
     from syncfabric.flows.retry import RetryPolicy
+    from syncfabric.observe.clock import parse_instant
 
     with _boundary(), _runtime(estate) as runtime:
         spec = runtime.estate.flows.get(flow)
@@ -198,10 +201,9 @@ def replay(
         when = None
         if since is not None:
             try:
-                when = dt.datetime.fromisoformat(since)
+                when = parse_instant(since)
             except ValueError:
                 raise ConfigError([f"--since: not an ISO 8601 time: {since!r}"]) from None
-            when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
         selection = Selection(from_seq=from_seq, since=when, entity=entity, key=key)
         plan = plan_resend(runtime.store, flow, spec.entities, selection)
         table = Table("change", "entity", "key", "version", "op", "recorded",

@@ -11,9 +11,9 @@ A system's connection may carry a ``limits`` block (any connector whose configur
 
 Every connector of that system in the process shares one :class:`Limiter` (``limiter_for(system, limits)``), so
 two flows of the same system running at once stay under its limits together. An httpx-based connector applies it
-by building its client with :func:`limited_transport`::
+by building its client with :func:`syncfabric.connectors.http.http_client` (which uses :func:`limited_transport`)::
 
-    client = httpx.Client(base_url=..., transport=limited_transport(self.system, self.config.limits))
+    client = http_client(self.system, self.config.base_url, timeout=..., limits=self.config.limits)
 
 Each request then waits for a rate token and a concurrency slot before it is sent, and gives the slot back when
 its response has been read (or closed). Other clients call ``with limiter.slot(): ...`` around each request.

@@ -1,4 +1,4 @@
-"""The clock the observability layer reads: the wall clock, or one a simulation sets.
+"""The clock the observability layer reads: the wall clock, or one a simulation sets; and how a time stamp is read.
 
 Delivery confirmations are stamped with :func:`now`, and freshness ages are measured against it unless a ``now`` is
 passed. A demo that plays a day in minutes sets its simulated clock with :func:`use_clock` (and gives its records
@@ -30,6 +30,13 @@ def set_clock(clock: Clock | None) -> None:
     """Use ``clock`` from now on (None: the wall clock again)."""
     global _clock
     _clock = clock or _wall
+
+
+def parse_instant(text: str) -> dt.datetime:
+    """An ISO 8601 time stamp (``2026-05-01T08:00:00Z``, ``2026-05-01T10:00:00+02:00``; one without an offset is
+    UTC) as an aware datetime in UTC. Raises ValueError for text that is not one."""
+    moment = dt.datetime.fromisoformat(text)
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from syncfabric.connectors.limits import limited_transport
+from syncfabric.connectors.http import http_client
 from syncfabric.connectors.odata.configuration import ODataConfig
 from syncfabric.connectors.odata.exceptions import is_csrf_failure, translate_error
 from syncfabric.errors import PermanentError
@@ -27,11 +27,8 @@ class ODataClient:
         self.config = config
         self.root = config.service_root.rstrip("/")
         self.base_url = config.base_url.rstrip("/")
-        self.http = httpx.Client(
-            base_url=self.base_url, auth=(user, password or "") if user else None,
-            headers={"Accept": "application/json"}, timeout=config.timeout_seconds,
-            transport=limited_transport(system, config.limits, verify=config.verify_tls),
-        )
+        self.http = http_client(system, self.base_url, timeout=config.timeout_seconds, verify=config.verify_tls,
+                                limits=config.limits, auth=(user, password or "") if user else None)
         self.retry = RetryPolicy(max_attempts=config.retry.max_attempts, base_delay=config.retry.base_delay,
                                  max_delay=config.retry.max_delay)
         self._tokens: dict[str, str] = {}

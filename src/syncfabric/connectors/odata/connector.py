@@ -33,7 +33,8 @@ from typing import Any
 
 import msgspec
 
-from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.base import Capability, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.http import ClientConnector
 from syncfabric.connectors.odata.client import ODataClient
 from syncfabric.connectors.odata.configuration import EntitySpec, ODataConfig
 from syncfabric.connectors.odata.exceptions import sap_message, translate_error
@@ -55,7 +56,7 @@ class ChangesCursor(msgspec.Struct, omit_defaults=True):
     after: list[str] = []
 
 
-class ODataConnector(Connector):
+class ODataConnector(ClientConnector[ODataClient]):
     kind = "odata"
     capabilities = Capability.READ_FULL | Capability.READ_CHANGES | Capability.WRITE
     config_type = ODataConfig
@@ -63,23 +64,8 @@ class ODataConnector(Connector):
     secret_names = ("user", "password")
     links_external_ids = True
 
-    _client: ODataClient | None = None
-
-    def open(self) -> None:
-        if self._client is None:
-            self._client = ODataClient(self.system, self.config, self.secrets.get("user"),
-                                       self.secrets.get("password"))
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @property
-    def client(self) -> ODataClient:
-        self.open()
-        assert self._client is not None
-        return self._client
+    def make_client(self) -> ODataClient:
+        return ODataClient(self.system, self.config, self.secrets.get("user"), self.secrets.get("password"))
 
     def test_connection(self) -> None:
         """Each configured service answers its service document with our credentials."""
@@ -127,7 +113,7 @@ class ODataConnector(Connector):
         start = _decode_cursor(since)
         condition = None
         if start is not None:
-            begin = _parse_instant(start.watermark) - dt.timedelta(seconds=self.config.changes_overlap_seconds)
+            begin = clock.parse_instant(start.watermark) - dt.timedelta(seconds=self.config.changes_overlap_seconds)
             condition = f"{spec.watermark} gt {_literal(spec.watermark_type, begin)}"
         cursor = since
         url = self.client.service_url(spec.service, spec.entity_set)
@@ -317,11 +303,6 @@ def _iso(moment: dt.datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
-def _parse_instant(text: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _literal(kind: str, moment: dt.datetime) -> str:
     if kind == "datetime":
         return f"datetime'{moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec='milliseconds')}'"
@@ -335,7 +316,7 @@ def _quote(value: str) -> str:
 def _after(spec: EntitySpec, position: ChangesCursor) -> str:
     """Rows after (watermark, key...) in watermark-then-key order, as a $filter."""
     assert spec.watermark is not None
-    moment = _literal(spec.watermark_type, _parse_instant(position.watermark))
+    moment = _literal(spec.watermark_type, clock.parse_instant(position.watermark))
     keys = list(zip(spec.key, position.after, strict=False))
     tie = ""
     for name, value in reversed(keys):
@@ -355,7 +336,7 @@ def _decode_cursor(since: str | None) -> ChangesCursor | None:
         except msgspec.DecodeError:
             pass
     try:
-        _parse_instant(since)
+        clock.parse_instant(since)
     except ValueError:
         raise PermanentError(f"unreadable net-change cursor {since!r}") from None
     return ChangesCursor(since)

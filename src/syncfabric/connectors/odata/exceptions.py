@@ -1,4 +1,5 @@
-"""Every failure talking to an SAP OData service becomes a TransientError or a PermanentError here, and only here.
+"""Every failure talking to an SAP OData service becomes a TransientError or a PermanentError here, and only here,
+with the classification every HTTP connector shares (:mod:`syncfabric.connectors.http`):
 
     httpx.TimeoutException, httpx.NetworkError,     ─► TransientError  (retried; ``retry_after`` from the header)
     httpx.RemoteProtocolError, 408, 425, 429,
@@ -11,11 +12,9 @@ from __future__ import annotations
 
 import httpx
 
-from syncfabric.connectors.http import retry_after
-from syncfabric.errors import ConnectorError, PermanentError, TransientError
+from syncfabric.connectors.http import translate_http_error
+from syncfabric.errors import ConnectorError
 
-_RETRYABLE_STATUS = frozenset({408, 425, 429})
-_FINAL_SERVER_STATUS = frozenset({501, 505})
 CSRF_FAILED = "CSRF token validation failed"
 
 
@@ -28,16 +27,7 @@ def translate_error(
     problem: httpx.HTTPError | httpx.Response, *, system: str, entity: str = "", key: str = ""
 ) -> ConnectorError:
     """The error to raise for a failed request (``problem`` is the httpx error) or an unsuccessful response."""
-    context = {"system": system, "entity": entity, "key": key}
-    if isinstance(problem, httpx.Response):
-        status = problem.status_code
-        message = f"SAP answered {status} {problem.reason_phrase}: {sap_message(problem)}"
-        if status in _RETRYABLE_STATUS or (status >= 500 and status not in _FINAL_SERVER_STATUS):
-            return TransientError(message, retry_after=retry_after(problem), **context)
-        return PermanentError(message, **context)
-    if isinstance(problem, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
-        return TransientError(f"SAP system unreachable: {type(problem).__name__}: {problem}", **context)
-    return PermanentError(f"request to SAP failed: {type(problem).__name__}: {problem}", **context)
+    return translate_http_error(problem, what="SAP", system=system, entity=entity, key=key, detail=sap_message)
 
 
 def sap_message(response: httpx.Response) -> str:

@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 
-from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.base import Capability, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.http import ClientConnector, http_client
 from syncfabric.connectors.planning import shapes
 from syncfabric.connectors.planning.composite import COMPOSITES
 from syncfabric.connectors.planning.configuration import PlanningConfig
@@ -34,35 +35,18 @@ _Request = tuple[int, int, str, shapes.Method, dict[str, Any]]
 sent phase by phase (:mod:`.composite`)."""
 
 
-class PlanningConnector(Connector):
+class PlanningConnector(ClientConnector[httpx.Client]):
     kind = "planning"
     capabilities = Capability.READ_FULL | Capability.WRITE
     config_type = PlanningConfig
     config: PlanningConfig
     secret_names = ("token",)
 
-    _client: httpx.Client | None = None
-
-    def open(self) -> None:
-        if self._client is None:
-            headers = {"Accept": "application/json"}
-            if token := self.secrets.get("token"):
-                headers["Authorization"] = f"Bearer {token}"
-            self._client = httpx.Client(
-                base_url=self.config.base_url.rstrip("/"), headers=headers,
-                timeout=self.config.timeout_seconds, verify=self.config.verify_tls,
-            )
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @property
-    def client(self) -> httpx.Client:
-        self.open()
-        assert self._client is not None
-        return self._client
+    def make_client(self) -> httpx.Client:
+        token = self.secrets.get("token")
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        return http_client(self.system, self.config.base_url, timeout=self.config.timeout_seconds,
+                           verify=self.config.verify_tls, headers=headers)
 
     def test_connection(self) -> None:
         self._request("GET", "item", params={"limit": 1})

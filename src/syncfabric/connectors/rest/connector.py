@@ -22,13 +22,13 @@ import msgspec
 from syncfabric.connectors import watermark as wm
 from syncfabric.connectors.base import (
     Capability,
-    Connector,
     OutboundRecord,
     Page,
     RawRecord,
     RejectedRaw,
     WriteOutcome,
 )
+from syncfabric.connectors.http import ClientConnector, http_client
 from syncfabric.connectors.rest.configuration import RestConfig, RestEndpoint
 from syncfabric.connectors.rest.exceptions import bad_answer, translate_error
 from syncfabric.errors import PermanentError, TransientError
@@ -46,39 +46,24 @@ class RestCursor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The highest watermark read so far."""
 
 
-class RestConnector(Connector):
+class RestConnector(ClientConnector[httpx.Client]):
     kind = "rest"
     capabilities = Capability.READ_FULL | Capability.READ_CHANGES | Capability.WRITE
     config_type = RestConfig
     config: RestConfig
     secret_names = ("token", "password")
 
-    _client: httpx.Client | None = None
-
-    def open(self) -> None:
-        if self._client is not None:
-            return
+    def make_client(self) -> httpx.Client:
         auth: httpx.Auth | None = None
-        headers = {"Accept": "application/json"}
+        headers = {}
         if self.config.username is not None:
             if "password" not in self.secrets:
                 raise PermanentError("username is set but credentials has no password", system=self.system)
             auth = httpx.BasicAuth(self.config.username, self.secrets["password"])
         elif token := self.secrets.get("token"):
             headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.Client(base_url=self.config.base_url.rstrip("/"), headers=headers, auth=auth,
-                                    timeout=self.config.timeout_seconds, verify=self.config.verify_tls)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @property
-    def client(self) -> httpx.Client:
-        self.open()
-        assert self._client is not None
-        return self._client
+        return http_client(self.system, self.config.base_url, timeout=self.config.timeout_seconds,
+                           verify=self.config.verify_tls, headers=headers, auth=auth)
 
     @property
     def retry(self) -> RetryPolicy:

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from syncfabric.connectors.limits import limited_transport
+from syncfabric.connectors.http import http_client
 from syncfabric.connectors.tryton.configuration import TrytonConfig
 from syncfabric.connectors.tryton.exceptions import TrytonFault, translate_error, translate_fault
 from syncfabric.errors import ConnectorError, PermanentError, TransientError
@@ -49,9 +49,8 @@ class TrytonClient:
         self.config = config
         self.system = system
         self._password = password
-        self._http = httpx.Client(base_url=config.url.rstrip("/"), timeout=config.timeout_seconds,
-                                  headers={"Accept": "application/json"},
-                                  transport=limited_transport(system, config.limits, verify=config.verify_tls))
+        self._http = http_client(system, config.url, timeout=config.timeout_seconds, verify=config.verify_tls,
+                                 limits=config.limits)
         self._ids = itertools.count(1)
         self._authorization: str | None = None
         self.user_id: int | None = None

@@ -27,7 +27,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from syncfabric.connectors.base import Capability, Connector, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.base import Capability, OutboundRecord, Page, RawRecord, WriteOutcome
+from syncfabric.connectors.http import ClientConnector
 from syncfabric.connectors.tryton import streams
 from syncfabric.connectors.tryton.client import TrytonClient
 from syncfabric.connectors.tryton.configuration import TrytonConfig
@@ -35,15 +36,13 @@ from syncfabric.errors import PermanentError
 from syncfabric.observe import clock
 
 
-class TrytonConnector(Connector):
+class TrytonConnector(ClientConnector[TrytonClient]):
     kind = "tryton"
     capabilities = Capability.READ_FULL | Capability.READ_CHANGES | Capability.WRITE
     config_type = TrytonConfig
     config: TrytonConfig
     secret_names = ("password",)
     links_external_ids = True
-
-    _client: TrytonClient | None = None
 
     @classmethod
     def source_problems(cls, config: TrytonConfig, source: str, mode: str) -> list[str]:
@@ -54,24 +53,12 @@ class TrytonConnector(Connector):
             return [f"no Tryton source {source!r} (sources: {known})"]
         return []
 
-    def open(self) -> None:
-        if self._client is None:
-            password = self.secrets.get("password")
-            if not password:
-                raise PermanentError("Tryton needs the password credential (credentials: {password: {env: ...}})",
-                                     system=self.system)
-            self._client = TrytonClient(self.config, password, system=self.system)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    @property
-    def client(self) -> TrytonClient:
-        self.open()
-        assert self._client is not None
-        return self._client
+    def make_client(self) -> TrytonClient:
+        password = self.secrets.get("password")
+        if not password:
+            raise PermanentError("Tryton needs the password credential (credentials: {password: {env: ...}})",
+                                 system=self.system)
+        return TrytonClient(self.config, password, system=self.system)
 
     def test_connection(self) -> None:
         self.client.server_version()
@@ -113,7 +100,7 @@ class TrytonConnector(Connector):
             ceiling = self._newest_stamp(stream)
         base: list[Any] = [list(clause) for clause in stream.domain]
         if since:
-            start = _parse_stamp(since) - dt.timedelta(seconds=self.config.lookback_seconds)
+            start = clock.parse_instant(since) - dt.timedelta(seconds=self.config.lookback_seconds)
             base.append(["OR", *[[stamp, ">=", start] for stamp in stream.stamps]])
         size = self.config.page_size
         while True:
@@ -131,7 +118,7 @@ class TrytonConnector(Connector):
                 after = int(rows[-1]["id"])
             done = len(rows) < size
             watermark = min(largest, ceiling) if largest and ceiling else largest or since
-            if since and watermark and _parse_stamp(watermark) < _parse_stamp(since):
+            if since and watermark and clock.parse_instant(watermark) < clock.parse_instant(since):
                 watermark = since  # re-reading the lookback window never moves the watermark back
             if done and complete:
                 cursor = json.dumps({"done": True, "since": watermark})
@@ -222,8 +209,3 @@ def _decode_cursor(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {"since": text}  # a bare watermark, e.g. set by hand to start from a date
     return value if isinstance(value, dict) else {}
-
-
-def _parse_stamp(text: str) -> dt.datetime:
-    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return stamp.astimezone(dt.UTC) if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
