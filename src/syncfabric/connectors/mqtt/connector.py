@@ -14,6 +14,13 @@ default 20): that is also the largest batch a flow can commit, so raise it for t
 aiomqtt (``pip install 'syncfabric[mqtt]'``) runs on an asyncio loop in a thread of its own; the flow takes
 messages from an :class:`~syncfabric.connectors.inbox.Inbox`. aiomqtt 2.x does not expose paho-mqtt's manual
 acknowledgement, so the paho client underneath is switched to it before connecting.
+
+**Shared subscriptions** (``listen --workers N``, :mod:`syncfabric.flows.listen_workers`): each of N processes
+connects as a member, ``<client_id>-<flow>-w<i>``, with MQTT v5 and a session that never expires, and subscribes to
+``$share/<client_id>-<flow>/<filter>``; the broker hands each message to one member of the group. A member's
+session keeps what it was handed while its process is down (mosquitto goes on handing it a share of new messages
+too), so a member that goes away for good is retired: :meth:`MqttConnector.drain_shared` connects as it,
+unsubscribes, and takes what its session still holds; :meth:`MqttConnector.end_session` then removes the session.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from syncfabric.connectors.mqtt.exceptions import describe_payload_error, transl
 from syncfabric.errors import ConnectorError, PermanentError
 
 QOS = 1
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+"""MQTT v5 session expiry interval meaning "keep the session until the client ends it"."""
 
 
 class MqttConnector(Connector):
@@ -65,22 +74,65 @@ class MqttConnector(Connector):
 
     def subscribe(self, entity: str, *, durable: str, batch_size: int = 500, max_wait: float = 0.02,
                   poll: float = 0.5) -> Subscription:
-        session = _Session(self, self.topic_filter(entity), client_id=f"{self.config.client_id}-{durable}")
+        session = _Session(self, self.topic_filter(entity), client_id=self.client_id(durable))
         session.start()
         return Subscription(session.inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
                             on_close=session.stop)
+
+    def client_id(self, durable: str) -> str:
+        return f"{self.config.client_id}-{durable}"
+
+    def share_group(self, flow: str) -> str:
+        """The shared-subscription group of a flow's workers: ``<client_id>-<flow>`` without the characters a share
+        name must not hold (``/``, ``+``, ``#``)."""
+        name = f"{self.config.client_id}-{flow}"
+        return name.replace("/", "_").replace("+", "_").replace("#", "_")
+
+    def shared_filter(self, entity: str, group: str) -> str:
+        return f"$share/{group}/{self.topic_filter(entity)}"
+
+    def subscribe_shared(self, entity: str, *, group: str, durable: str, batch_size: int = 500,
+                         max_wait: float = 0.02, poll: float = 0.5) -> Subscription:
+        """Subscribe as one member of the shared subscription ``group`` (MQTT v5, a session that never expires,
+        client id ``<client_id>-<durable>``): the broker hands each message of the filter to one member."""
+        session = _Session(self, self.shared_filter(entity, group), client_id=self.client_id(durable), v5=True)
+        session.start()
+        return Subscription(session.inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
+                            on_close=session.stop)
+
+    def drain_shared(self, entity: str, *, group: str | None, durable: str, batch_size: int = 500,
+                     max_wait: float = 0.02, poll: float = 0.5) -> Subscription:
+        """Connect as a session that is to go away, unsubscribe it, and take what it still holds. ``group`` None:
+        the flow's own (unshared, MQTT 3.1.1) session of ``subscribe``; else a member of that shared group."""
+        topic = self.topic_filter(entity) if group is None else self.shared_filter(entity, group)
+        session = _Session(self, topic, client_id=self.client_id(durable), v5=group is not None, unsubscribe=True)
+        session.start()
+        return Subscription(session.inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
+                            on_close=session.stop)
+
+    def end_session(self, durable: str, *, v5: bool) -> None:
+        """Remove the broker's session of ``<client_id>-<durable>`` (a clean connect), with whatever it holds:
+        only for a session drained and unsubscribed before."""
+        session = _Session(self, "", client_id=self.client_id(durable), clean=True, v5=v5)
+        session.start()
+        session.stop()
 
 
 class _Session:
     """One MQTT client on its own thread and event loop: connects, subscribes, and feeds the inbox; reconnects
     with capped backoff when the connection is lost (the broker re-sends what we had not acknowledged)."""
 
-    def __init__(self, connector: MqttConnector, topic: str, *, client_id: str, clean: bool = False) -> None:
+    def __init__(self, connector: MqttConnector, topic: str, *, client_id: str, clean: bool = False,
+                 v5: bool = False, unsubscribe: bool = False) -> None:
         self.connector = connector
         self.config = connector.config
         self.topic = topic
         self.client_id = client_id
         self.clean = clean
+        self.v5 = v5
+        """MQTT v5 (shared subscriptions), its session kept until ended; else MQTT 3.1.1 with ``clean_session``."""
+        self.unsubscribe = unsubscribe
+        """Unsubscribe ``topic`` instead of subscribing: take only what the session still holds."""
         self.inbox = Inbox()
         self._ready = threading.Event()
         self._error: ConnectorError | None = None
@@ -153,17 +205,28 @@ class _Session:
             raise PermanentError("the mqtt connector needs aiomqtt: pip install 'syncfabric[mqtt]'",
                                  system=self.connector.system) from exc
         secrets = self.connector.secrets
+        options: dict[str, Any] = {"clean_session": self.clean}
+        if self.v5:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)
+            if not self.clean:
+                properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+            options = {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": self.clean, "properties": properties}
         client = aiomqtt.Client(
-            self.config.host, self.config.port, identifier=self.client_id, clean_session=self.clean,
+            self.config.host, self.config.port, identifier=self.client_id,
             keepalive=self.config.keepalive_seconds, timeout=self.config.connect_timeout_seconds,
-            username=secrets.get("username"), password=secrets.get("password"),
+            username=secrets.get("username"), password=secrets.get("password"), **options,
         )
         # Before connecting: messages the broker kept for this session arrive right after CONNACK.
         client._client.manual_ack_set(True)
         async with client:
             self._generation += 1
             self._paho = client._client
-            if self.topic:
+            if self.topic and self.unsubscribe:
+                await client.unsubscribe(self.topic)
+            elif self.topic:
                 await client.subscribe(self.topic, qos=QOS)
             self._ready.set()
             if not self.topic:
