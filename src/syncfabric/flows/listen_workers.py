@@ -193,7 +193,7 @@ class ListenWorkers:
         process = self._context.Process(
             target=run_worker, name=f"listen-{member.flow}-{member.name}", daemon=True,
             args=(str(loaded.path.resolve()), dict(loaded.environ), member.flow, member.name, member.retiring,
-                  f"listen-{self._runs[member.flow]}", self.max_wait, self._reports))
+                  f"listen-{self._runs[member.flow]}/{member.name}", self.max_wait, self._reports))
         process.start()
         member.process = process
         what = "retiring session" if member.retiring else "worker"
