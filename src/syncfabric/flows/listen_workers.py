@@ -110,6 +110,21 @@ def listener_for(runtime: Runtime, names: Sequence[str], workers: int | None, *,
     return ListenWorkers(runtime, names, counts, on_event=on_event)
 
 
+def worker_context(runtime: Runtime) -> Any:
+    """Workers fork from a server process that imported the ingest path and the estate's connectors once
+    (``forkserver``): each worker, and one started again after a crash, is up without importing them again, and
+    none inherits this process's threads or store connections."""
+    from syncfabric.connectors.registry import connector_class
+
+    kinds = {system.kind for system in runtime.estate.systems.values()}
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([
+        "syncfabric.flows.listen_workers", "syncfabric.flows.runtime", "syncfabric.config", "syncfabric.store.sqlite",
+        "aiomqtt", *sorted({connector_class(kind).__module__ for kind in kinds}),
+    ])
+    return context
+
+
 @dataclass
 class _Member:
     flow: str
@@ -145,7 +160,7 @@ class ListenWorkers:
         self._members: list[_Member] = []
         self._runs: dict[str, int] = {}
         self._layouts: dict[str, Layout] = {}
-        self._context = multiprocessing.get_context("spawn")
+        self._context = worker_context(runtime)
         self._reports: Any = self._context.Queue()
         self._supervisor = threading.Thread(target=self._supervise, name="listen-workers", daemon=True)
         self._lock = threading.Lock()
@@ -292,6 +307,7 @@ class ListenWorkers:
         self.stop_event.set()
         if self._supervisor.is_alive():
             self._supervisor.join()
+
         processes = [m.process for m in self._members if m.process is not None]
         for process in processes:
             if process.is_alive():
@@ -303,6 +319,7 @@ class ListenWorkers:
                 process.kill()
                 process.join()
         self._take_reports(0.2)
+
         if self.inner is not None:
             self.inner.join(timeout)
             self.errors.update(self.inner.errors)
