@@ -1,5 +1,5 @@
 """Parallel ingest of MQTT event flows (``syncfabric listen FLOW --workers N``): N worker processes per flow, each one
-member of the flow's MQTT v5 shared subscription, so that the broker spreads the flow's messages across them.
+member of the flow's MQTT shared subscription, so that the broker spreads the flow's messages across them.
 
 Each worker is a process of its own (its own MQTT client, mapping and commits: one Python MQTT client tops out at a
 few thousand messages a second) with a persistent session of its own, ``<client_id>-<flow>-w<i>``, subscribed to
@@ -398,7 +398,7 @@ def run_worker(path: str, environ: dict[str, str], flow: str, name: str, retirin
                             rules=runtime.rules(field_map.entity_cls.entity), batch_size=spec.batch_size,
                             max_wait=max_wait, batch_id=batch_id, on_batch=on_batch, subscription=subscription)
                 if retiring and not stop.is_set():
-                    connector.end_session(durable, v5=name != PLAIN)
+                    connector.end_session(durable)
                     reports.put(("retired", flow, name, pid, None))
             finally:
                 connector.close()
