@@ -62,6 +62,22 @@ def test_only_acknowledged_messages_leave_the_broker(mosquitto: Broker) -> None:
         assert take(subscription, 1, timeout=1.0) == []
 
 
+def test_messages_larger_than_a_read_and_many_small_ones_arrive_whole(mosquitto: Broker) -> None:
+    """The connector reads the socket 64 KiB at a time: a message spanning several reads, and hundreds of small
+    ones sharing one, each arrive whole and in order."""
+    connector = MqttConnector("plant", MqttConfig(host=mosquitto.host, port=mosquitto.port,
+                                                  client_id=f"t{uuid.uuid4().hex[:8]}"))
+    topic = f"{connector.config.client_id}/mfg/machine/down/P100"
+    events = [downtime(n, description="x" * (200_000 if n % 100 == 50 else n % 7)) for n in range(500)]
+    with connector.subscribe(topic, durable="flow", batch_size=1000, max_wait=0.1) as subscription:
+        publish(mosquitto, [(topic, json.dumps(event).encode()) for event in events])
+        taken = take(subscription, len(events))
+        for item in taken:
+            item.ack(STORED)
+    assert [item.record.data["description"] for item in taken] == [event["description"] for event in events]
+    assert all(item.problem is None for item in taken)
+
+
 def test_connection_test(mosquitto: Broker) -> None:
     MqttConnector("plant", MqttConfig(host=mosquitto.host, port=mosquitto.port)).test_connection()
 

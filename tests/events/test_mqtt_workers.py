@@ -150,3 +150,22 @@ def test_an_older_event_of_a_key_does_not_replace_a_newer_one(tmp_path: Path) ->
         assert row is not None and row.version == 2 and json.loads(row.payload)["description"] == "newest"
         assert result.superseded == 3
         assert result.detail()["superseded"] == 3
+
+
+@pytest.mark.mosquitto
+@pytest.mark.postgres
+def test_workers_commit_into_postgresql(mosquitto: Broker, postgres_schema_url: str, tmp_path: Path) -> None:
+    estate = PlantEstate(tmp_path, mosquitto)
+    estate.environ["SYNCFABRIC__STORE"] = postgres_schema_url
+    hub = Hub(estate, "downtime-in", "--workers", "2")
+    hub.wait_listening(60)
+    publish(mosquitto, estate.downtime_messages(range(1000), "P100") + estate.downtime_messages(range(1000, 2000),
+                                                                                                  "P200"))
+    with open_store(postgres_schema_url) as store:
+        assert wait_for(lambda: store.count("machine_downtime") == 2000, timeout=60), hub.stop()
+        output = hub.stop()
+        assert hub.process.returncode == 0, output
+        changes = store.changes(0, entities=["machine_downtime"], limit=5000)
+        assert len(changes) == 2000 and all(change.version == 1 for change in changes)
+        assert [change.seq for change in changes] == sorted(change.seq for change in changes)
+        assert {change.lineage.batch_id.rsplit("/", 1)[1] for change in changes} == {"w0", "w1"}
