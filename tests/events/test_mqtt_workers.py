@@ -169,3 +169,36 @@ def test_workers_commit_into_postgresql(mosquitto: Broker, postgres_schema_url: 
         assert len(changes) == 2000 and all(change.version == 1 for change in changes)
         assert [change.seq for change in changes] == sorted(change.seq for change in changes)
         assert {change.lineage.batch_id.rsplit("/", 1)[1] for change in changes} == {"w0", "w1"}
+
+
+@pytest.mark.mosquitto
+def test_webhook_flows_named_with_workers_listen_in_the_main_process(mosquitto: Broker, tmp_path: Path) -> None:
+    import httpx
+
+    from syncfabric.connectors.webhook.signature import sign
+    from tests.events.support import SECRET, milestone
+    from tests.servers.common import free_port
+
+    port = free_port()
+    estate = PlantEstate(tmp_path, mosquitto, webhook_port=port)
+    hub = Hub(estate, "downtime-in", "milestones-in", "--workers", "2")
+    hub.wait_listening(60)
+    publish(mosquitto, estate.downtime_messages(range(50)))
+    body = json.dumps([milestone(n) for n in range(3)]).encode()
+    stamp = str(int(time.time()))
+    headers = {"X-Syncfabric-Timestamp": stamp, "X-Syncfabric-Signature": sign(SECRET, stamp, body)}
+    response = httpx.post(f"http://127.0.0.1:{port}/events/shipment-milestones", content=body, timeout=10,
+                          headers=headers)
+    assert response.status_code == 200, response.text
+    with open_store(estate.store_url) as store:
+        assert wait_for(lambda: store.count("machine_downtime") == 50, timeout=60), hub.stop()
+        assert store.count("shipment_milestone") == 3
+        output = hub.stop()
+        assert hub.process.returncode == 0, output
+        assert worker_pids(output, "downtime-in").keys() == {"w0", "w1"}
+        assert "milestones-in" not in worker_pids(output, "milestones-in")
+        rows = {line.split("│")[1].strip(): line for line in output.splitlines() if "│" in line}
+        assert [cell.strip() for cell in rows["milestones-in"].split("│")[1:4]] == ["milestones-in", "3", "3"]
+        assert [cell.strip() for cell in rows["downtime-in"].split("│")[1:4]] == ["downtime-in", "50", "50"]
+        assert {run.flow: run.status.value for run in store.runs()} == {"downtime-in": "succeeded",
+                                                                         "milestones-in": "succeeded"}
