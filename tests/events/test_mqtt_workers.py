@@ -202,3 +202,29 @@ def test_webhook_flows_named_with_workers_listen_in_the_main_process(mosquitto: 
         assert [cell.strip() for cell in rows["downtime-in"].split("│")[1:4]] == ["downtime-in", "50", "50"]
         assert {run.flow: run.status.value for run in store.runs()} == {"downtime-in": "succeeded",
                                                                          "milestones-in": "succeeded"}
+
+
+@pytest.mark.mosquitto
+def test_workers_stop_when_listen_is_killed(mosquitto: Broker, tmp_path: Path) -> None:
+    estate = PlantEstate(tmp_path, mosquitto)
+    hub = Hub(estate, "downtime-in", "--workers", "2")
+    hub.wait_listening(60)
+    pids = worker_pids("".join(hub.output), "downtime-in")
+    hub.kill()  # SIGKILL: no chance to stop its workers
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+    assert wait_for(lambda: all(gone(pid) for pid in pids.values()), timeout=30)
+    # The next listen's workers take the same sessions without a fight, and nothing was lost.
+    publish(mosquitto, estate.downtime_messages(range(100)))
+    hub = Hub(estate, "downtime-in")
+    hub.wait_listening(60)
+    with open_store(estate.store_url) as store:
+        assert wait_for(lambda: store.count("machine_downtime") == 100, timeout=60), hub.stop()
+    output = hub.stop()
+    assert "starting it again" not in output, output

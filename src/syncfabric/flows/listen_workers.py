@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -208,7 +209,7 @@ class ListenWorkers:
         process = self._context.Process(
             target=run_worker, name=f"listen-{member.flow}-{member.name}", daemon=True,
             args=(str(loaded.path.resolve()), dict(loaded.environ), member.flow, member.name, member.retiring,
-                  f"listen-{self._runs[member.flow]}/{member.name}", self.max_wait, self._reports))
+                  f"listen-{self._runs[member.flow]}/{member.name}", self.max_wait, self._reports, os.getpid()))
         process.start()
         member.process = process
         what = "retiring session" if member.retiring else "worker"
@@ -359,7 +360,7 @@ class _UntilQuiet(Iterator[Sequence[Received]]):
 
 
 def run_worker(path: str, environ: dict[str, str], flow: str, name: str, retiring: bool, batch_id: str,
-               max_wait: float, reports: Any) -> None:
+               max_wait: float, reports: Any, parent: int) -> None:
     """A worker process: one session of ``flow`` (a member of its shared subscription, or a session being retired),
     ingesting until SIGTERM; reports its totals after each batch."""
     from syncfabric.config import load_estate
@@ -369,6 +370,7 @@ def run_worker(path: str, environ: dict[str, str], flow: str, name: str, retirin
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=_stop_when_orphaned, args=(stop, parent), name="orphan-watch", daemon=True).start()
     pid = os.getpid()
     try:
         with Runtime(load_estate(path, environ)) as runtime:
@@ -411,6 +413,27 @@ def run_worker(path: str, environ: dict[str, str], flow: str, name: str, retirin
         _flush(reports)
         sys.exit(1)
     _flush(reports)
+
+
+def _stop_when_orphaned(stop: threading.Event, parent: int, every: float = 0.5) -> None:
+    """Stop the worker once ``listen``'s process (``parent``) is gone, killed without a chance to stop it: a worker
+    left running would fight the next ``listen``'s worker over its client id."""
+    while not stop.wait(every):
+        if not _alive(parent):
+            stop.set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (dead, not yet reaped) is gone too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _flush(reports: Any) -> None:
