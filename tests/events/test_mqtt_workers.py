@@ -228,3 +228,18 @@ def test_workers_stop_when_listen_is_killed(mosquitto: Broker, tmp_path: Path) -
         assert wait_for(lambda: store.count("machine_downtime") == 100, timeout=60), hub.stop()
     output = hub.stop()
     assert "starting it again" not in output, output
+
+
+def test_workers_need_an_mqtt_flow(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from syncfabric.cli import app
+
+    estate = PlantEstate(tmp_path)
+    result = CliRunner().invoke(app, ["listen", "milestones-in", "--workers", "2", "--estate", str(estate.path)],
+                                env=estate.environ)
+    assert result.exit_code != 0
+    assert "--workers: none of milestones-in is an MQTT flow" in result.output
+    result = CliRunner().invoke(app, ["listen", "downtime-in", "--workers", "0", "--estate", str(estate.path)],
+                                env=estate.environ)
+    assert result.exit_code != 0 and "--workers" in result.output
