@@ -327,7 +327,7 @@ class ListenWorkers:
         store = self.runtime.store
         for flow, run_id in self._runs.items():
             result = self._results[flow]
-            error = self.errors.get(flow)
+            error = self.errors.get(flow) or self.errors.get("workers")
             if error is not None:
                 store.finish_run(run_id, RunStatus.FAILED, records_in=result.received, quarantined=result.quarantined,
                                  detail={"error": str(error), **result.detail()})
