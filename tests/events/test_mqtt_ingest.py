@@ -62,6 +62,55 @@ def test_only_acknowledged_messages_leave_the_broker(mosquitto: Broker) -> None:
         assert take(subscription, 1, timeout=1.0) == []
 
 
+def test_messages_larger_than_a_read_and_many_small_ones_arrive_whole(mosquitto: Broker) -> None:
+    """The connector reads the socket 64 KiB at a time: a message spanning several reads, and hundreds of small
+    ones sharing one, each arrive whole and in order."""
+    connector = MqttConnector("plant", MqttConfig(host=mosquitto.host, port=mosquitto.port,
+                                                  client_id=f"t{uuid.uuid4().hex[:8]}"))
+    topic = f"{connector.config.client_id}/mfg/machine/down/P100"
+    events = [downtime(n, description="x" * (200_000 if n % 100 == 50 else n % 7)) for n in range(500)]
+    with connector.subscribe(topic, durable="flow", batch_size=1000, max_wait=0.1) as subscription:
+        publish(mosquitto, [(topic, json.dumps(event).encode()) for event in events])
+        taken = take(subscription, len(events))
+        for item in taken:
+            item.ack(STORED)
+    assert [item.record.data["description"] for item in taken] == [event["description"] for event in events]
+    assert all(item.problem is None for item in taken)
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_members_of_a_shared_subscription_each_get_a_share_and_keep_it(mosquitto: Broker, protocol: str) -> None:
+    connector = MqttConnector("plant", MqttConfig(host=mosquitto.host, port=mosquitto.port, protocol=protocol,
+                                                  client_id=f"t{uuid.uuid4().hex[:8]}"))
+    topic = f"{connector.config.client_id}/mfg/machine/down/P100"
+    group = connector.share_group("downtime-in")
+    for member in ("w0", "w1"):
+        connector.subscribe_shared(topic, group=group, durable=member).close()
+    publish(mosquitto, [(topic, json.dumps(downtime(n)).encode()) for n in range(20)])  # both sessions offline
+    shares = {}
+    for member in ("w0", "w1"):
+        with connector.subscribe_shared(topic, group=group, durable=member, max_wait=0.1) as subscription:
+            shares[member] = take(subscription, 10)
+            for item in shares[member][:5]:
+                item.ack(STORED)
+    assert sorted(ids(shares["w0"]) + ids(shares["w1"])) == [f"DT-{n:06d}" for n in range(20)]
+    assert shares["w0"] and shares["w1"]
+    # What a member took but did not acknowledge comes to it again; then it is retired: unsubscribed, drained,
+    # its session removed, and no share of new messages goes to it.
+    with connector.drain_shared(topic, group=group, durable="w1", max_wait=0.1) as subscription:
+        again = take(subscription, 5)
+        for item in again:
+            item.ack(STORED)
+    assert ids(again) == ids(shares["w1"][5:])
+    connector.end_session("w1")
+    publish(mosquitto, [(topic, json.dumps(downtime(n)).encode()) for n in range(20, 30)])
+    with connector.subscribe_shared(topic, group=group, durable="w0", max_wait=0.1) as subscription:
+        rest = take(subscription, 15)
+        for item in rest:
+            item.ack(STORED)
+    assert ids(rest) == ids(shares["w0"][5:]) + [f"DT-{n:06d}" for n in range(20, 30)]
+
+
 def test_connection_test(mosquitto: Broker) -> None:
     MqttConnector("plant", MqttConfig(host=mosquitto.host, port=mosquitto.port)).test_connection()
 

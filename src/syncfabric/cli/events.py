@@ -28,6 +28,9 @@ def listen(
         "each commit (repeatable).")] = None,
     deliver_all: Annotated[bool, typer.Option(
         "--deliver-all", help="Also deliver every outbound flow in mode changes, in this process.")] = False,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, max=64, help="Run each MQTT flow in this many worker processes, members of one MQTT "
+        "shared subscription (recorded: later runs keep the count until given another).")] = None,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
     """Run event subscriptions (MQTT, webhooks) in the foreground with a live count; Ctrl-C or SIGTERM stops.
@@ -36,7 +39,7 @@ def listen(
 
     with _boundary(), _runtime(estate) as runtime:
         run_listen(console, runtime, list(flows or []), every=all_flows, duration=duration,
-                   deliver=list(deliver or []), deliver_all=deliver_all)
+                   deliver=list(deliver or []), deliver_all=deliver_all, workers=workers)
 
 
 events_app = typer.Typer(help="The catalog of business events.", no_args_is_help=True)

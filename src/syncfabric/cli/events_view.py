@@ -36,14 +36,13 @@ def subscribable_flows(runtime: Any) -> list[str]:
 
 
 def run_listen(console: Console, runtime: Any, names: list[str], *, every: bool, duration: float | None,
-               deliver: list[str] | None = None, deliver_all: bool = False) -> None:
+               deliver: list[str] | None = None, deliver_all: bool = False, workers: int | None = None) -> None:
     """Listen until Ctrl-C, SIGTERM or ``duration``; with ``deliver``, those outbound flows are delivered by threads
     of this process, each commit of the listener waking them. Both start before the first event is taken (the
     consumers first, so that they see every commit), and both stop: the subscriptions first (the last batches
     commit and are acknowledged), then the consumers (each ends its session; what it has not delivered waits at its
     checkpoint for the next start)."""
     from syncfabric.flows.deliverers import Deliverers, streaming_flows
-    from syncfabric.flows.listen import Listener
 
     if every:
         names = names + [name for name in subscribable_flows(runtime) if name not in names]
@@ -53,7 +52,7 @@ def run_listen(console: Console, runtime: Any, names: list[str], *, every: bool,
     problems = [] if names else ["name at least one inbound event flow, or use --all"]
     listener = deliverers = None
     try:
-        listener = Listener(runtime, names) if names else None
+        listener = _listener(console, runtime, names, workers) if names else None
     except ConfigError as exc:
         problems += exc.problems
     try:
@@ -100,6 +99,17 @@ def run_listen(console: Console, runtime: Any, names: list[str], *, every: bool,
         raise next(iter(listener.errors.values()))
     if deliverers is not None and deliverers.errors:
         raise deliverers.errors[0]
+
+
+def _listener(console: Console, runtime: Any, names: list[str], workers: int | None) -> Any:
+    """The flows in this process, or MQTT flows in worker processes (``--workers``, or a count recorded before)."""
+    from syncfabric.flows.listen_workers import listener_for
+
+    def event(line: str) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+        console.file.flush()
+
+    return listener_for(runtime, names, workers, on_event=event)
 
 
 def _view(listener: Any, deliverers: Any, started: float) -> RenderableType:

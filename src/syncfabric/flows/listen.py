@@ -7,14 +7,22 @@ the same transaction, with its reasons and where it came from, and is acknowledg
 its batch are stored. A crash at any moment loses nothing: an event is either committed (stored or quarantined)
 and then acknowledged, or unacknowledged and delivered again by its source. Events are keyed by their own ids, so
 a second delivery of a stored event changes nothing.
+
+Per-key order: events of one key may arrive out of order (parallel workers of a shared MQTT subscription, webhook
+senders in parallel, a redelivery). An event older than what the store holds for its key, by the entity's source
+time (``occurred_at``, ``completed_at``, ``posted_at``...: :data:`~syncfabric.observe.delivery_log.SOURCE_TIME_FIELDS`),
+does not replace it: it is counted as superseded and acknowledged as stored. The comparison reads the stored rows
+inside the batch's transaction, under the store's write lock, so two processes cannot both pass it. Within a batch
+the newest event of a key wins; at equal source times the one committed last.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -25,7 +33,8 @@ from syncfabric.flows.inbound import InboundCheckpoint, _link, _write_page, map_
 from syncfabric.flows.result import FlowResult
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet
-from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, RunStatus, Store
+from syncfabric.observe.delivery_log import SOURCE_TIME_FIELDS
+from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, RunStatus, Store, Transaction
 
 if TYPE_CHECKING:
     from syncfabric.flows.runtime import Runtime
@@ -43,6 +52,14 @@ class ListenResult(FlowResult):
     received: int = 0
     batches: int = 0
     last_location: str = ""
+    superseded: int = 0
+    """Events older (by source time) than what the store already held for their key: acknowledged, not stored."""
+
+    def detail(self) -> dict[str, object]:
+        detail = super().detail()
+        if self.superseded:
+            detail["superseded"] = self.superseded
+        return detail
 
 
 def listen_flow(
@@ -59,11 +76,14 @@ def listen_flow(
     batch_id: str = "",
     on_batch: Callable[[ListenResult], None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    subscription: Iterator[Sequence[Received]] | None = None,
 ) -> ListenResult:
-    """Subscribe and ingest until ``stop`` is set; what was taken but not yet committed is not acknowledged."""
+    """Subscribe and ingest until ``stop`` is set; what was taken but not yet committed is not acknowledged.
+    ``subscription``: one already open (a member of a shared subscription) to take from instead."""
     result = ListenResult(flow=flow_name, direction="inbound")
-    subscription = connector.subscribe(source, durable=flow_name, batch_size=batch_size, max_wait=max_wait,
-                                       poll=0.2)
+    if subscription is None:
+        subscription = connector.subscribe(source, durable=flow_name, batch_size=batch_size, max_wait=max_wait,
+                                           poll=0.2)
     try:
         if on_ready is not None:
             on_ready()
@@ -95,6 +115,8 @@ def commit_batch(
     rejected: list[NewQuarantine] = []
     by_key: dict[str, IncomingRecord] = {}
     positions: dict[str, list[int]] = {}
+    times: dict[str, dt.datetime] = {}
+    time_field = source_time_field(field_map.entity_cls)
     links = {}
     warnings: list[str] = []
 
@@ -117,8 +139,14 @@ def commit_batch(
             quarantine(index, outcome.reasons, msgspec.json.encode(raw.data).decode(), raw.location, outcome.key)
             continue
         lineage = Lineage(field_map.system, raw.location, batch_id, field_map.version)
-        by_key[outcome.key] = IncomingRecord(outcome.key, msgspec.json.encode(outcome.record), lineage)
         positions.setdefault(outcome.key, []).append(index)
+        if time_field is not None:
+            newer = _newer_in_batch(getattr(outcome.record, time_field), times, outcome.key)
+            if newer is not None:
+                result.superseded += 1  # of this batch, the older of two events of one key
+                if not newer:
+                    continue
+        by_key[outcome.key] = IncomingRecord(outcome.key, msgspec.json.encode(outcome.record), lineage)
         warnings.extend(outcome.warnings)
         if outcome.claims:
             links[outcome.key] = (outcome.claims, NewQuarantine(
@@ -128,6 +156,8 @@ def commit_batch(
     checkpoint = msgspec.json.encode(InboundCheckpoint(cursor=last)).decode()
     refused_before = len(rejected)
     with store.transaction() as tx:
+        if time_field is not None and _drop_superseded(tx, entity, time_field, by_key, times, result):
+            links = {key: link for key, link in links.items() if key in by_key}
         records, rejected = _link(tx, list(by_key.values()), rejected, links)
         _write_page(tx, entity, records, rejected, result)
         tx.set_checkpoint(flow_name, checkpoint)
@@ -140,6 +170,50 @@ def commit_batch(
     result.last_location = last
     result.checkpoint = last
     return acks
+
+
+def source_time_field(entity_cls: Any) -> str | None:
+    """The field giving an entity's source time (the first of SOURCE_TIME_FIELDS it has), None when it has none."""
+    fields = getattr(entity_cls, "__struct_fields__", ())
+    return next((name for name in SOURCE_TIME_FIELDS if name in fields), None)
+
+
+def _newer_in_batch(when: Any, times: dict[str, dt.datetime], key: str) -> bool | None:
+    """For an event of ``key`` at ``when``: None when no event of the key before it in the batch has another
+    time (it is kept), True when it is newer than the one kept (it replaces it), False when older (left out)."""
+    if not isinstance(when, dt.datetime):
+        return None
+    kept = times.get(key)
+    if kept is not None and when < kept:
+        return False
+    times[key] = when
+    return None if kept is None or kept == when else True
+
+
+def _drop_superseded(tx: Transaction, entity: str, time_field: str, by_key: dict[str, IncomingRecord],
+                     times: dict[str, dt.datetime], result: ListenResult) -> int:
+    """Leave out of ``by_key`` the records older than the row the store holds for their key (read under the
+    write lock of ``tx``); how many."""
+    dropped = 0
+    for key, row in tx.get_many(entity, list(times)).items():
+        if row.payload is None:
+            continue
+        stored = _parse_time(msgspec.json.decode(row.payload).get(time_field))
+        if stored is not None and times[key] < stored and key in by_key:
+            del by_key[key]
+            dropped += 1
+    result.superseded += dropped
+    return dropped
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 class Listener:

@@ -349,6 +349,11 @@ class Transaction(ABC):
         """Mark keys deleted (a tombstone in the change log). Unknown or already deleted keys write nothing."""
 
     @abstractmethod
+    def get_many(self, entity: str, keys: Sequence[str]) -> dict[str, StateRow]:
+        """The current (not deleted) rows of those ``keys`` that exist, read inside this transaction: under the
+        write lock, so no other writer changes them before it commits."""
+
+    @abstractmethod
     def set_checkpoint(self, name: str, value: str) -> None:
         """Record how far a flow got (a change-log sequence, a watermark, a file list...), as opaque text."""
 

@@ -286,14 +286,8 @@ class SqlStore(Store):
         found: dict[str, StateRow] = {}
         if not unique:
             return found
-        stmt = select(t.state).where(
-            t.state.c.entity == entity, t.state.c.deleted.is_(False),
-            t.state.c.key.in_(bindparam("keys", expanding=True)),
-        )
         with self._reading(f"get many {entity}") as conn:
-            for start in range(0, len(unique), KEY_CHUNK):
-                for row in conn.execute(stmt, {"keys": unique[start:start + KEY_CHUNK]}):
-                    found[row.key] = _state_row(row)
+            found.update(_live_rows(conn, entity, unique))
         return found
 
     def current(self, entity: str, *, include_deleted: bool = False) -> Iterator[StateRow]:
@@ -680,6 +674,18 @@ LoggedEntry = tuple[int, str, int, str, bytes | None, Lineage]
 """A change-log entry as written: seq, key, version, content hash, payload, lineage."""
 
 
+_LIVE_ROWS = select(t.state).where(
+    t.state.c.entity == bindparam("entity"), t.state.c.deleted.is_(False),
+    t.state.c.key.in_(bindparam("keys", expanding=True)),
+)
+
+
+def _live_rows(conn: Connection, entity: str, keys: Sequence[str]) -> Iterator[tuple[str, StateRow]]:
+    for start in range(0, len(keys), KEY_CHUNK):
+        for row in conn.execute(_LIVE_ROWS, {"entity": entity, "keys": list(keys[start:start + KEY_CHUNK])}):
+            yield row.key, _state_row(row)
+
+
 class SqlTransaction(Transaction):
     """Writes on one connection inside one database transaction, holding the store's write lock."""
 
@@ -762,6 +768,11 @@ class SqlTransaction(Transaction):
         result.last_seq = seqs[-1]
         result.changed_keys = [record.key for record, _, _, _ in changed]
         return result
+
+    def get_many(self, entity: str, keys: Sequence[str]) -> dict[str, StateRow]:
+        conn = self._live()
+        with self._store._errors(f"get many {entity}"):
+            return dict(_live_rows(conn, entity, list(dict.fromkeys(keys))))
 
     def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = NO_LINEAGE) -> ApplyResult:
         conn = self._live()

@@ -14,6 +14,19 @@ default 20): that is also the largest batch a flow can commit, so raise it for t
 aiomqtt (``pip install 'syncfabric[mqtt]'``) runs on an asyncio loop in a thread of its own; the flow takes
 messages from an :class:`~syncfabric.connectors.inbox.Inbox`. aiomqtt 2.x does not expose paho-mqtt's manual
 acknowledgement, so the paho client underneath is switched to it before connecting.
+
+**Shared subscriptions** (``listen --workers N``, :mod:`syncfabric.flows.listen_workers`): each of N processes
+connects as a member, ``<client_id>-<flow>-w<i>``, with a persistent session of its own, and subscribes to
+``$share/<client_id>-<flow>/<filter>`` (the shared subscriptions of MQTT v5, which mosquitto, EMQX and HiveMQ
+also give MQTT 3.1.1 clients: ``protocol`` in the connection chooses); the broker hands each message to one member
+of the group. A member's session keeps what it was handed while its process is down (mosquitto goes on handing it
+a share of new messages too), so a member that goes away for good is retired: :meth:`MqttConnector.drain_shared`
+connects as it, unsubscribes, and takes what its session still holds; :meth:`MqttConnector.end_session` then
+removes the session.
+
+Reading: paho-mqtt reads a few bytes per system call and one packet per wake-up of the loop;
+:mod:`~syncfabric.connectors.mqtt.read_ahead` gives it 64 KiB reads and every packet they hold per wake-up, the
+messages that came together go to the inbox in one hand-over, and the PUBACKs of a batch reach the loop in one call.
 """
 
 from __future__ import annotations
@@ -29,9 +42,12 @@ from syncfabric.connectors.base import Acknowledgement, Capability, Connector, R
 from syncfabric.connectors.inbox import Inbox, Subscription
 from syncfabric.connectors.mqtt.configuration import MqttConfig
 from syncfabric.connectors.mqtt.exceptions import describe_payload_error, translate_error
+from syncfabric.connectors.mqtt.read_ahead import read_ahead
 from syncfabric.errors import ConnectorError, PermanentError
 
 QOS = 1
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+"""MQTT v5 session expiry interval meaning "keep the session until the client ends it"."""
 
 
 class MqttConnector(Connector):
@@ -65,22 +81,65 @@ class MqttConnector(Connector):
 
     def subscribe(self, entity: str, *, durable: str, batch_size: int = 500, max_wait: float = 0.02,
                   poll: float = 0.5) -> Subscription:
-        session = _Session(self, self.topic_filter(entity), client_id=f"{self.config.client_id}-{durable}")
+        session = _Session(self, self.topic_filter(entity), client_id=self.client_id(durable))
         session.start()
         return Subscription(session.inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
                             on_close=session.stop)
+
+    def client_id(self, durable: str) -> str:
+        return f"{self.config.client_id}-{durable}"
+
+    def share_group(self, flow: str) -> str:
+        """The shared-subscription group of a flow's workers: ``<client_id>-<flow>`` without the characters a share
+        name must not hold (``/``, ``+``, ``#``)."""
+        name = f"{self.config.client_id}-{flow}"
+        return name.replace("/", "_").replace("+", "_").replace("#", "_")
+
+    def shared_filter(self, entity: str, group: str) -> str:
+        return f"$share/{group}/{self.topic_filter(entity)}"
+
+    def subscribe_shared(self, entity: str, *, group: str, durable: str, batch_size: int = 500,
+                         max_wait: float = 0.02, poll: float = 0.5) -> Subscription:
+        """Subscribe as one member of the shared subscription ``group`` (a persistent session, client id
+        ``<client_id>-<durable>``): the broker hands each message of the filter to one member."""
+        session = _Session(self, self.shared_filter(entity, group), client_id=self.client_id(durable))
+        session.start()
+        return Subscription(session.inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
+                            on_close=session.stop)
+
+    def drain_shared(self, entity: str, *, group: str | None, durable: str, batch_size: int = 500,
+                     max_wait: float = 0.02, poll: float = 0.5) -> Subscription:
+        """Connect as a session that is to go away, unsubscribe it, and take what it still holds. ``group`` None:
+        the flow's own (unshared) session of ``subscribe``; else a member of that shared group."""
+        topic = self.topic_filter(entity) if group is None else self.shared_filter(entity, group)
+        session = _Session(self, topic, client_id=self.client_id(durable), unsubscribe=True)
+        session.start()
+        return Subscription(session.inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
+                            on_close=session.stop)
+
+    def end_session(self, durable: str) -> None:
+        """Remove the broker's session of ``<client_id>-<durable>`` (a clean connect), with whatever it holds:
+        only for a session drained and unsubscribed before."""
+        session = _Session(self, "", client_id=self.client_id(durable), clean=True)
+        session.start()
+        session.stop()
 
 
 class _Session:
     """One MQTT client on its own thread and event loop: connects, subscribes, and feeds the inbox; reconnects
     with capped backoff when the connection is lost (the broker re-sends what we had not acknowledged)."""
 
-    def __init__(self, connector: MqttConnector, topic: str, *, client_id: str, clean: bool = False) -> None:
+    def __init__(self, connector: MqttConnector, topic: str, *, client_id: str, clean: bool = False,
+                 unsubscribe: bool = False) -> None:
         self.connector = connector
         self.config = connector.config
         self.topic = topic
         self.client_id = client_id
         self.clean = clean
+        self.v5 = connector.config.protocol == "5"
+        """MQTT v5, a session kept until ended (expiry "never"); else MQTT 3.1.1 with ``clean_session``."""
+        self.unsubscribe = unsubscribe
+        """Unsubscribe ``topic`` instead of subscribing: take only what the session still holds."""
         self.inbox = Inbox()
         self._ready = threading.Event()
         self._error: ConnectorError | None = None
@@ -90,6 +149,10 @@ class _Session:
         """Counts connections: an acknowledgement for a message of an earlier connection is not sent (the
         broker delivers that message again on the new one)."""
         self._paho: Any = None
+        self._acks: list[tuple[int, int, int]] = []
+        self._acks_lock = threading.Lock()
+        self._acks_due = False
+        """A call of :meth:`_send_acks` is scheduled on the loop and will take every acknowledgement queued."""
         self._thread = threading.Thread(target=self._run, name=f"mqtt-{client_id}", daemon=True)
 
     def start(self) -> None:
@@ -153,24 +216,40 @@ class _Session:
             raise PermanentError("the mqtt connector needs aiomqtt: pip install 'syncfabric[mqtt]'",
                                  system=self.connector.system) from exc
         secrets = self.connector.secrets
+        options: dict[str, Any] = {"clean_session": self.clean}
+        if self.v5:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.CONNECT)
+            if not self.clean:
+                properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+            options = {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": self.clean, "properties": properties}
         client = aiomqtt.Client(
-            self.config.host, self.config.port, identifier=self.client_id, clean_session=self.clean,
+            self.config.host, self.config.port, identifier=self.client_id,
             keepalive=self.config.keepalive_seconds, timeout=self.config.connect_timeout_seconds,
-            username=secrets.get("username"), password=secrets.get("password"),
+            username=secrets.get("username"), password=secrets.get("password"), **options,
         )
         # Before connecting: messages the broker kept for this session arrive right after CONNACK.
         client._client.manual_ack_set(True)
+        read_ahead(client._client)
         async with client:
             self._generation += 1
             self._paho = client._client
-            if self.topic:
+            if self.topic and self.unsubscribe:
+                await client.unsubscribe(self.topic)
+            elif self.topic:
                 await client.subscribe(self.topic, qos=QOS)
             self._ready.set()
             if not self.topic:
                 return
             generation = self._generation
+            arrived = client._queue  # what paho handed over in the same wake-up: one hand-over to the flow for all
             async for message in client.messages:
-                self.inbox.put(self._received(message, generation))
+                received = [self._received(message, generation)]
+                while not arrived.empty():
+                    received.append(self._received(arrived.get_nowait(), generation))
+                self.inbox.put_many(received)
 
     def _received(self, message: Any, generation: int) -> Received:
         topic = str(message.topic)
@@ -191,17 +270,26 @@ class _Session:
         return Received(RawRecord(data, location), ack)
 
     def acknowledge(self, generation: int, mid: int, qos: int) -> None:
-        """Send the PUBACK from the client's own loop (paho is not thread-safe)."""
+        """Send the PUBACK from the client's own loop (paho is not thread-safe); the acknowledgements of a batch
+        go over in one call to the loop."""
         loop = self._loop
         if loop is None or loop.is_closed() or qos == 0:
             return
-
-        def send() -> None:
-            if generation == self._generation and self._paho is not None:
-                self._paho.ack(mid, qos)
-
+        with self._acks_lock:
+            self._acks.append((generation, mid, qos))
+            if self._acks_due:
+                return
+            self._acks_due = True
         with contextlib.suppress(RuntimeError):  # stopped: the broker delivers the message again next time
-            loop.call_soon_threadsafe(send)
+            loop.call_soon_threadsafe(self._send_acks)
+
+    def _send_acks(self) -> None:
+        with self._acks_lock:
+            acks, self._acks, self._acks_due = self._acks, [], False
+        paho = self._paho
+        for generation, mid, qos in acks:
+            if generation == self._generation and paho is not None:
+                paho.ack(mid, qos)
 
 
 class _Ack:
