@@ -9,9 +9,11 @@ completion...); else the time the store recorded the change, that is when the in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from syncfabric.model import ENTITIES
 from syncfabric.observe import clock
 from syncfabric.store import NewDelivery
 
@@ -19,10 +21,24 @@ SOURCE_TIME_FIELDS = ("as_of", "occurred_at", "completed_at", "posted_at", "conf
 GROUP_FIELDS = ("location_id", "to_location_id")
 
 
-def source_time(payload: Mapping[str, Any] | None, recorded_at: dt.datetime | None) -> dt.datetime | None:
-    """When the fact a record states happened at its source (see the module's definition)."""
-    if payload:
-        for name in SOURCE_TIME_FIELDS:
+@functools.cache
+def fields_of(entity: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The source-time and group fields a record of ``entity`` can have, in the order they are tried: those of its
+    canonical model (a payload holds only its model's fields), all of them for an entity the model does not know."""
+    cls = ENTITIES.get(entity)
+    if cls is None:
+        return SOURCE_TIME_FIELDS, GROUP_FIELDS
+    own = set(cls.__struct_fields__)
+    return (tuple(name for name in SOURCE_TIME_FIELDS if name in own),
+            tuple(name for name in GROUP_FIELDS if name in own))
+
+
+def source_time(payload: Mapping[str, Any] | None, recorded_at: dt.datetime | None,
+                names: Sequence[str] = SOURCE_TIME_FIELDS) -> dt.datetime | None:
+    """When the fact a record states happened at its source (see the module's definition); ``names``: the fields
+    to try (:func:`fields_of`)."""
+    if payload and names:
+        for name in names:
             value = payload.get(name)
             if isinstance(value, str):
                 try:
@@ -35,9 +51,9 @@ def source_time(payload: Mapping[str, Any] | None, recorded_at: dt.datetime | No
     return recorded_at
 
 
-def group_of(payload: Mapping[str, Any] | None) -> str:
-    if payload:
-        for name in GROUP_FIELDS:
+def group_of(payload: Mapping[str, Any] | None, names: Sequence[str] = GROUP_FIELDS) -> str:
+    if payload and names:
+        for name in names:
             value = payload.get(name)
             if isinstance(value, str) and value:
                 return value
@@ -50,8 +66,13 @@ def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
     at = confirmed_at or clock.now()
     rows = []
     for entity, pending in confirmed:
-        payload = pending.record.payload
-        when = source_time(payload, pending.recorded_at) or at
-        rows.append(NewDelivery(flow=flow, system=system, entity=entity, record_key=pending.record.key,
-                                group=group_of(payload), seq=pending.seq, source_time=when, confirmed_at=at))
+        record = pending.record
+        times, groups = fields_of(entity)
+        if times or groups:
+            payload = record.payload
+            when = source_time(payload, pending.recorded_at, times) or at
+            group = group_of(payload, groups)
+        else:  # an entity without such fields: the time the store recorded the change, no group
+            when, group = pending.recorded_at or at, ""
+        rows.append(NewDelivery(flow, system, entity, record.key, group, pending.seq, when, at))
     return rows
