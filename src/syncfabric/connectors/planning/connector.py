@@ -134,16 +134,16 @@ class PlanningConnector(Connector):
                 if composite is not None:
                     steps = composite.plan(record, self.config.source, held,
                                            lambda target, filters: self._rows(target, entity, filters))
-                else:
+                    requests.extend((phase, index, target, method, body) for phase, target, method, body in steps)
+                else:  # one phase
                     assert shape is not None
-                    steps = [(0, shape.target, method, body) for method, body in self._plan(shape, entity, record,
-                                                                                             held)]
+                    requests.extend((0, index, shape.target, method, body)
+                                    for method, body in self._plan(shape, entity, record, held))
             except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 what = shape.target if shape else entity
                 unshaped[index] = f"cannot shape for {what}: {type(exc).__name__}: {exc}"
-                continue
-            requests.extend((phase, index, target, method, body) for phase, target, method, body in steps)
-        requests.sort(key=lambda request: request[0])  # stable: each phase keeps the records' order
+        if composite is not None:
+            requests.sort(key=lambda request: request[0])  # stable: each phase keeps the records' order
         errors: dict[int, list[str]] = {}
         for batch in _batches(requests, self.config.batch_size):
             _, _, target, method, _ = batch[0]
@@ -230,7 +230,7 @@ def _batches(requests: list[_Request], size: int) -> Iterator[list[_Request]]:
     """Consecutive requests of one entity and method, at most ``size`` at a time, in the given order."""
     batch: list[_Request] = []
     for request in requests:
-        if batch and (len(batch) == size or batch[-1][2:4] != request[2:4]):
+        if batch and (len(batch) == size or batch[-1][2] != request[2] or batch[-1][3] != request[3]):
             yield batch
             batch = []
         batch.append(request)
