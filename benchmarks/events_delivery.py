@@ -12,9 +12,11 @@ record's version once. Each run gets a fresh store and a reset target.
 
 Two measurements per consumer:
 
-1. throughput: ``--changes`` changes appended first, then drained; changes covered per second. Once with a key per
-   change (nothing to fold: the same records go out on both sides), once over ``--hot-keys`` keys, so that keys
-   change several times within a batch (syncfabric sends a key's newest change only; the baseline sends all).
+1. throughput: ``--changes`` changes appended first, then drained; changes covered per second, and the consumer's
+   CPU time per change covered (its thread's, the target's not: the steadier figure on a shared machine). Once
+   with a key per change (nothing to fold: the same records go out on both sides), once over ``--hot-keys`` keys,
+   so that keys change several times within a batch (syncfabric sends a key's newest change only; the baseline
+   sends all).
 2. latency: a producer appends one change per transaction at ``--rate`` changes per second for ``--seconds``, each
    to a key of its own, while the consumer follows the log (poll interval ``--poll``); the time from the append's
    commit to the target's acknowledgement of the request carrying it. p50, p99, max.
@@ -130,12 +132,13 @@ def throughput(run: Runner, folder: Path, url: str, changes: int, keys: int) -> 
     httpx.post(f"{url}/api/_sandbox/reset").raise_for_status()
     with open_store(f"sqlite:///{folder}/throughput-{keys}.db") as store:
         append(store, [(f"ITEM-{i % keys:06d}", i) for i in range(changes)], per_tx=min(keys, 1000))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         covered = run(store, {}, threading.Event(), True)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.thread_time() - cpu
     held = httpx.get(f"{url}/api/_sandbox/received").json()["held"].get("item", 0)
     return {"changes": changes, "keys": keys, "covered": covered, "seconds": round(elapsed, 3),
-            "changes_per_second": round(covered / elapsed), "target_holds": held}
+            "changes_per_second": round(covered / elapsed), "cpu_us_per_change": round(cpu / covered * 1e6, 1),
+            "target_holds": held}
 
 
 def latency(run: Runner, folder: Path, url: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -218,17 +221,21 @@ def main() -> None:
         "hot_keys_throughput_syncfabric_over_baseline": round(
             ours["throughput_hot_keys"]["changes_per_second"] / base["throughput_hot_keys"]["changes_per_second"], 2),
         "p99_syncfabric_over_baseline": round(ours["latency"]["p99_ms"] / base["latency"]["p99_ms"], 2),
+        "cpu_per_change_syncfabric_over_baseline": round(
+            min(r["cpu_us_per_change"] for r in ours["throughput"]["all_runs"])
+            / min(r["cpu_us_per_change"] for r in base["throughput"]["all_runs"]), 2),
     }
     results["setup"] = {"changes": args.changes, "hot_keys": args.hot_keys, "rate": args.rate,
                         "seconds": args.seconds, "repeat": args.repeat, "batch_size": args.batch_size,
                         "poll_seconds": args.poll, "store": "sqlite synchronous=full",
                         "target": "planning platform sandbox (uvicorn, separate process)",
                         "machine": machine()}
-    table = Table("consumer", "throughput (changes/s)", "hot keys (changes/s)", "p50 (ms)", "p99 (ms)", "max (ms)",
-                  "offered (/s)", title="Change log → planning platform over HTTP")
+    table = Table("consumer", "throughput (changes/s)", "CPU (µs/change)", "hot keys (changes/s)", "p50 (ms)",
+                  "p99 (ms)", "max (ms)", "offered (/s)", title="Change log → planning platform over HTTP")
     for name in ("syncfabric", "baseline"):
         r = results[name]
         table.add_row(name, f"{r['throughput']['changes_per_second']:,}",
+                      f"{min(run['cpu_us_per_change'] for run in r['throughput']['all_runs'])}",
                       f"{r['throughput_hot_keys']['changes_per_second']:,}", f"{r['latency']['p50_ms']}",
                       f"{r['latency']['p99_ms']}", f"{r['latency']['max_ms']}",
                       f"{r['latency']['achieved_offer_per_second']:,}")

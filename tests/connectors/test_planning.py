@@ -337,6 +337,26 @@ def test_timeouts_and_refused_connections_are_transient(base_url: str, control: 
         connector.test_connection()
 
 
+@pytest.mark.parametrize("answer", [b'{"results": ["ok"]}', b"not json", b'{"status": "ok"}',
+                                    b'{"results": [{"status": "ok"}, {"status": "ok"}]}'])
+def test_an_answer_without_one_outcome_per_record_is_permanent(answer: bytes) -> None:
+    """A platform (or a proxy before it) answering 200 with something else than one outcome object per record:
+    nothing is taken as accepted."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": answer})
+
+    with serve(app) as url, make_connector(url) as connector, pytest.raises(PermanentError) as raised:
+        connector.write("item", [out(ITEMS[0])])
+    assert "per-record results" in str(raised.value) or "outcomes for 1 records" in str(raised.value)
+
+
 def test_retry_after_as_an_http_date() -> None:
     later = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120), usegmt=True)
     response = httpx.Response(503, headers={"Retry-After": later})

@@ -168,3 +168,25 @@ def test_change_latency_runs_from_the_change_at_the_source_to_its_first_confirma
             ("P1", 16 * 3600.0)]
         assert change_latencies(store, flow="out", entity="inventory_balance", since=night + hour,
                                 until=night + hour) == []
+
+
+def test_source_time_and_group_are_read_from_the_fields_the_entity_has() -> None:
+    from syncfabric.flows.outbound import Pending
+    from syncfabric.observe.delivery_log import deliveries, fields_of
+
+    recorded, confirmed = T0 - dt.timedelta(hours=1), T0 + dt.timedelta(minutes=1)
+    assert fields_of("item") == ((), (), ())
+    assert fields_of("inventory_balance") == (("as_of",), ("changed_at",), ("location_id",))
+    assert fields_of("not_in_the_model")[0][0] == "as_of"  # an entity the model does not know: every field tried
+    item = {"item_id": "A", "as_of": "2026-11-02T08:00:00Z", "location_id": "P9"}  # not an item's fields
+    balance = {"item_id": "A", "location_id": "P1", "as_of": "2026-11-02T08:00:00+00:00"}
+    foreign = {"occurred_at": "2026-11-02T08:00:00", "to_location_id": "P2"}
+    rows = deliveries("out", "planning", [
+        ("item", Pending("item", OutboundRecord("A", 1, item), 1, recorded)),
+        ("inventory_balance", Pending("inventory_balance", OutboundRecord("A|P1|", 1, balance), 2, recorded)),
+        ("not_in_the_model", Pending("not_in_the_model", OutboundRecord("X", 1, foreign), 3, recorded)),
+        ("inventory_balance", Pending("inventory_balance", OutboundRecord("B|P1|", 2, None), 4, None)),
+    ], confirmed_at=confirmed)
+    assert [(r.record_key, r.source_time, r.group, r.confirmed_at) for r in rows] == [
+        ("A", recorded, "", confirmed), ("A|P1|", T0, "P1", confirmed), ("X", T0, "P2", confirmed),
+        ("B|P1|", confirmed, "", confirmed)]

@@ -26,12 +26,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from syncfabric.store import Change, Lineage, Op, Store
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One canonical change as a consumer receives it: the change-log entry, and where it is on the bus."""
+class Message(msgspec.Struct, frozen=True):
+    """One canonical change as a consumer receives it: the change-log entry, and where it is on the bus (a msgspec
+    Struct: one is built per change fetched)."""
 
     change: Change
     position: int

@@ -64,10 +64,10 @@ class RejectedRaw:
     location: str
 
 
-@dataclass(frozen=True, slots=True)
-class OutboundRecord:
+class OutboundRecord(msgspec.Struct, frozen=True):
     """A record to write to a target: its canonical key and version, and the payload in the target's shape.
-    ``payload`` is None for a deletion."""
+    ``payload`` is None for a deletion. A msgspec Struct (one is built per delivered change; change one with
+    ``msgspec.structs.replace``)."""
 
     key: str
     version: int

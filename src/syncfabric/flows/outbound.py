@@ -16,11 +16,10 @@ later (an import job's reject file) has its refusals read into dead letters at t
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -41,9 +40,9 @@ Probe = Callable[[], bool]
 """Whether the target is healthy right now (it answers a cheap request)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A record on its way to the target, with the change-log entry it comes from."""
+class Pending(msgspec.Struct, frozen=True):
+    """A record on its way to the target, with the change-log entry it comes from (a msgspec Struct: one is built
+    per delivered change)."""
 
     entity: str
     record: OutboundRecord
@@ -53,7 +52,8 @@ class Pending:
 
     @classmethod
     def of_change(cls, change: Change) -> Pending:
-        return cls(change.entity, _from_change(change), change.seq, change.recorded_at)
+        payload = None if change.op is Op.DELETE or change.payload is None else _decode(change.payload)
+        return cls(change.entity, OutboundRecord(change.key, change.version, payload), change.seq, change.recorded_at)
 
     @classmethod
     def of_state(cls, row: StateRow) -> Pending:
@@ -164,11 +164,13 @@ def deliver_changes(
     held = store.held_keys(flow_name)
     letters: list[NewDeadLetter] = []
     by_entity: dict[str, list[Pending]] = {}
-    for change in latest.values():
+    for ident, change in latest.items():
         pending = Pending.of_change(change)
-        first = held.get((change.entity, change.key))
+        first = held.get(ident) if held else None
         if first is None:
-            by_entity.setdefault(change.entity, []).append(pending)
+            if (group := by_entity.get(change.entity)) is None:
+                group = by_entity[change.entity] = []
+            group.append(pending)
         else:
             reason = f"held behind dead letter #{first} of the same key, so that the key's changes stay in order"
             letters.append(_dead_letter(flow_name, connector.system, pending, reason,
@@ -299,7 +301,7 @@ def _deliver(
         pending = by_entity[entity]
         if store is not None and connector.links_external_ids:
             linked = store.xref_externals(connector.system, entity, [item.record.key for item in pending])
-            pending = [dataclasses.replace(item, record=dataclasses.replace(
+            pending = [msgspec.structs.replace(item, record=msgspec.structs.replace(
                 item.record, external_id=linked.get(item.record.key))) for item in pending]
         history: list[Attempt] = []
         try:
@@ -421,9 +423,7 @@ def _keep_links(tx: Transaction, system: str, links: Sequence[Link]) -> None:
         tx.put_xref(system, entity, external, key)
 
 
-def _from_change(change: Change) -> OutboundRecord:
-    payload = None if change.op is Op.DELETE or change.payload is None else msgspec.json.decode(change.payload)
-    return OutboundRecord(key=change.key, version=change.version, payload=payload)
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def _from_state(row: StateRow) -> OutboundRecord:

@@ -174,7 +174,9 @@ class StreamConsumer:
         self._marks[partition] = upto
         batch.ack(recorded=True)
         self._held = None
-        self._advance(int(done.get(self.flow, flow_mark)))  # the flow checkpoint as this batch's commit left it
+        # the flow checkpoint as this batch's commit left it, and the partition's mark as it wrote it (this worker
+        # holds the partition: nobody else moved it since)
+        self._advance(int(done.get(self.flow, flow_mark)), written={partition: upto})
         self.stats.batches += 1
         self.stats.changes += len(batch)
         self.stats.delivered += self._result.records_out - before
@@ -204,15 +206,17 @@ class StreamConsumer:
         self._marks[partition] = max(int(stored or 0), self._marks.get(partition, 0))
         return self._marks[partition]
 
-    def _advance(self, flow_mark: int | None = None) -> None:
+    def _advance(self, flow_mark: int | None = None, written: dict[int, int] | None = None) -> None:
         """Move the marks of partitions the bus reports acknowledged further (an idle partition's included), then
         the flow checkpoint up to the lowest mark of all partitions. Writes only what moved. ``flow_mark`` is the
         flow checkpoint as the step read it: while workers run, only this method moves it, to the lowest mark, so
-        a value read earlier can only be behind, and writing the lowest mark over it is still right."""
+        a value read earlier can only be behind, and writing the lowest mark over it is still right. ``written``:
+        marks the caller just committed itself, not read again."""
         assert self.sub is not None and self.bus is not None
         if flow_mark is None:
             flow_mark = int(self.store.checkpoint(self.flow) or 0)
-        marks = {p: self._mark(p, flow_mark) for p in range(self.bus.partitions)}
+        written = written or {}
+        marks = {p: written[p] if p in written else self._mark(p, flow_mark) for p in range(self.bus.partitions)}
         moved = {p: upto for p, upto in self.sub.acknowledged_through().items() if upto > marks[p]}
         marks.update(moved)
         low = min(marks.values())

@@ -15,11 +15,12 @@ An outbound flow with ``write_back:`` writes through :class:`WriteBackConnector`
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Collection, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from syncfabric.config.schema import PlanReviewSpec, WriteBackSpec
 from syncfabric.connectors.base import Connector, OutboundRecord, WriteOutcome
@@ -85,7 +86,7 @@ class WriteBackConnector(WrappedConnector):
             if not self.owns(payload):
                 continue  # another ERP's plant: its own flow writes it
             if record.key in self.approved:
-                send.append(dataclasses.replace(record, payload={**payload, "status": "approved"}))
+                send.append(msgspec.structs.replace(record, payload={**payload, "status": "approved"}))
                 continue
             if payload.get("status") == "proposed" and self.spec.review is not None:
                 reasons = review_reasons(payload, self.spec.review, today)
@@ -93,7 +94,7 @@ class WriteBackConnector(WrappedConnector):
                     outcome.rejected[record.key] = f"{REVIEW}: {'; '.join(reasons)}"
                     continue
                 payload = {**payload, "status": "approved"}
-            send.append(dataclasses.replace(record, payload=payload))
+            send.append(msgspec.structs.replace(record, payload=payload))
         if send:
             written = self.inner.write(entity, send)
             outcome.accepted += written.accepted

@@ -12,9 +12,11 @@ otherwise. Latency is measured from it, freshness from the source time.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from syncfabric.model import ENTITIES
 from syncfabric.observe import clock
 from syncfabric.store import NewDelivery
 
@@ -23,19 +25,36 @@ CHANGE_TIME_FIELDS = ("changed_at", *SOURCE_TIME_FIELDS[1:])
 GROUP_FIELDS = ("location_id", "to_location_id")
 
 
-def source_time(payload: Mapping[str, Any] | None, recorded_at: dt.datetime | None) -> dt.datetime | None:
-    """When the fact a record states happened at its source (see the module's definition)."""
-    return _first_time(payload, SOURCE_TIME_FIELDS) or recorded_at
+@functools.cache
+def fields_of(entity: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The source-time, change-time and group fields a record of ``entity`` can have, in the order they are tried:
+    those of its canonical model (a payload holds only its model's fields), all of them for an entity the model does
+    not know."""
+    cls = ENTITIES.get(entity)
+    if cls is None:
+        return SOURCE_TIME_FIELDS, CHANGE_TIME_FIELDS, GROUP_FIELDS
+    own = set(cls.__struct_fields__)
+    return (tuple(name for name in SOURCE_TIME_FIELDS if name in own),
+            tuple(name for name in CHANGE_TIME_FIELDS if name in own),
+            tuple(name for name in GROUP_FIELDS if name in own))
 
 
-def change_time(payload: Mapping[str, Any] | None) -> dt.datetime | None:
+def source_time(payload: Mapping[str, Any] | None, recorded_at: dt.datetime | None,
+                names: Sequence[str] = SOURCE_TIME_FIELDS) -> dt.datetime | None:
+    """When the fact a record states happened at its source (see the module's definition); ``names``: the fields
+    to try (:func:`fields_of`)."""
+    return _first_time(payload, names) or recorded_at
+
+
+def change_time(payload: Mapping[str, Any] | None,
+                names: Sequence[str] = CHANGE_TIME_FIELDS) -> dt.datetime | None:
     """When the fact a record states changed at its source, where it says (see the module's definition)."""
-    return _first_time(payload, CHANGE_TIME_FIELDS)
+    return _first_time(payload, names)
 
 
-def _first_time(payload: Mapping[str, Any] | None, fields: tuple[str, ...]) -> dt.datetime | None:
-    if payload:
-        for name in fields:
+def _first_time(payload: Mapping[str, Any] | None, names: Sequence[str]) -> dt.datetime | None:
+    if payload and names:
+        for name in names:
             value = payload.get(name)
             if isinstance(value, str):
                 try:
@@ -48,9 +67,9 @@ def _first_time(payload: Mapping[str, Any] | None, fields: tuple[str, ...]) -> d
     return None
 
 
-def group_of(payload: Mapping[str, Any] | None) -> str:
-    if payload:
-        for name in GROUP_FIELDS:
+def group_of(payload: Mapping[str, Any] | None, names: Sequence[str] = GROUP_FIELDS) -> str:
+    if payload and names:
+        for name in names:
             value = payload.get(name)
             if isinstance(value, str) and value:
                 return value
@@ -63,9 +82,14 @@ def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
     at = confirmed_at or clock.now()
     rows = []
     for entity, pending in confirmed:
-        payload = pending.record.payload
-        when = source_time(payload, pending.recorded_at) or at
-        rows.append(NewDelivery(flow=flow, system=system, entity=entity, record_key=pending.record.key,
-                                group=group_of(payload), seq=pending.seq, source_time=when, confirmed_at=at,
-                                changed_at=change_time(payload)))
+        record = pending.record
+        times, changes, groups = fields_of(entity)
+        if times or changes or groups:
+            payload = record.payload
+            when = source_time(payload, pending.recorded_at, times) or at
+            changed = change_time(payload, changes)
+            group = group_of(payload, groups)
+        else:  # an entity without such fields: the time the store recorded the change, no group, no change time
+            when, changed, group = pending.recorded_at or at, None, ""
+        rows.append(NewDelivery(flow, system, entity, record.key, group, pending.seq, when, at, changed))
     return rows

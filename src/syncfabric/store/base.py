@@ -74,9 +74,8 @@ class StateRow:
     updated_at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One entry of the append-only change log."""
+class Change(msgspec.Struct, frozen=True):
+    """One entry of the append-only change log (a msgspec Struct: consumers build one per entry they read)."""
 
     seq: int
     entity: str
@@ -304,9 +303,9 @@ class Alert:
     raised_at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
-class NewDelivery:
-    """A record a target confirmed: what the delivery log keeps for freshness and latency."""
+class NewDelivery(msgspec.Struct, frozen=True):
+    """A record a target confirmed: what the delivery log keeps for freshness and latency (a msgspec Struct: one is
+    built per delivered record)."""
 
     flow: str
     system: str

@@ -196,8 +196,8 @@ class SqliteStore(SqlStore):
             where += f" AND entity IN ({', '.join('?' * len(entities))})"
             params.extend(entities)
         params.append(limit)
-        with self._reading(f"read changes after {after}") as conn:
-            rows = conn.exec_driver_sql(_CHANGES.format(where=where), tuple(params)).fetchall()
+        with self._reading(f"read changes after {after}") as conn:  # the driver's statement: a consumer's every fetch
+            rows = _driver(conn).execute(_CHANGES.format(where=where), tuple(params)).fetchall()
         # The entries of one transaction share their time stamp and operation: each is parsed once per read.
         stamps: dict[str, dt.datetime] = {}
         ops = _OPS

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
+import msgspec
 
 from syncfabric.connectors.base import Capability, OutboundRecord, Page, RawRecord, WriteOutcome
 from syncfabric.connectors.http import ClientConnector, http_client
@@ -117,25 +118,29 @@ class PlanningConnector(ClientConnector[httpx.Client]):
                 if composite is not None:
                     steps = composite.plan(record, self.config.source, held,
                                            lambda target, filters: self._rows(target, entity, filters))
-                else:
+                    requests.extend((phase, index, target, method, body) for phase, target, method, body in steps)
+                else:  # one phase
                     assert shape is not None
-                    steps = [(0, shape.target, method, body) for method, body in self._plan(shape, entity, record,
-                                                                                             held)]
+                    requests.extend((0, index, shape.target, method, body)
+                                    for method, body in self._plan(shape, entity, record, held))
             except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 what = shape.target if shape else entity
                 unshaped[index] = f"cannot shape for {what}: {type(exc).__name__}: {exc}"
-                continue
-            requests.extend((phase, index, target, method, body) for phase, target, method, body in steps)
-        requests.sort(key=lambda request: request[0])  # stable: each phase keeps the records' order
+        if composite is not None:
+            requests.sort(key=lambda request: request[0])  # stable: each phase keeps the records' order
         errors: dict[int, list[str]] = {}
         for batch in _batches(requests, self.config.batch_size):
             _, _, target, method, _ = batch[0]
-            response = self._request(method, target, entity=entity, json=[request[4] for request in batch])
+            response = self._request(method, target, entity=entity, content=msgspec.json.encode(
+                [request[4] for request in batch]), headers=_JSON)
             for request, result in zip(batch, _results(response, len(batch), self.system, entity), strict=True):
-                if result.get("status") != "ok":
-                    reason = str(result.get("error") or "rejected by the platform")
+                if result.status != "ok":
+                    reason = str(result.error or "rejected by the platform")
                     errors.setdefault(request[1], []).append(reason if shape else f"{target}: {reason}")
         outcome = WriteOutcome()
+        if not unshaped and not errors:
+            outcome.accepted = [record.key for record in ordered]
+            return outcome
         for index, record in enumerate(ordered):
             reasons = [unshaped[index]] if index in unshaped else errors.get(index)
             if reasons:
@@ -159,11 +164,13 @@ class PlanningConnector(ClientConnector[httpx.Client]):
                 body["source"] = self.config.source
             return [(method, {**body, **marks})]
         wanted = shape.payloads(record.payload) if record.payload is not None else []
+        plan: list[tuple[shapes.Method, dict]] = []
         for body in wanted:
             if not shape.owns(record.key, body):
                 raise ValueError(f"payload does not match key {record.key!r}")
-        plan: list[tuple[shapes.Method, dict]] = [("PUT", {**body, "source": self.config.source, **marks})
-                                                  for body in wanted]
+            body["source"] = self.config.source  # ``payloads`` made each body for this write alone
+            body.update(marks)
+            plan.append(("PUT", body))
         if lines is not None:
             name = shape.key_fields[0]
             keep = {body[name] for body in wanted}
@@ -200,11 +207,14 @@ class PlanningConnector(ClientConnector[httpx.Client]):
         return response
 
 
+_JSON = {"Content-Type": "application/json"}
+
+
 def _batches(requests: list[_Request], size: int) -> Iterator[list[_Request]]:
     """Consecutive requests of one entity and method, at most ``size`` at a time, in the given order."""
     batch: list[_Request] = []
     for request in requests:
-        if batch and (len(batch) == size or batch[-1][2:4] != request[2:4]):
+        if batch and (len(batch) == size or batch[-1][2] != request[2] or batch[-1][3] != request[3]):
             yield batch
             batch = []
         batch.append(request)
@@ -212,13 +222,27 @@ def _batches(requests: list[_Request], size: int) -> Iterator[list[_Request]]:
         yield batch
 
 
-def _results(response: httpx.Response, expected: int, system: str, entity: str) -> list[dict[str, Any]]:
+class _Result(msgspec.Struct):
+    """The platform's outcome of one record of a bulk request."""
+
+    status: Any = None
+    error: Any = None
+
+
+class _Answer(msgspec.Struct):
+    results: list[_Result]
+
+
+_answer = msgspec.json.Decoder(_Answer)
+
+
+def _results(response: httpx.Response, expected: int, system: str, entity: str) -> list[_Result]:
     try:
-        results = response.json()["results"]
-    except (ValueError, KeyError, TypeError):
+        results = _answer.decode(response.content).results
+    except msgspec.DecodeError:  # not JSON, no ``results``, or not a list of objects
         raise PermanentError("planning platform answered without per-record results", system=system,
                              entity=entity) from None
-    if not isinstance(results, list) or len(results) != expected:
+    if len(results) != expected:
         raise PermanentError(f"planning platform answered {len(results)} outcomes for {expected} records",
                              system=system, entity=entity)
     return results

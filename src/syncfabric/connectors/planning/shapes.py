@@ -75,10 +75,17 @@ class Shape:
     def payloads(self, record: Canonical) -> list[dict[str, Any]]:
         """The frePPLe records (key and this entity's fields) for a canonical record: one, except for orders with
         lines (:class:`LinesShape`)."""
-        return [{**self.build(record), **self.fixed}]
+        body = self.build(record)  # a new dict per call
+        if self.fixed:
+            body.update(self.fixed)
+        return [body]
 
     def owns(self, canonical_key: str, payload: Mapping[str, Any]) -> bool:
         """Whether ``payload`` is a frePPLe record of this canonical key (a payload must match its key)."""
+        if len(self.key_fields) == 1 and not self.fixed:  # the common case, without building the key's dict
+            if KEY_SEPARATOR in canonical_key:
+                self.key(canonical_key)  # raises: the key has more parts than the target's key
+            return bool(payload.get(self.key_fields[0]) == canonical_key)
         return all(payload.get(name) == value for name, value in self.key(canonical_key).items())
 
     def lines_filter(self, canonical_key: str) -> dict[str, str] | None:
@@ -109,6 +116,9 @@ class SuffixedNameShape(Shape):
         if not separator or KEY_SEPARATOR in location:
             raise ValueError(f"key {canonical_key!r} is not <id>|<location>")
         return {"name": suffixed(ident, location)}
+
+    def owns(self, canonical_key: str, payload: Mapping[str, Any]) -> bool:
+        return bool(payload.get("name") == self.key(canonical_key)["name"])
 
     def canonical_key(self, record: Mapping[str, Any]) -> str | None:
         name, location = str(record.get("name") or ""), str(record.get("location") or "")
