@@ -33,6 +33,7 @@ from syncfabric.model.transactions import (
     ScheduleLine,
 )
 from syncfabric.sandbox.planning_platform import create_app
+from syncfabric.sandbox.server import serve
 
 TOKEN = "plan-token"
 AS_OF = dt.datetime(2026, 3, 1, 6, 0, tzinfo=dt.UTC)
