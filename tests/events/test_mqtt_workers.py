@@ -56,6 +56,8 @@ def test_a_worker_killed_under_load_loses_no_event(mosquitto: Broker, tmp_path: 
         publisher.join()
         assert published.is_set()
         assert wait_for(lambda: store.count("machine_downtime") == total, timeout=60), hub.stop()
+        # The flow's earlier single session is retired once it has been quiet for a while.
+        assert wait_for(lambda: "retired session downtime-in plain" in "".join(hub.output), timeout=30), hub.stop()
         output = hub.stop()
         assert hub.process.returncode == 0, output
         assert "worker downtime-in w1 (killed by signal 9); starting it again" in output
