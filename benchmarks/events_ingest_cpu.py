@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).parent))
-from events_pipeline import ESTATE, FLOW, OUT, PATH, SECRET, event, free_port, sign  # noqa: E402
+from events_pipeline import ESTATE, FLOW, OUT, PATH, SECRET, event, free_port, sign
 
 
 def run(folder: Path, *, requests: int, batch: int, per_commit: int, profile: bool) -> dict[str, Any]:
