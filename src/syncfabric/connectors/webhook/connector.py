@@ -142,11 +142,8 @@ class WebhookConnector(Connector):
                 return
             loop = asyncio.get_running_loop()
             location = f"{where} at {headers.get(config.timestamp_header)}"
-            events, single = self._events(body, location)
-            answers = _Answers(loop, len(events))
-            ack = answers.ack
-            inbox.put_many([Received(record, partial(ack, index), problem)  # one hand-over for the whole request
-                            for index, (record, problem) in enumerate(events)])
+            events, answers, single = self._events(body, location, loop)
+            inbox.put_many(events)  # one hand-over for the whole request
             try:
                 outcomes = await asyncio.wait_for(answers.future, config.answer_timeout_seconds)
             except TimeoutError:
@@ -158,39 +155,45 @@ class WebhookConnector(Connector):
         return app
 
     @staticmethod
-    def _events(body: bytes, location: str) -> tuple[list[Parsed], bool]:
-        """The events of a body (one JSON object, or a JSON array of them), and whether it was a single one."""
-        def problem(reason: str, raw: str, where: str) -> Parsed:
-            return RawRecord({}, where), RejectedRaw(raw=raw, reason=reason, location=where)
+    def _events(body: bytes, location: str, loop: asyncio.AbstractEventLoop) -> tuple[list[Received], _Answers, bool]:
+        """The events of a body (one JSON object, or a JSON array of them) each with its acknowledgement, the
+        delivery's answers, and whether it was a single event."""
+        def unreadable(reason: str, raw: str) -> tuple[list[Received], _Answers, bool]:
+            answers = _Answers(loop, 1)
+            problem = RejectedRaw(raw=raw, reason=reason, location=location)
+            return [Received(RawRecord({}, location), partial(answers.ack, 0), problem)], answers, True
 
         try:
-            data = msgspec.json.decode(body)
+            data = _decode(body)
         except msgspec.DecodeError as exc:
-            return [problem(f"body is not JSON: {exc}", body.decode("utf-8", "replace"), location)], True
+            return unreadable(f"body is not JSON: {exc}", body.decode("utf-8", "replace"))
         if isinstance(data, dict):
-            return [(RawRecord(data, location), None)], True
+            answers = _Answers(loop, 1)
+            return [Received(RawRecord(data, location), partial(answers.ack, 0))], answers, True
         if not isinstance(data, list):
-            return [problem(f"body must be a JSON object (one event) or an array of them, got {type(data).__name__}",
-                            body.decode("utf-8", "replace"), location)], True
-        events: list[Parsed] = []
+            return unreadable(f"body must be a JSON object (one event) or an array of them, got {type(data).__name__}",
+                              body.decode("utf-8", "replace"))
+        answers = _Answers(loop, len(data))
+        ack = answers.ack
+        events: list[Received] = []
+        append = events.append
         for index, element in enumerate(data):
             where = f"{location} [{index}]"
-            if isinstance(element, dict):
-                events.append((RawRecord(element, where), None))
+            if element.__class__ is dict:
+                append(Received(RawRecord(element, where), partial(ack, index)))
             else:
-                events.append(problem(f"event must be a JSON object, got {type(element).__name__} @ $[{index}]",
-                                      msgspec.json.encode(element).decode(), where))
-        return events, False
+                problem = RejectedRaw(raw=_encode(element).decode(), location=where,
+                                      reason=f"event must be a JSON object, got {type(element).__name__} @ $[{index}]")
+                append(Received(RawRecord({}, where), partial(ack, index), problem))
+        return events, answers, False
 
-
-Parsed = tuple[RawRecord, RejectedRaw | None]
-"""One event of a delivery: its record, or why it could not be read."""
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Asgi = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 _JSON = ((b"content-type", b"application/json"),)
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 
 def _outcome(outcomes: list[Acknowledgement], single: bool) -> tuple[int, dict[str, Any]]:
