@@ -74,9 +74,8 @@ class StateRow:
     updated_at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One entry of the append-only change log."""
+class Change(msgspec.Struct, frozen=True):
+    """One entry of the append-only change log (a Struct: every consumer builds one per change it reads)."""
 
     seq: int
     entity: str
