@@ -114,10 +114,10 @@ def run(folder: Path, *, requests: int, batch: int, per_commit: int, profile: bo
         pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
     subscription.close()
     events = requests * batch
-    stored = store.head_seq() if hasattr(store, "head_seq") else None
+    stored = store.count("shipment_milestone")
     runtime.close()
-    if set(statuses) != {200}:
-        raise SystemExit(f"answers other than 200: {sorted(set(statuses))}")
+    if set(statuses) != {200} or stored != events:
+        raise SystemExit(f"answers {sorted(set(statuses))}, {stored} of {events} events stored")
     return {"code": str(Path(syncfabric.__file__).parent), "events": events, "batch": batch,
             "events_per_commit": batch * per_commit, "cpu_us_per_event": round(cpu / events * 1e6, 2),
             "wall_us_per_event": round(wall / events * 1e6, 2), "stored": stored, "received": result.received,
