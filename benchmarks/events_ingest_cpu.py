@@ -52,7 +52,8 @@ def run(folder: Path, *, requests: int, batch: int, per_commit: int, profile: bo
     flow = runtime.estate.flows[FLOW]
     connector = runtime.connector(flow.system)
     connector.open()
-    subscription = connector.subscribe(flow.source, durable=FLOW, batch_size=batch * per_commit, max_wait=0,
+    assert flow.source is not None and flow.mapping is not None
+    subscription: Any = connector.subscribe(flow.source, durable=FLOW, batch_size=batch * per_commit, max_wait=0,
                                        poll=0)
     [app] = apps
     settle_after_start_up()  # as the listener does once subscribed

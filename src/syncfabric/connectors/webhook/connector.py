@@ -264,6 +264,10 @@ class _Answers:
             self._outcomes[index] = outcome
             if self._left:
                 return
-            outcomes = list(self._outcomes)
+            outcomes = [outcome for outcome in self._outcomes if outcome is not None]  # all of them by now
         with contextlib.suppress(RuntimeError):  # the server stopped; the sender will send it again
-            self.loop.call_soon_threadsafe(lambda: self.future.done() or self.future.set_result(outcomes))
+            self.loop.call_soon_threadsafe(self._resolve, outcomes)
+
+    def _resolve(self, outcomes: list[Acknowledgement]) -> None:
+        if not self.future.done():
+            self.future.set_result(outcomes)
