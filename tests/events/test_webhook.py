@@ -265,6 +265,8 @@ def test_a_delivery_may_carry_an_array_of_events_answered_once_all_are_committed
     events = [milestone(200 + number) for number in range(50)]
     stored = endpoint.post("shipment-milestones", json.dumps(events).encode())
     assert stored.status_code == 200 and stored.json() == {"status": "stored", "events": 50}
+    empty = endpoint.post("shipment-milestones", b"[]")
+    assert empty.status_code == 200 and empty.json() == {"status": "stored", "events": 0}
     mixed = [milestone(300), milestone(301, milestone="lost"), 7]
     partly = endpoint.post("shipment-milestones", json.dumps(mixed).encode())
     assert partly.status_code == 202

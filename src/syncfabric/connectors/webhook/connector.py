@@ -143,6 +143,9 @@ class WebhookConnector(Connector):
             loop = asyncio.get_running_loop()
             location = f"{where} at {headers.get(config.timestamp_header)}"
             events, answers, single = self._events(body, location, loop)
+            if not events:  # an empty array: nothing to wait for
+                await _answer(send, 200, {"status": "stored", "events": 0})
+                return
             inbox.put_many(events)  # one hand-over for the whole request
             try:
                 outcomes = await asyncio.wait_for(answers.future, config.answer_timeout_seconds)
