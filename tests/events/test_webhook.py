@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from syncfabric.config import load_estate
+from syncfabric.connectors.webhook.configuration import WebhookConfig
+from syncfabric.connectors.webhook.exceptions import DeliveryRefused
 from syncfabric.connectors.webhook.signature import Verifier, sign
 from syncfabric.errors import ConfigError
 from syncfabric.flows.listen import Listener
@@ -131,6 +133,24 @@ def test_concurrent_deliveries_share_commits(endpoint: Endpoint) -> None:
 def test_nothing_listens_on_an_unknown_path(endpoint: Endpoint) -> None:
     response = endpoint.post("elsewhere", b"{}")
     assert response.status_code == 404
+    assert endpoint.post("shipment-milestones/deeper", b"{}").status_code == 404
+    assert httpx.get(f"{endpoint.base}/shipment-milestones", timeout=10).status_code == 405
+
+
+def test_a_body_over_the_limit_is_refused_413_while_it_is_read(endpoint: Endpoint) -> None:
+    limit = WebhookConfig().max_body_bytes
+    body = json.dumps([milestone(n) for n in range(limit // 100)]).encode()
+    assert len(body) > limit
+
+    def chunks() -> Iterator[bytes]:  # sent in pieces, without a length: the endpoint counts as it reads
+        for start in range(0, len(body), 65_536):
+            yield body[start:start + 65_536]
+
+    stamp = str(int(time.time()))
+    response = httpx.post(f"{endpoint.base}/shipment-milestones", content=chunks(), timeout=10, headers={
+        "X-Syncfabric-Timestamp": stamp, "X-Syncfabric-Signature": sign(SECRET, stamp, body)})
+    assert response.status_code == 413 and "max_body_bytes" in response.json()["detail"]
+    assert endpoint.listener.results["milestones-in"].received == 0
 
 
 def test_a_webhook_without_its_secret_does_not_start(tmp_path: Path) -> None:
@@ -150,6 +170,27 @@ def test_verifier_accepts_the_sha256_prefix_or_bare_hex_and_forgets_unstored_del
     seen = verifier.verify({"S": signed, "T": str(int(now))}, body)
     verifier.forget(seen)
     assert verifier.verify({"S": signed.removeprefix("sha256="), "T": str(int(now))}, body) == seen
+
+
+def test_a_signature_is_refused_as_replayed_until_its_window_has_passed() -> None:
+    clock = [1_800_000_000.0]
+    verifier = Verifier("k", signature_header="S", timestamp_header="T", tolerance=60, clock=lambda: clock[0])
+    sent = int(clock[0])
+    headers = {"S": sign("k", sent, b"{}"), "T": str(sent)}
+    verifier.verify(headers, b"{}")
+    clock[0] += 59
+    with pytest.raises(DeliveryRefused) as replayed:
+        verifier.verify(headers, b"{}")
+    assert replayed.value.status == 409
+    for later in range(10):  # others arriving meanwhile, each seen once
+        body = f"[{later}]".encode()
+        verifier.verify({"S": sign("k", sent + 59, body), "T": str(sent + 59)}, body)
+    clock[0] += 2  # the first one left the window: now stale rather than replayed
+    with pytest.raises(DeliveryRefused) as stale:
+        verifier.verify(headers, b"{}")
+    assert stale.value.status == 401 and "stale" in stale.value.reason
+    verifier.verify({"S": sign("k", sent + 61, b"{}"), "T": str(sent + 61)}, b"{}")
+    assert len(verifier._seen) == 11  # the ten others and the new one: what left the window is forgotten
 
 
 @pytest.mark.postgres
@@ -224,6 +265,8 @@ def test_a_delivery_may_carry_an_array_of_events_answered_once_all_are_committed
     events = [milestone(200 + number) for number in range(50)]
     stored = endpoint.post("shipment-milestones", json.dumps(events).encode())
     assert stored.status_code == 200 and stored.json() == {"status": "stored", "events": 50}
+    empty = endpoint.post("shipment-milestones", b"[]")
+    assert empty.status_code == 200 and empty.json() == {"status": "stored", "events": 0}
     mixed = [milestone(300), milestone(301, milestone="lost"), 7]
     partly = endpoint.post("shipment-milestones", json.dumps(mixed).encode())
     assert partly.status_code == 202

@@ -55,8 +55,7 @@ class Page:
     of ``records`` come before it."""
 
 
-@dataclass(frozen=True, slots=True)
-class RejectedRaw:
+class RejectedRaw(msgspec.Struct, frozen=True):
     """Input the connector could not even parse into a raw record (a broken CSV line)."""
 
     raw: str
@@ -102,19 +101,18 @@ class Refusal:
     source: str
 
 
-@dataclass(frozen=True, slots=True)
-class Acknowledgement:
+class Acknowledgement(msgspec.Struct, frozen=True):
     """What became of one received record, told back to its source: ``stored`` (durably in the store) or
     ``quarantined`` (durably in quarantine, with the reasons). Only sent after the transaction committed."""
 
     status: str
-    reasons: Sequence[str] = ()
+    reasons: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+class Received(msgspec.Struct, frozen=True):
     """One record from a subscription, with the function that acknowledges it to its source (a PUBACK, an HTTP
-    answer). Unacknowledged records are delivered again by the source, so acknowledging is the last step."""
+    answer). Unacknowledged records are delivered again by the source, so acknowledging is the last step. One is
+    made per event, so it is a Struct (a tenth of a frozen dataclass's cost to build)."""
 
     record: RawRecord
     ack: Callable[[Acknowledgement], None]

@@ -111,49 +111,53 @@ def commit_batch(
     """Map, check and commit one batch (records, quarantine and checkpoint in one transaction); the
     acknowledgement each event is owed, in order."""
     entity = field_map.entity_cls.entity
+    system, version = field_map.system, field_map.version
     acks: list[Acknowledgement] = [STORED] * len(batch)
     rejected: list[NewQuarantine] = []
     by_key: dict[str, IncomingRecord] = {}
-    positions: dict[str, list[int]] = {}
     times: dict[str, dt.datetime] = {}
     time_field = source_time_field(field_map.entity_cls)
     links = {}
     warnings: list[str] = []
 
     def quarantine(index: int, reasons: list[str], payload: str, location: str, key: str = "") -> None:
-        rejected.append(NewQuarantine(flow=flow_name, system=field_map.system, entity=entity, reasons=reasons,
+        rejected.append(NewQuarantine(flow=flow_name, system=system, entity=entity, reasons=reasons,
                                       payload=payload, record_key=key, location=location))
         acks[index] = Acknowledgement("quarantined", tuple(reasons))
 
-    usable = []
+    usable: list[int] = []
+    rows = []
     for index, received in enumerate(batch):
-        if received.problem is not None:
-            problem = received.problem
-            quarantine(index, [problem.reason], problem.raw, problem.location)
-        else:
+        problem = received.problem
+        if problem is None:
             usable.append(index)
-    outcomes = map_and_check([batch[index].record.data for index in usable], field_map, rules, store)
+            rows.append(received.record.data)
+        else:
+            quarantine(index, [problem.reason], problem.raw, problem.location)
+    outcomes = map_and_check(rows, field_map, rules, store)
+    encode = _encode
     for index, outcome in zip(usable, outcomes, strict=True):
+        record = outcome.record
         raw = batch[index].record
-        if outcome.record is None:
-            quarantine(index, outcome.reasons, msgspec.json.encode(raw.data).decode(), raw.location, outcome.key)
+        if record is None:
+            quarantine(index, outcome.reasons, encode(raw.data).decode(), raw.location, outcome.key)
             continue
-        lineage = Lineage(field_map.system, raw.location, batch_id, field_map.version)
-        positions.setdefault(outcome.key, []).append(index)
+        key = outcome.key
         if time_field is not None:
-            newer = _newer_in_batch(getattr(outcome.record, time_field), times, outcome.key)
+            newer = _newer_in_batch(getattr(record, time_field), times, key)
             if newer is not None:
                 result.superseded += 1  # of this batch, the older of two events of one key
                 if not newer:
                     continue
-        by_key[outcome.key] = IncomingRecord(outcome.key, msgspec.json.encode(outcome.record), lineage)
-        warnings.extend(outcome.warnings)
+        by_key[key] = IncomingRecord(key, encode(record), Lineage(system, raw.location, batch_id, version))
+        if outcome.warnings:
+            warnings.extend(outcome.warnings)
         if outcome.claims:
-            links[outcome.key] = (outcome.claims, NewQuarantine(
-                flow=flow_name, system=field_map.system, entity=entity, reasons=[],
-                payload=msgspec.json.encode(raw.data).decode(), record_key=outcome.key, location=raw.location))
+            links[key] = (outcome.claims, NewQuarantine(
+                flow=flow_name, system=system, entity=entity, reasons=[], payload=encode(raw.data).decode(),
+                record_key=key, location=raw.location))
     last = batch[-1].record.location
-    checkpoint = msgspec.json.encode(InboundCheckpoint(cursor=last)).decode()
+    checkpoint = encode(InboundCheckpoint(cursor=last)).decode()
     refused_before = len(rejected)
     with store.transaction() as tx:
         if time_field is not None and _drop_superseded(tx, entity, time_field, by_key, times, result):
@@ -161,9 +165,14 @@ def commit_batch(
         records, rejected = _link(tx, list(by_key.values()), rejected, links)
         _write_page(tx, entity, records, rejected, result)
         tx.set_checkpoint(flow_name, checkpoint)
-    for entry in rejected[refused_before:]:  # cross-reference conflicts found in the transaction
-        for index in positions.get(entry.record_key, ()):
-            acks[index] = Acknowledgement("quarantined", tuple(entry.reasons))
+    if len(rejected) > refused_before:  # cross-reference conflicts found in the transaction
+        positions: dict[str, list[int]] = {}
+        for index, outcome in zip(usable, outcomes, strict=True):
+            if outcome.record is not None:
+                positions.setdefault(outcome.key, []).append(index)
+        for entry in rejected[refused_before:]:
+            for index in positions.get(entry.record_key, ()):
+                acks[index] = Acknowledgement("quarantined", tuple(entry.reasons))
     result.warn(warnings)
     result.received += len(batch)
     result.batches += 1
@@ -214,6 +223,9 @@ def _parse_time(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 class Listener:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import operator
 import typing
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -90,14 +89,10 @@ class ModelStruct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Base of every struct of the model: frozen, keyword-only, strict about unknown fields, checked after decoding."""
 
     def __post_init__(self) -> None:
-        cls = type(self)
-        checks = _CHECKS.get(cls)
-        if checks is None:
-            checks = _compile_checks(cls)
-        for name, check in checks:
-            value = getattr(self, name)
-            if value is not None:
-                check(name, value)
+        checker = _CHECKERS.get(type(self))
+        if checker is None:
+            checker = _compile_checker(type(self))
+        checker(self)
 
 
 class Quantity(ModelStruct, frozen=True, kw_only=True):
@@ -138,21 +133,45 @@ class Record(ModelStruct, frozen=True, kw_only=True):
     @property
     def key(self) -> str:
         """The canonical key: the key fields' values joined by ``|``."""
-        getter = _KEY_GETTERS.get(type(self))
-        if getter is None:
-            getter = _KEY_GETTERS[type(self)] = operator.attrgetter(*self.key_fields, self.key_fields[0])
-        return KEY_SEPARATOR.join([part if type(part) is str else _key_part(part) for part in getter(self)[:-1]])
+        make = _KEY_MAKERS.get(type(self))
+        if make is None:
+            make = _KEY_MAKERS[type(self)] = _compile_key(type(self))
+        return make(self)
 
 
-_KEY_GETTERS: dict[type, operator.attrgetter[Any]] = {}
-"""Per record class, a getter returning the key fields' values as a tuple (the last field repeated so that a
-single-field key also comes back as a tuple)."""
+_KEY_MAKERS: dict[type, Callable[[Any], str]] = {}
+"""Per record class, the function that makes a record's key (compiled once: the key of every record is made on
+the hot path of every flow)."""
 
 
 def _key_part(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return str(value)
+
+
+def _compile_key(cls: type) -> Callable[[Any], str]:
+    """``KEY_SEPARATOR.join`` of the key fields' parts as one generated function: each field read once, a text
+    field taken as it is and a timestamp ISO-formatted without a call through :func:`_key_part`."""
+    hints = {field.name: _unwrap(field.type)[0] for field in msgspec.structs.fields(cls)}
+    parts = []
+    for index, name in enumerate(cls.key_fields):  # type: ignore[attr-defined]
+        value = f"v{index}"
+        if hints.get(name) is dt.datetime:
+            parts.append(f"(_iso({value}) if ({value} := record.{name}).__class__ is _datetime else _part({value}))")
+        else:
+            parts.append(f"({value} if ({value} := record.{name}).__class__ is str else _part({value}))")
+    source = f"def key(record):\n    return {KEY_SEPARATOR!r}.join(({', '.join(parts)},))\n"
+    return _generated(source, "key", {"_iso": dt.datetime.isoformat, "_datetime": dt.datetime, "_part": _key_part})
+
+
+def _generated(source: str, name: str, env: dict[str, Any]) -> Callable[[Any], Any]:
+    namespace = dict(env)
+    exec(compile(source, f"<syncfabric.model generated {name}>", "exec"), namespace)  # our own text, made above
+    function: Callable[[Any], Any] = namespace[name]
+    return function
 
 
 # --- checks run after decoding --------------------------------------------------------------------------------
@@ -160,10 +179,13 @@ def _key_part(value: Any) -> str:
 Check = Callable[[str, Any], None]
 _CHECKS: dict[type, tuple[tuple[str, Check], ...]] = {}
 _ZERO = dt.timedelta(0)
+_UTC = dt.UTC
 _UnionType = type(int | None)
 
 
 def _check_utc(name: str, value: dt.datetime) -> None:
+    if value.tzinfo is _UTC:  # what msgspec decodes ``Z`` and ``+00:00`` to
+        return
     offset = value.utcoffset()
     if offset is None:
         raise ValueError(f"{name} must be timezone-aware and in UTC, got a naive datetime")
@@ -219,6 +241,24 @@ def _compile_checks(cls: type) -> tuple[tuple[str, Check], ...]:
     found = tuple(checks)
     _CHECKS[cls] = found
     return found
+
+
+_CHECKERS: dict[type, Callable[[Any], None]] = {}
+"""Per struct class, its checks as one generated function (each field read once, no loop): run after every
+decode."""
+
+
+def _compile_checker(cls: type) -> Callable[[Any], None]:
+    checks = _CHECKS.get(cls)
+    if checks is None:
+        checks = _compile_checks(cls)
+    lines = ["def check(record):", "    pass"]
+    env: dict[str, Any] = {}
+    for index, (name, check) in enumerate(checks):
+        env[f"c{index}"] = check
+        lines += [f"    value = record.{name}", "    if value is not None:", f"        c{index}({name!r}, value)"]
+    checker = _CHECKERS[cls] = _generated("\n".join(lines) + "\n", "check", env)
+    return checker
 
 
 def _unwrap(hint: Any) -> tuple[Any, tuple[Any, ...]]:

@@ -1,6 +1,6 @@
 """Receives signed event deliveries over HTTP and answers each one only after it is durably in the store.
 
-A FastAPI app served by uvicorn (on its own thread) takes ``POST <path_prefix>/<source>`` with one JSON event,
+A plain ASGI app served by uvicorn (on its own thread) takes ``POST <path_prefix>/<source>`` with one JSON event,
 or a JSON array of events (answered once all are committed: ``{"status": "stored", "events": N}``, or 202 with
 the index and reasons of each one quarantined). The signature and the timestamp are checked first
 (:mod:`.signature`); a refused delivery is logged and answered 401 (409 when replayed) and never processed. An
@@ -20,13 +20,12 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from functools import partial
 from typing import Any
 
 import msgspec
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from syncfabric.connectors.base import Acknowledgement, Capability, Connector, RawRecord, Received, RejectedRaw
 from syncfabric.connectors.inbox import Inbox, Subscription
@@ -103,78 +102,151 @@ class WebhookConnector(Connector):
                                  system=self.system) from exc
         self._server = stack
 
-    def _app(self, verifier: Verifier) -> FastAPI:
-        app = FastAPI(title=f"syncfabric webhook {self.system}", openapi_url=None, docs_url=None, redoc_url=None)
+    def _app(self, verifier: Verifier) -> Asgi:
+        """The endpoint as a plain ASGI app: one POST route per flow, nothing else between uvicorn and the check of
+        the signature (a web framework's routing, request objects and middleware cost more per request here than
+        the signature does)."""
         config = self.config
+        prefix = config.path_prefix + "/"
+        wanted = {config.signature_header.lower().encode(): config.signature_header,
+                  config.timestamp_header.lower().encode(): config.timestamp_header}
+        limit = config.max_body_bytes
 
-        @app.post(config.path_prefix + "/{source}")
-        async def deliver(source: str, request: Request) -> JSONResponse:
-            where = f"POST {self.path(source)} from {request.client.host if request.client else '?'}"
+        async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+            if scope["type"] == "lifespan":
+                await _lifespan(receive, send)
+                return
+            if scope["type"] != "http":
+                return
+            path: str = scope["path"]
+            source = path[len(prefix):] if path.startswith(prefix) else ""
+            if not source or "/" in source:
+                await _answer(send, 404, {"detail": "Not Found"})
+                return
+            if scope["method"] != "POST":
+                await _answer(send, 405, {"detail": "Method Not Allowed"}, ((b"allow", b"POST"),))
+                return
+            client = scope.get("client")
+            where = f"POST {self.path(source)} from {client[0] if client else '?'}"
             inbox = self._inboxes.get(source)
             if inbox is None:
-                return JSONResponse({"detail": f"nothing listens on {self.path(source)}"}, status_code=404)
-            body = await request.body()
+                await _answer(send, 404, {"detail": f"nothing listens on {self.path(source)}"})
+                return
+            headers = {wanted[name]: value.decode("latin-1") for name, value in scope["headers"] if name in wanted}
             try:
-                if len(body) > config.max_body_bytes:
-                    raise DeliveryRefused(413, f"body of {len(body)} bytes exceeds {config.max_body_bytes}")
-                signature = verifier.verify(request.headers, body)
+                body = await _body(receive, limit)
+                signature = verifier.verify(headers, body)
             except DeliveryRefused as refused:
                 log.warning("webhook %s refused %s: %s", self.system, where, refused.reason)
-                return JSONResponse({"detail": refused.reason}, status_code=refused.status)
+                await _answer(send, refused.status, {"detail": refused.reason})
+                return
             loop = asyncio.get_running_loop()
-            location = f"{where} at {request.headers.get(config.timestamp_header)}"
-            events, single = self._events(body, location)
-            answers = _Answers(loop, len(events))
-            ack = answers.ack
-            inbox.put_many([Received(record, partial(ack, index), problem)  # one hand-over for the whole request
-                            for index, (record, problem) in enumerate(events)])
+            location = f"{where} at {headers.get(config.timestamp_header)}"
+            events, answers, single = self._events(body, location, loop)
+            if not events:  # an empty array: nothing to wait for
+                await _answer(send, 200, {"status": "stored", "events": 0})
+                return
+            inbox.put_many(events)  # one hand-over for the whole request
             try:
                 outcomes = await asyncio.wait_for(answers.future, config.answer_timeout_seconds)
             except TimeoutError:
                 verifier.forget(signature)
-                return JSONResponse({"detail": "not stored in time; send it again"}, status_code=503)
-            if single:
-                [outcome] = outcomes
-                if outcome.status == "stored":
-                    return JSONResponse({"status": "stored"}, status_code=200)
-                return JSONResponse({"status": outcome.status, "reasons": list(outcome.reasons)}, status_code=202)
-            refused = [{"index": index, "reasons": list(outcome.reasons)}
-                       for index, outcome in enumerate(outcomes) if outcome.status != "stored"]
-            if not refused:
-                return JSONResponse({"status": "stored", "events": len(outcomes)}, status_code=200)
-            return JSONResponse({"status": "quarantined" if len(refused) == len(outcomes) else "partly quarantined",
-                                 "events": len(outcomes), "quarantined": refused}, status_code=202)
+                await _answer(send, 503, {"detail": "not stored in time; send it again"})
+                return
+            await _answer(send, *_outcome(outcomes, single))
 
         return app
 
     @staticmethod
-    def _events(body: bytes, location: str) -> tuple[list[Parsed], bool]:
-        """The events of a body (one JSON object, or a JSON array of them), and whether it was a single one."""
-        def problem(reason: str, raw: str, where: str) -> Parsed:
-            return RawRecord({}, where), RejectedRaw(raw=raw, reason=reason, location=where)
+    def _events(body: bytes, location: str, loop: asyncio.AbstractEventLoop) -> tuple[list[Received], _Answers, bool]:
+        """The events of a body (one JSON object, or a JSON array of them) each with its acknowledgement, the
+        delivery's answers, and whether it was a single event."""
+        def unreadable(reason: str, raw: str) -> tuple[list[Received], _Answers, bool]:
+            answers = _Answers(loop, 1)
+            problem = RejectedRaw(raw=raw, reason=reason, location=location)
+            return [Received(RawRecord({}, location), partial(answers.ack, 0), problem)], answers, True
 
         try:
-            data = msgspec.json.decode(body)
+            data = _decode(body)
         except msgspec.DecodeError as exc:
-            return [problem(f"body is not JSON: {exc}", body.decode("utf-8", "replace"), location)], True
+            return unreadable(f"body is not JSON: {exc}", body.decode("utf-8", "replace"))
         if isinstance(data, dict):
-            return [(RawRecord(data, location), None)], True
+            answers = _Answers(loop, 1)
+            return [Received(RawRecord(data, location), partial(answers.ack, 0))], answers, True
         if not isinstance(data, list):
-            return [problem(f"body must be a JSON object (one event) or an array of them, got {type(data).__name__}",
-                            body.decode("utf-8", "replace"), location)], True
-        events: list[Parsed] = []
+            return unreadable(f"body must be a JSON object (one event) or an array of them, got {type(data).__name__}",
+                              body.decode("utf-8", "replace"))
+        answers = _Answers(loop, len(data))
+        ack = answers.ack
+        events: list[Received] = []
+        append = events.append
         for index, element in enumerate(data):
             where = f"{location} [{index}]"
-            if isinstance(element, dict):
-                events.append((RawRecord(element, where), None))
+            if element.__class__ is dict:
+                append(Received(RawRecord(element, where), partial(ack, index)))
             else:
-                events.append(problem(f"event must be a JSON object, got {type(element).__name__} @ $[{index}]",
-                                      msgspec.json.encode(element).decode(), where))
-        return events, False
+                problem = RejectedRaw(raw=_encode(element).decode(), location=where,
+                                      reason=f"event must be a JSON object, got {type(element).__name__} @ $[{index}]")
+                append(Received(RawRecord({}, where), partial(ack, index), problem))
+        return events, answers, False
 
 
-Parsed = tuple[RawRecord, RejectedRaw | None]
-"""One event of a delivery: its record, or why it could not be read."""
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Asgi = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+_JSON = ((b"content-type", b"application/json"),)
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+def _outcome(outcomes: list[Acknowledgement], single: bool) -> tuple[int, dict[str, Any]]:
+    """The status and answer of a delivery whose events were all committed."""
+    if single:
+        [outcome] = outcomes
+        if outcome.status == "stored":
+            return 200, {"status": "stored"}
+        return 202, {"status": outcome.status, "reasons": list(outcome.reasons)}
+    refused = [{"index": index, "reasons": list(outcome.reasons)}
+               for index, outcome in enumerate(outcomes) if outcome.status != "stored"]
+    if not refused:
+        return 200, {"status": "stored", "events": len(outcomes)}
+    return 202, {"status": "quarantined" if len(refused) == len(outcomes) else "partly quarantined",
+                 "events": len(outcomes), "quarantined": refused}
+
+
+async def _body(receive: Receive, limit: int) -> bytes:
+    """The request's body; :class:`DeliveryRefused` (413) as soon as it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise DeliveryRefused(400, "the sender disconnected before the body was complete")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise DeliveryRefused(413, f"body exceeds max_body_bytes ({limit})")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, content: dict[str, Any],
+                  headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    body = _encode(content)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*_JSON, (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 class _Answers:
@@ -195,6 +267,10 @@ class _Answers:
             self._outcomes[index] = outcome
             if self._left:
                 return
-            outcomes = list(self._outcomes)
+            outcomes = [outcome for outcome in self._outcomes if outcome is not None]  # all of them by now
         with contextlib.suppress(RuntimeError):  # the server stopped; the sender will send it again
-            self.loop.call_soon_threadsafe(lambda: self.future.done() or self.future.set_result(outcomes))
+            self.loop.call_soon_threadsafe(self._resolve, outcomes)
+
+    def _resolve(self, outcomes: list[Acknowledgement]) -> None:
+        if not self.future.done():
+            self.future.set_result(outcomes)

@@ -4,7 +4,8 @@
     signature does not match the body and timestamp      ─► 401
     timestamp outside the replay window (stale)          ─► 401
     signature already seen within the window (replayed)  ─► 409
-    body larger than max_body_bytes                      ─► 413
+    body larger than max_body_bytes                      ─► 413  (refused while it is read)
+    sender gone before the body was complete             ─► 400
     no flow listens on the path                          ─► 404
 
 A refused delivery never reaches the store; the sender keeps it and may send it again (signed anew).

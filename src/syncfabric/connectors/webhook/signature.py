@@ -8,6 +8,7 @@ replay right after a restart would only re-deliver an event the store already ho
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import threading
 import time
@@ -33,6 +34,9 @@ class Verifier:
         self.tolerance = tolerance
         self.clock = clock
         self._seen: dict[str, float] = {}
+        self._expiry: list[tuple[float, str]] = []
+        """(until, signature) of what ``_seen`` holds, a heap: what left the window is dropped from its top,
+        without walking every signature on every delivery."""
         self._lock = threading.Lock()
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> str:
@@ -56,11 +60,16 @@ class Verifier:
             raise DeliveryRefused(401, f"stale delivery: timestamp is {now - sent_at:+.0f} s from now, "
                                        f"outside the {self.tolerance:.0f} s window")
         with self._lock:
-            for old in [sig for sig, until in self._seen.items() if until < now]:
-                del self._seen[old]
-            if expected in self._seen:
+            seen, expiry = self._seen, self._expiry
+            while expiry and expiry[0][0] < now:
+                until, old = heapq.heappop(expiry)
+                if seen.get(old) == until:  # not forgotten and seen again since
+                    del seen[old]
+            if expected in seen:
                 raise DeliveryRefused(409, "delivery already received (same signature within the replay window)")
-            self._seen[expected] = sent_at + self.tolerance
+            until = sent_at + self.tolerance
+            seen[expected] = until
+            heapq.heappush(expiry, (until, expected))
         return expected
 
     def forget(self, signature: str) -> None:
