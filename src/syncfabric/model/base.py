@@ -141,7 +141,11 @@ class Record(ModelStruct, frozen=True, kw_only=True):
         getter = _KEY_GETTERS.get(type(self))
         if getter is None:
             getter = _KEY_GETTERS[type(self)] = operator.attrgetter(*self.key_fields, self.key_fields[0])
-        return KEY_SEPARATOR.join([part if type(part) is str else _key_part(part) for part in getter(self)[:-1]])
+        parts = getter(self)[:-1]
+        try:
+            return KEY_SEPARATOR.join(parts)  # key fields are mostly text
+        except TypeError:  # a date, a number
+            return KEY_SEPARATOR.join([part if type(part) is str else _key_part(part) for part in parts])
 
 
 _KEY_GETTERS: dict[type, operator.attrgetter[Any]] = {}
