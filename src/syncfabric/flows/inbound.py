@@ -30,7 +30,7 @@ from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet, describe
 from syncfabric.mapping.xref import XrefClaim, conflicts
 from syncfabric.model import Record
-from syncfabric.store import ApplyResult, Lineage, NewQuarantine, RecordBatch, Store, Transaction, content_hash
+from syncfabric.store import ApplyResult, Lineage, NewQuarantine, RecordBatch, Store, Transaction, content_hashes
 
 
 class InboundCheckpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -299,10 +299,10 @@ def _map_page(
     payloads = [payload for payload, _, _, _, _ in mapped]
     raws = [text or encode(data) for _, _, _, data, text in mapped] if keep_raw else None
     batch = RecordBatch(
-        list(by_key), [payload.decode() for payload in payloads], [content_hash(payload) for payload in payloads],
+        list(by_key), [payload.decode() for payload in payloads], content_hashes(payloads),
         [where for _, where, _, _, _ in mapped], [hashed for _, _, hashed, _, _ in mapped], system, batch_id,
         version, flow_name, None if raws is None else [raw.decode() for raw in raws],
-        None if raws is None else [content_hash(raw) for raw in raws])
+        None if raws is None else content_hashes(raws))
     return batch, rejected, [w for key in by_key for w in warnings.get(key, ())], links, list(skipped)
 
 

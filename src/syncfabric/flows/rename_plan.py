@@ -58,20 +58,10 @@ def _rename_plan(field_map: FieldMap) -> Mapper | None:
     fallback = field_map.map
 
     def map_row(raw: dict[str, Any]) -> tuple[Record, list[XrefClaim]]:
-        data = {}
         get = raw.get
-        for target, column in columns:
-            value = get(column)
-            if value.__class__ is str:
-                value = value.strip()
-                if value:
-                    data[target] = value
-            elif value is not None:
-                if isinstance(value, str):  # a subclass of str
-                    value = value.strip()
-                    if not value:
-                        continue
-                data[target] = value
+        # Each column's value, text stripped; missing, None and blank text left out.
+        data = {target: value for target, column in columns
+                if (value := get(column)) is not None and (not isinstance(value, str) or (value := value.strip()))}
         try:
             return convert(data, cls, strict=False), []
         except (msgspec.ValidationError, ValueError, TypeError):
