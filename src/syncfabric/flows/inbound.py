@@ -233,7 +233,7 @@ def _map_page(
     """The page's records to store (the last row of a key wins) with their raw records (``keep_raw``), its
     rejects, warnings, xref links, and the keys of the rows skipped as unchanged (with ``inputs``: their input is
     the one their stored state was accepted from, and their key was not met in the snapshot before, ``seen``)."""
-    by_key: dict[str, Mapped] = {}
+    by_key: dict[str, MappedRow] = {}
     links: dict[str, Links] = {}
     warnings: dict[str, list[str]] = {}
     version = field_map.version
@@ -306,7 +306,7 @@ def _map_page(
     return batch, rejected, [w for key in by_key for w in warnings.get(key, ())], links, list(skipped)
 
 
-Mapped = tuple[bytes, str, str | None, Any, bytes | None]
+MappedRow = tuple[bytes, str, str | None, Any, bytes | None]
 """A record mapped from a row: its canonical JSON, where the row is, the row's input hash if known, the row's data,
 and its JSON encoding if already made."""
 
