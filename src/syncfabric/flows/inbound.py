@@ -319,8 +319,8 @@ Links = tuple[list[XrefClaim], NewQuarantine]
 
 
 def _link(
-    tx: Transaction, batch: RecordBatch, rejected: list[NewQuarantine], links: dict[str, Links]
-) -> tuple[RecordBatch, list[NewQuarantine]]:
+    tx: Transaction, batch: Any, rejected: list[NewQuarantine], links: dict[str, Links]
+) -> tuple[Any, list[NewQuarantine]]:
     """Store each record's xref links in the page's transaction; a record whose link conflicts is quarantined."""
     if not links:
         return batch, rejected
@@ -333,15 +333,21 @@ def _link(
                 refused.add(key)
                 rejected = [*rejected, dataclasses.replace(entry, reasons=[f"xref conflict: {exc}"])]
                 break
+    if isinstance(batch, list):  # records one by one (syncfabric.flows.listen)
+        return [record for record in batch if record.key not in refused], rejected
     return (batch.without(refused) if refused else batch), rejected
 
 
 def _write_page(
-    tx: Transaction, entity: str, batch: RecordBatch, rejected: list[NewQuarantine], result: FlowResult, *,
+    tx: Transaction, entity: str, batch: Any, rejected: list[NewQuarantine], result: FlowResult, *,
     new: bool = False,
 ) -> ApplyResult:
-    applied = tx.apply_batch(entity, batch, new=new)
-    result.records_in += len(batch.keys) + len(rejected)
+    if isinstance(batch, list):  # records one by one (syncfabric.flows.listen)
+        applied = tx.apply(entity, batch)
+        result.records_in += len(batch) + len(rejected)
+    else:
+        applied = tx.apply_batch(entity, batch, new=new)
+        result.records_in += len(batch.keys) + len(rejected)
     result.inserted += applied.inserted
     result.updated += applied.updated
     result.unchanged += applied.unchanged
