@@ -53,7 +53,7 @@ def contents(store: Store) -> dict[str, Any]:
                 for c in store.changes(0, limit=100_000)],
         "raw": [(s.key, s.flow, s.source_id, s.raw) for s in store.sources("item_location")],
         "quarantine": sorted((q.record_key, q.location, tuple(q.reasons), q.payload) for q in store.quarantine()),
-        "inputs": store.input_hashes("item_location"),
+        "inputs": store.live_inputs("item_location"),
     }
 
 

@@ -26,6 +26,7 @@ from syncfabric.store import (
     Op,
     QuarantineAction,
     QuarantineStatus,
+    RecordBatch,
     RunStatus,
     Store,
     content_hash,
@@ -710,6 +711,49 @@ class StoreConformance:
             tx.put_sources("item", [])
         assert list(store.sources("location")) == []
 
+    def test_a_batch_applied_as_new_is_stored_as_apply_would_even_if_keys_exist(self, store: Store) -> None:
+        def batch(keys: list[str], n: int = 1) -> RecordBatch:
+            payloads = [msgspec.json.encode({"k": key, "n": n}) for key in keys]
+            raws = [msgspec.json.encode({"NO": key, "N": n}) for key in keys]
+            return RecordBatch(keys, [p.decode() for p in payloads], [content_hash(p) for p in payloads],
+                               [f"items.csv:{i + 2}" for i in range(len(keys))], [f"in-{key}-{n}" for key in keys],
+                               "erp", "b1", "items@1", "items-in", [r.decode() for r in raws],
+                               [content_hash(r) for r in raws])
+
+        def contents(entity: str) -> tuple[object, ...]:
+            return ([(r.key, r.version, r.content_hash, r.deleted, r.payload)
+                     for r in store.current(entity, include_deleted=True)],
+                    [(c.key, c.version, c.op, c.content_hash, c.payload, c.lineage)
+                     for c in store.changes(0, entities=[entity], limit=100)],
+                    [(s.key, s.flow, s.raw, s.source_id) for s in store.sources(entity)],
+                    store.live_inputs(entity))
+
+        results = []
+        for entity, new in (("item", False), ("part", True)):  # the same writes, without and with ``new``
+            with store.transaction() as tx:  # A is live, B a tombstone
+                tx.apply(entity, [rec("A"), rec("B")])
+                tx.delete(entity, ["B"])
+            with store.transaction() as tx:
+                first = tx.apply_batch(entity, batch(["C", "D"]), new=new)  # keys without a state
+            with store.transaction() as tx:
+                second = tx.apply_batch(entity, batch(["E", "A", "B"], n=2), new=new)  # two have one
+            assert (first.inserted, first.updated, first.changed_keys) == (2, 0, ["C", "D"])
+            assert (second.inserted, second.updated, second.changed_keys) == (1, 2, ["E", "A", "B"])
+            assert second.last_seq == store.head()
+            results.append(contents(entity))
+        assert results[0] == results[1]
+        state, log, sources, inputs = results[1]
+        assert [(key, version, deleted) for key, version, _, deleted, _ in state] == [
+            ("A", 2, False), ("B", 3, False), ("C", 1, False), ("D", 1, False), ("E", 1, False)]
+        assert [(key, version) for key, version, *_ in log] == [
+            ("A", 1), ("B", 1), ("B", 2), ("C", 1), ("D", 1), ("E", 1), ("A", 2), ("B", 3)]
+        assert log[3][5] == Lineage("erp", "items.csv:2", "b1", "items@1")
+        assert ("C", "items-in", '{"NO":"C","N":1}', "items.csv:2") in sources
+        assert inputs == {"A": "in-A-2", "B": "in-B-2", "C": "in-C-1", "D": "in-D-1", "E": "in-E-2"}
+        changes = store.changes(0, limit=100)  # what this process wrote, as a consumer reads it
+        assert len(changes) == 16 and [c.seq for c in changes] == sorted({c.seq for c in changes})
+        assert (changes[11].entity, changes[11].payload) == ("part", msgspec.json.encode({"k": "C", "n": 1}))
+
     def test_upgrading_keeps_existing_entries_without_a_mapping_version(self, make_store: MakeStore,
                                                                          store_url: str) -> None:
         from alembic import command
@@ -810,18 +854,19 @@ class StoreConformance:
         with store.transaction() as tx:
             tx.apply("item", [inp("a", "ha"), inp("b", "hb"), inp("c", None), inp("d", "hd")])
             tx.apply("location", [inp("x", "hx")])
-        assert store.input_hashes("item") == {"ha": "a", "hb": "b", "hd": "d"}
+        assert store.live_inputs("item") == {"a": "ha", "b": "hb", "c": None, "d": "hd"}
         with store.transaction() as tx:
             result = tx.apply("item", [inp("a", "ha2"), inp("b", None), inp("d", None, n=2)])
             tx.delete("item", ["c"])
         assert (result.unchanged, result.updated) == (2, 1)
         # a: unchanged record, new input kept; b: unchanged without an input, the old one still holds;
         # d: changed by a write that keeps no input hash, so none is kept
-        assert store.input_hashes("item") == {"ha2": "a", "hb": "b"}
+        assert store.live_inputs("item") == {"a": "ha2", "b": "hb", "d": None}
         with store.transaction() as tx:
             tx.delete("item", ["a"])
-        assert store.input_hashes("item") == {"hb": "b"}
-        assert store.input_hashes("location") == {"hx": "x"}
+        assert store.live_inputs("item") == {"b": "hb", "d": None}
+        assert store.live_inputs("location") == {"x": "hx"}
+        assert store.live_inputs("nothing") == {}
 
     def test_a_lease_has_one_holder_until_it_expires_or_is_released(self, make_store: MakeStore) -> None:
         one, two = make_store(), make_store()  # two processes sharing the store

@@ -21,6 +21,7 @@ from syncfabric.config.schema import Estate, Watermark
 from syncfabric.connectors import watermark as watermarks
 from syncfabric.connectors.base import Connector, Page, RawRecord
 from syncfabric.errors import RecordError, StoreError
+from syncfabric.flows.heap import collect_per_page
 from syncfabric.flows.map_worker import worker_pages
 from syncfabric.flows.rename_plan import mapper
 from syncfabric.flows.result import FlowResult, Progress
@@ -29,7 +30,7 @@ from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet, describe
 from syncfabric.mapping.xref import XrefClaim, conflicts
 from syncfabric.model import Record
-from syncfabric.store import ApplyResult, IncomingRecord, Lineage, NewQuarantine, NewSource, Store, Transaction
+from syncfabric.store import ApplyResult, Lineage, NewQuarantine, RecordBatch, Store, Transaction, content_hashes
 
 
 class InboundCheckpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -75,7 +76,7 @@ def run_inbound(
     mark = saved.watermark
     inputs: KnownInputs | None = None
     premapped = worker_pages(store, flow_name, connector, field_map, source=source, cursor=snapshot_start,
-                             batch_id=batch_id, rules=rules) if full and parallel else None
+                             batch_id=batch_id, rules=rules, keep_raw=keep_raw) if full and parallel else None
     if premapped is not None:
         pages: Iterator[Any] = premapped
     elif full:
@@ -88,68 +89,73 @@ def run_inbound(
         pages = connector.read_changes(source, snapshot_start)
     page_no = 0
     seen = inputs.seen if inputs is not None else set[str]()  # read by the connector when it skips rows
-    for item in pages:
-        page_no += 1
-        if premapped is not None:  # read and mapped by the worker process
-            page, (records, rejected, warnings, links, sources, skipped) = item
-        else:
-            page = item
-            records, rejected, warnings, links, sources, skipped = _map_page(
-                page, field_map, flow_name, batch_id, rules, store, inputs, seen)
-        if full:
-            seen.update(skipped)
-            seen.update(record.key for record in records)
-            # A key whose row is in the snapshot but does not map is not missing: keep its last accepted state.
-            seen.update(entry.record_key for entry in rejected if entry.record_key)
-        committed_before = page_no <= skip
-        if committed_before and (page.complete or (page_no == skip and page.cursor != saved.snapshot_cursor)):
-            # The source no longer serves the pages committed before the crash (an older file arrived, the data
-            # moved): read the snapshot again from its start and write every page; stored records that did not
-            # change write nothing.
-            getattr(pages, "close", lambda: None)()  # release the files the abandoned read holds open
-            with store.transaction() as tx:
-                tx.set_checkpoint(flow_name, msgspec.json.encode(InboundCheckpoint(cursor=snapshot_start)).decode())
-            return run_inbound(store, flow_name, connector, field_map, mode=mode, source=source, batch_id=batch_id,
-                               progress=progress, rules=rules, watermark=watermark, keep_raw=keep_raw,
-                               parallel=parallel)
-        if committed_before:
-            continue
-        with store.transaction() as tx:
-            records, rejected = _link(tx, records, rejected, links)
-            applied = _write_page(tx, entity, records, rejected, result)
-            result.records_in += len(skipped)
-            result.unchanged += len(skipped)
-            if keep_raw:  # the raw records behind the versions this page wrote
-                tx.put_sources(entity, [NewSource(key, flow_name, (text or _encode(raw)).decode(), where, digest)
-                                        for key in applied.changed_keys
-                                        for raw, where, text, digest in (sources[key],)])
-            result.warn(warnings)
-            if full and page.complete:
-                missing = [key for key in store.live_keys(entity) if key not in seen]
-                if missing:  # a snapshot speaks for its own flow: keys another flow brought are not its to delete
-                    others = _keys_of_other_flows(store, entity, flow_name, missing)
-                    missing = [key for key in missing if key not in others]
-                lineage = Lineage(field_map.system, "missing from complete snapshot", batch_id, field_map.version)
-                result.deleted += tx.delete(entity, missing, lineage).deleted
-                checkpoint = InboundCheckpoint(cursor=page.cursor)
-            elif full:
-                checkpoint = InboundCheckpoint(cursor=snapshot_start, snapshot_start=snapshot_start,
-                                               snapshot_pages=page_no, snapshot_cursor=page.cursor)
+    new = True  # whether the next page's keys are expected to have no state yet: every page written inserted only
+    with collect_per_page() as collect:  # a page's objects outlive many young collections
+        for item in pages:
+            page_no += 1
+            missing: list[str] | None = None  # a complete snapshot: the live keys it does not contain, if known
+            if premapped is not None:  # read and mapped by the worker process
+                page, (batch, rejected, warnings, links, skipped, missing) = item
             else:
-                if watermark is not None:
-                    mark = watermarks.highest(page.records, watermark.field, mark)
-                checkpoint = InboundCheckpoint(cursor=page.cursor, watermark=mark)
-            tx.set_checkpoint(flow_name, msgspec.json.encode(checkpoint).decode())
-        if full and page.complete:
-            page_no, skip, snapshot_start = 0, 0, page.cursor
-            seen.clear()
-            if inputs is not None:  # the next snapshot starts from what the store holds now, with this one's writes
-                inputs.keys = store.input_hashes(entity)
-        if page.cursor is not None:
-            connector.acknowledge(source, page.cursor)
-        result.checkpoint = page.cursor
-        if progress is not None:
-            progress(len(page.records) + len(page.problems) + len(page.unchanged))
+                page = item
+                batch, rejected, warnings, links, skipped = _map_page(
+                    page, field_map, flow_name, batch_id, rules, store, inputs, seen, keep_raw=keep_raw)
+            if full:
+                seen.update(skipped)
+                seen.update(batch.keys)
+                # A key whose row is in the snapshot but does not map is not missing: keep its last accepted state.
+                seen.update(entry.record_key for entry in rejected if entry.record_key)
+            committed_before = page_no <= skip
+            if committed_before and (page.complete or (page_no == skip and page.cursor != saved.snapshot_cursor)):
+                # The source no longer serves the pages committed before the crash (an older file arrived, the data
+                # moved): read the snapshot again from its start and write every page; stored records that did not
+                # change write nothing.
+                getattr(pages, "close", lambda: None)()  # release the files the abandoned read holds open
+                with store.transaction() as tx:
+                    tx.set_checkpoint(flow_name, msgspec.json.encode(InboundCheckpoint(cursor=snapshot_start)).decode())
+                return run_inbound(store, flow_name, connector, field_map, mode=mode, source=source, batch_id=batch_id,
+                                   progress=progress, rules=rules, watermark=watermark, keep_raw=keep_raw,
+                                   parallel=parallel)
+            if committed_before:
+                continue
+            with store.transaction() as tx:
+                batch, rejected = _link(tx, batch, rejected, links)
+                applied = _write_page(tx, entity, batch, rejected, result, new=new)
+                if batch.keys:  # a first load inserts without looking keys up until a page finds stored ones
+                    new = applied.inserted == len(batch.keys)
+                result.records_in += len(skipped)
+                result.unchanged += len(skipped)
+                result.warn(warnings)
+                if full and page.complete:
+                    if missing is None:  # the keys live when the snapshot started (else now) less those seen
+                        live = inputs.live if inputs is not None else None
+                        missing = [key for key in (store.live_keys(entity) if live is None else live)
+                                   if key not in seen]
+                    if missing:  # a snapshot speaks for its own flow: keys another flow brought are not its to delete
+                        others = _keys_of_other_flows(store, entity, flow_name, missing)
+                        missing = [key for key in missing if key not in others]
+                    lineage = Lineage(field_map.system, "missing from complete snapshot", batch_id, field_map.version)
+                    result.deleted += tx.delete(entity, missing, lineage).deleted
+                    checkpoint = InboundCheckpoint(cursor=page.cursor)
+                elif full:
+                    checkpoint = InboundCheckpoint(cursor=snapshot_start, snapshot_start=snapshot_start,
+                                                   snapshot_pages=page_no, snapshot_cursor=page.cursor)
+                else:
+                    if watermark is not None:
+                        mark = watermarks.highest(page.records, watermark.field, mark)
+                    checkpoint = InboundCheckpoint(cursor=page.cursor, watermark=mark)
+                tx.set_checkpoint(flow_name, msgspec.json.encode(checkpoint).decode())
+            if full and page.complete:
+                page_no, skip, snapshot_start = 0, 0, page.cursor
+                seen.clear()
+                if inputs is not None:  # the next snapshot starts from what the store holds now, with this one's writes
+                    inputs.read(store, entity)
+            if page.cursor is not None:
+                connector.acknowledge(source, page.cursor)
+            result.checkpoint = page.cursor
+            if progress is not None:
+                progress(len(page.records) + len(page.problems) + len(page.unchanged))
+            collect()
     result.per_entity[entity] = result.changed
     return result
 
@@ -222,15 +228,14 @@ def estate_field_map(store: Store, estate: Estate, name: str) -> FieldMap:
 def _map_page(
     page: Page, field_map: FieldMap, flow_name: str, batch_id: str, rules: RuleSet | None = None,
     store: Store | None = None, inputs: KnownInputs | None = None, seen: set[str] | frozenset[str] = frozenset(),
-) -> tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Links], dict[str, Source], list[str]]:
-    """The page's records to store (the last row of a key wins), its rejects, warnings, xref links, per key the
-    raw record and where it is (encoded only for the keys the store then writes), and the keys of the rows skipped
-    as unchanged (with ``inputs``: their input is the one their stored state was accepted from, and their key was
-    not met in the snapshot before, ``seen``)."""
-    by_key: dict[str, IncomingRecord] = {}
+    *, keep_raw: bool = True,
+) -> tuple[RecordBatch, list[NewQuarantine], list[str], dict[str, Links], list[str]]:
+    """The page's records to store (the last row of a key wins) with their raw records (``keep_raw``), its
+    rejects, warnings, xref links, and the keys of the rows skipped as unchanged (with ``inputs``: their input is
+    the one their stored state was accepted from, and their key was not met in the snapshot before, ``seen``)."""
+    by_key: dict[str, MappedRow] = {}
     links: dict[str, Links] = {}
     warnings: dict[str, list[str]] = {}
-    sources: dict[str, Source] = {}
     version = field_map.version
     system, entity = field_map.system, field_map.entity_cls.entity
     rejected = [
@@ -275,9 +280,8 @@ def _map_page(
             ))
             continue
         key = outcome.key
-        by_key[key] = IncomingRecord(key, encode(record), Lineage(system, raw.location, batch_id, version),
-                                     None if digests is None else digests[index])
-        sources[key] = (raw.data, raw.location, None if texts is None else texts[index], "")
+        by_key[key] = (encode(record), raw.location, None if digests is None else digests[index], raw.data,
+                       None if texts is None else texts[index])
         if skipped:
             placed[key] = origin[index]
         if outcome.warnings:
@@ -291,12 +295,20 @@ def _map_page(
     for key, index in placed.items():  # a key both mapped and skipped in this page: its last row wins
         if key in skipped and skipped[key] > index:
             del by_key[key]  # the stored state is what the skipped row maps to
-    return (list(by_key.values()), rejected, [w for key in by_key for w in warnings.get(key, ())], links,
-            sources, list(skipped))
+    mapped = by_key.values()
+    payloads = [payload for payload, _, _, _, _ in mapped]
+    raws = [text or encode(data) for _, _, _, data, text in mapped] if keep_raw else None
+    batch = RecordBatch(
+        list(by_key), [payload.decode() for payload in payloads], content_hashes(payloads),
+        [where for _, where, _, _, _ in mapped], [hashed for _, _, hashed, _, _ in mapped], system, batch_id,
+        version, flow_name, None if raws is None else [raw.decode() for raw in raws],
+        None if raws is None else content_hashes(raws))
+    return batch, rejected, [w for key in by_key for w in warnings.get(key, ())], links, list(skipped)
 
 
-Source = tuple[Any, str, bytes | None, str]
-"""A raw record, where it is, its JSON encoding if already made, and that encoding's content hash if known."""
+MappedRow = tuple[bytes, str, str | None, Any, bytes | None]
+"""A record mapped from a row: its canonical JSON, where the row is, the row's input hash if known, the row's data,
+and its JSON encoding if already made."""
 
 
 _encode = msgspec.json.Encoder().encode
@@ -307,11 +319,11 @@ Links = tuple[list[XrefClaim], NewQuarantine]
 
 
 def _link(
-    tx: Transaction, records: list[IncomingRecord], rejected: list[NewQuarantine], links: dict[str, Links]
-) -> tuple[list[IncomingRecord], list[NewQuarantine]]:
+    tx: Transaction, batch: Any, rejected: list[NewQuarantine], links: dict[str, Links]
+) -> tuple[Any, list[NewQuarantine]]:
     """Store each record's xref links in the page's transaction; a record whose link conflicts is quarantined."""
     if not links:
-        return records, rejected
+        return batch, rejected
     refused: set[str] = set()
     for key, (claims, entry) in links.items():
         for claim in claims:
@@ -321,14 +333,21 @@ def _link(
                 refused.add(key)
                 rejected = [*rejected, dataclasses.replace(entry, reasons=[f"xref conflict: {exc}"])]
                 break
-    return [record for record in records if record.key not in refused], rejected
+    if isinstance(batch, list):  # records one by one (syncfabric.flows.listen)
+        return [record for record in batch if record.key not in refused], rejected
+    return (batch.without(refused) if refused else batch), rejected
 
 
 def _write_page(
-    tx: Transaction, entity: str, records: list[IncomingRecord], rejected: list[NewQuarantine], result: FlowResult
+    tx: Transaction, entity: str, batch: Any, rejected: list[NewQuarantine], result: FlowResult, *,
+    new: bool = False,
 ) -> ApplyResult:
-    applied = tx.apply(entity, records)
-    result.records_in += len(records) + len(rejected)
+    if isinstance(batch, list):  # records one by one (syncfabric.flows.listen)
+        applied = tx.apply(entity, batch)
+        result.records_in += len(batch) + len(rejected)
+    else:
+        applied = tx.apply_batch(entity, batch, new=new)
+        result.records_in += len(batch.keys) + len(rejected)
     result.inserted += applied.inserted
     result.updated += applied.updated
     result.unchanged += applied.unchanged

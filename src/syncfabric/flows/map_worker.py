@@ -1,11 +1,12 @@
 """A full refresh read and mapped in a second process while the first writes the store (``parallel`` flows).
 
 The worker process reads the connector's pages, maps and validates every row (the same ``_map_page`` as in one
-process), hashes the inputs and the records, and sends each page as plain tuples through a pipe; the flow's process
-builds the store's records from them, writes and commits page by page, in order, with the checkpoint of each page,
-exactly as without a worker. So resuming after a crash is unchanged: the worker only ever reads. The pipe between
-them holds little, so the worker runs about a page ahead, and it ends itself when the flow's process is gone
-(killed).
+process), hashes the inputs and the records, and sends each page's records through a pipe as one MessagePack
+document, the columns of a :class:`~syncfabric.store.RecordBatch` (canonical JSON, hashes, raw records, all as the
+store writes them); the flow's process decodes it in one call and writes and commits page by page, in order, with
+the checkpoint of each page, exactly as without a worker. So resuming after a crash is unchanged: the worker only
+ever reads. The pipe between them holds little, so the worker runs about a page ahead, and it ends itself when the
+flow's process is gone (killed).
 
 It takes part only where its result cannot differ from mapping in the flow's process: a mapping that only renames
 columns (nothing else is consulted), no data-quality rules (they read the store), and a connector that can be
@@ -25,26 +26,31 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 from sqlalchemy.engine import make_url
 
 from syncfabric.config.schema import Mapping
 from syncfabric.connectors.base import Connector, Page
 from syncfabric.errors import PermanentError
+from syncfabric.flows.heap import collect_per_page
 from syncfabric.flows.rename_plan import renames_only
 from syncfabric.flows.unchanged import KnownInputs, known_inputs
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet
-from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, Store, content_hash, open_store
+from syncfabric.store import NewQuarantine, RecordBatch, Store, open_store
 
 WATCH = 0.5
 """How often the worker checks that the flow's process still runs, in seconds."""
 
-Mapped = tuple[list[IncomingRecord], list[NewQuarantine], list[str], dict[str, Any], dict[str, Any], list[str]]
+Mapped = tuple[RecordBatch, list[NewQuarantine], list[str], dict[str, Any], list[str], list[str] | None]
+"""What ``_map_page`` makes of a page, and for the page that completes a snapshot, the keys live when it started
+that it did not contain (``None``: not known, the flow's process finds them)."""
+_decode_batch = msgspec.msgpack.Decoder(RecordBatch).decode
 
 
 def worker_pages(
     store: Store, flow_name: str, connector: Connector, field_map: FieldMap, *, source: str, cursor: str | None,
-    batch_id: str, rules: RuleSet | None,
+    batch_id: str, rules: RuleSet | None, keep_raw: bool = True,
 ) -> Iterator[tuple[Page, Mapped]] | None:
     """The pages of a full read of ``source`` from ``cursor``, each with what ``_map_page`` makes of it, read and
     mapped in a worker process; ``None`` if this flow cannot be mapped there. A page comes without its raw records
@@ -56,12 +62,12 @@ def worker_pages(
         handed = pickle.dumps(connector)
     except Exception:  # a connector holding a client, a socket or a lock: it reads in this process
         return None
-    return _pages(store, handed, flow_name, field_map, mapping, source, cursor, batch_id)
+    return _pages(store, handed, flow_name, field_map, mapping, source, cursor, batch_id, keep_raw)
 
 
 def _pages(
     store: Store, connector: bytes, flow_name: str, field_map: FieldMap, mapping: Mapping, source: str,
-    cursor: str | None, batch_id: str,
+    cursor: str | None, batch_id: str, keep_raw: bool,
 ) -> Iterator[tuple[Page, Mapped]]:
     # A process of its own (not multiprocessing's fork, which would share the store's connections and threads, nor
     # its spawn, which imports the caller's main script again): pages come back pickled through its stdout, whose
@@ -69,7 +75,6 @@ def _pages(
     # first, so that it imports while this process reads the input hashes.
     worker = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert worker.stdin is not None and worker.stdout is not None
-    system, version = field_map.system, field_map.version
     try:
         inputs = known_inputs(store, flow_name, field_map, None, read=False)
         # The worker reads the input hashes from the store itself (a million of them take a second to read and as
@@ -77,11 +82,11 @@ def _pages(
         url = getattr(store, "url", "")
         shared = _shared(url)
         if inputs is not None and not shared:
-            inputs.keys = store.input_hashes(field_map.entity_cls.entity)
-        known = (inputs.salt, inputs.keys, url if shared else None) if inputs is not None else None
+            inputs.read(store, field_map.entity_cls.entity)
+        known = (inputs.salt, inputs.keys, inputs.live, url if shared else None) if inputs is not None else None
         try:
-            pickle.dump((os.getpid(), connector, flow_name, field_map.name, mapping, source, cursor, batch_id, known),
-                        worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((os.getpid(), connector, flow_name, field_map.name, mapping, source, cursor, batch_id, known,
+                         keep_raw), worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             worker.stdin.close()
         except BrokenPipeError:
             pass  # the worker ended at once: its exit code says why, below
@@ -95,11 +100,8 @@ def _pages(
                 raise message[1]
             if message[0] == "end":
                 return
-            _, page_cursor, complete, size, records, rejected, skipped = message
-            incoming = [IncomingRecord(key, payload, Lineage(system, location, batch_id, version), digest, hashed)
-                        for key, payload, hashed, location, digest, _, _ in records]
-            sources = {key: (None, location, text, raw_hash) for key, _, _, location, _, text, raw_hash in records}
-            yield Page(_Sized(size), page_cursor, complete), (incoming, rejected, [], {}, sources, skipped)
+            _, page_cursor, complete, size, batch, rejected, skipped, missing = message
+            yield Page(_Sized(size), page_cursor, complete), (_decode_batch(batch), rejected, [], {}, skipped, missing)
     finally:
         if worker.poll() is None:
             worker.kill()
@@ -128,12 +130,13 @@ class _Sized(list):  # type: ignore[type-arg]
 
 def _work() -> None:
     """The worker process: read the job from stdin, send each mapped page to stdout."""
-    from syncfabric.flows.inbound import _encode as encode
     from syncfabric.flows.inbound import _map_page
 
+    encode = msgspec.msgpack.Encoder().encode
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the pipe the pages travel through
-    parent, connector, flow_name, map_name, mapping, source, cursor, batch_id, known = pickle.load(sys.stdin.buffer)
+    parent, connector, flow_name, map_name, mapping, source, cursor, batch_id, known, keep_raw = pickle.load(
+        sys.stdin.buffer)
     _watch(parent)
 
     def send(message: tuple[Any, ...]) -> None:
@@ -148,28 +151,29 @@ def _work() -> None:
         field_map = FieldMap(map_name, mapping)
         inputs = None
         if known is not None:
-            salt, keys, url = known
+            salt, keys, live, url = known
+            inputs = KnownInputs(salt, keys, live)
             if url is not None:
                 with open_store(url, migrate=False) as shared:
-                    keys = shared.input_hashes(field_map.entity_cls.entity)
-            inputs = KnownInputs(salt, keys)
+                    inputs.read(shared, field_map.entity_cls.entity)
         seen: set[str] = inputs.seen if inputs is not None else set()  # read by the connector when it skips rows
         pages = reader.read_full(source, cursor) if inputs is None else reader.read_full_known(source, cursor, inputs)
-        for page in pages:
-            records, rejected, _warnings, _links, sources, skipped = _map_page(
-                page, field_map, flow_name, batch_id, None, None, inputs, seen)
-            seen.update(skipped)
-            seen.update(record.key for record in records)
-            seen.update(entry.record_key for entry in rejected if entry.record_key)
-            send(("page", page.cursor, page.complete, len(page.records) + len(page.problems) + len(page.unchanged),
-                  [(r.key, r.payload, content_hash(r.payload), r.lineage.source_id, r.input_hash, text,
-                    content_hash(text)) for r in records
-                   for text in (sources[r.key][2] or encode(sources[r.key][0]),)],
-                  rejected, skipped))
-            if page.complete:  # the next snapshot starts from what this one wrote: map it in full
-                seen.clear()
-                if inputs is not None:
-                    inputs.keys = {}
+        with collect_per_page() as collect:
+            for page in pages:
+                batch, rejected, _warnings, _links, skipped = _map_page(
+                    page, field_map, flow_name, batch_id, None, None, inputs, seen, keep_raw=keep_raw)
+                seen.update(skipped)
+                seen.update(batch.keys)
+                seen.update(entry.record_key for entry in rejected if entry.record_key)
+                missing = ([key for key in inputs.live if key not in seen]
+                           if page.complete and inputs is not None and inputs.live is not None else None)
+                send(("page", page.cursor, page.complete, len(page.records) + len(page.problems)
+                      + len(page.unchanged), encode(batch), rejected, skipped, missing))
+                if page.complete:  # the next snapshot starts from what this one wrote: map it in full
+                    seen.clear()
+                    if inputs is not None:
+                        inputs.keys, inputs.live = {}, None
+                collect()
         send(("end",))
     except BaseException as exc:  # handed to the flow's process, which raises it
         try:

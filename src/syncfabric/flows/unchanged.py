@@ -50,6 +50,9 @@ class KnownInputs:
     """The hash key: what stands for the flow, the mapping and the release."""
     keys: dict[str, str]
     """Input hash -> key, as stored when the snapshot started."""
+    live: list[str] | None = None
+    """The entity's live keys when the snapshot started, if read: those the snapshot does not contain are the ones
+    it deletes (a key stored during the snapshot is in it, or another flow's)."""
     seen: set[str] = field(default_factory=set)
     """Keys met in the snapshot so far (before the current page): their rows are mapped, not skipped."""
     digest: Callable[[bytes], str] = field(init=False)
@@ -62,6 +65,12 @@ class KnownInputs:
             return blake2b(raw_json, digest_size=16, key=key).hexdigest()
 
         self.digest = digest
+
+    def read(self, store: Store, entity: str) -> None:
+        """Take the input hashes and the live keys of ``entity`` from ``store`` (in one read)."""
+        live = store.live_inputs(entity)
+        self.keys = {digest: key for key, digest in live.items() if digest is not None}
+        self.live = list(live)
 
     def line_hasher(self, context: bytes) -> Any:
         """The hash of rows given as their text in a file, for files whose rows read the same whenever their text
@@ -80,5 +89,7 @@ def known_inputs(
         return None
     salt = msgspec.json.encode([syncfabric.__version__, flow_name, field_map.entity_cls.entity, field_map.version,
                                 field_map.mapping])
-    return KnownInputs(hashlib.blake2b(salt, digest_size=32).digest(),
-                       store.input_hashes(field_map.entity_cls.entity) if read else {})
+    inputs = KnownInputs(hashlib.blake2b(salt, digest_size=32).digest(), {})
+    if read:
+        inputs.read(store, field_map.entity_cls.entity)
+    return inputs

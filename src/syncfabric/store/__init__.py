@@ -22,6 +22,7 @@ from syncfabric.store.base import (
     QuarantineEntry,
     QuarantineEvent,
     QuarantineStatus,
+    RecordBatch,
     RunRecord,
     RunStatus,
     SourceRecord,
@@ -29,6 +30,7 @@ from syncfabric.store.base import (
     Store,
     Transaction,
     content_hash,
+    content_hashes,
 )
 
 
@@ -58,8 +60,8 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
 
 __all__ = [
     "ApplyResult", "Change", "IncomingRecord", "Lineage", "NewQuarantine", "NewQuarantineEvent", "NewSource", "Op",
-    "QuarantineAction", "QuarantineEntry", "QuarantineEvent", "QuarantineStatus", "RunRecord", "RunStatus",
-    "SourceRecord", "StateRow", "Store", "Transaction", "content_hash", "open_store",
+    "QuarantineAction", "QuarantineEntry", "QuarantineEvent", "QuarantineStatus", "RecordBatch", "RunRecord",
+    "RunStatus", "SourceRecord", "StateRow", "Store", "Transaction", "content_hash", "content_hashes", "open_store",
 ]
 __all__ += ["Alert", "Attempt", "DeadLetter", "DeadLetterStatus", "NewDeadLetter"]
 __all__ += ["DeliveryGroup", "NewDelivery"]

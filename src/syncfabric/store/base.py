@@ -15,10 +15,11 @@ import datetime as dt
 import hashlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 
@@ -26,6 +27,12 @@ import msgspec
 def content_hash(payload: bytes) -> str:
     """The content hash the store compares to skip unchanged records: BLAKE2b-128 of the canonical JSON."""
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def content_hashes(payloads: Iterable[bytes]) -> list[str]:
+    """``content_hash`` of each payload (a page of them, without a call per payload)."""
+    blake2b = hashlib.blake2b
+    return [blake2b(payload, digest_size=16).hexdigest() for payload in payloads]
 
 
 class Op(StrEnum):
@@ -58,6 +65,59 @@ class IncomingRecord(msgspec.Struct, frozen=True):
     @property
     def content_hash(self) -> str:
         return self.payload_hash or content_hash(self.payload)
+
+
+class RecordBatch(msgspec.Struct, frozen=True):
+    """Canonical records on their way into the store as columns, one entry per record in each list, with the raw
+    records they were mapped from: what a bulk load hands over (and a mapping worker process sends) in one piece.
+    Keys are unique within a batch."""
+
+    keys: list[str]
+    payloads: list[str]
+    """The canonical JSON of each record, as text."""
+    hashes: list[str]
+    """``content_hash`` of each payload's UTF-8."""
+    source_ids: list[str]
+    """Where in the source each record came from (its lineage's ``source_id``)."""
+    input_hashes: list[str | None]
+    """See :attr:`IncomingRecord.input_hash`."""
+    source_system: str = ""
+    batch_id: str = ""
+    mapping_version: str = ""
+    flow: str = ""
+    """The inbound flow whose mapping made the records (the raw records' ``flow``)."""
+    raws: list[str] | None = None
+    """The raw record behind each record as JSON text, kept with the keys the batch writes; ``None`` keeps none."""
+    raw_hashes: list[str] | None = None
+    """``content_hash`` of each raw record's UTF-8, with ``raws``."""
+
+    def records(self) -> list[IncomingRecord]:
+        """The batch as records for :meth:`Transaction.apply`."""
+        system, batch_id, version = self.source_system, self.batch_id, self.mapping_version
+        return [IncomingRecord(key, payload.encode(), Lineage(system, where, batch_id, version), inputs, digest)
+                for key, payload, digest, where, inputs in zip(
+                    self.keys, self.payloads, self.hashes, self.source_ids, self.input_hashes, strict=True)]
+
+    def sources(self, keys: Sequence[str]) -> list[NewSource]:
+        """The raw records behind ``keys`` (keys of the batch), for :meth:`Transaction.put_sources`."""
+        if self.raws is None or self.raw_hashes is None or not keys:
+            return []
+        index = {key: number for number, key in enumerate(self.keys)}
+        raws, digests, where, flow = self.raws, self.raw_hashes, self.source_ids, self.flow
+        return [NewSource(key, flow, raws[number], where[number], digests[number])
+                for key in keys for number in (index[key],)]
+
+    def without(self, keys: set[str]) -> RecordBatch:
+        """The batch less the records of ``keys``."""
+        kept = [number for number, key in enumerate(self.keys) if key not in keys]
+
+        def pick(column: list[Any] | None) -> Any:
+            return None if column is None else [column[number] for number in kept]
+
+        return msgspec.structs.replace(
+            self, keys=pick(self.keys), payloads=pick(self.payloads), hashes=pick(self.hashes),
+            source_ids=pick(self.source_ids), input_hashes=pick(self.input_hashes), raws=pick(self.raws),
+            raw_hashes=pick(self.raw_hashes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +403,16 @@ class Transaction(ABC):
         """Upsert records. A record whose content hash equals the current one writes nothing; any other change
         bumps the key's version and appends one change-log entry. Keys must be unique within one call."""
 
+    def apply_batch(self, entity: str, batch: RecordBatch, *, new: bool = False) -> ApplyResult:
+        """:meth:`apply` the batch's records and keep the raw records behind those written (:meth:`put_sources`).
+        With ``new``, the caller expects none of the keys to have a state yet (a first load): a backend may then
+        insert them without looking them up first; if one has a state after all, the batch is applied as without
+        ``new``, so the result is the same either way."""
+        result = self.apply(entity, batch.records())
+        if batch.raws is not None:
+            self.put_sources(entity, batch.sources(result.changed_keys))
+        return result
+
     @abstractmethod
     def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = Lineage()) -> ApplyResult:  # noqa: B008
         """Mark keys deleted (a tombstone in the change log). Unknown or already deleted keys write nothing."""
@@ -586,9 +656,10 @@ class Store(ABC):
         deletions."""
 
     @abstractmethod
-    def input_hashes(self, entity: str) -> dict[str, str]:
-        """Input hash -> key, for the live keys of an entity whose state keeps the hash of the input it was last
-        accepted from (``IncomingRecord.input_hash``): what a full refresh needs to skip rows that did not change."""
+    def live_inputs(self, entity: str) -> dict[str, str | None]:
+        """Each live key of an entity with the hash of the input its state was last accepted from
+        (``IncomingRecord.input_hash``), ``None`` where the state keeps none: what a full refresh needs to skip rows
+        that did not change, and the keys its snapshot may delete."""
 
     # -- the delivery log ----------------------------------------------------------------------------------------------
 

@@ -116,12 +116,13 @@ class PostgresStore(SqlStore):
         # pre-ping: a connection that died while idle in the pool (server restart, failover) is replaced, not used.
         super().__init__(url, create_engine(target, pool_pre_ping=True))
 
-    def _bulk_writers(self, dialect: Dialect) -> tuple[BulkWriter, BulkWriter]:
+    def _bulk_writers(self, dialect: Dialect) -> tuple[BulkWriter, BulkWriter, BulkWriter]:
         key = ", ".join(_quote(dialect, c.name) for c in t.state.primary_key.columns)
         updates = ", ".join(f"{_quote(dialect, name)} = EXCLUDED.{_quote(dialect, name)}" for name in STATE_UPDATES)
         return (
             RecordsetWriter(t.state, dialect, f"ON CONFLICT ({key}) DO UPDATE SET {updates}"),
             RecordsetWriter(t.change_log, dialect),
+            RecordsetWriter(t.state, dialect),
         )
 
     def _begin_write(self, conn: Connection) -> None:

@@ -27,6 +27,8 @@ that far behind reads in large batches anyway)."""
 
 Entry = tuple[int, str, int, str, bytes | None, Lineage]
 """seq, key, version, content hash, payload, lineage: what the writer logged."""
+Entries = list[Entry] | Callable[[], list[Entry]]
+"""The entries of one statement, or how to make them when first read (a bulk load logs a million, reads none)."""
 
 
 @dataclass(slots=True)
@@ -38,14 +40,15 @@ class _Commit:
     entity: str
     op: Op
     recorded_at: dt.datetime
-    entries: list[Entry]
+    entries: Entries
     built: list[Change] = field(default_factory=list)
 
     def changes(self) -> list[Change]:
         if not self.built:
             entity, op, at = self.entity, self.op, self.recorded_at
+            entries = self.entries() if callable(self.entries) else self.entries
             self.built = [Change(seq, entity, key, version, op, digest, payload, at, lineage)
-                          for seq, key, version, digest, payload, lineage in self.entries]
+                          for seq, key, version, digest, payload, lineage in entries]
             self.entries = []
         return self.built
 
@@ -62,10 +65,11 @@ class RecentChanges:
         self._size = 0
 
     @staticmethod
-    def log(pending: list[_Commit], entity: str, op: Op, recorded_at: dt.datetime, entries: list[Entry]) -> None:
-        """Note in ``pending`` (one write transaction's list) what one statement appended."""
-        if entries:
-            pending.append(_Commit(entries[0][0], entries[-1][0], entity, op, recorded_at, entries))
+    def log(pending: list[_Commit], entity: str, op: Op, recorded_at: dt.datetime, first: int, last: int,
+            entries: Entries) -> None:
+        """Note in ``pending`` (one write transaction's list) what one statement appended: the entries of
+        sequences ``first`` to ``last``, all of them."""
+        pending.append(_Commit(first, last, entity, op, recorded_at, entries))
 
     def committed(self, pending: list[_Commit]) -> None:
         """A write transaction committed ``pending`` (its statements in order, their sequences ascending)."""
@@ -78,7 +82,7 @@ class RecentChanges:
                     self._after = commit.first - 1
                 self._commits.append(commit)
                 self._lasts.append(commit.last)
-                self._size += len(commit.entries)
+                self._size += commit.last - commit.first + 1
             while self._size > self.keep and len(self._commits) > 1:
                 dropped = self._commits.pop(0)
                 self._lasts.pop(0)

@@ -8,10 +8,12 @@ A backend differs from another in a few places only, each a hook on :class:`SqlS
 - ``_allocate_seqs``: how a writer takes change-log sequence numbers (it holds the write lock when it does);
 - ``_driver_errors``: the driver's own exception root, for errors raised outside SQLAlchemy's wrapping;
 - ``_lookup``: the query fetching the version, hash and deleted flag of a chunk of keys;
-- ``_bulk_writers``: how a batch of state rows and of change-log rows is written.
+- ``_bulk_writers``: how a batch of state rows (upserted, or inserted as new keys) and of change-log rows is written.
 
 ``apply`` is written for batches of thousands of records: one indexed lookup per 500 keys, then one bulk write
-of the state rows and one of the change-log rows. Unchanged records write nothing.
+of the state rows and one of the change-log rows. Unchanged records write nothing. ``apply_batch`` with ``new`` (a
+first load) skips the lookup: it inserts the state rows in a savepoint, which the primary key fails if any key has
+a state already, and then applies the batch as ``apply`` does.
 
 Driver errors become :class:`~syncfabric.errors.StoreError` here, once, with the driver's exception as
 ``__cause__``.
@@ -25,12 +27,13 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from itertools import repeat
 from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
 from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, case, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql import Executable
 
 from syncfabric.errors import StoreError
@@ -55,6 +58,7 @@ from syncfabric.store.base import (
     QuarantineEntry,
     QuarantineEvent,
     QuarantineStatus,
+    RecordBatch,
     RunRecord,
     RunStatus,
     SourceRecord,
@@ -136,7 +140,7 @@ class SqlStore(Store):
         self._engine = engine
         self._local = threading.local()
         self._closed = False
-        self._bulk_state, self._bulk_log = self._bulk_writers(engine.dialect)
+        self._bulk_state, self._bulk_log, self._bulk_new_state = self._bulk_writers(engine.dialect)
         self._source_writer = _source_writer(self.insert, engine.dialect)
         self._delivery_writer: BulkWriter | None = None
         excluded = self.insert(t.checkpoint).excluded
@@ -158,14 +162,16 @@ class SqlStore(Store):
         """``n`` new change-log sequence numbers, ascending, above every committed one. Called with the write lock."""
         raise NotImplementedError
 
-    def _bulk_writers(self, dialect: Dialect) -> tuple[BulkWriter, BulkWriter]:
-        """Writers of state rows (an upsert on the key) and of change-log rows (an insert)."""
+    def _bulk_writers(self, dialect: Dialect) -> tuple[BulkWriter, BulkWriter, BulkWriter]:
+        """Writers of state rows (an upsert on the key), of change-log rows (an insert) and of state rows of new keys
+        (a plain insert, failing on a key that has a state)."""
         excluded = self.insert(t.state).excluded
         state_upsert = self.insert(t.state).on_conflict_do_update(
             index_elements=[t.state.c.entity, t.state.c.key],
             set_={name: excluded[name] for name in STATE_UPDATES},
         )
-        return BulkWriter(state_upsert, t.state, dialect), BulkWriter(t.change_log.insert(), t.change_log, dialect)
+        return (BulkWriter(state_upsert, t.state, dialect), BulkWriter(t.change_log.insert(), t.change_log, dialect),
+                BulkWriter(t.state.insert(), t.state, dialect))
 
     def _lookup_rows(self, conn: Connection, entity: str, keys: Sequence[str]) -> Iterable[Sequence[Any]]:
         """(key, version, content_hash, deleted, input_hash) of those of at most KEY_CHUNK ``keys`` that exist."""
@@ -175,9 +181,12 @@ class SqlStore(Store):
         """Upsert one checkpoint inside a write transaction."""
         conn.execute(self._checkpoint_upsert, {"name": name, "value": value, "updated_at": _now()})
 
-    def _logged(self, entity: str, op: Op, recorded_at: dt.datetime, entries: list[LoggedEntry]) -> None:
-        """What a write transaction appended to the change log, just written (not yet committed): a backend may keep
-        it for readers of its own process once committed (SQLite does, see :mod:`syncfabric.store.sqlite`)."""
+    def _logged(
+        self, entity: str, op: Op, recorded_at: dt.datetime, seqs: Sequence[int], entries: LoggedEntries
+    ) -> None:
+        """What a write transaction appended to the change log, just written (not yet committed): the entries of
+        ``seqs``, or how to make them. A backend may keep them for readers of its own process once committed
+        (SQLite does, see :mod:`syncfabric.store.sqlite`)."""
 
     # -- plumbing ---------------------------------------------------------------------------------------------------
 
@@ -615,12 +624,11 @@ class SqlStore(Store):
                 if state is not None and (include_deleted or not state.deleted):
                     yield state
 
-    def input_hashes(self, entity: str) -> dict[str, str]:
+    def live_inputs(self, entity: str) -> dict[str, str | None]:
         s = t.state
-        stmt = select(s.c.input_hash, s.c.key).where(s.c.entity == entity, s.c.deleted.is_(False),
-                                                     s.c.input_hash.is_not(None))
+        stmt = select(s.c.key, s.c.input_hash).where(s.c.entity == entity, s.c.deleted.is_(False))
         with self._reading(f"read the input hashes of {entity}") as conn:
-            return {digest: key for digest, key in conn.execute(stmt)}
+            return {key: digest for key, digest in conn.execute(stmt)}
 
     def live_keys(self, entity: str) -> Iterator[str]:
         stmt = select(t.state.c.key).where(t.state.c.entity == entity, t.state.c.deleted.is_(False))
@@ -672,6 +680,7 @@ _TOUCH_INPUT = t.state.update().where(t.state.c.entity == bindparam("e"), t.stat
     input_hash=bindparam("h"))
 LoggedEntry = tuple[int, str, int, str, bytes | None, Lineage]
 """A change-log entry as written: seq, key, version, content hash, payload, lineage."""
+LoggedEntries = list[LoggedEntry] | Callable[[], list[LoggedEntry]]
 
 
 _LIVE_ROWS = select(t.state).where(
@@ -761,7 +770,7 @@ class SqlTransaction(Transaction):
                  record.lineage.source_id, record.lineage.batch_id, record.lineage.mapping_version)
                 for (record, version, digest, text), seq in zip(changed, seqs, strict=True)
             ])
-            store._logged(entity, Op.UPSERT, now, [
+            store._logged(entity, Op.UPSERT, now, seqs, [
                 (seq, record.key, version, digest, record.payload, record.lineage)
                 for (record, version, digest, _), seq in zip(changed, seqs, strict=True)
             ])
@@ -773,6 +782,58 @@ class SqlTransaction(Transaction):
         conn = self._live()
         with self._store._errors(f"get many {entity}"):
             return dict(_live_rows(conn, entity, list(dict.fromkeys(keys))))
+
+    def apply_batch(self, entity: str, batch: RecordBatch, *, new: bool = False) -> ApplyResult:
+        if new and batch.keys:
+            inserted = self._insert_new(entity, batch)
+            if inserted is not None:
+                return inserted
+        return super().apply_batch(entity, batch)
+
+    def _insert_new(self, entity: str, batch: RecordBatch) -> ApplyResult | None:
+        """Insert the batch's records as the first version of their keys, with their change-log entries and raw
+        records; ``None``, having written nothing, if a key has a state already (the database's primary key says
+        so: no key is looked up). Rows are made by zipping the batch's columns, not one object per record."""
+        conn = self._live()
+        store = self._store
+        keys, payloads, hashes, where = batch.keys, batch.payloads, batch.hashes, batch.source_ids
+        n = len(keys)
+        if len(set(keys)) != n:
+            return None  # apply reports the repeated keys
+
+        def same(value: Any) -> Iterator[Any]:
+            return repeat(value, n)
+
+        now = _now()
+        system, batch_id, version = batch.source_system, batch.batch_id, batch.mapping_version
+        with store._errors(f"apply {entity}"):
+            savepoint = conn.begin_nested()
+            try:
+                seqs = store._allocate_seqs(conn, n)
+                state = store._bulk_state
+                store._bulk_new_state.execute(conn, list(zip(
+                    same(entity), keys, same(1), hashes, payloads, same(state.bind("deleted", False)), seqs,
+                    same(state.bind("updated_at", now)), batch.input_hashes, strict=True)))
+            except IntegrityError:
+                savepoint.rollback()
+                return None
+            savepoint.commit()
+            store._bulk_log.execute(conn, list(zip(
+                seqs, same(entity), keys, same(1), same(Op.UPSERT.value), hashes, payloads,
+                same(store._bulk_log.bind("recorded_at", now)), same(system), where, same(batch_id), same(version),
+                strict=True)))
+            if batch.raws is not None and batch.raw_hashes is not None:
+                sources = store._source_writer
+                sources.execute(conn, list(zip(
+                    same(entity), keys, same(batch.flow), where, batch.raw_hashes, batch.raws,
+                    same(sources.bind("updated_at", now)), strict=True)))
+
+        def entries() -> list[LoggedEntry]:
+            return [(seq, key, 1, digest, payload.encode(), Lineage(system, source_id, batch_id, version))
+                    for seq, key, digest, payload, source_id in zip(seqs, keys, hashes, payloads, where, strict=True)]
+
+        store._logged(entity, Op.UPSERT, now, seqs, entries)
+        return ApplyResult(inserted=n, last_seq=seqs[-1], changed_keys=list(keys))
 
     def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = NO_LINEAGE) -> ApplyResult:
         conn = self._live()
@@ -801,7 +862,7 @@ class SqlTransaction(Transaction):
                  lineage.source_id, lineage.batch_id, lineage.mapping_version)
                 for (key, version), seq in zip(live, seqs, strict=True)
             ])
-            store._logged(entity, Op.DELETE, now, [
+            store._logged(entity, Op.DELETE, now, seqs, [
                 (seq, key, version, TOMBSTONE_HASH, None, lineage)
                 for (key, version), seq in zip(live, seqs, strict=True)
             ])

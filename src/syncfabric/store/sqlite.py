@@ -42,7 +42,7 @@ from syncfabric.errors import ConfigError, StoreError
 from syncfabric.store import tables as t
 from syncfabric.store.base import Change, DeadLetterStatus, Lineage, Op
 from syncfabric.store.recent import RecentChanges
-from syncfabric.store.sql import BulkWriter, LoggedEntry, SqlStore, as_utc
+from syncfabric.store.sql import BulkWriter, LoggedEntries, SqlStore, as_utc
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -181,8 +181,10 @@ class SqliteStore(SqlStore):
         writer = self._checkpoint_writer
         _driver(conn).execute(writer.sql, (name, value, writer.bind("updated_at", dt.datetime.now(dt.UTC))))
 
-    def _logged(self, entity: str, op: Op, recorded_at: dt.datetime, entries: list[LoggedEntry]) -> None:
-        RecentChanges.log(self._local.logged, entity, op, recorded_at, entries)
+    def _logged(
+        self, entity: str, op: Op, recorded_at: dt.datetime, seqs: Sequence[int], entries: LoggedEntries
+    ) -> None:
+        RecentChanges.log(self._local.logged, entity, op, recorded_at, seqs[0], seqs[-1], entries)
 
     def _logged_changes(self, after: int, *, entities: Sequence[str] | None, limit: int) -> list[Change]:
         """The change log as the database holds it."""
@@ -282,11 +284,10 @@ class SqliteStore(SqlStore):
                 for (key,) in rows:
                     yield key
 
-    def input_hashes(self, entity: str) -> dict[str, str]:
+    def live_inputs(self, entity: str) -> dict[str, str | None]:
         with self._reading(f"read the input hashes of {entity}") as conn:
-            cursor = _driver(conn).execute(
-                "SELECT input_hash, key FROM sf_state WHERE entity = ? AND deleted = 0 AND input_hash IS NOT NULL",
-                (entity,))
+            cursor = _driver(conn).execute("SELECT key, input_hash FROM sf_state WHERE entity = ? AND deleted = 0",
+                                           (entity,))
             return dict(cursor.fetchall())
 
     def close(self) -> None:
