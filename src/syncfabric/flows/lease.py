@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from syncfabric.errors import SyncfabricError
 from syncfabric.store import Store
@@ -65,7 +66,7 @@ class Leases:
             return self.store.acquire_lease(name, self.holder, self.seconds)
         host, _, rest = current.partition(":")
         pid = rest.partition(":")[0]
-        if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+        if host != socket.gethostname() or not pid.isdigit() or pid_alive(int(pid)):
             return False
         return self.store.acquire_lease(name, self.holder, self.seconds, replacing=current)
 
@@ -74,11 +75,15 @@ class Leases:
             self.store.acquire_lease(name, self.holder, self.seconds)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie, dead and not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -33,6 +33,7 @@ from syncfabric.flows.inbound import InboundCheckpoint, _link, _write_page, map_
 from syncfabric.flows.result import FlowResult
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet
+from syncfabric.observe import clock
 from syncfabric.observe.delivery_log import SOURCE_TIME_FIELDS
 from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, RunStatus, Store, Transaction
 
@@ -216,13 +217,10 @@ def _drop_superseded(tx: Transaction, entity: str, time_field: str, by_key: dict
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
     try:
-        parsed = dt.datetime.fromisoformat(value)
+        return clock.parse_instant(value) if isinstance(value, str) else None
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 _encode = msgspec.json.Encoder().encode

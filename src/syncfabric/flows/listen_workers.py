@@ -32,13 +32,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from syncfabric.connectors.base import Received
 from syncfabric.errors import ConfigError, PermanentError
+from syncfabric.flows.lease import pid_alive
 from syncfabric.flows.listen import MAX_WAIT, Listener, ListenResult, listen_flow
 from syncfabric.store import RunStatus, Store
 
@@ -419,21 +419,8 @@ def _stop_when_orphaned(stop: threading.Event, parent: int, every: float = 0.5) 
     """Stop the worker once ``listen``'s process (``parent``) is gone, killed without a chance to stop it: a worker
     left running would fight the next ``listen``'s worker over its client id."""
     while not stop.wait(every):
-        if not _alive(parent):
+        if not pid_alive(parent):
             stop.set()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (dead, not yet reaped) is gone too
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _flush(reports: Any) -> None:
