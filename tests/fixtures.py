@@ -12,6 +12,8 @@
   command line in-process, and its store.
 - :func:`walking_skeleton`: the walking-skeleton example in a test's folder, its legacy ERP's exports written and the
   planning platform served.
+- The S/4HANA emulator: :func:`sap_emulator` (a module's ``base_url``), ``sap`` (per test: an SAP user's client of
+  it, reset first), :func:`sap_connector` (the example estate's OData connector for it) and :func:`odata_rows`.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
 from syncfabric.cli import app
 from syncfabric.config import load_estate
+from syncfabric.connectors.odata.configuration import ODataConfig
+from syncfabric.connectors.odata.connector import ODataConnector
+from syncfabric.sandbox import sap_odata
 from syncfabric.sandbox.legacy_erp import LegacyErp
 from syncfabric.sandbox.planning_platform import create_app
 from syncfabric.sandbox.server import serve
@@ -36,6 +42,10 @@ from syncfabric.store import Store, open_store
 
 runner = CliRunner()
 WALKING_SKELETON = Path(__file__).parents[1] / "examples" / "walking-skeleton" / "estate.yaml"
+SAP_EXAMPLE = Path(__file__).parents[1] / "examples" / "sap-s4hana" / "estate.yaml"
+SAP_USER, SAP_PASSWORD = "INTEGRATION", "Welcome1!"
+SAP_ENV = {"S4_USER": SAP_USER, "S4_PASSWORD": SAP_PASSWORD}
+"""What the SAP example estate reads from the environment."""
 
 
 def served(make_app: Callable[[], Any]) -> Any:
@@ -116,3 +126,38 @@ def walking_skeleton(folder: Path, *, seed: int, item_count: int, token: str = "
     with serve(create_app(token=token)) as url:
         yield Skeleton(estate, erp, url, {"PLANNING_TOKEN": token,
                                           "SYNCFABRIC__SYSTEMS__PLANNING__CONNECTION__BASE_URL": url})
+
+
+def sap_emulator() -> Any:
+    """A module's ``base_url`` fixture: the S/4HANA emulator (user :data:`SAP_USER`, 15 rows a page)."""
+    return served(lambda: sap_odata.create_app({SAP_USER: SAP_PASSWORD}, page_size=15))
+
+
+@pytest.fixture
+def sap(base_url: str) -> Iterator[httpx.Client]:
+    """The module's S/4HANA emulator (:func:`sap_emulator`) and its OData API as an SAP user would use it; reset
+    before each test."""
+    httpx.post(f"{base_url}/_sandbox/reset").raise_for_status()
+    with httpx.Client(base_url=base_url, auth=(SAP_USER, SAP_PASSWORD),
+                      headers={"Accept": "application/json"}) as client:
+        yield client
+
+
+def sap_connector(base_url: str, *, max_attempts: int = 3, password: str = SAP_PASSWORD,
+                  **overrides: object) -> ODataConnector:
+    """The SAP example estate's OData connector, at ``base_url``, retrying quickly, with ``overrides`` of its
+    connection settings."""
+    connection = msgspec.yaml.decode(SAP_EXAMPLE.read_bytes())["systems"]["s4"]["connection"]
+    connection.update(base_url=base_url, retry={"max_attempts": max_attempts, "base_delay": 0.01, "max_delay": 0.2},
+                      **overrides)
+    return ODataConnector("s4", msgspec.convert(connection, ODataConfig), {"user": SAP_USER, "password": password})
+
+
+def odata_rows(sap: httpx.Client, path: str, **params: str) -> list[dict]:
+    """Every row of an OData v2 collection (``path`` below the emulator's root), following ``__next`` links."""
+    rows, url, query = [], f"{sap_odata.ROOT}/{path}", params
+    while url:
+        body = sap.get(url, params=query).json()["d"]
+        rows += body["results"]
+        url, query = body.get("__next"), None
+    return rows

@@ -11,61 +11,29 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from tests.fixtures import SAP_ENV, SAP_EXAMPLE, odata_rows, sap_connector, sap_emulator
 
 from syncfabric.config import load_estate
 from syncfabric.connectors.base import OutboundRecord
-from syncfabric.connectors.odata.configuration import ODataConfig
-from syncfabric.connectors.odata.connector import ODataConnector, plain
+from syncfabric.connectors.odata.connector import plain
 from syncfabric.errors import PermanentError, TransientError
 from syncfabric.flows.runtime import Runtime
 from syncfabric.model import Quantity
 from syncfabric.model.planning import PlannedOrder
-from syncfabric.sandbox.sap_odata import ROOT, create_app
-from syncfabric.sandbox.server import serve
+from syncfabric.sandbox.sap_odata import ROOT
 from syncfabric.store import IncomingRecord, Lineage
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "sap-s4hana" / "estate.yaml"
-USER, PASSWORD = "INTEGRATION", "Welcome1!"
-ENV = {"S4_USER": USER, "S4_PASSWORD": PASSWORD}
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app({USER: PASSWORD}, page_size=15)) as url:
-        yield url
-
-
-@pytest.fixture
-def sap(base_url: str) -> Iterator[httpx.Client]:
-    """The emulator's control surface and its OData API as an SAP user would use it; reset before each test."""
-    httpx.post(f"{base_url}/_sandbox/reset").raise_for_status()
-    with httpx.Client(base_url=base_url, auth=(USER, PASSWORD), headers={"Accept": "application/json"}) as client:
-        yield client
+base_url = sap_emulator()
 
 
 @pytest.fixture
 def runtime(base_url: str, sap: httpx.Client, tmp_path: Path) -> Iterator[Runtime]:
     estate = tmp_path / "estate.yaml"
-    estate.write_text(EXAMPLE.read_text().replace("http://127.0.0.1:8710", base_url))
-    with Runtime(load_estate(estate, environ=ENV)) as opened:
+    estate.write_text(SAP_EXAMPLE.read_text().replace("http://127.0.0.1:8710", base_url))
+    with Runtime(load_estate(estate, environ=SAP_ENV)) as opened:
         yield opened
 
 
-def make_connector(base_url: str, **overrides: object) -> ODataConnector:
-    connection = msgspec.yaml.decode(EXAMPLE.read_bytes())["systems"]["s4"]["connection"]
-    connection.update(base_url=base_url, retry={"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.2},
-                      **overrides)
-    config = msgspec.convert(connection, ODataConfig)
-    return ODataConnector("s4", config, {"user": USER, "password": PASSWORD})
-
-
-def odata(sap: httpx.Client, path: str, **params: str) -> list[dict]:
-    rows, url, query = [], f"{ROOT}/{path}", params
-    while url:
-        body = sap.get(url, params=query).json()["d"]
-        rows += body["results"]
-        url, query = body.get("__next"), None
-    return rows
 
 
 def change_product(sap: httpx.Client, product: str, **fields: object) -> None:
@@ -86,18 +54,18 @@ def test_products_stock_and_purchase_orders_arrive_in_the_store(runtime: Runtime
         assert result.quarantined == 0, runtime.store.quarantine()
     store = runtime.store
     assert store.count("item") == 40 and store.count("supplier") == 6 and store.count("production_order") == 8
-    assert store.count("item_location") == len(odata(sap, "API_PRODUCT_SRV/A_ProductPlant"))
+    assert store.count("item_location") == len(odata_rows(sap, "API_PRODUCT_SRV/A_ProductPlant"))
 
     item = msgspec.json.decode(store.get("item", "FG1004").payload)
     assert (item["description"], item["base_unit"], item["item_type"]) == ("Finished good 004", "PC", "finished")
 
-    stock = odata(sap, "API_MATERIAL_STOCK_SRV/A_MatlStkInAcctMod", **{"$filter": "InventoryStockType eq '01'"})
+    stock = odata_rows(sap, "API_MATERIAL_STOCK_SRV/A_MatlStkInAcctMod", **{"$filter": "InventoryStockType eq '01'"})
     assert store.count("inventory_balance") == len(stock)
     row = stock[0]
     balance = msgspec.json.decode(store.get("inventory_balance", f"{row['Material']}|{row['Plant']}|").payload)
     assert balance["on_hand"] == {"value": row["MatlWrhsStkQtyInMatlBaseUnit"], "unit": row["MaterialBaseUnit"]}
 
-    orders = odata(sap, "API_PURCHASEORDER_PROCESS_SRV/A_PurchaseOrder",
+    orders = odata_rows(sap, "API_PURCHASEORDER_PROCESS_SRV/A_PurchaseOrder",
                    **{"$expand": "to_PurchaseOrderItem/to_ScheduleLine"})
     assert store.count("purchase_order") == len(orders) == 12
     sap_order = orders[0]
@@ -130,7 +98,7 @@ def test_next_net_change_run_brings_exactly_the_changed_product(runtime: Runtime
 
 
 def test_full_read_resumes_from_any_page_cursor_without_loss_or_duplicates(base_url: str, sap: httpx.Client) -> None:
-    with make_connector(base_url) as connector:
+    with sap_connector(base_url) as connector:
         pages = list(connector.read_full("products"))
         assert len(pages) == 3 and pages[-1].complete and pages[-1].cursor is None
         keys = [record.data["Product"] for page in pages for record in page.records]
@@ -141,14 +109,14 @@ def test_full_read_resumes_from_any_page_cursor_without_loss_or_duplicates(base_
 
 def test_changes_are_paged_by_watermark_and_key_without_skipping_rows_that_move(base_url: str,
                                                                                 sap: httpx.Client) -> None:
-    with make_connector(base_url, page_size=7) as connector:
+    with sap_connector(base_url, page_size=7) as connector:
         pages = connector.read_changes("products", None)
         first = next(pages)
         # a product not yet read changes while the read runs: it moves to the end, nothing shifts or is lost
         change_product(sap, "RM1010", GrossWeight="1.25")
         rest = list(pages)
     keys = [r.data["Product"] for page in [first, *rest] for r in page.records]
-    assert set(keys) == {row["Product"] for row in odata(sap, "API_PRODUCT_SRV/A_Product")}
+    assert set(keys) == {row["Product"] for row in odata_rows(sap, "API_PRODUCT_SRV/A_Product")}
     assert keys[-1] == "RM1010" and keys.count("RM1010") == 1
     cursor = msgspec.json.decode(rest[-1].cursor)
     assert cursor["after"] == ["RM1010"]
@@ -157,7 +125,7 @@ def test_changes_are_paged_by_watermark_and_key_without_skipping_rows_that_move(
 def test_changes_on_an_edm_datetime_watermark(base_url: str, sap: httpx.Client) -> None:
     partners = {"partners": {"service": "API_BUSINESS_PARTNER", "entity_set": "A_BusinessPartner",
                              "watermark": "LastChangeDate", "watermark_type": "datetime", "key": ["BusinessPartner"]}}
-    with make_connector(base_url, entities=partners) as connector:
+    with sap_connector(base_url, entities=partners) as connector:
         pages = list(connector.read_changes("partners", None))
         dates = [r.data["LastChangeDate"] for page in pages for r in page.records]
         assert len(dates) == 6 and dates == sorted(dates) and all(len(day) == 10 for day in dates)
@@ -168,7 +136,7 @@ def test_changes_on_an_edm_datetime_watermark(base_url: str, sap: httpx.Client) 
 
 def test_stock_records_carry_the_time_they_were_read(base_url: str, sap: httpx.Client) -> None:
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    with make_connector(base_url) as connector:
+    with sap_connector(base_url) as connector:
         records = [r for page in connector.read_full("stock") for r in page.records]
     assert records and all(r.data["InventoryStockType"] == "01" for r in records)
     assert dt.datetime.fromisoformat(records[0].data["ReadAt"]) >= before
@@ -177,7 +145,7 @@ def test_stock_records_carry_the_time_they_were_read(base_url: str, sap: httpx.C
 
 def test_throttling_is_retried_honouring_retry_after(base_url: str, sap: httpx.Client) -> None:
     sap.post("/_sandbox/faults", json={"fail_next_n": 2, "fail_status": 429, "retry_after": 0.2}).raise_for_status()
-    with make_connector(base_url) as connector:
+    with sap_connector(base_url) as connector:
         keys = [r.data["Product"] for page in connector.read_full("products") for r in page.records]
     assert len(keys) == 40
     assert sap.get("/_sandbox/faults").json()["injected"] == 2
@@ -185,14 +153,14 @@ def test_throttling_is_retried_honouring_retry_after(base_url: str, sap: httpx.C
 
 def test_outage_becomes_a_transient_error_with_the_system(base_url: str, sap: httpx.Client) -> None:
     sap.post("/_sandbox/faults", json={"outage": True}).raise_for_status()
-    with make_connector(base_url) as connector, pytest.raises(TransientError) as caught:
+    with sap_connector(base_url) as connector, pytest.raises(TransientError) as caught:
         list(connector.read_full("products"))
     assert caught.value.system == "s4" and caught.value.entity == "products"
 
 
 def test_odata_errors_become_permanent_errors_with_sap_message(base_url: str, sap: httpx.Client) -> None:
     bad = {"bad": {"service": "API_PRODUCT_SRV", "entity_set": "A_Product", "filter": "Nonsense eq 'x'"}}
-    with make_connector(base_url, entities=bad) as connector, pytest.raises(PermanentError) as caught:
+    with sap_connector(base_url, entities=bad) as connector, pytest.raises(PermanentError) as caught:
         list(connector.read_full("bad"))
     assert "[/IWBEP/CM_MGW_RT/004]" in str(caught.value) and "'Nonsense' is no property" in str(caught.value)
     assert (caught.value.system, caught.value.entity) == ("s4", "bad")
@@ -210,7 +178,7 @@ def planned(order_id: str, *, item: str = "RM1001", plant: str = "1010", quantit
 
 
 def purchase_orders_for(sap: httpx.Client, reference: str) -> list[dict]:
-    return odata(sap, "API_PURCHASEORDER_PROCESS_SRV/A_PurchaseOrder", **{
+    return odata_rows(sap, "API_PURCHASEORDER_PROCESS_SRV/A_PurchaseOrder", **{
         "$filter": f"CorrespncExternalReference eq '{reference}'", "$expand": "to_PurchaseOrderItem/to_ScheduleLine"})
 
 
@@ -237,7 +205,7 @@ def test_planned_order_sent_twice_creates_one_purchase_order_linked_in_the_xref(
 
 
 def test_write_refetches_an_expired_csrf_token_once(base_url: str, sap: httpx.Client) -> None:
-    with make_connector(base_url) as connector:
+    with sap_connector(base_url) as connector:
         assert connector.write("planned_order", [planned("PLN-1")]).accepted == ["PLN-1"]
         sap.post("/_sandbox/csrf/expire").raise_for_status()
         outcome = connector.write("planned_order", [planned("PLN-2")])
@@ -245,7 +213,7 @@ def test_write_refetches_an_expired_csrf_token_once(base_url: str, sap: httpx.Cl
 
 
 def test_sap_refusal_rejects_that_order_only_with_sap_message(base_url: str, sap: httpx.Client) -> None:
-    with make_connector(base_url) as connector:
+    with sap_connector(base_url) as connector:
         outcome = connector.write("planned_order", [
             planned("PLN-A"), planned("PLN-B", item="NOPE"), planned("PLN-C", supplier=None),
             planned("PLN-D", status="proposed"), OutboundRecord("PLN-E", 2, None), planned("PLN-0000000042")])
@@ -292,7 +260,7 @@ def test_a_new_user_syncs_the_example_estate_from_the_command_line(runtime: Runt
 
     from syncfabric.cli import app
 
-    result = CliRunner().invoke(app, ["sync", "--all", "--estate", str(tmp_path / "estate.yaml")], env=ENV)
+    result = CliRunner().invoke(app, ["sync", "--all", "--estate", str(tmp_path / "estate.yaml")], env=SAP_ENV)
     assert result.exit_code == 0, result.output
     assert "items-in" in result.output and "purchase-orders-in" in result.output
     assert runtime.store.count("item") == 40 and runtime.store.count("purchase_order") == 12
@@ -306,12 +274,12 @@ def made(order_id: str, *, quantity: str = "40", item: str = "FG1004", plant: st
 
 
 def test_make_orders_become_sap_planned_orders_once_each(base_url: str, sap: httpx.Client) -> None:
-    with make_connector(base_url, planned_orders={"planned_order_type": "LA"}) as connector:
+    with sap_connector(base_url, planned_orders={"planned_order_type": "LA"}) as connector:
         first = connector.write("planned_order", [made("PLN-M1"), made("PLN-M2", quantity="55"),
                                                   made("PLN-M3", item="NOPE"), planned("PLN-B1")])
         assert sorted(first.accepted) == ["PLN-B1", "PLN-M1", "PLN-M2"]
         assert "Material NOPE is not maintained in plant 1010" in first.rejected["PLN-M3"]
-        rows = odata(sap, "API_PRODUCTION_ORDER_2_SRV/A_PlannedOrder")
+        rows = odata_rows(sap, "API_PRODUCTION_ORDER_2_SRV/A_PlannedOrder")
         assert sorted((row["PlannedOrder"], row["TotalQuantity"], row["MRPPlant"], row["PlannedOrderType"],
                        plain(row["PlndOrderPlannedEndDate"])) for row in rows) == sorted(
             (first.links[key], quantity, "1010", "LA", "2026-11-20") for key, quantity in
@@ -320,4 +288,4 @@ def test_make_orders_become_sap_planned_orders_once_each(base_url: str, sap: htt
         linked = OutboundRecord("PLN-M1", 1, made("PLN-M1").payload, external_id=first.links["PLN-M1"])
         again = connector.write("planned_order", [linked, made("PLN-M2", quantity="55")])
     assert again.links == {"PLN-M1": first.links["PLN-M1"], "PLN-M2": first.links["PLN-M2"]}
-    assert len(odata(sap, "API_PRODUCTION_ORDER_2_SRV/A_PlannedOrder")) == 2
+    assert len(odata_rows(sap, "API_PRODUCTION_ORDER_2_SRV/A_PlannedOrder")) == 2

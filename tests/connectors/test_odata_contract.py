@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import msgspec
 import pytest
-from tests.connectors.test_odata import EXAMPLE, PASSWORD, USER, change_product, planned, purchase_orders_for
+from tests.connectors.test_odata import change_product, planned, purchase_orders_for
+from tests.fixtures import SAP_PASSWORD, sap_connector, sap_emulator
 
 from syncfabric.connectors.base import Connector, OutboundRecord, RawRecord
-from syncfabric.connectors.odata.configuration import ODataConfig
 from syncfabric.connectors.odata.connector import ODataConnector
-from syncfabric.sandbox.sap_odata import create_app
-from syncfabric.sandbox.server import serve
 from syncfabric.testing.connector_kit import ConnectorContract
 
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    with serve(create_app({USER: PASSWORD}, page_size=15)) as url:
-        yield url
+base_url = sap_emulator()
 
 
 class TestODataContract(ConnectorContract):
@@ -29,20 +20,14 @@ class TestODataContract(ConnectorContract):
     write_entity = "planned_order"
 
     @pytest.fixture(autouse=True)
-    def _system(self, emulator: str) -> Iterator[None]:
-        httpx.post(f"{emulator}/_sandbox/reset").raise_for_status()
-        self.base_url = emulator
-        with httpx.Client(base_url=emulator, auth=(USER, PASSWORD), headers={"Accept": "application/json"}) as sap:
-            self.sap = sap
-            yield
+    def _system(self, base_url: str, sap: httpx.Client) -> None:
+        self.base_url, self.sap = base_url, sap
 
     def _connector(self, password: str) -> ODataConnector:
-        connection = msgspec.yaml.decode(EXAMPLE.read_bytes())["systems"]["s4"]["connection"]
-        connection.update(base_url=self.base_url, retry={"max_attempts": 2, "base_delay": 0.01, "max_delay": 0.1})
-        return ODataConnector("s4", msgspec.convert(connection, ODataConfig), {"user": USER, "password": password})
+        return sap_connector(self.base_url, max_attempts=2, password=password)
 
     def make_connector(self) -> Connector:
-        return self._connector(PASSWORD)
+        return self._connector(SAP_PASSWORD)
 
     def make_connector_with_bad_credentials(self) -> Connector:
         return self._connector("not-the-password")

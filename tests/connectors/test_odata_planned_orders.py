@@ -9,52 +9,36 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
+from tests.fixtures import SAP_ENV, SAP_EXAMPLE, odata_rows, sap_connector, sap_emulator
 
 from syncfabric.config import load_estate
 from syncfabric.connectors.base import OutboundRecord
-from syncfabric.connectors.odata.configuration import ODataConfig
 from syncfabric.connectors.odata.connector import ODataConnector
 from syncfabric.connectors.odata.purchase_orders import sap_date
 from syncfabric.errors import TransientError
 from syncfabric.flows.runtime import Runtime
 from syncfabric.model import Quantity
 from syncfabric.model.planning import PlannedOrder
-from syncfabric.sandbox.sap_odata import ROOT, create_app
-from syncfabric.sandbox.server import serve
+from syncfabric.sandbox.sap_odata import ROOT
 from syncfabric.store import IncomingRecord
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "sap-s4hana" / "estate.yaml"
-USER, PASSWORD = "INTEGRATION", "Welcome1!"
-ENV = {"S4_USER": USER, "S4_PASSWORD": PASSWORD}
 FIELD = "YY1_PlanningReference"
 PLANNED = f"{ROOT}/API_PRODUCTION_ORDER_2_SRV/A_PlannedOrder"
 SETTINGS = f"      planned_orders: {{planned_order_type: LA, reference_field: {FIELD}}}\n"
 
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serve(create_app({USER: PASSWORD}, page_size=15)) as url:
-        yield url
-
-
-@pytest.fixture
-def sap(base_url: str) -> Iterator[httpx.Client]:
-    httpx.post(f"{base_url}/_sandbox/reset").raise_for_status()
-    with httpx.Client(base_url=base_url, auth=(USER, PASSWORD), headers={"Accept": "application/json"}) as client:
-        yield client
+base_url = sap_emulator()
 
 
 @pytest.fixture
 def estate_file(base_url: str, sap: httpx.Client, tmp_path: Path) -> Path:
     """The SAP example estate, writing make planned orders as SAP planned orders that carry our id."""
-    text = EXAMPLE.read_text().replace("http://127.0.0.1:8710", base_url)
+    text = SAP_EXAMPLE.read_text().replace("http://127.0.0.1:8710", base_url)
     text = text.replace("      purchase_orders:\n", SETTINGS + "      purchase_orders:\n", 1)
     estate = tmp_path / "estate.yaml"
     estate.write_text(text)
@@ -69,12 +53,7 @@ def made(order_id: str, *, quantity: str = "40", item: str = "FG1004", plant: st
 
 
 def planned_orders(sap: httpx.Client) -> list[dict]:
-    rows, url, query = [], PLANNED, None
-    while url:
-        body = sap.get(url, params=query).json()["d"]
-        rows += body["results"]
-        url, query = body.get("__next"), None
-    return rows
+    return odata_rows(sap, "API_PRODUCTION_ORDER_2_SRV/A_PlannedOrder")
 
 
 def sap_user_creates(sap: httpx.Client, quantity: str) -> str:
@@ -88,10 +67,8 @@ def sap_user_creates(sap: httpx.Client, quantity: str) -> str:
 
 
 def connector_for(base_url: str) -> ODataConnector:
-    connection = msgspec.yaml.decode(EXAMPLE.read_bytes())["systems"]["s4"]["connection"]
-    connection.update(base_url=base_url, retry={"max_attempts": 1, "base_delay": 0.01, "max_delay": 0.1},
-                      planned_orders={"planned_order_type": "LA", "reference_field": FIELD})
-    return ODataConnector("s4", msgspec.convert(connection, ODataConfig), {"user": USER, "password": PASSWORD})
+    return sap_connector(base_url, max_attempts=1,
+                         planned_orders={"planned_order_type": "LA", "reference_field": FIELD})
 
 
 def test_a_lost_answer_then_a_changed_order_finds_the_planned_order_by_reference(base_url: str,
@@ -113,7 +90,7 @@ def test_a_lost_answer_then_a_changed_order_finds_the_planned_order_by_reference
 def test_a_flow_killed_between_sap_and_the_store_creates_each_planned_order_once(estate_file: Path,
                                                                                 sap: httpx.Client) -> None:
     orders = [made("PLN-K1"), made("PLN-K2", quantity="55"), made("PLN-K3", quantity="70")]
-    with Runtime(load_estate(estate_file, environ=ENV)) as runtime, runtime.store.transaction() as tx:
+    with Runtime(load_estate(estate_file, environ=SAP_ENV)) as runtime, runtime.store.transaction() as tx:
         tx.apply("planned_order", [IncomingRecord(o.key, msgspec.json.encode(o.payload)) for o in orders])
     # a process that writes to SAP and is killed (SIGKILL) the moment SAP answered, before the store commits
     child = textwrap.dedent(f"""
@@ -127,7 +104,7 @@ def test_a_flow_killed_between_sap_and_the_store_creates_each_planned_order_once
             write(self, entity, records)
             os.kill(os.getpid(), signal.SIGKILL)
         ODataConnector.write = write_then_die
-        with Runtime(load_estate({str(estate_file)!r}, environ={ENV!r})) as runtime:
+        with Runtime(load_estate({str(estate_file)!r}, environ={SAP_ENV!r})) as runtime:
             runtime.run_flow("planned-orders-out")
         """)
     died = subprocess.run([sys.executable, "-c", child], cwd=estate_file.parent, env=os.environ.copy(),
@@ -135,7 +112,7 @@ def test_a_flow_killed_between_sap_and_the_store_creates_each_planned_order_once
     assert died.returncode == -9, died.stderr
     created = {row[FIELD]: row["PlannedOrder"] for row in planned_orders(sap)}
     assert sorted(created) == ["PLN-K1", "PLN-K2", "PLN-K3"]
-    with Runtime(load_estate(estate_file, environ=ENV)) as runtime:
+    with Runtime(load_estate(estate_file, environ=SAP_ENV)) as runtime:
         assert runtime.store.checkpoint("planned-orders-out") in (None, "", "0")  # the store never heard back
         assert runtime.store.xref_externals("s4", "planned_order", ["PLN-K1"]) == {}
         again = runtime.run_flow("planned-orders-out")
