@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ from syncfabric.errors import PermanentError, TransientError
 from syncfabric.flows.listen import Listener
 from syncfabric.flows.runtime import Runtime
 from syncfabric.store import open_store
-from tests.events.support import Hub, PlantEstate, downtime, wait_for
+from tests.events.support import Hub, Plant, PlantEstate, downtime, wait_for
 from tests.servers.mosquitto import Broker, publish, start_broker
 
 pytestmark = pytest.mark.mosquitto
@@ -169,23 +168,14 @@ def test_killing_the_hub_while_events_arrive_loses_none(mosquitto: Broker, tmp_p
     total = 4000
     hub = Hub(estate, "downtime-in")
     hub.wait_listening()
-    published = threading.Event()
-
-    def plant() -> None:
-        for start in range(0, total, 250):
-            publish(mosquitto, estate.downtime_messages(range(start, start + 250), f"P{start // 1000}"))
-            time.sleep(0.02)
-        published.set()
-
-    publisher = threading.Thread(target=plant)
-    publisher.start()
+    plant = Plant(mosquitto, estate, total, first=1000)
     with open_store(estate.store_url) as store:
-        assert wait_for(lambda: store.count("machine_downtime") >= 600, interval=0.01), hub.stop()
+        assert wait_for(lambda: store.count("machine_downtime") >= 600, interval=0.02), hub.stop()
         hub.kill()  # SIGKILL in the middle of the stream: batches taken but not committed are not acknowledged
         at_kill = store.count("machine_downtime")
+        plant.go_on()  # the other 3000 come while the hub is down
         assert at_kill < total
-        publisher.join()
-        assert published.is_set()
+        plant.join()
 
         hub = Hub(estate, "downtime-in")
         hub.wait_listening()

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from syncfabric.flows.listen import ListenResult, commit_batch
 from syncfabric.flows.listen_workers import Layout, next_layout, read_layout
 from syncfabric.flows.runtime import Runtime
 from syncfabric.store import open_store
-from tests.events.support import Hub, PlantEstate, downtime, wait_for
+from tests.events.support import Hub, Plant, PlantEstate, downtime, wait_for
 from tests.servers.mosquitto import Broker, publish
 
 
@@ -37,24 +36,15 @@ def test_a_worker_killed_under_load_loses_no_event(mosquitto: Broker, tmp_path: 
     hub.wait_listening(60)
     pids = worker_pids("".join(hub.output), "downtime-in")
     assert set(pids) == {"w0", "w1"} and len(set(pids.values())) == 2
-    published = threading.Event()
-
-    def plant() -> None:
-        for start in range(0, total, 250):
-            publish(mosquitto, estate.downtime_messages(range(start, start + 250), f"P{start // 1000}"))
-            time.sleep(0.02)
-        published.set()
-
-    publisher = threading.Thread(target=plant)
-    publisher.start()
+    plant = Plant(mosquitto, estate, total, first=1000)
     with open_store(estate.store_url) as store:
-        assert wait_for(lambda: store.count("machine_downtime") >= 600, interval=0.01), hub.stop()
+        assert wait_for(lambda: store.count("machine_downtime") >= 600, interval=0.02), hub.stop()
         os.kill(pids["w1"], signal.SIGKILL)  # batches it took and had not committed are not acknowledged
         at_kill = store.count("machine_downtime")
+        plant.go_on()  # the other 3000 come while w1 is down and being started again
         assert at_kill < total
         assert wait_for(lambda: worker_pids("".join(hub.output), "downtime-in")["w1"] != pids["w1"]), hub.stop()
-        publisher.join()
-        assert published.is_set()
+        plant.join()
         assert wait_for(lambda: store.count("machine_downtime") == total, timeout=60), hub.stop()
         # The flow's earlier single session is retired once it has been quiet for a while.
         assert wait_for(lambda: "retired session downtime-in plain" in "".join(hub.output), timeout=30), hub.stop()
