@@ -12,6 +12,8 @@
   command line in-process, and its store.
 - :func:`walking_skeleton`: the walking-skeleton example in a test's folder, its legacy ERP's exports written and the
   planning platform served.
+- ``any_store`` (per test): an empty store, once on SQLite and once on PostgreSQL (marked ``postgres``).
+- :class:`RecordingTarget`: an in-test target system that keeps what it was sent, fails or refuses on demand.
 - The S/4HANA emulator: :func:`sap_emulator` (a module's ``base_url``), ``sap`` (per test: an SAP user's client of
   it, reset first), :func:`sap_connector` (the example estate's OData connector for it) and :func:`odata_rows`.
 """
@@ -19,7 +21,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from typer.testing import CliRunner
 
 from syncfabric.cli import app
 from syncfabric.config import load_estate
+from syncfabric.connectors.base import Capability, Connector, OutboundRecord, WriteOutcome
 from syncfabric.connectors.odata.configuration import ODataConfig
 from syncfabric.connectors.odata.connector import ODataConnector
 from syncfabric.sandbox import sap_odata
@@ -73,6 +76,45 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/db.sqlite"
     url: str = request.getfixturevalue("postgres_schema_url")
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else request.getfixturevalue("postgres_schema_url")
+    with open_store(url) as store:
+        yield store
+
+
+class RecordingTarget(Connector):
+    """A target system (``planning``) that keeps what it was sent. ``failures`` are raised by the next writes, in turn;
+    ``reject`` names keys it refuses, with the reason."""
+
+    kind = "recording"
+    capabilities = Capability.WRITE
+
+    def __init__(self, *, failures: Sequence[Exception] = (), reject: dict[str, str] | None = None) -> None:
+        super().__init__("planning", None)
+        self.failures = list(failures)
+        self.reject = reject or {}
+        self.attempts = 0
+        self.writes: list[tuple[str, list[OutboundRecord]]] = []
+
+    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.writes.append((entity, list(records)))
+        outcome = WriteOutcome()
+        for record in records:
+            if record.key in self.reject:
+                outcome.rejected[record.key] = self.reject[record.key]
+            else:
+                outcome.accepted.append(record.key)
+        return outcome
+
+    def sent(self) -> list[tuple[str, str, int, dict[str, Any] | None]]:
+        return [(entity, record.key, record.version, record.payload)
+                for entity, records in self.writes for record in records]
 
 
 def estate_with(folder: Path, text: str, drop: dict[str, str] | None = None) -> Path:

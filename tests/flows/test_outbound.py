@@ -9,48 +9,17 @@ from typing import Any
 import msgspec
 import pytest
 
-from syncfabric.connectors.base import Capability, Connector, OutboundRecord, WriteOutcome
+from syncfabric.connectors.base import Capability, OutboundRecord, WriteOutcome
 from syncfabric.errors import PermanentError, TransientError
 from syncfabric.flows.outbound import deliver_next, dependency_order, run_outbound
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.model import ENTITIES
 from syncfabric.store import IncomingRecord, Lineage, Store
+from tests.fixtures import RecordingTarget
 
 FLOW = "planning-out"
 ALL = ["location", "item", "item_location", "inventory_balance"]
-
-
-class Target(Connector):
-    """A target system that keeps what it was sent. ``failures`` are raised by the next writes, in turn;
-    ``reject`` names keys it refuses, with the reason."""
-
-    kind = "recording"
-    capabilities = Capability.WRITE
-
-    def __init__(self, *, failures: Sequence[Exception] = (), reject: dict[str, str] | None = None) -> None:
-        super().__init__("planning", None)
-        self.failures = list(failures)
-        self.reject = reject or {}
-        self.attempts = 0
-        self.writes: list[tuple[str, list[OutboundRecord]]] = []
-
-    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
-        self.attempts += 1
-        if self.failures:
-            raise self.failures.pop(0)
-        self.writes.append((entity, list(records)))
-        outcome = WriteOutcome()
-        for record in records:
-            if record.key in self.reject:
-                outcome.rejected[record.key] = self.reject[record.key]
-            else:
-                outcome.accepted.append(record.key)
-        return outcome
-
-    def sent(self) -> list[tuple[str, str, int, dict[str, Any] | None]]:
-        return [(entity, record.key, record.version, record.payload)
-                for entity, records in self.writes for record in records]
 
 
 @dataclass(frozen=True)
@@ -74,7 +43,7 @@ def remove(store: Store, entity: str, key: str) -> None:
         tx.delete(entity, [key], Lineage("erp"))
 
 
-def send(store: Store, target: Target, *, mode: str = "changes", batch_size: int = 1000,
+def send(store: Store, target: RecordingTarget, *, mode: str = "changes", batch_size: int = 1000,
          retry: RetryPolicy | None = None) -> FlowResult:
     return run_outbound(store, FLOW, target, entities=ALL, mode=mode, batch_size=batch_size,
                         retry=retry or NoWait(max_attempts=3))
@@ -89,7 +58,7 @@ def seed_in_reverse_dependency_order(store: Store) -> None:
 
 def test_changes_go_out_in_dependency_order(store: Store) -> None:
     seed_in_reverse_dependency_order(store)
-    target = Target()
+    target = RecordingTarget()
 
     result = send(store, target)
 
@@ -111,7 +80,7 @@ def test_only_the_newest_change_of_a_key_in_a_batch_is_sent_and_deletions_have_n
     put(store, "item", "A", base_unit="KG")
     remove(store, "item", "B")
     put(store, "item", "A", base_unit="G")
-    target = Target()
+    target = RecordingTarget()
 
     result = send(store, target)
 
@@ -127,7 +96,7 @@ def test_changes_of_one_key_across_batches_arrive_in_the_order_recorded(store: S
     for unit in ("EA", "KG", "G"):
         put(store, "item", "A", base_unit=unit)
     remove(store, "item", "A")
-    target = Target()
+    target = RecordingTarget()
 
     send(store, target, batch_size=1)
 
@@ -138,16 +107,16 @@ def test_changes_of_one_key_across_batches_arrive_in_the_order_recorded(store: S
 
 def test_only_changes_after_the_checkpoint_are_sent(store: Store) -> None:
     seed_in_reverse_dependency_order(store)
-    send(store, Target())
+    send(store, RecordingTarget())
     put(store, "item", "RM-1", base_unit="KG")
     put(store, "sales_order", "SO-1", qty=1)  # not one of the flow's entities
-    target = Target()
+    target = RecordingTarget()
 
     result = send(store, target)
 
     assert target.sent() == [("item", "RM-1", 2, {"key": "RM-1", "base_unit": "KG"})]
     assert result.checkpoint == str(store.head() - 1)  # the last change the flow covers
-    again = Target()
+    again = RecordingTarget()
     assert send(store, again).records_out == 0 and again.writes == []
 
 
@@ -157,7 +126,7 @@ def test_only_changes_after_the_checkpoint_are_sent(store: Store) -> None:
 ])
 def test_the_checkpoint_does_not_move_when_the_target_fails(store: Store, failure: Exception) -> None:
     seed_in_reverse_dependency_order(store)
-    target = Target(failures=[failure] * 3)  # a transient failure three times exhausts the policy's attempts
+    target = RecordingTarget(failures=[failure] * 3)  # a transient failure three times exhausts the policy's attempts
 
     with pytest.raises(type(failure)):
         send(store, target, retry=NoWait(max_attempts=3))
@@ -165,7 +134,7 @@ def test_the_checkpoint_does_not_move_when_the_target_fails(store: Store, failur
     assert store.checkpoint(FLOW) is None
     assert target.attempts == (1 if isinstance(failure, PermanentError) else 3)
 
-    again = Target()
+    again = RecordingTarget()
     result = send(store, again)
 
     assert [entity for entity, _ in again.writes] == ["location", "item", "item_location", "inventory_balance"]
@@ -177,7 +146,7 @@ def test_a_failed_batch_keeps_the_checkpoint_of_the_last_delivered_one(store: St
         put(store, "item", key, base_unit="EA")
     delivered = 0
 
-    class FailsOnThirdBatch(Target):
+    class FailsOnThirdBatch(RecordingTarget):
         def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
             nonlocal delivered
             if delivered == 2:
@@ -189,14 +158,14 @@ def test_a_failed_batch_keeps_the_checkpoint_of_the_last_delivered_one(store: St
         send(store, FailsOnThirdBatch(), batch_size=1)
 
     assert store.checkpoint(FLOW) == "2"
-    again = Target()
+    again = RecordingTarget()
     send(store, again, batch_size=1)
     assert [key for _, key, _, _ in again.sent()] == ["C", "D"]
 
 
 def test_transient_failures_are_retried_honouring_retry_after(store: Store) -> None:
     put(store, "item", "A", base_unit="EA")
-    target = Target(failures=[TransientError("429 too many requests", retry_after=7.5, system="planning"),
+    target = RecordingTarget(failures=[TransientError("429 too many requests", retry_after=7.5, system="planning"),
                               TransientError("503 unavailable", system="planning")])
     policy = NoWait(max_attempts=5)
 
@@ -212,7 +181,7 @@ def test_rejected_records_are_dead_lettered_with_reason_and_hold_back_only_their
     put(store, "item", "A", base_unit="EA")
     put(store, "item", "B", base_unit="BOX")
     put(store, "location", "P1", kind="plant")
-    target = Target(reject={"B": "unit BOX is not configured"})
+    target = RecordingTarget(reject={"B": "unit BOX is not configured"})
 
     result = send(store, target)
 
@@ -225,11 +194,11 @@ def test_rejected_records_are_dead_lettered_with_reason_and_hold_back_only_their
     assert [a.outcome for a in letter.attempts] == ["rejected"]
     assert msgspec.json.decode(letter.payload) == {"key": "B", "base_unit": "BOX"}
     assert store.checkpoint(FLOW) == str(store.head())  # a rejection is handled: it is not re-sent
-    assert send(store, Target()).records_out == 0
+    assert send(store, RecordingTarget()).records_out == 0
 
     put(store, "item", "B", base_unit="EA")  # a later change of the poisoned key waits behind it
     put(store, "item", "A", base_unit="KG")  # other keys go on
-    later = Target()
+    later = RecordingTarget()
     result = send(store, later)
 
     assert later.sent() == [("item", "A", 2, {"key": "A", "base_unit": "KG"})]
@@ -245,7 +214,7 @@ def test_full_sends_the_current_state_and_sets_the_checkpoint_to_the_head(store:
     put(store, "item", "RM-2", base_unit="KG")
     put(store, "item", "RM-3", base_unit="EA")
     remove(store, "item", "RM-3")
-    target = Target()
+    target = RecordingTarget()
 
     result = send(store, target, mode="full", batch_size=1)
 
@@ -259,7 +228,7 @@ def test_full_sends_the_current_state_and_sets_the_checkpoint_to_the_head(store:
     assert result.records_out == 5
     assert store.checkpoint(FLOW) == str(store.head()) == result.checkpoint
 
-    after = Target()
+    after = RecordingTarget()
     assert send(store, after).records_out == 0 and after.writes == []
 
 
@@ -276,7 +245,7 @@ def test_dependency_order_is_derived_from_the_references_not_from_a_list() -> No
         "location", "item", "item_location", "inventory_balance"]
 
 
-class WritingTarget(Target):
+class WritingTarget(RecordingTarget):
     """A target during whose first write the ERP side keeps changing the store."""
 
     def __init__(self, store: Store, **kwargs: Any) -> None:
@@ -308,7 +277,7 @@ def test_plan_cut_sends_one_consistent_snapshot_in_dependency_order(store: Store
     assert result.records_out == 4
     assert store.checkpoint(FLOW) == result.checkpoint == str(cut) != str(store.head())
 
-    second = Target()
+    second = RecordingTarget()
     send(store, second, mode="plan_cut")  # the next cut: the new state, and the deletion since the last one
     assert second.sent() == [
         ("location", "P100", 1, {"key": "P100", "kind": "plant"}),
@@ -317,7 +286,7 @@ def test_plan_cut_sends_one_consistent_snapshot_in_dependency_order(store: Store
         ("item_location", "RM-1|P100", 2, None),
         ("inventory_balance", "RM-1|P100|", 2, {"key": "RM-1|P100|", "on_hand": 99}),
     ]
-    third = Target()
+    third = RecordingTarget()
     send(store, third, mode="plan_cut")
     assert ("item_location", "RM-1|P100", 2, None) not in third.sent()  # an old deletion is not sent again
     assert len(third.sent()) == 4
@@ -329,7 +298,7 @@ def test_a_plan_cut_interrupted_resumes_the_same_cut_after_the_last_confirmed_ba
     put(store, "location", "P100", kind="plant")
     cut = store.head()
 
-    class FailingAfter(Target):
+    class FailingAfter(RecordingTarget):
         def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
             if len(self.writes) == 3:
                 raise PermanentError("platform is down", system="planning")
@@ -343,14 +312,14 @@ def test_a_plan_cut_interrupted_resumes_the_same_cut_after_the_last_confirmed_ba
     assert mark == {"cut": cut, "entity": "item", "after": "I3", "since": 0}
 
     put(store, "item", "I4", base_unit="KG")  # changes after the cut wait for the next one
-    rest = Target()
+    rest = RecordingTarget()
     result = send(store, rest, mode="plan_cut", batch_size=2)
     assert rest.sent() == [("item", "I4", 1, {"key": "I4", "base_unit": "EA"}),
                            ("item", "I5", 1, {"key": "I5", "base_unit": "EA"})]
     assert result.checkpoint == store.checkpoint(FLOW) == str(cut)
 
 
-class FailsWhileHolding(Target):
+class FailsWhileHolding(RecordingTarget):
     """A target whose writes fail as a whole, transiently, whenever they carry key ``P``."""
 
     def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
@@ -389,11 +358,11 @@ def test_a_whole_batch_failure_while_the_target_is_down_dead_letters_nothing(sto
 
 def test_net_change_after_an_interrupted_plan_cut_sends_what_changed_since_the_cut_began(store: Store) -> None:
     put(store, "item", "I0", base_unit="EA")
-    send(store, Target())  # checkpoint: seq 1
+    send(store, RecordingTarget())  # checkpoint: seq 1
     put(store, "item", "I1", base_unit="EA")
     put(store, "item", "I2", base_unit="EA")
 
-    class FailingSecond(Target):
+    class FailingSecond(RecordingTarget):
         def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
             if self.writes:
                 raise PermanentError("down", system="planning")
@@ -402,11 +371,11 @@ def test_net_change_after_an_interrupted_plan_cut_sends_what_changed_since_the_c
     with pytest.raises(PermanentError):
         send(store, FailingSecond(), mode="plan_cut", batch_size=1)
     assert store.checkpoint(FLOW).startswith("{")
-    target = Target()
+    target = RecordingTarget()
     send(store, target)
     assert [key for _, key, _, _ in target.sent()] == ["I1", "I2"]
 
-class LinkingTarget(Target):
+class LinkingTarget(RecordingTarget):
     """A target that makes a document per key and reports its id, as an ERP writing planned orders does."""
 
     links_external_ids = True
@@ -434,7 +403,7 @@ def test_links_a_target_reports_are_kept_in_the_xref_and_passed_back_on_the_next
 
 def test_targets_that_do_not_link_get_no_xref_lookups(store: Store) -> None:
     put(store, "item", "RM-1", base_unit="EA")
-    target = Target()
+    target = RecordingTarget()
     send(store, target)
     assert target.writes[0][1][0].external_id is None
     assert store.xref_external("planning", "item", "RM-1") is None
@@ -471,7 +440,7 @@ def test_a_resend_keeps_the_links_the_target_gives(store: Store) -> None:
     from syncfabric.flows.resend import Selection, plan_resend, resend
 
     put(store, "item", "RM-1", base_unit="EA")
-    send(store, Target())  # delivered by a target that gave no ids
+    send(store, RecordingTarget())  # delivered by a target that gave no ids
     replayed = plan_resend(store, FLOW, ["item"], Selection(key="RM-1"))
     target = LinkingTarget()
     result = resend(store, target, replayed, retry=NoWait(max_attempts=1))

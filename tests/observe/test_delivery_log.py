@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from syncfabric.connectors.base import Capability, Connector, OutboundRecord, WriteOutcome
+from syncfabric.connectors.base import OutboundRecord
 from syncfabric.flows.outbound import deliver_next, run_outbound
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
@@ -17,15 +16,9 @@ from syncfabric.observe.clock import use_clock
 from syncfabric.observe.freshness import change_latencies, freshness
 from syncfabric.observe.throughput import dead_letters_by_reason
 from syncfabric.store import IncomingRecord, Lineage, NewDelivery, Store, open_store
+from tests.fixtures import RecordingTarget
 
 T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else request.getfixturevalue("postgres_schema_url")
-    with open_store(url) as store:
-        yield store
 
 
 def row(key: str, group: str, source: dt.datetime, confirmed: dt.datetime, entity: str = "inventory_balance"
@@ -70,26 +63,6 @@ def test_prune_keeps_the_newest_of_each_group(any_store: Store) -> None:
     assert any_store.prune_deliveries(T0 + 10 * hour) == 0
 
 
-class Target(Connector):
-    """A target that accepts everything but the keys in ``reject``."""
-
-    kind = "recording"
-    capabilities = Capability.WRITE
-
-    def __init__(self, reject: dict[str, str] | None = None) -> None:
-        super().__init__("planning", None)
-        self.reject = reject or {}
-
-    def write(self, entity: str, records: Sequence[OutboundRecord]) -> WriteOutcome:
-        outcome = WriteOutcome()
-        for record in records:
-            if record.key in self.reject:
-                outcome.rejected[record.key] = self.reject[record.key]
-            else:
-                outcome.accepted.append(record.key)
-        return outcome
-
-
 def put(store: Store, entity: str, key: str, payload: dict) -> None:
     with store.transaction() as tx:
         tx.apply(entity, [IncomingRecord(key, msgspec.json.encode(payload), Lineage("mes"))])
@@ -109,7 +82,7 @@ def test_deliver_next_logs_what_the_target_confirmed_not_what_it_rejected(tmp_pa
         recorded = store.get("item", "A").updated_at
         confirmed = T0 + dt.timedelta(minutes=5)
         with use_clock(lambda: confirmed):
-            sent = deliver_next(store, "out", Target(reject={"E3": "work center WC1 is unknown at P2"}),
+            sent = deliver_next(store, "out", RecordingTarget(reject={"E3": "work center WC1 is unknown at P2"}),
                                 ["machine_downtime", "item"], batch_size=100, retry=RetryPolicy(),
                                 result=FlowResult(flow="out", direction="outbound"))
         assert sent == 4
@@ -131,7 +104,7 @@ def test_full_and_plan_cut_deliveries_are_logged(tmp_path: Path, mode: str) -> N
         for n in range(5):
             put(store, "machine_downtime", f"E{n}", downtime(f"E{n}", f"P{n % 2}", T0 + dt.timedelta(minutes=n)))
         with use_clock(lambda: T0 + dt.timedelta(minutes=10)):
-            run_outbound(store, "out", Target(), entities=["machine_downtime"], mode=mode, batch_size=2)
+            run_outbound(store, "out", RecordingTarget(), entities=["machine_downtime"], mode=mode, batch_size=2)
         groups = {g.group: g for g in store.delivery_groups(flow="out")}
         assert {k: g.records for k, g in groups.items()} == {"P0": 3, "P1": 2}
         assert groups["P0"].newest_source_time == T0 + dt.timedelta(minutes=4)
@@ -152,12 +125,12 @@ def test_change_latency_runs_from_the_change_at_the_source_to_its_first_confirma
         put(store, "inventory_balance", "A|P1|", balance("A", "P1", 5, night, changed=T0 + hour))
         put(store, "inventory_balance", "B|P1|", balance("B", "P1", 7, night, changed=None))  # read time only
         with use_clock(lambda: night):
-            deliver_next(store, "out", Target(), ["inventory_balance"], batch_size=100, retry=RetryPolicy(),
+            deliver_next(store, "out", RecordingTarget(), ["inventory_balance"], batch_size=100, retry=RetryPolicy(),
                          result=FlowResult(flow="out", direction="outbound"))
         # the next snapshot, an hour later: A again unchanged (same change time, new read time)
         put(store, "inventory_balance", "A|P1|", balance("A", "P1", 5, night + hour, changed=T0 + hour))
         with use_clock(lambda: night + hour):
-            deliver_next(store, "out", Target(), ["inventory_balance"], batch_size=100, retry=RetryPolicy(),
+            deliver_next(store, "out", RecordingTarget(), ["inventory_balance"], batch_size=100, retry=RetryPolicy(),
                          result=FlowResult(flow="out", direction="outbound"))
         logged = store.deliveries(since=T0, flow="out")
         assert [(d.record_key, d.changed_at) for d in logged] == [("A|P1|", T0 + hour), ("B|P1|", None),

@@ -504,26 +504,7 @@ class StoreConformance:
             tx.update_quarantine(999_999, payload="{}")
 
     def test_upgrading_gives_existing_entries_their_created_step(self, make_store: MakeStore, store_url: str) -> None:
-        from alembic import command
-        from alembic.config import Config
-        from sqlalchemy import text
-
-        from syncfabric.store.sql import MIGRATIONS
-
-        make_store(migrate=False).close()  # an empty database, as a previous release left it before its upgrade
-        engine = create_engine(_driver_url(store_url))
-        try:
-            with engine.begin() as conn:
-                config = Config()
-                config.set_main_option("script_location", str(MIGRATIONS))
-                config.attributes["connection"] = conn
-                command.upgrade(config, "0001")
-                conn.execute(text(
-                    "INSERT INTO sf_quarantine (flow, system, entity, record_key, location, reasons, payload, status, "
-                    "created_at, updated_at) VALUES ('in', 'erp', 'item', 'A', 'x.csv:2', '[\"bad @ $\"]', '{}', "
-                    "'open', :at, :at)"), {"at": dt.datetime(2025, 1, 2, 3, 4, 5)})
-        finally:
-            engine.dispose()
+        _quarantined_at_revision(make_store, store_url, "0001")
         store = make_store()
         (entry,) = store.quarantine()
         (event,) = store.quarantine_events(entry.id)
@@ -756,26 +737,7 @@ class StoreConformance:
 
     def test_upgrading_keeps_existing_entries_without_a_mapping_version(self, make_store: MakeStore,
                                                                          store_url: str) -> None:
-        from alembic import command
-        from alembic.config import Config
-        from sqlalchemy import text
-
-        from syncfabric.store.sql import MIGRATIONS
-
-        make_store(migrate=False).close()
-        engine = create_engine(_driver_url(store_url))
-        try:
-            with engine.begin() as conn:
-                config = Config()
-                config.set_main_option("script_location", str(MIGRATIONS))
-                config.attributes["connection"] = conn
-                command.upgrade(config, "0002")
-                conn.execute(text(
-                    "INSERT INTO sf_quarantine (flow, system, entity, record_key, location, reasons, payload, status, "
-                    "created_at, updated_at) VALUES ('in', 'erp', 'item', 'A', 'x.csv:2', '[\"bad @ $\"]', '{}', "
-                    "'open', :at, :at)"), {"at": dt.datetime(2025, 1, 2, 3, 4, 5)})
-        finally:
-            engine.dispose()
+        _quarantined_at_revision(make_store, store_url, "0002")
         store = make_store()
         (entry,) = store.quarantine()
         assert entry.mapping_version == "" and entry.reasons == ["bad @ $"]
@@ -930,6 +892,31 @@ class StoreConformance:
             time.sleep(0.05)
         assert store.acquire_lease("job", "a", 30)
         assert store.leases("j") == {"job": "a"}
+
+
+def _quarantined_at_revision(make_store: MakeStore, store_url: str, revision: str) -> None:
+    """The store's database as a release at migration ``revision`` left it, holding one quarantine entry (A, from
+    x.csv:2, reason ``bad @ $``, created 2025-01-02 03:04:05): an empty database migrated only that far."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from syncfabric.store.sql import MIGRATIONS
+
+    make_store(migrate=False).close()
+    engine = create_engine(_driver_url(store_url))
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            conn.execute(text(
+                "INSERT INTO sf_quarantine (flow, system, entity, record_key, location, reasons, payload, status, "
+                "created_at, updated_at) VALUES ('in', 'erp', 'item', 'A', 'x.csv:2', '[\"bad @ $\"]', '{}', "
+                "'open', :at, :at)"), {"at": dt.datetime(2025, 1, 2, 3, 4, 5)})
+    finally:
+        engine.dispose()
 
 
 def _driver_url(url: str) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,11 +12,9 @@ from syncfabric.store import Attempt, DeadLetterStatus, NewDeadLetter, Store, op
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path}/s.db" if request.param == "sqlite" else request.getfixturevalue("postgres_schema_url")
-    with open_store(url) as opened:
-        yield opened
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    return any_store
 
 
 def letter(key: str, seq: int, *, flow: str = "out", held_by: int | None = None, **extra: object) -> NewDeadLetter:
