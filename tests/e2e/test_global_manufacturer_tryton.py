@@ -17,7 +17,10 @@ from syncfabric.sandbox.erp_europe import eu_code
 from syncfabric.sandbox.global_demo import DAY_START, NIGHT, PLANNING, TICK, run_global_demo
 from syncfabric.store import open_store
 
-pytestmark = pytest.mark.tryton
+# The whole demo played twice with its own trytond: a minute and more, so it runs with the slow tests. By default
+# the demo is played with the sandbox ERP Europe (tests/e2e/test_global_manufacturer.py), and the Tryton connector
+# reads, writes and round-trips through the command line against a real Tryton (tests/connectors/tryton/).
+pytestmark = [pytest.mark.tryton, pytest.mark.slow]
 
 HOUR = 3600.0
 

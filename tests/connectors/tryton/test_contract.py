@@ -44,7 +44,9 @@ class TestTrytonContract(ConnectorContract):
         self.seed, self.steel = seeded
 
     def make_connector(self) -> Connector:
-        return connector_for(self.server, page_size=2, lookback_seconds=0, timeout_seconds=2)
+        # A hung server (break_system) is given up on after two calls that time out, not five.
+        return connector_for(self.server, page_size=2, lookback_seconds=0, timeout_seconds=2, max_attempts=2,
+                             max_retry_delay_seconds=0.2)
 
     def make_connector_with_bad_credentials(self) -> Connector:
         connector = connector_for(self.server)
