@@ -123,6 +123,7 @@ def test_batch_only_processes_no_events_during_the_day(demo: tuple[dict, Path]) 
 
 
 @pytest.mark.mosquitto
+@pytest.mark.slow  # the demo played again; by default tests/events/ ingest MQTT events from a real broker
 def test_the_plants_publish_over_mqtt_when_a_broker_is_there(tmp_path: Path) -> None:
     """The demo's MQTT path against a real mosquitto it starts itself: every MES event is published with QoS 1 to
     its plant topic, ingested by `listen` over MQTT, stored once (duplicates included) or quarantined (malformed)."""

@@ -83,7 +83,9 @@ def start(script: Path, estate: Path) -> subprocess.Popen[str]:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
-@pytest.mark.parametrize("mode", ["full", "changes"])
+# A killed net-change read runs with the slow tests; by default the killed full refresh (the harder resume: a
+# snapshot) and, in process, tests/flows/test_inbound.py and test_net_change_watermark.py cover resuming a read.
+@pytest.mark.parametrize("mode", ["full", pytest.param("changes", marks=pytest.mark.slow)])
 def test_killed_runs_resume_to_exactly_the_state_of_a_clean_run(tmp_path: Path, mode: str) -> None:
     erp = LegacyErp(tmp_path / "erp", seed=11, item_count=4_000)
     [export] = erp.export(("inventory",))
