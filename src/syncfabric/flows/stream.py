@@ -48,7 +48,7 @@ from syncfabric.flows.fallback import FallbackPolicy, Health
 from syncfabric.flows.heap import settle_after_start_up
 from syncfabric.flows.outbound import deliver_changes
 from syncfabric.flows.result import FlowResult
-from syncfabric.flows.retry import RetryPolicy
+from syncfabric.flows.retry import RetryPolicy, Stopped
 from syncfabric.store import RunStatus, Store
 
 if TYPE_CHECKING:
@@ -131,6 +131,8 @@ class StreamConsumer:
         """A batch fetched and not yet delivered (its delivery failed): tried again before anything else."""
         self._marks: dict[int, int] = {}
         """The partition marks as this worker last wrote or read them."""
+        self._stop = threading.Event()
+        """Set to end :meth:`run`: every wait of the consumer (for changes, a backoff, a retry) ends when it is."""
 
     # -- one step ---------------------------------------------------------------------------------------------------
 
@@ -166,7 +168,8 @@ class StreamConsumer:
         before, lettered = self._result.records_out, self._result.dead_lettered
         if todo:
             deliver_changes(self.store, self.flow, self.connector, todo, retry=self.retry, result=self._result,
-                            checkpoints=done, on_retry=self._count_retry, probe=self.healthy if isolate else None)
+                            checkpoints=done, on_retry=self._count_retry, probe=self.healthy if isolate else None,
+                            stop=self._stop)
         else:
             with self.store.transaction() as tx:
                 for name, value in done.items():
@@ -257,7 +260,7 @@ class StreamConsumer:
         try:
             return self.step()
         except ConnectorError as exc:
-            if not self.healthy():
+            if self._stop.is_set() or not self.healthy():
                 raise
             log.warning("%s: batch failed while the target answers; delivering it record by record: %s",
                         self.flow, exc)
@@ -286,8 +289,9 @@ class StreamConsumer:
 
         Each stretch in one mode is one run in the run history (``detail.mode``: ``stream`` or ``catch-up``,
         ``detail.ended_by``: what ended it); each switch is also an alert. A flow that was left in fallback resumes
-        in fallback."""
-        stop = stop or threading.Event()
+        in fallback. Told to stop while it waits to retry a batch, it ends at once and the batch, unacknowledged,
+        is delivered again by the next holder of its partition."""
+        stop = self._stop = stop or threading.Event()
         if self.fallback is not None and self._left_in_fallback():
             self.stats.mode = FALLBACK
         self._begin_segment()
@@ -299,6 +303,8 @@ class StreamConsumer:
                     else self._catch_up_once(stop)
                 if done:
                     break
+            status, ended_by = RunStatus.SUCCEEDED, "stopped"
+        except Stopped:
             status, ended_by = RunStatus.SUCCEEDED, "stopped"
         finally:
             self._end_segment(status, ended_by)
@@ -352,6 +358,8 @@ class StreamConsumer:
         try:
             while self._step_or_isolate():
                 self._update()
+                if stop.is_set():
+                    return True
         except ConnectorError as exc:
             self._failed(exc)
             return False
