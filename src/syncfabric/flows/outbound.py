@@ -183,7 +183,9 @@ def deliver_changes(
     confirmed: list[tuple[str, Pending]] = []
     letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links,
                         confirmed=confirmed, store=store, stop=stop)
-    _commit(store, flow_name, connector.system, letters, links, confirmed, result, checkpoints)
+    # Without waiting for the disk: losing this commit to a power cut loses the checkpoints with it, and the batch
+    # goes to the idempotent target again. Not when the target gave ids (a re-send without them would create twice).
+    _commit(store, flow_name, connector.system, letters, links, confirmed, result, checkpoints, durable=bool(links))
     if letters:
         log.warning("%s: %d changes dead-lettered for %s (keys %s)", flow_name, len(letters), connector.system,
                     ", ".join(sorted({letter.record_key for letter in letters})[:10]))
@@ -402,10 +404,12 @@ Link = tuple[str, str, str]
 def _commit(
     store: Store, flow_name: str, system: str, letters: Sequence[NewDeadLetter], links: Sequence[Link],
     confirmed: Sequence[tuple[str, Pending]], result: FlowResult, checkpoints: Mapping[str, str] | None = None,
+    *, durable: bool = True,
 ) -> None:
     """Store what a delivery left, in one transaction: the dead letters of the records the target rejected, the
-    ids it gave records (the xref), the delivery log of those it confirmed, and the checkpoints it covers."""
-    with store.transaction() as tx:
+    ids it gave records (the xref), the delivery log of those it confirmed, and the checkpoints it covers
+    (``durable``: see :meth:`~syncfabric.store.Store.transaction`)."""
+    with store.transaction(durable=durable) as tx:
         keep_delivery(tx, flow_name, system, letters, links, confirmed)
         for name, value in (checkpoints or {}).items():
             tx.set_checkpoint(name, value)

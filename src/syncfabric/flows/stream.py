@@ -170,8 +170,8 @@ class StreamConsumer:
             deliver_changes(self.store, self.flow, self.connector, todo, retry=self.retry, result=self._result,
                             checkpoints=done, on_retry=self._count_retry, probe=self.healthy if isolate else None,
                             stop=self._stop)
-        else:
-            with self.store.transaction() as tx:
+        else:  # like a delivered batch's commit, without waiting for the disk (lost, it is done again)
+            with self.store.transaction(durable=False) as tx:
                 for name, value in done.items():
                     tx.set_checkpoint(name, value)
         self._marks[partition] = upto
@@ -226,7 +226,7 @@ class StreamConsumer:
         if not moved and low <= flow_mark:
             self.stats.checkpoint = flow_mark
             return
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             for p, upto in moved.items():
                 tx.set_checkpoint(mark_name(self.flow, p), str(upto))
             if low > flow_mark:
