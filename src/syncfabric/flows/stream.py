@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 0.2
+OBSERVE_INTERVAL = 0.25
+"""While changes keep coming, the lag figures (two reads of the store) are refreshed at most this often, not at
+every wake-up; ``until_idle`` and a failed batch refresh them every time."""
 STREAMING = "streaming"
 FALLBACK = "fallback"
 NO_FALLBACK = FallbackPolicy(lag_seconds=None, error_rate=None, outage_seconds=None, reconcile=False)
@@ -131,6 +134,7 @@ class StreamConsumer:
         """A batch fetched and not yet delivered (its delivery failed): tried again before anything else."""
         self._marks: dict[int, int] = {}
         """The partition marks as this worker last wrote or read them."""
+        self._next_observe = 0.0
         self._stop = threading.Event()
         """Set to end :meth:`run`: every wait of the consumer (for changes, a backoff, a retry) ends when it is."""
 
@@ -273,6 +277,7 @@ class StreamConsumer:
 
     def observe(self) -> None:
         """Refresh the lag figures from the store."""
+        self._next_observe = time.monotonic() + OBSERVE_INTERVAL
         after = int(self.store.checkpoint(self.flow) or 0)
         ahead = self.store.changes(after, entities=self.entities, limit=self.batch_size)
         self.stats.checkpoint = after
@@ -329,7 +334,8 @@ class StreamConsumer:
         if covered and self.policy.lag_seconds is None:
             self._update()
             return False
-        self.observe()
+        if until_idle or time.monotonic() >= self._next_observe:
+            self.observe()
         self._update()
         reason = self.health.verdict(self.stats.lag_seconds, time.monotonic())
         if reason is not None and self.fallback is not None:
