@@ -125,6 +125,7 @@ def deliver(
     """Deliver changes to outbound flows' targets as they are recorded, with live counts; Ctrl-C (or SIGTERM)
     stops: each consumer ends its session, a second Ctrl-C stops waiting for them."""
     import signal
+    import threading
 
     from rich.live import Live
 
@@ -137,7 +138,8 @@ def deliver(
             deliverers.stop()
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
-        previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+        handled = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+        previous = {number: signal.signal(number, stop) for number in handled}  # (only the main thread may)
         try:
             deliverers.start()
             consumers = deliverers.consumers
