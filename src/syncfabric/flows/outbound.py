@@ -184,8 +184,10 @@ def deliver_changes(
     letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links,
                         confirmed=confirmed, store=store, stop=stop)
     # Without waiting for the disk: losing this commit to a power cut loses the checkpoints with it, and the batch
-    # goes to the idempotent target again. Not when the target gave ids (a re-send without them would create twice).
-    _commit(store, flow_name, connector.system, letters, links, confirmed, result, checkpoints, durable=bool(links))
+    # goes to the idempotent target again. Durable when it holds dead letters (a bus that took the acknowledgement,
+    # NATS, would not send the batch again) or ids the target gave (a re-send without them would create twice).
+    _commit(store, flow_name, connector.system, letters, links, confirmed, result, checkpoints,
+            durable=bool(letters or links))
     if letters:
         log.warning("%s: %d changes dead-lettered for %s (keys %s)", flow_name, len(letters), connector.system,
                     ", ".join(sorted({letter.record_key for letter in letters})[:10]))
