@@ -281,3 +281,27 @@ def test_on_sqlite_a_commit_of_the_same_process_wakes_the_consumer_without_polli
         row = store.get("item", key)
         assert row is not None and versions[-1] == row.version
     assert set(applied) == {"A", "K0", "K1", "K2"}
+
+
+def test_a_delivered_batch_waits_for_the_disk_only_when_it_holds_dead_letters(
+        store: Store, base_url: str, control: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clean batch's commit may be lost to a power cut (the batch is sent again); a dead letter may not."""
+    durable: list[bool] = []
+    transaction = store.transaction
+
+    def noted(**options: bool) -> object:
+        durable.append(options.get("durable", True))
+        return transaction(**options)
+
+    stream = consumer(store, base_url)
+    stream._subscription()
+    monkeypatch.setattr(store, "transaction", noted)
+    put_items(store, ("A", "a1"))
+    durable.clear()
+    assert stream.step() == 1
+    clean = list(durable)
+    control.post("/faults", json={"reject_keys": ["B"]}).raise_for_status()
+    put_items(store, ("B", "b1"))
+    durable.clear()
+    assert stream.step() == 1
+    assert clean == [False] and durable == [True] and [d.record_key for d in store.dead_letters()] == ["B"]
