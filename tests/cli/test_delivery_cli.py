@@ -171,6 +171,45 @@ def test_deliver_follows_the_log_until_interrupted(estate, tmp_path: Path) -> No
     assert run.records_out == sum(len(rows) for rows in erp.rows.values()) + 2
 
 
+def test_deliver_ends_its_session_on_sigterm_even_in_a_backoff(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The target is down and the flow waits 20 s between attempts: SIGTERM ends `deliver` within seconds, its
+    session recorded as stopped, the checkpoint where the target left it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from syncfabric.store import open_store
+    from tests.fixtures import WALKING_SKELETON
+
+    text = WALKING_SKELETON.read_text().replace("base_delay_seconds: 0.5", "base_delay_seconds: 20")
+    assert "base_delay_seconds: 20" in text
+    with walking_skeleton(tmp_path, seed=5, item_count=4, text=text) as skeleton:
+        skeleton.use(monkeypatch)
+        assert runner.invoke(app, ["sync", *INBOUND]).exit_code == 0
+        control = httpx.Client(base_url=f"{skeleton.url}/api/_sandbox", timeout=10)
+        control.post("/faults", json={"outage": True}).raise_for_status()
+        command = [str(Path(sys.executable).parent / "syncfabric"), "deliver", "planning-out"]
+        process = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while control.get("/received").json()["faults_injected"] < 1:  # the first attempt failed: it waits
+                assert time.monotonic() < deadline and process.poll() is None, "deliver did not try the target"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            output = process.communicate(timeout=15)[0].decode()
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, output
+        with open_store(f"sqlite:///{tmp_path}/.syncfabric/syncfabric.db") as store:
+            [run] = store.runs("planning-out", limit=1)
+            assert store.checkpoint("planning-out") is None and store.dead_letters() == []
+    assert run.detail["ended_by"] == "stopped" and run.records_out == 0
+
+
 def test_bad_selections_are_named(estate) -> None:
     bad_time = runner.invoke(app, ["replay", "planning-out", "--since", "yesterday"])
     assert bad_time.exit_code == 2 and "--since: not an ISO 8601 time: 'yesterday'" in bad_time.output

@@ -85,3 +85,19 @@ def test_the_estate_gives_each_outbound_flow_its_policies() -> None:
     assert flow.delivery.fallback is not None
     assert FallbackPolicy.from_spec(flow.delivery.fallback) == FallbackPolicy(
         lag_seconds=300, error_rate=None, outage_seconds=60, window=20, catch_up_interval=30.0, reconcile=True)
+
+
+def test_a_stop_ends_the_wait_before_a_retry_and_the_action_is_not_tried_again() -> None:
+    import threading
+
+    from syncfabric.flows.retry import Stopped
+
+    stop = threading.Event()
+    action = Flaky(TransientError("503"), TransientError("503"))
+    policy = RetryPolicy(max_attempts=3, base_delay=3600.0, max_delay=3600.0, jitter=0.0)
+
+    with pytest.raises(Stopped) as raised:
+        call_with_retry(action, policy, stop=stop, on_retry=lambda *_: stop.set())
+
+    assert action.calls == 1 and isinstance(raised.value.__cause__, TransientError)
+    assert call_with_retry(Flaky(), policy, stop=stop) == "ok"  # a stop does not keep an action from its first try

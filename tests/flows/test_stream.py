@@ -191,6 +191,42 @@ def test_a_target_refusing_our_credentials_dead_letters_nothing(store: Store) ->
     assert store.dead_letters() == [] and store.checkpoint(FLOW) is None
 
 
+@pytest.mark.parametrize("failing", ["the whole batch", "one record alone"])
+def test_a_consumer_told_to_stop_during_a_backoff_ends_at_once_and_keeps_the_batch(
+        store: Store, base_url: str, control: httpx.Client, failing: str) -> None:
+    """The target keeps failing, the consumer waits a minute before its next attempt; told to stop, it ends within
+    seconds, ends its session as stopped, and neither moves the checkpoint nor dead-letters anything."""
+    import threading
+
+    put_items(store, ("A", "a1"), ("B", "b1"))
+    patient = RetryPolicy(max_attempts=5, base_delay=60.0, max_delay=60.0, jitter=0.0)
+    stream = consumer(store, base_url, retry=patient)
+    if failing == "the whole batch":  # down: the consumer sits in the retry wait of the batch
+        control.post("/faults", json={"fail_next_n": 1000, "fail_status": 503}).raise_for_status()
+    else:  # the target refuses the batch and answers: the consumer writes it record by record, and one times out
+
+        def write(entity, records):  # type: ignore[no-untyped-def]
+            from syncfabric.errors import PermanentError, TransientError
+
+            if len(records) > 1:
+                raise PermanentError("HTTP 400: the batch is refused", system="planning")
+            raise TransientError("timed out", system="planning")
+
+        stream.connector.write = write  # type: ignore[method-assign]
+    stop = threading.Event()
+    thread = threading.Thread(target=stream.run, args=(stop,), daemon=True)
+    thread.start()
+    wait_for(lambda: stream.stats.retries >= 1, what="the first retry wait")
+
+    stop.set()
+    thread.join(timeout=10)
+
+    assert not thread.is_alive(), "the consumer sat out its backoff after the stop"
+    assert store.checkpoint(FLOW) is None and store.dead_letters() == []
+    [run] = store.runs(FLOW, limit=1)
+    assert run.status is RunStatus.SUCCEEDED and run.detail["ended_by"] == "stopped"
+
+
 def test_a_change_parked_while_its_key_is_replayed_is_replayed_too(store: Store, base_url: str,
                                                                   control: httpx.Client) -> None:
     from syncfabric.connectors.planning.connector import PlanningConnector
@@ -245,3 +281,27 @@ def test_on_sqlite_a_commit_of_the_same_process_wakes_the_consumer_without_polli
         row = store.get("item", key)
         assert row is not None and versions[-1] == row.version
     assert set(applied) == {"A", "K0", "K1", "K2"}
+
+
+def test_a_delivered_batch_waits_for_the_disk_only_when_it_holds_dead_letters(
+        store: Store, base_url: str, control: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clean batch's commit may be lost to a power cut (the batch is sent again); a dead letter may not."""
+    durable: list[bool] = []
+    transaction = store.transaction
+
+    def noted(**options: bool) -> object:
+        durable.append(options.get("durable", True))
+        return transaction(**options)
+
+    stream = consumer(store, base_url)
+    stream._subscription()
+    monkeypatch.setattr(store, "transaction", noted)
+    put_items(store, ("A", "a1"))
+    durable.clear()
+    assert stream.step() == 1
+    clean = list(durable)
+    control.post("/faults", json={"reject_keys": ["B"]}).raise_for_status()
+    put_items(store, ("B", "b1"))
+    durable.clear()
+    assert stream.step() == 1
+    assert clean == [False] and durable == [True] and [d.record_key for d in store.dead_letters()] == ["B"]

@@ -171,9 +171,9 @@ def test_a_delivered_batch_moves_every_mark_in_the_one_commit_that_records_it(st
     commits = []
     transaction = store.transaction
 
-    def counted() -> object:
+    def counted(**options: bool) -> object:
         commits.append(1)
-        return transaction()
+        return transaction(**options)
 
     monkeypatch.setattr(store, "transaction", counted)
     assert worker.step() == 3

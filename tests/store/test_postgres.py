@@ -58,3 +58,18 @@ def test_other_drivers_are_refused() -> None:
 
 def test_search_path_is_added_to_the_url() -> None:
     assert with_search_path("postgresql://u@h/db", "t_1") == "postgresql://u@h/db?options=-csearch_path%3Dt_1"
+
+
+@pytest.mark.postgres
+def test_a_commit_that_does_not_wait_for_the_disk_turns_synchronous_commit_off_for_itself_only(
+        postgres_schema_url: str) -> None:
+    """(The test server runs with ``synchronous_commit=off`` for speed: the session sets it on to see the change.)"""
+    url = postgres_schema_url.replace("options=", "options=-csynchronous_commit%3Don%20", 1)
+    assert url != postgres_schema_url
+    with open_store(url) as store:
+        with store.transaction(durable=False) as tx:
+            tx.set_checkpoint("out", "7")
+            relaxed = tx._conn.exec_driver_sql("SHOW synchronous_commit").scalar()  # type: ignore[union-attr]
+        with store.transaction() as tx:
+            durable = tx._conn.exec_driver_sql("SHOW synchronous_commit").scalar()  # type: ignore[union-attr]
+        assert (relaxed, durable) == ("off", "on") and store.checkpoint("out") == "7"

@@ -77,3 +77,20 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (migrations / "env.py").is_file()
     assert (migrations / "script.py.mako").is_file()
     assert (migrations / "versions" / "0001_initial.py").is_file()
+
+
+def test_a_commit_that_does_not_wait_for_the_disk_is_kept_and_leaves_its_connection_durable(tmp_path: Path) -> None:
+    """``transaction(durable=False)`` commits with ``synchronous = NORMAL``; the connection goes back to the pool
+    with the store's level (FULL), after a commit and after a rollback alike."""
+    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        with store.transaction(durable=False) as tx:
+            tx.set_checkpoint("out", "7")
+        with pytest.raises(RuntimeError), store.transaction(durable=False) as tx:
+            tx.set_checkpoint("out", "8")
+            raise RuntimeError("the batch failed")
+        assert store.checkpoint("out") == "7"
+        levels = []
+        for _ in range(3):  # whichever pooled connection the next writers get
+            with store.transaction() as tx:
+                levels.append(tx._conn.exec_driver_sql("PRAGMA synchronous").scalar())  # type: ignore[union-attr]
+        assert levels == [2, 2, 2]

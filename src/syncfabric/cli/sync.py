@@ -122,24 +122,39 @@ def deliver(
         "--until-idle", help="Stop once every flow is caught up, instead of following the change log.")] = False,
     estate: EstateOption = DEFAULT_ESTATE,
 ) -> None:
-    """Deliver changes to outbound flows' targets as they are recorded, with live counts; Ctrl-C stops."""
+    """Deliver changes to outbound flows' targets as they are recorded, with live counts; Ctrl-C (or SIGTERM)
+    stops: each consumer ends its session, a second Ctrl-C stops waiting for them."""
+    import signal
+    import threading
+
     from rich.live import Live
 
     from syncfabric.flows.deliverers import Deliverers
 
     with _boundary(), _runtime(estate) as runtime:
         deliverers = Deliverers(runtime, flows, until_idle=until_idle)
-        deliverers.start()
-        consumers = deliverers.consumers
-        with Live(delivery_table(consumers), console=console, refresh_per_second=4,
-                  auto_refresh=console.is_terminal, transient=False) as live:
-            try:
-                while not deliverers.wait(0.25):
-                    live.update(delivery_table(consumers))
-            except KeyboardInterrupt:
-                pass
-            deliverers.join()
-            live.update(delivery_table(consumers), refresh=True)
+
+        def stop(*_: object) -> None:  # the consumers end at their next wait; a second Ctrl-C interrupts ours
+            deliverers.stop()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        handled = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+        previous = {number: signal.signal(number, stop) for number in handled}  # (only the main thread may)
+        try:
+            deliverers.start()
+            consumers = deliverers.consumers
+            with Live(delivery_table(consumers), console=console, refresh_per_second=4,
+                      auto_refresh=console.is_terminal, transient=False) as live:
+                try:
+                    while not deliverers.wait(0.25):
+                        live.update(delivery_table(consumers))
+                    deliverers.join()
+                except KeyboardInterrupt:
+                    deliverers.join(timeout=5)
+                live.update(delivery_table(consumers), refresh=True)
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
         if deliverers.errors:
             raise deliverers.errors[0]
 

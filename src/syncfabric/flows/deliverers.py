@@ -9,7 +9,9 @@ no polling interval between an event's commit and its delivery.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
@@ -20,6 +22,13 @@ from syncfabric.flows.stream import StreamConsumer, consumer_for
 
 if TYPE_CHECKING:
     from syncfabric.flows.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 60.0
+"""How long :meth:`Deliverers.join` waits for the consumers to end their sessions. Every wait of a consumer ends
+when it is told to stop; what can outlast that is a request to the target already on the wire (bounded by the
+connector's timeout, 30 s by default) and the commit of its outcome."""
 
 
 def streaming_flows(runtime: Runtime) -> list[str]:
@@ -107,11 +116,20 @@ class Deliverers:
             waiting[0].wait(timeout)
         return self.finished()
 
-    def join(self) -> None:
-        """Stop and wait for every consumer to end its session, then close the connectors opened here. Events, not
-        Thread.join: a join interrupted by Ctrl-C can report a live thread as ended, and the store would be closed
-        under a consumer still ending its session."""
+    def join(self, timeout: float | None = STOP_TIMEOUT) -> bool:
+        """Stop and wait up to ``timeout`` for every consumer to end its session, then close the connectors opened
+        here; True when all ended. A consumer still running after that keeps its connector (it is logged): what it
+        has not committed is delivered again at the next start. Events, not Thread.join: a join interrupted by
+        Ctrl-C can report a live thread as ended, and the store would be closed under a consumer still ending its
+        session."""
         self.stop()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for done in self._done:
-            done.wait()
+            done.wait(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        if not self.finished():
+            running = [c.flow for c, done in zip(self.consumers, self._done, strict=True) if not done.is_set()]
+            log.warning("delivery of %s did not end within %g s of the stop; what it has not committed is "
+                        "delivered again at the next start", ", ".join(running), timeout)
+            return False
         self._stack.close()
+        return True

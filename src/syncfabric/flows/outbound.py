@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from syncfabric.connectors.base import Connector, OutboundRecord, WriteOutcome
 from syncfabric.errors import ConnectorError, PermanentError, TransientError
 from syncfabric.flows.refusals import collect_refusals
 from syncfabric.flows.result import FlowResult, Progress
-from syncfabric.flows.retry import RetryPolicy, call_with_retry
+from syncfabric.flows.retry import RetryPolicy, Stopped, call_with_retry
 from syncfabric.model import ENTITIES, Record
 from syncfabric.observe import delivery_log
 from syncfabric.store import Attempt, Change, NewDeadLetter, Op, StateRow, Store, Transaction
@@ -154,9 +155,12 @@ def deliver_next(
 def deliver_changes(
     store: Store, flow_name: str, connector: Connector, changes: Sequence[Change], *, retry: RetryPolicy,
     result: FlowResult, checkpoints: Mapping[str, str], on_retry: OnRetry | None = None, probe: Probe | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Deliver a batch of change-log entries (the step of :func:`deliver_next`, and of a bus consumer's batch), then
-    commit their dead letters, the target's ids and ``checkpoints`` in one transaction."""
+    commit their dead letters, the target's ids and ``checkpoints`` in one transaction. ``stop`` set while it waits
+    to retry (or between the records of a batch written one by one) raises
+    :class:`~syncfabric.flows.retry.Stopped`, and nothing of the batch is committed."""
     latest: dict[tuple[str, str], Change] = {}
     for change in changes:  # the newest change of a key supersedes older ones in the same batch
         latest.pop((change.entity, change.key), None)
@@ -178,8 +182,12 @@ def deliver_changes(
     links: list[Link] = []
     confirmed: list[tuple[str, Pending]] = []
     letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links,
-                        confirmed=confirmed, store=store)
-    _commit(store, flow_name, connector.system, letters, links, confirmed, result, checkpoints)
+                        confirmed=confirmed, store=store, stop=stop)
+    # Without waiting for the disk: losing this commit to a power cut loses the checkpoints with it, and the batch
+    # goes to the idempotent target again. Durable when it holds dead letters (a bus that took the acknowledgement,
+    # NATS, would not send the batch again) or ids the target gave (a re-send without them would create twice).
+    _commit(store, flow_name, connector.system, letters, links, confirmed, result, checkpoints,
+            durable=bool(letters or links))
     if letters:
         log.warning("%s: %d changes dead-lettered for %s (keys %s)", flow_name, len(letters), connector.system,
                     ", ".join(sorted({letter.record_key for letter in letters})[:10]))
@@ -290,7 +298,7 @@ def _deliver(
     connector: Connector, flow_name: str, by_entity: dict[str, list[Pending]], retry: RetryPolicy,
     result: FlowResult, on_retry: OnRetry | None = None, probe: Probe | None = None, links: list[Link] | None = None,
     confirmed: list[tuple[str, Pending]] | None = None,
-    store: Store | None = None,
+    store: Store | None = None, stop: threading.Event | None = None,
 ) -> list[NewDeadLetter]:
     """Write each entity's records; the dead letters of the records the target rejected (or, with ``probe``,
     could not take alone). ``links`` collects the ids the target gave the records (``WriteOutcome.links``),
@@ -305,12 +313,12 @@ def _deliver(
                 item.record, external_id=linked.get(item.record.key))) for item in pending]
         history: list[Attempt] = []
         try:
-            outcome = _write(connector, entity, pending, retry, history, on_retry)
+            outcome = _write(connector, entity, pending, retry, history, on_retry, stop)
         except ConnectorError as exc:
             if probe is None or not isinstance(exc, TransientError | PermanentError):
                 raise
             outcome = _write_one_by_one(connector, flow_name, entity, pending, retry, history, on_retry, probe,
-                                        letters)
+                                        letters, stop)
         result.records_out += len(outcome.accepted)
         result.per_entity[entity] = result.per_entity.get(entity, 0) + len(outcome.accepted)
         by_key = {item.record.key: item for item in pending}
@@ -337,7 +345,7 @@ def write_pending(
 
 def _write(
     connector: Connector, entity: str, pending: Sequence[Pending], retry: RetryPolicy, history: list[Attempt],
-    on_retry: OnRetry | None,
+    on_retry: OnRetry | None, stop: threading.Event | None = None,
 ) -> WriteOutcome:
     def note(attempt: int, exc: TransientError, wait: float) -> None:
         history.append(Attempt(_now(), "failed", f"attempt {attempt}: {exc}"))
@@ -345,19 +353,22 @@ def _write(
             on_retry(attempt, exc, wait)
 
     records = [item.record for item in pending]
-    return call_with_retry(lambda: connector.write(entity, records), retry, on_retry=note)
+    return call_with_retry(lambda: connector.write(entity, records), retry, on_retry=note, stop=stop)
 
 
 def _write_one_by_one(
     connector: Connector, flow_name: str, entity: str, pending: Sequence[Pending], retry: RetryPolicy,
     history: list[Attempt], on_retry: OnRetry | None, probe: Probe, letters: list[NewDeadLetter],
+    stop: threading.Event | None = None,
 ) -> WriteOutcome:
     """The batch failed as a whole: find the records that make it fail by writing each alone."""
     combined = WriteOutcome()
     for item in pending:
+        if stop is not None and stop.is_set():
+            raise Stopped("stopped while writing a failed batch record by record")
         own = list(history)
         try:
-            outcome = _write(connector, entity, [item], retry, own, on_retry)
+            outcome = _write(connector, entity, [item], retry, own, on_retry, stop)
         except PermanentError as exc:
             if not probe():
                 raise  # the target refuses everything now (credentials, configuration): not this record's fault
@@ -395,10 +406,12 @@ Link = tuple[str, str, str]
 def _commit(
     store: Store, flow_name: str, system: str, letters: Sequence[NewDeadLetter], links: Sequence[Link],
     confirmed: Sequence[tuple[str, Pending]], result: FlowResult, checkpoints: Mapping[str, str] | None = None,
+    *, durable: bool = True,
 ) -> None:
     """Store what a delivery left, in one transaction: the dead letters of the records the target rejected, the
-    ids it gave records (the xref), the delivery log of those it confirmed, and the checkpoints it covers."""
-    with store.transaction() as tx:
+    ids it gave records (the xref), the delivery log of those it confirmed, and the checkpoints it covers
+    (``durable``: see :meth:`~syncfabric.store.Store.transaction`)."""
+    with store.transaction(durable=durable) as tx:
         keep_delivery(tx, flow_name, system, letters, links, confirmed)
         for name, value in (checkpoints or {}).items():
             tx.set_checkpoint(name, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,11 @@ if TYPE_CHECKING:
     from syncfabric.config.schema import RetrySpec
 
 T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """A stop request cut short the wait before a retry: the action did not succeed and is not tried again. The
+    caller ends without recording an outcome (a consumer keeps its batch unacknowledged for the next start)."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,12 @@ def call_with_retry(
     *,
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[int, TransientError, float], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> T:
-    """Run ``action``; on TransientError wait and try again, up to the policy's attempts, then re-raise."""
+    """Run ``action``; on TransientError wait and try again, up to the policy's attempts, then re-raise.
+
+    With ``stop``, the wait ends as soon as it is set, and :class:`Stopped` is raised instead of trying again (a
+    process told to stop does not sit out a backoff of up to ``max_delay``); ``sleep`` is not used then."""
     attempt = 1
     while True:
         try:
@@ -58,5 +68,8 @@ def call_with_retry(
             wait = policy.delay(attempt, exc.retry_after)
             if on_retry is not None:
                 on_retry(attempt, exc, wait)
-            sleep(wait)
+            if stop is None:
+                sleep(wait)
+            elif stop.wait(wait):
+                raise Stopped(f"stopped while waiting to retry after attempt {attempt}: {exc}") from exc
             attempt += 1

@@ -48,7 +48,7 @@ from syncfabric.flows.fallback import FallbackPolicy, Health
 from syncfabric.flows.heap import settle_after_start_up
 from syncfabric.flows.outbound import deliver_changes
 from syncfabric.flows.result import FlowResult
-from syncfabric.flows.retry import RetryPolicy
+from syncfabric.flows.retry import RetryPolicy, Stopped
 from syncfabric.store import RunStatus, Store
 
 if TYPE_CHECKING:
@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 0.2
+OBSERVE_INTERVAL = 0.25
+"""While changes keep coming, the lag figures (two reads of the store) are refreshed at most this often, not at
+every wake-up; ``until_idle`` and a failed batch refresh them every time."""
 STREAMING = "streaming"
 FALLBACK = "fallback"
 NO_FALLBACK = FallbackPolicy(lag_seconds=None, error_rate=None, outage_seconds=None, reconcile=False)
@@ -131,6 +134,9 @@ class StreamConsumer:
         """A batch fetched and not yet delivered (its delivery failed): tried again before anything else."""
         self._marks: dict[int, int] = {}
         """The partition marks as this worker last wrote or read them."""
+        self._next_observe = 0.0
+        self._stop = threading.Event()
+        """Set to end :meth:`run`: every wait of the consumer (for changes, a backoff, a retry) ends when it is."""
 
     # -- one step ---------------------------------------------------------------------------------------------------
 
@@ -166,9 +172,10 @@ class StreamConsumer:
         before, lettered = self._result.records_out, self._result.dead_lettered
         if todo:
             deliver_changes(self.store, self.flow, self.connector, todo, retry=self.retry, result=self._result,
-                            checkpoints=done, on_retry=self._count_retry, probe=self.healthy if isolate else None)
-        else:
-            with self.store.transaction() as tx:
+                            checkpoints=done, on_retry=self._count_retry, probe=self.healthy if isolate else None,
+                            stop=self._stop)
+        else:  # like a delivered batch's commit, without waiting for the disk (lost, it is done again)
+            with self.store.transaction(durable=False) as tx:
                 for name, value in done.items():
                     tx.set_checkpoint(name, value)
         self._marks[partition] = upto
@@ -223,7 +230,7 @@ class StreamConsumer:
         if not moved and low <= flow_mark:
             self.stats.checkpoint = flow_mark
             return
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             for p, upto in moved.items():
                 tx.set_checkpoint(mark_name(self.flow, p), str(upto))
             if low > flow_mark:
@@ -257,7 +264,7 @@ class StreamConsumer:
         try:
             return self.step()
         except ConnectorError as exc:
-            if not self.healthy():
+            if self._stop.is_set() or not self.healthy():
                 raise
             log.warning("%s: batch failed while the target answers; delivering it record by record: %s",
                         self.flow, exc)
@@ -270,6 +277,7 @@ class StreamConsumer:
 
     def observe(self) -> None:
         """Refresh the lag figures from the store."""
+        self._next_observe = time.monotonic() + OBSERVE_INTERVAL
         after = int(self.store.checkpoint(self.flow) or 0)
         ahead = self.store.changes(after, entities=self.entities, limit=self.batch_size)
         self.stats.checkpoint = after
@@ -286,8 +294,9 @@ class StreamConsumer:
 
         Each stretch in one mode is one run in the run history (``detail.mode``: ``stream`` or ``catch-up``,
         ``detail.ended_by``: what ended it); each switch is also an alert. A flow that was left in fallback resumes
-        in fallback."""
-        stop = stop or threading.Event()
+        in fallback. Told to stop while it waits to retry a batch, it ends at once and the batch, unacknowledged,
+        is delivered again by the next holder of its partition."""
+        stop = self._stop = stop or threading.Event()
         if self.fallback is not None and self._left_in_fallback():
             self.stats.mode = FALLBACK
         self._begin_segment()
@@ -299,6 +308,8 @@ class StreamConsumer:
                     else self._catch_up_once(stop)
                 if done:
                     break
+            status, ended_by = RunStatus.SUCCEEDED, "stopped"
+        except Stopped:
             status, ended_by = RunStatus.SUCCEEDED, "stopped"
         finally:
             self._end_segment(status, ended_by)
@@ -323,7 +334,8 @@ class StreamConsumer:
         if covered and self.policy.lag_seconds is None:
             self._update()
             return False
-        self.observe()
+        if until_idle or time.monotonic() >= self._next_observe:
+            self.observe()
         self._update()
         reason = self.health.verdict(self.stats.lag_seconds, time.monotonic())
         if reason is not None and self.fallback is not None:
@@ -352,6 +364,8 @@ class StreamConsumer:
         try:
             while self._step_or_isolate():
                 self._update()
+                if stop.is_set():
+                    return True
         except ConnectorError as exc:
             self._failed(exc)
             return False

@@ -52,19 +52,33 @@ def change_time(payload: Mapping[str, Any] | None,
     return _first_time(payload, names)
 
 
-def _first_time(payload: Mapping[str, Any] | None, names: Sequence[str]) -> dt.datetime | None:
+def _first_time(payload: Mapping[str, Any] | None, names: Sequence[str],
+                parsed: dict[str, dt.datetime | None] | None = None) -> dt.datetime | None:
+    """The first of ``names`` in ``payload`` that holds a time; ``parsed``: the texts parsed so far (None: not
+    a time)."""
     if payload and names:
         for name in names:
             value = payload.get(name)
             if isinstance(value, str):
-                try:
-                    parsed = dt.datetime.fromisoformat(value)
-                except ValueError:
-                    continue
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-            if isinstance(value, dt.datetime):
+                if parsed is not None and value in parsed:
+                    known = parsed[value]
+                else:
+                    known = _parse(value)
+                    if parsed is not None:
+                        parsed[value] = known
+                if known is not None:
+                    return known
+            elif isinstance(value, dt.datetime):
                 return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return None
+
+
+def _parse(text: str) -> dt.datetime | None:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def group_of(payload: Mapping[str, Any] | None, names: Sequence[str] = GROUP_FIELDS) -> str:
@@ -78,17 +92,22 @@ def group_of(payload: Mapping[str, Any] | None, names: Sequence[str] = GROUP_FIE
 
 def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
                confirmed_at: dt.datetime | None = None) -> list[NewDelivery]:
-    """Delivery-log rows for the records a target just confirmed: ``(entity, Pending)`` pairs."""
+    """Delivery-log rows for the records a target just confirmed: ``(entity, Pending)`` pairs.
+
+    A time text is parsed once per batch (the records of a batch often share their times, and an event's source
+    and change time are the same field)."""
     at = confirmed_at or clock.now()
     rows = []
+    parsed: dict[str, dt.datetime | None] = {}
     for entity, pending in confirmed:
         record = pending.record
         times, changes, groups = fields_of(entity)
         if times or changes or groups:
             payload = record.payload
-            when = source_time(payload, pending.recorded_at, times) or at
-            changed = change_time(payload, changes)
-            group = group_of(payload, groups)
+            when = (_first_time(payload, times, parsed) or pending.recorded_at or at) if times \
+                else pending.recorded_at or at
+            changed = _first_time(payload, changes, parsed) if changes else None
+            group = group_of(payload, groups) if groups else ""
         else:  # an entity without such fields: the time the store recorded the change, no group, no change time
             when, changed, group = pending.recorded_at or at, None, ""
         rows.append(NewDelivery(flow, system, entity, record.key, group, pending.seq, when, at, changed))

@@ -482,8 +482,14 @@ class Store(ABC):
         """Create or upgrade the schema to the current version (idempotent)."""
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        """A write transaction: commits when the block ends, rolls back if it raises."""
+    def transaction(self, *, durable: bool = True) -> AbstractContextManager[Transaction]:
+        """A write transaction: commits when the block ends, rolls back if it raises.
+
+        ``durable=False``: the commit need not reach the disk before it returns (SQLite: no fsync, ``synchronous =
+        NORMAL`` for this commit; PostgreSQL: ``synchronous_commit = off``). It is atomic and survives a crash of the
+        process; only a power cut or an operating-system crash before a later durable commit (or the database's
+        own flush) may undo it, never partly. For bookkeeping whose loss only means work done again: a delivered
+        batch's outcome and checkpoints (the batch is sent again, and the idempotent target absorbs it)."""
 
     @abstractmethod
     def get(self, entity: str, key: str) -> StateRow | None: ...

@@ -128,6 +128,11 @@ class PostgresStore(SqlStore):
     def _begin_write(self, conn: Connection) -> None:
         conn.begin()
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+        if getattr(self._local, "relaxed", False):
+            conn.execute(text("SET LOCAL synchronous_commit = off"))  # ends with the transaction
+
+    def _relax_commit(self, conn: Connection, relaxed: bool) -> None:
+        self._local.relaxed = relaxed
 
     def _allocate_seqs(self, conn: Connection, n: int) -> list[int]:
         seqs = sorted(int(seq) for seq in conn.execute(_ALLOCATE, {"n": n}).scalars())

@@ -158,6 +158,10 @@ class SqlStore(Store):
         """Begin the write transaction on ``conn``, holding the store-wide write lock when this returns."""
         raise NotImplementedError
 
+    def _relax_commit(self, conn: Connection, relaxed: bool) -> None:
+        """Before the transaction begins (``relaxed``) and after it ended: let its commit return before it reached
+        the disk, then restore the connection's setting (see :meth:`Store.transaction`). Default: always durable."""
+
     def _allocate_seqs(self, conn: Connection, n: int) -> list[int]:
         """``n`` new change-log sequence numbers, ascending, above every committed one. Called with the write lock."""
         raise NotImplementedError
@@ -213,8 +217,9 @@ class SqlStore(Store):
             )
 
     @contextmanager
-    def _writing(self, action: str) -> Iterator[Connection]:
-        """A connection inside a write transaction holding the write lock; commits at the end, rolls back on error."""
+    def _writing(self, action: str, *, durable: bool = True) -> Iterator[Connection]:
+        """A connection inside a write transaction holding the write lock; commits at the end, rolls back on error.
+        ``durable=False``: see :meth:`Store.transaction`."""
         self._check_open()
         self._check_not_writing(action)
         self._local.writing = True
@@ -223,6 +228,8 @@ class SqlStore(Store):
                 conn = self._engine.connect()
             try:
                 with self._errors(action):
+                    if not durable:
+                        self._relax_commit(conn, True)
                     self._begin_write(conn)
                 try:
                     yield conn
@@ -235,6 +242,11 @@ class SqlStore(Store):
                 with self._errors(f"{action}: commit"):
                     conn.commit()
             finally:
+                if not durable:
+                    try:
+                        self._relax_commit(conn, False)
+                    except Exception:  # never hand a relaxed connection back to the pool
+                        conn.invalidate()
                 conn.close()
         finally:
             self._local.writing = False
@@ -271,12 +283,12 @@ class SqlStore(Store):
             except CommandError as exc:  # e.g. a schema revision newer than this release knows
                 raise StoreError(f"migrate the store schema: {exc}") from exc
 
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        return self._transaction()
+    def transaction(self, *, durable: bool = True) -> AbstractContextManager[Transaction]:
+        return self._transaction(durable)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Transaction]:
-        with self._writing("write transaction") as conn:
+    def _transaction(self, durable: bool = True) -> Iterator[Transaction]:
+        with self._writing("write transaction", durable=durable) as conn:
             tx = SqlTransaction(self, conn)
             try:
                 yield tx

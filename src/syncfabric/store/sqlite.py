@@ -105,6 +105,7 @@ class SqliteStore(SqlStore):
             except OSError as exc:
                 raise StoreError(f"cannot create the folder of the store {path}: {exc}") from exc
         self.path = path
+        self._synchronous = synchronous.upper()
 
         engine = create_engine(
             URL.create("sqlite+pysqlite", database=str(path)),
@@ -150,13 +151,13 @@ class SqliteStore(SqlStore):
         self._checkpoint_writer = BulkWriter(self._checkpoint_upsert, t.checkpoint, engine.dialect)
 
     @contextmanager
-    def _writing(self, action: str) -> Iterator[Connection]:
+    def _writing(self, action: str, *, durable: bool = True) -> Iterator[Connection]:
         self._check_open()
         self._check_not_writing(action)  # before queueing: a nested write raises instead of waiting for itself
         with self._write_queue:
             self._local.appends = False
             self._local.logged = logged = []
-            with super()._writing(action) as conn:
+            with super()._writing(action, durable=durable) as conn:
                 yield conn
             appended = self._local.appends  # reached only once committed
             self._recent.committed(logged)  # in commit order: still holding the write queue
@@ -244,6 +245,12 @@ class SqliteStore(SqlStore):
     def _begin_write(self, conn: Connection) -> None:
         conn.execution_options(**{_WRITE: True})
         conn.begin()
+
+    def _relax_commit(self, conn: Connection, relaxed: bool) -> None:
+        # Outside the transaction (SQLite refuses to change it inside one). In WAL mode a NORMAL commit is atomic
+        # and is made durable by the next FULL commit's flush of the same log, or by the next checkpoint.
+        level = "NORMAL" if relaxed else self._synchronous
+        _driver(conn).execute(f"PRAGMA synchronous = {level}")
 
     def _allocate_seqs(self, conn: Connection, n: int) -> list[int]:
         self._local.appends = True
