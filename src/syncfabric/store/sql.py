@@ -177,6 +177,16 @@ class SqlStore(Store):
         """(key, version, content_hash, deleted, input_hash) of those of at most KEY_CHUNK ``keys`` that exist."""
         return conn.execute(self._lookup, {"entity": entity, "keys": list(keys)})
 
+    def _field_rows(self, conn: Connection, entity: str, keys: Sequence[str], name: str | None
+                    ) -> Iterable[Sequence[Any]]:
+        """(key, value of field ``name`` in the payload or None) of those of at most KEY_CHUNK ``keys`` that have a
+        state, deleted ones included."""
+        state = t.state.c
+        rows = conn.execute(select(state.key, state.payload).where(
+            state.entity == entity, state.key.in_(list(keys))))
+        return [(key, msgspec.json.decode(payload).get(name) if name and payload is not None else None)
+                for key, payload in rows]
+
     def _write_checkpoint(self, conn: Connection, name: str, value: str) -> None:
         """Upsert one checkpoint inside a write transaction."""
         conn.execute(self._checkpoint_upsert, {"name": name, "value": value, "updated_at": _now()})
@@ -782,6 +792,14 @@ class SqlTransaction(Transaction):
         conn = self._live()
         with self._store._errors(f"get many {entity}"):
             return dict(_live_rows(conn, entity, list(dict.fromkeys(keys))))
+
+    def stored_fields(self, entity: str, keys: Sequence[str], name: str | None) -> dict[str, Any]:
+        conn = self._live()
+        found: dict[str, Any] = {}
+        with self._store._errors(f"look up {entity}"):
+            for start in range(0, len(keys), KEY_CHUNK):
+                found.update(self._store._field_rows(conn, entity, keys[start:start + KEY_CHUNK], name))
+        return found
 
     def apply_batch(self, entity: str, batch: RecordBatch, *, new: bool = False) -> ApplyResult:
         if new and batch.keys:
