@@ -136,9 +136,9 @@ def commit_batch(
             quarantine(index, [problem.reason], problem.raw, problem.location)
     outcomes = map_and_check(rows, field_map, rules, store)
     kept: dict[str, int] = {}
-    """Per key, the index in ``batch`` of the event kept: the newest by source time, of equal ones the last."""
+    """Per key, the outcome of the event kept: the newest by source time, of equal times the last."""
     times: dict[str, dt.datetime] = {}
-    for index, outcome in zip(usable, outcomes, strict=True):
+    for number, (index, outcome) in enumerate(zip(usable, outcomes, strict=True)):
         record = outcome.record
         if record is None:
             raw = batch[index].record
@@ -154,7 +154,7 @@ def commit_batch(
                     if when < before:
                         continue
                 times[key] = when
-        kept[key] = index
+        kept[key] = number
         if outcome.warnings:
             warnings.extend(outcome.warnings)
         if outcome.claims:
@@ -197,15 +197,14 @@ def commit_batch(
 
 def _records(batch: Sequence[Received], usable: list[int], outcomes: Sequence[Any], kept: dict[str, int],
              field_map: FieldMap, batch_id: str) -> RecordBatch:
-    """The kept events' canonical records as one batch of columns (each encoded once, hashed in one call)."""
+    """The kept events' canonical records (``kept``: the number of each one's outcome) as one batch of columns,
+    each encoded once and all hashed in one call."""
     encode = _encode
-    position = {index: number for number, index in enumerate(usable)} if len(usable) != len(batch) else None
-    indexes = list(kept.values())
-    mapped = [outcomes[index if position is None else position[index]].record for index in indexes]
-    payloads = [encode(record) for record in mapped]
+    numbers = list(kept.values())
+    payloads = [encode(outcomes[number].record) for number in numbers]
     return RecordBatch(
         keys=list(kept), payloads=[payload.decode() for payload in payloads], hashes=content_hashes(payloads),
-        source_ids=[batch[index].record.location for index in indexes], input_hashes=[None] * len(indexes),
+        source_ids=[batch[usable[number]].record.location for number in numbers], input_hashes=[None] * len(numbers),
         source_system=field_map.system, batch_id=batch_id, mapping_version=field_map.version)
 
 
