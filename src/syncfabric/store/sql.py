@@ -8,6 +8,7 @@ A backend differs from another in a few places only, each a hook on :class:`SqlS
 - ``_allocate_seqs``: how a writer takes change-log sequence numbers (it holds the write lock when it does);
 - ``_driver_errors``: the driver's own exception root, for errors raised outside SQLAlchemy's wrapping;
 - ``_lookup``: the query fetching the version, hash and deleted flag of a chunk of keys;
+- ``_field_rows``: the query fetching one payload field of a chunk of keys (what ``stored_fields`` answers);
 - ``_bulk_writers``: how a batch of state rows (upserted, or inserted as new keys) and of change-log rows is written.
 
 ``apply`` is written for batches of thousands of records: one indexed lookup per 500 keys, then one bulk write
