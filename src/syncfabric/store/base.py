@@ -429,12 +429,11 @@ class Transaction(ABC):
         """The current (not deleted) rows of those ``keys`` that exist, read inside this transaction: under the
         write lock, so no other writer changes them before it commits."""
 
+    @abstractmethod
     def stored_fields(self, entity: str, keys: Sequence[str], name: str | None) -> dict[str, Any]:
-        """Those of ``keys`` that have a state (deleted ones too, where the backend tells them), each with the value
-        of field ``name`` in its stored payload (``None`` when deleted, absent, or ``name`` is None), read under the
-        write lock: what the listener compares source times with, and whether a batch holds only new keys."""
-        return {key: msgspec.json.decode(row.payload).get(name) if name and row.payload is not None else None
-                for key, row in self.get_many(entity, keys).items()}
+        """Those of ``keys`` that have a state, deleted ones included, each with the value of field ``name`` in its
+        stored payload (``None`` when deleted, absent, or ``name`` is None), read under the write lock: what the
+        listener compares source times with, and whether a batch holds only new keys."""
 
     @abstractmethod
     def set_checkpoint(self, name: str, value: str) -> None:
