@@ -144,6 +144,38 @@ def test_an_older_event_of_a_key_does_not_replace_a_newer_one(tmp_path: Path) ->
         assert result.detail()["superseded"] == 3
 
 
+def test_a_batch_with_keys_already_stored_is_applied_as_any_change(tmp_path: Path) -> None:
+    """A batch of new keys is inserted without a look-up; one that also holds a redelivery, a changed event or a key
+    deleted meanwhile is applied key by key: unchanged, a new version, back from deletion."""
+    estate = PlantEstate(tmp_path)
+    acks: list[Acknowledgement] = []
+
+    def received(event: dict[str, object]) -> Received:
+        return Received(RawRecord(event, f"mqtt://test/{event['event_id']}"), acks.append)
+
+    with Runtime(load_estate(estate.path, environ=estate.environ)) as runtime:
+        store = runtime.store
+        field_map = runtime.field_map("mes-downtime")
+        result = ListenResult(flow="downtime-in", direction="inbound")
+        commit_batch(store, "downtime-in", field_map, [received(downtime(n)) for n in range(1, 4)], result)
+        assert (result.inserted, result.updated, result.unchanged) == (3, 0, 0)
+        with store.transaction() as tx:
+            tx.delete("machine_downtime", ["DT-000003"])
+        again = [received(downtime(1)), received(downtime(2, reason_code="SETUP")), received(downtime(3)),
+                 received(downtime(4))]
+        statuses = commit_batch(store, "downtime-in", field_map, again, result)
+        assert [status.status for status in statuses] == ["stored"] * 4
+        assert (result.inserted, result.updated, result.unchanged, result.superseded) == (4, 2, 1, 0)
+        versions = {key: row.version for key, row in store.get_many(
+            "machine_downtime", [f"DT-00000{n}" for n in range(1, 5)]).items()}
+        assert versions == {"DT-000001": 1, "DT-000002": 2, "DT-000003": 3, "DT-000004": 1}
+        assert json.loads(store.get("machine_downtime", "DT-000002").payload)["reason_code"] == "SETUP"
+        log = store.changes(0, entities=["machine_downtime"], limit=100)
+        assert [(change.key, change.version) for change in log][-3:] == [
+            ("DT-000002", 2), ("DT-000003", 3), ("DT-000004", 1)]
+        assert log[-1].lineage.source_id == "mqtt://test/DT-000004"
+
+
 @pytest.mark.mosquitto
 @pytest.mark.postgres
 def test_workers_commit_into_postgresql(mosquitto: Broker, postgres_schema_url: str, tmp_path: Path) -> None:

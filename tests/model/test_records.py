@@ -99,6 +99,17 @@ def test_timestamp_key_part_is_iso_formatted_utc() -> None:
     assert SAMPLES["shipment_milestone"].key == "ASN-77120|customs_cleared|2025-03-15T03:30:00+00:00"
 
 
+@pytest.mark.parametrize("at", [
+    dt.datetime(2025, 3, 15, 3, 30, tzinfo=dt.UTC), dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+    dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+    dt.datetime(2025, 3, 15, 3, 30, 0, 120000, tzinfo=dt.UTC), dt.datetime(2025, 3, 15, 3, 30, 0, 7, tzinfo=dt.UTC),
+    dt.datetime(2025, 3, 15, 3, 30, tzinfo=dt.timezone(dt.timedelta(0))),
+])
+def test_timestamp_key_part_is_what_isoformat_gives(at: dt.datetime) -> None:
+    milestone = msgspec.structs.replace(SAMPLES["shipment_milestone"], occurred_at=at)
+    assert milestone.key == f"ASN-77120|customs_cleared|{at.isoformat()}"
+
+
 def test_key_part_with_the_separator_is_rejected() -> None:
     with pytest.raises(msgspec.ValidationError, match=r"lot is part of the key and must not contain '\|'"):
         decode(InventoryBalance, balance_json(lot="A|B"))

@@ -525,6 +525,21 @@ class StoreConformance:
         assert store.get_many("item", []) == {}
         assert set(store.get_many("location", ["I0001", "I0000"])) == {"I0001"}
 
+    def test_stored_fields_tells_the_known_keys_and_one_field_of_each(self, store: Store) -> None:
+        with store.transaction() as tx:
+            tx.apply("item", [rec(f"I{n:04}", n=n, at=f"2026-03-02T08:{n % 60:02}:00Z") for n in range(700)])
+            tx.apply("item", [rec("I0698", n=698)])  # no field "at" any more
+            tx.apply("location", [rec("I0001", at="elsewhere")])
+            tx.delete("item", ["I0002"])
+        wanted = [f"I{n:04}" for n in range(0, 1400, 2)] + ["I0004", "NOPE"]
+        with store.transaction() as tx:
+            found = tx.stored_fields("item", wanted, "at")
+            assert set(found) == {f"I{n:04}" for n in range(0, 700, 2)}  # deleted keys too (they have a state)
+            assert found["I0004"] == "2026-03-02T08:04:00Z" and found["I0640"] == "2026-03-02T08:40:00Z"
+            assert found["I0002"] is None and found["I0698"] is None
+            assert tx.stored_fields("item", ["I0004", "I0006"], None) == {"I0004": None, "I0006": None}
+            assert tx.stored_fields("item", [], "at") == {}
+
     # -- xref ----------------------------------------------------------------------------------------------------
 
     def test_xref_externals_looks_up_a_batch_of_keys_at_once(self, store: Store) -> None:

@@ -35,7 +35,7 @@ from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet
 from syncfabric.observe import clock
 from syncfabric.observe.delivery_log import SOURCE_TIME_FIELDS
-from syncfabric.store import IncomingRecord, Lineage, NewQuarantine, RunStatus, Store, Transaction
+from syncfabric.store import NewQuarantine, RecordBatch, RunStatus, Store, content_hashes
 
 if TYPE_CHECKING:
     from syncfabric.flows.runtime import Runtime
@@ -112,14 +112,13 @@ def commit_batch(
     """Map, check and commit one batch (records, quarantine and checkpoint in one transaction); the
     acknowledgement each event is owed, in order."""
     entity = field_map.entity_cls.entity
-    system, version = field_map.system, field_map.version
+    system = field_map.system
     acks: list[Acknowledgement] = [STORED] * len(batch)
     rejected: list[NewQuarantine] = []
-    by_key: dict[str, IncomingRecord] = {}
-    times: dict[str, dt.datetime] = {}
     time_field = source_time_field(field_map.entity_cls)
     links = {}
     warnings: list[str] = []
+    encode = _encode
 
     def quarantine(index: int, reasons: list[str], payload: str, location: str, key: str = "") -> None:
         rejected.append(NewQuarantine(flow=flow_name, system=system, entity=entity, reasons=reasons,
@@ -136,35 +135,49 @@ def commit_batch(
         else:
             quarantine(index, [problem.reason], problem.raw, problem.location)
     outcomes = map_and_check(rows, field_map, rules, store)
-    encode = _encode
-    for index, outcome in zip(usable, outcomes, strict=True):
+    kept: dict[str, int] = {}
+    """Per key, the outcome of the event kept: the newest by source time, of equal times the last."""
+    times: dict[str, dt.datetime] = {}
+    for number, (index, outcome) in enumerate(zip(usable, outcomes, strict=True)):
         record = outcome.record
-        raw = batch[index].record
         if record is None:
+            raw = batch[index].record
             quarantine(index, outcome.reasons, encode(raw.data).decode(), raw.location, outcome.key)
             continue
         key = outcome.key
         if time_field is not None:
-            newer = _newer_in_batch(getattr(record, time_field), times, key)
-            if newer is not None:
-                result.superseded += 1  # of this batch, the older of two events of one key
-                if not newer:
-                    continue
-        by_key[key] = IncomingRecord(key, encode(record), Lineage(system, raw.location, batch_id, version))
+            when = getattr(record, time_field)
+            if isinstance(when, dt.datetime):
+                before = times.get(key)
+                if before is not None and when != before:
+                    result.superseded += 1  # of this batch, the older of two events of one key
+                    if when < before:
+                        continue
+                times[key] = when
+        kept[key] = number
         if outcome.warnings:
             warnings.extend(outcome.warnings)
         if outcome.claims:
+            raw = batch[index].record
             links[key] = (outcome.claims, NewQuarantine(
                 flow=flow_name, system=system, entity=entity, reasons=[], payload=encode(raw.data).decode(),
                 record_key=key, location=raw.location))
+    keys = list(kept)
+    records = _records(batch, usable, outcomes, kept, field_map, batch_id)
     last = batch[-1].record.location
     checkpoint = encode(InboundCheckpoint(cursor=last)).decode()
     refused_before = len(rejected)
     with store.transaction() as tx:
-        if time_field is not None and _drop_superseded(tx, entity, time_field, by_key, times, result):
-            links = {key: link for key, link in links.items() if key in by_key}
-        records, rejected = _link(tx, list(by_key.values()), rejected, links)
-        _write_page(tx, entity, records, rejected, result)
+        stored = tx.stored_fields(entity, keys, time_field) if keys else {}
+        stale = _superseded(stored, times)
+        if stale:
+            records = records.without(stale)
+            links = {key: link for key, link in links.items() if key not in stale}
+            result.superseded += len(stale)
+        records, rejected = _link(tx, records, rejected, links)
+        # Events are keyed by their own ids: a batch whose keys have no state yet is inserted without a look-up
+        # (if one has a state after all, the store applies the batch as an update: the same result).
+        _write_page(tx, entity, records, rejected, result, new=stored.keys() <= stale)
         tx.set_checkpoint(flow_name, checkpoint)
     if len(rejected) > refused_before:  # cross-reference conflicts found in the transaction
         positions: dict[str, list[int]] = {}
@@ -182,38 +195,36 @@ def commit_batch(
     return acks
 
 
+def _records(batch: Sequence[Received], usable: list[int], outcomes: Sequence[Any], kept: dict[str, int],
+             field_map: FieldMap, batch_id: str) -> RecordBatch:
+    """The kept events' canonical records (``kept``: the number of each one's outcome) as one batch of columns,
+    each encoded once and all hashed in one call."""
+    encode = _encode
+    numbers = list(kept.values())
+    payloads = [encode(outcomes[number].record) for number in numbers]
+    return RecordBatch(
+        keys=list(kept), payloads=[payload.decode() for payload in payloads], hashes=content_hashes(payloads),
+        source_ids=[batch[usable[number]].record.location for number in numbers], input_hashes=[None] * len(numbers),
+        source_system=field_map.system, batch_id=batch_id, mapping_version=field_map.version)
+
+
 def source_time_field(entity_cls: Any) -> str | None:
     """The field giving an entity's source time (the first of SOURCE_TIME_FIELDS it has), None when it has none."""
     fields = getattr(entity_cls, "__struct_fields__", ())
     return next((name for name in SOURCE_TIME_FIELDS if name in fields), None)
 
 
-def _newer_in_batch(when: Any, times: dict[str, dt.datetime], key: str) -> bool | None:
-    """For an event of ``key`` at ``when``: None when no event of the key before it in the batch has another
-    time (it is kept), True when it is newer than the one kept (it replaces it), False when older (left out)."""
-    if not isinstance(when, dt.datetime):
-        return None
-    kept = times.get(key)
-    if kept is not None and when < kept:
-        return False
-    times[key] = when
-    return None if kept is None or kept == when else True
-
-
-def _drop_superseded(tx: Transaction, entity: str, time_field: str, by_key: dict[str, IncomingRecord],
-                     times: dict[str, dt.datetime], result: ListenResult) -> int:
-    """Leave out of ``by_key`` the records older than the row the store holds for their key (read under the
-    write lock of ``tx``); how many."""
-    dropped = 0
-    for key, row in tx.get_many(entity, list(times)).items():
-        if row.payload is None:
-            continue
-        stored = _parse_time(msgspec.json.decode(row.payload).get(time_field))
-        if stored is not None and times[key] < stored and key in by_key:
-            del by_key[key]
-            dropped += 1
-    result.superseded += dropped
-    return dropped
+def _superseded(stored: dict[str, Any], times: dict[str, dt.datetime]) -> set[str]:
+    """The keys whose stored record is newer by source time (``stored``: the stored source time of each key found)
+    than the batch's event of that key (``times``)."""
+    stale: set[str] = set()
+    for key, value in stored.items():
+        when = times.get(key)
+        if when is not None and value is not None:
+            held = _parse_time(value)
+            if held is not None and when < held:
+                stale.add(key)
+    return stale
 
 
 def _parse_time(value: Any) -> dt.datetime | None:

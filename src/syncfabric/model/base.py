@@ -152,6 +152,17 @@ def _key_part(value: Any) -> str:
     return str(value)
 
 
+_encode = msgspec.json.Encoder().encode
+
+
+def _iso(value: dt.datetime) -> str:
+    """``value.isoformat()``; for a timestamp in UTC (what record checks leave) from msgspec's RFC 3339 text, which
+    differs only in writing ``Z`` for ``+00:00``, at a quarter of the cost (the key of every event has one)."""
+    if value.tzinfo is _UTC:
+        return _encode(value)[1:-2].decode() + "+00:00"
+    return value.isoformat()
+
+
 def _compile_key(cls: type) -> Callable[[Any], str]:
     """``KEY_SEPARATOR.join`` of the key fields' parts as one generated function: each field read once, a text
     field taken as it is and a timestamp ISO-formatted without a call through :func:`_key_part`."""
@@ -164,7 +175,7 @@ def _compile_key(cls: type) -> Callable[[Any], str]:
         else:
             parts.append(f"({value} if ({value} := record.{name}).__class__ is str else _part({value}))")
     source = f"def key(record):\n    return {KEY_SEPARATOR!r}.join(({', '.join(parts)},))\n"
-    return _generated(source, "key", {"_iso": dt.datetime.isoformat, "_datetime": dt.datetime, "_part": _key_part})
+    return _generated(source, "key", {"_iso": _iso, "_datetime": dt.datetime, "_part": _key_part})
 
 
 def _generated(source: str, name: str, env: dict[str, Any]) -> Callable[[Any], Any]:

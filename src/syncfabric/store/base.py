@@ -30,9 +30,16 @@ def content_hash(payload: bytes) -> str:
 
 
 def content_hashes(payloads: Iterable[bytes]) -> list[str]:
-    """``content_hash`` of each payload (a page of them, without a call per payload)."""
-    blake2b = hashlib.blake2b
-    return [blake2b(payload, digest_size=16).hexdigest() for payload in payloads]
+    """``content_hash`` of each payload (a page of them, without a call per payload). Each hash starts as a copy
+    of one empty BLAKE2b-128 object: half the cost of making one with its keyword arguments per payload."""
+    empty = hashlib.blake2b(digest_size=16)
+    digests = []
+    append = digests.append
+    for payload in payloads:
+        digest = empty.copy()
+        digest.update(payload)
+        append(digest.hexdigest())
+    return digests
 
 
 class Op(StrEnum):
@@ -421,6 +428,12 @@ class Transaction(ABC):
     def get_many(self, entity: str, keys: Sequence[str]) -> dict[str, StateRow]:
         """The current (not deleted) rows of those ``keys`` that exist, read inside this transaction: under the
         write lock, so no other writer changes them before it commits."""
+
+    @abstractmethod
+    def stored_fields(self, entity: str, keys: Sequence[str], name: str | None) -> dict[str, Any]:
+        """Those of ``keys`` that have a state, deleted ones included, each with the value of field ``name`` in its
+        stored payload (``None`` when deleted, absent, or ``name`` is None), read under the write lock: what the
+        listener compares source times with, and whether a batch holds only new keys."""
 
     @abstractmethod
     def set_checkpoint(self, name: str, value: str) -> None:

@@ -139,6 +139,7 @@ class SqliteStore(SqlStore):
                 conn.exec_driver_sql("BEGIN")
 
         self._lookup_sql: dict[int, str] = {}
+        self._field_sql: dict[int, str] = {}
         self._recent = RecentChanges()
         """What this process's commits appended to the change log, for its own readers (:mod:`.recent`)."""
         self._write_queue = threading.Lock()
@@ -266,6 +267,17 @@ class SqliteStore(SqlStore):
                 "SELECT key, version, content_hash, deleted, input_hash FROM sf_state WHERE entity = ? AND key IN ("
                 + ",".join("?" * len(keys)) + ")")
         return _driver(conn).execute(sql, (entity, *keys)).fetchall()
+
+    def _field_rows(self, conn: Connection, entity: str, keys: Sequence[str], name: str | None
+                    ) -> Iterable[Sequence[Any]]:
+        # The driver's statement, the field read by SQLite (json_extract) for the keys found only: the listener
+        # asks this of every batch, whose keys are mostly new.
+        sql = self._field_sql.get(len(keys))
+        if sql is None:
+            sql = self._field_sql[len(keys)] = (
+                "SELECT key, CASE WHEN ?1 IS NULL THEN NULL ELSE json_extract(payload, '$.' || ?1) END"
+                " FROM sf_state WHERE entity = ?2 AND key IN (" + ",".join("?" * len(keys)) + ")")
+        return _driver(conn).execute(sql, (name, entity, *keys)).fetchall()
 
     # The driver's own statements for what a streaming consumer reads around every batch: through SQLAlchemy's
     # query layer each cost several times the lookup, which made them most of a small batch's time.
