@@ -52,6 +52,11 @@ def read_csv(handle: TextIO, config: FilesConfig, file: str, system: str) -> Ite
                                                                  f"got {len(cells)}")
 
 
+BLOCK = 256
+"""Lines read at a time by a first load: enough to spread the cost of each pass, few enough that their objects stay
+in the processor's cache from one pass to the next."""
+
+
 class Rows(NamedTuple):
     """Rows of consecutive lines, one row per line, as raw records (read a block of lines at a time)."""
 
@@ -108,7 +113,7 @@ def read_csv_known(
     prefix = f"{file}:"
     while True:
         if blocks and not ahead:
-            block = list(islice(handle, room()))  # type: ignore[misc]
+            block = list(islice(handle, min(room(), BLOCK)))  # type: ignore[misc]
             if not block:
                 return
             rows = _plain_rows(block, delimiter, width)
