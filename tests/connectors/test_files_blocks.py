@@ -23,7 +23,7 @@ MIXED = [
 
 
 def pages(tmp_path: Path, lines: list[str], page_size: int, *, newline: str = "\n", by_row: bool = False,
-          cursor: str | None = None, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+          cursor: str | None = None, block: int = formats.BLOCK, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     folder = tmp_path / "drop"
     folder.mkdir(exist_ok=True)
     path = folder / "export.csv"
@@ -32,6 +32,7 @@ def pages(tmp_path: Path, lines: list[str], page_size: int, *, newline: str = "\
     files = FilesConnector("erp", FilesConfig(folder="drop"), base_dir=tmp_path)
     files.page_size = page_size
     with monkeypatch.context() as patch:
+        patch.setattr(formats, "BLOCK", block)
         if by_row:
             patch.setattr(formats, "_plain_rows", lambda block, delimiter, width: None)
         read = list(files.read_full_known("export.csv", cursor, KnownInputs(b"k" * 32, {})))
@@ -39,12 +40,13 @@ def pages(tmp_path: Path, lines: list[str], page_size: int, *, newline: str = "\
              list(page.problems), list(page.unchanged)) for page in read]
 
 
+@pytest.mark.parametrize("block", [4, formats.BLOCK])
 @pytest.mark.parametrize("page_size", [1, 2, 5, 9, 1000])
 @pytest.mark.parametrize("lines", [PLAIN, MIXED], ids=["plain", "mixed"])
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
 def test_blocks_of_lines_read_as_row_by_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page_size: int,
-                                            lines: list[str], newline: str) -> None:
-    blocks = pages(tmp_path, lines, page_size, newline=newline, monkeypatch=monkeypatch)
+                                            lines: list[str], newline: str, block: int) -> None:
+    blocks = pages(tmp_path, lines, page_size, newline=newline, block=block, monkeypatch=monkeypatch)
     rows = pages(tmp_path, lines, page_size, newline=newline, by_row=True, monkeypatch=monkeypatch)
     assert blocks == rows
     assert sum(len(page[0]) for page in blocks) >= 39
@@ -66,7 +68,7 @@ def test_a_read_resumed_at_each_cursor_gives_the_pages_after_it(tmp_path: Path, 
                                                                  page_size: int) -> None:
     whole = pages(tmp_path, MIXED, page_size, monkeypatch=monkeypatch)
     for number, page in enumerate(whole[:-1]):
-        resumed = pages(tmp_path, MIXED, page_size, cursor=page[1], monkeypatch=monkeypatch)
+        resumed = pages(tmp_path, MIXED, page_size, cursor=page[1], block=3, monkeypatch=monkeypatch)
         rows = pages(tmp_path, MIXED, page_size, cursor=page[1], by_row=True, monkeypatch=monkeypatch)
         assert resumed == rows
         assert [row for later in resumed for row in later[0]] == [row for later in whole[number + 1:]

@@ -163,3 +163,14 @@ def test_a_flow_through_the_plan_leaves_the_same_store_as_the_general_path(
     assert [entry[1] for entry in quarantine] == ["I3|P100", "I4|P100"]
     assert [change[1] for change in log if change[3] == "delete"] == ["I6|P100"]
     assert [source[0] for source in sources] == ["I1|P100", "I2|P100", "I3|P100", "I5|P100", "I7|P100"]
+
+
+def test_a_page_longer_than_a_chunk_is_mapped_chunk_by_chunk_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rename_plan, "CHUNK", 2)
+    field_map = FieldMap("items", RENAMES)
+    rows = [{**ROWS[0], "ITEM_NO": f"I{n}"} for n in range(7)]
+    records = [field_map.map(row)[0] for row in rows]
+    assert page_outcome(rows) == ([record.key for record in records], [msgspec.json.encode(r) for r in records])
+    assert page_outcome([*rows, {**ROWS[0], "SAFETY_STOCK": "-1"}]) is None  # in the last chunk

@@ -24,7 +24,7 @@ from syncfabric.connectors.base import Connector, Page, RawRecord
 from syncfabric.errors import RecordError, StoreError
 from syncfabric.flows.heap import collect_per_page
 from syncfabric.flows.map_worker import worker_pages
-from syncfabric.flows.rename_plan import mapper, page_mapper
+from syncfabric.flows.rename_plan import CHUNK, mapper, page_mapper
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.unchanged import KnownInputs, known_inputs
 from syncfabric.mapping import FieldMap
@@ -314,21 +314,32 @@ def _map_page(
     elif accepted is not None and len(accepted) != len(rows):
         chosen = accepted
     kept = rows if chosen is None else [rows[index] for index in chosen]
-    raws: list[bytes] | None = None
-    if keep_raw:
-        if texts is None:
-            raws = list(map(encode, map(_data, kept)))
-        else:
-            raws = [texts[index] or encode(rows[index].data) for index in (range(len(rows)) if chosen is None
-                                                                           else chosen)]
+    texts_of_raws = None
+    if keep_raw and texts is not None:
+        texts_of_raws = [texts[index] or encode(rows[index].data)
+                         for index in (range(len(rows)) if chosen is None else chosen)]
+    payload_texts: list[str] = []
+    payload_hashes: list[str] = []
+    where: list[str] = []
+    raws: list[str] | None = [] if keep_raw else None
+    raw_hashes: list[str] | None = [] if keep_raw else None
+    for start in range(0, len(keys), CHUNK):  # a pass per column over a few rows at a time, which stay in cache
+        stop = start + CHUNK
+        part = payloads[start:stop]
+        payload_texts += map(bytes.decode, part)
+        payload_hashes += content_hashes(part)
+        of_rows = kept[start:stop]
+        where += map(_location, of_rows)
+        if raws is not None and raw_hashes is not None:
+            raw = list(map(encode, map(_data, of_rows))) if texts_of_raws is None else texts_of_raws[start:stop]
+            raws += map(bytes.decode, raw)
+            raw_hashes += content_hashes(raw)
     if digests is None:
         hashes: list[str | None] = [None] * len(kept)
     else:
         hashes = digests if chosen is None else [digests[index] for index in chosen]
-    batch = RecordBatch(
-        keys, list(map(bytes.decode, payloads)), content_hashes(payloads), list(map(_location, kept)), hashes,
-        system, batch_id, version, flow_name, None if raws is None else list(map(bytes.decode, raws)),
-        None if raws is None else content_hashes(raws))
+    batch = RecordBatch(keys, payload_texts, payload_hashes, where, hashes, system, batch_id, version, flow_name,
+                        raws, raw_hashes)
     return batch, rejected, [w for key in keys for w in warnings.get(key, ())] if warnings else [], links, \
         list(skipped)
 
