@@ -5,7 +5,6 @@ reason instead of data, and becomes a RejectedRaw."""
 from __future__ import annotations
 
 import csv
-from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import islice, repeat
 from typing import Any, NamedTuple, TextIO
@@ -79,23 +78,18 @@ def read_csv_known(
     :class:`Rows`, made with a few passes over the block; any other block is read row by row as above."""
     number = 0  # physical lines taken from the file
     pending: list[str] = []  # the line the csv module reads next
-    ahead: deque[str] = deque()  # lines read from the file, not yet taken
-
-    def take() -> str:
-        nonlocal number
-        text = ahead.popleft() if ahead else handle.readline()
-        if text:
-            number += 1
-        return text
+    current: Iterator[str] = iter(())  # the lines read row by row: a block's, or the file's
 
     def lines() -> Iterator[str]:  # what the csv module reads: the line already taken, then the next ones
+        nonlocal number
         while True:
             if pending:
                 yield pending.pop()
                 continue
-            text = take()
+            text = next(current, "") or handle.readline()
             if not text:
                 return
+            number += 1
             yield text
 
     delimiter = config.delimiter
@@ -112,7 +106,7 @@ def read_csv_known(
     blocks = room is not None and not keys
     prefix = f"{file}:"
     while True:
-        if blocks and not ahead:
+        if blocks:
             block = list(islice(handle, min(room(), BLOCK)))  # type: ignore[misc]
             if not block:
                 return
@@ -128,38 +122,41 @@ def read_csv_known(
                 yield Rows(first, list(map(RawRecord, map(dict, map(zip, repeat(header), rows)),
                                            map(prefix.__add__, map(str, range(first, number + 1))), hashes)))
                 continue
-            ahead.extend(block)  # read row by row
-        text = take()
-        if not text:
-            return
-        first = number
-        hashed = None
-        if quote not in text and "\x00" not in text:  # a whole row, whose cells are what lies between delimiters
-            line_hash = hasher()
-            line_hash.update(text.encode())
-            hashed = line_hash.hexdigest()
-            key = keys.get(hashed)
-            if key is not None and key not in seen:
-                yield first, key  # a plain tuple: most rows of a net change are these
-                continue
-            cells = text.rstrip("\r\n").split(delimiter)
+            current = iter(block)  # read row by row
         else:
-            pending.append(text)
-            cells = next(reader)
-        if len(cells) == width and "".join(cells).strip():
-            data = dict(zip(header, cells, strict=True))
-            if hashed is None:
-                hashed = digest(_encode(data))
+            current = handle
+        for text in current:  # a quoted row that spans lines takes the next ones from it too
+            number += 1
+            first = number
+            hashed = None
+            if quote not in text and "\x00" not in text:  # a whole row, whose cells are what lies between delimiters
+                line_hash = hasher()
+                line_hash.update(text.encode())
+                hashed = line_hash.hexdigest()
                 key = keys.get(hashed)
                 if key is not None and key not in seen:
-                    yield number, key
+                    yield first, key  # a plain tuple: most rows of a net change are these
                     continue
-            yield Row(first, number, "", data, input_hash=hashed)
-        elif not "".join(cells).strip():
-            yield Row(first, number, delimiter.join(cells), blank=True)
-        else:
-            yield Row(first, number, delimiter.join(cells), reason=f"expected {width} columns ({', '.join(header)}), "
-                                                                   f"got {len(cells)}")
+                cells = text.rstrip("\r\n").split(delimiter)
+            else:
+                pending.append(text)
+                cells = next(reader)
+            if len(cells) == width and "".join(cells).strip():
+                data = dict(zip(header, cells, strict=True))
+                if hashed is None:
+                    hashed = digest(_encode(data))
+                    key = keys.get(hashed)
+                    if key is not None and key not in seen:
+                        yield number, key
+                        continue
+                yield Row(first, number, "", data, input_hash=hashed)
+            elif not "".join(cells).strip():
+                yield Row(first, number, delimiter.join(cells), blank=True)
+            else:
+                yield Row(first, number, delimiter.join(cells),
+                          reason=f"expected {width} columns ({', '.join(header)}), got {len(cells)}")
+        if not blocks:
+            return
 
 
 def _plain_rows(block: list[str], delimiter: str, width: int) -> list[list[str]] | None:
