@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from syncfabric.config.schema import Mapping
@@ -70,10 +71,54 @@ def test_other_mappings_take_the_general_path(fields: dict[str, Any]) -> None:
     assert rename_plan.mapper(field_map) == field_map.map
 
 
+def page_outcome(rows: list[dict[str, Any]]) -> Any:
+    field_map = FieldMap("items", RENAMES)
+    plan = rename_plan.page_mapper(field_map)
+    assert plan is not None
+    return plan(rows)
+
+
+def test_a_page_of_text_rows_that_all_map_is_mapped_at_once_as_row_by_row() -> None:
+    field_map = FieldMap("items", RENAMES)
+    rows = [ROWS[0], ROWS[1], {"ITEM_NO": "I1", "SITE": "P200", "PROCUREMENT": " buy", "LEAD_TIME_DAYS": "0",
+                               "SAFETY_STOCK": "1e3", "PLANNER": "B"}, ROWS[0]]
+    mapped = page_outcome(rows)
+    assert mapped is not None
+    records = [field_map.map(row)[0] for row in rows]
+    assert mapped == ([record.key for record in records], [msgspec.json.encode(record) for record in records])
+    assert page_outcome([]) == ([], [])
+
+
+@pytest.mark.parametrize("bad", [row for row in ROWS if outcome(FieldMap("items", RENAMES).map, row)[0] == "error"]
+                         + [ROWS[2], ROWS[-1]])
+def test_a_page_with_a_row_that_fails_or_is_not_all_text_goes_row_by_row(bad: dict[str, Any]) -> None:
+    assert page_outcome([ROWS[0], bad, ROWS[1]]) is None
+
+
+@pytest.mark.parametrize("value", ["-0.5", "NaN", "-Infinity", "Infinity", "sNaN", "1e400000000000"])
+def test_every_decimal_check_holds_on_a_page(value: str) -> None:
+    row = {**ROWS[0], "SAFETY_STOCK": value}
+    expected = outcome(FieldMap("items", RENAMES).map, row)
+    mapped = page_outcome([ROWS[0], row])
+    if expected[0] == "error":
+        assert mapped is None
+    else:
+        assert mapped is not None and mapped[1][1] == msgspec.json.encode(expected[1])
+
+
+def test_entities_with_checks_of_their_own_have_no_page_plan() -> None:
+    supplier = Mapping(system="erp", entity="item_supplier", fields={
+        "item_id": "ITEM_NO", "supplier_id": "VENDOR", "lead_time_days": "DAYS"})
+    assert rename_plan.page_mapper(FieldMap("suppliers", supplier)) is None
+    assert rename_plan.page_mapper(FieldMap("items", Mapping(system="erp", entity="item_location", fields={
+        "item_id": "ITEM_NO", "location_id": {"const": "P100"}}))) is None
+
+
 def store_after_two_exports(tmp_path: Path, name: str, general: bool, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     with monkeypatch.context() as patch:
         if general:
             patch.setattr(rename_plan, "_rename_plan", lambda field_map: None)
+            patch.setattr(rename_plan, "_page_plan", lambda field_map: None)
         drop = tmp_path / name
         drop.mkdir()
         connector = FilesConnector("erp", FilesConfig(folder=str(drop)), base_dir=tmp_path)
@@ -118,3 +163,14 @@ def test_a_flow_through_the_plan_leaves_the_same_store_as_the_general_path(
     assert [entry[1] for entry in quarantine] == ["I3|P100", "I4|P100"]
     assert [change[1] for change in log if change[3] == "delete"] == ["I6|P100"]
     assert [source[0] for source in sources] == ["I1|P100", "I2|P100", "I3|P100", "I5|P100", "I7|P100"]
+
+
+def test_a_page_longer_than_a_chunk_is_mapped_chunk_by_chunk_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rename_plan, "CHUNK", 2)
+    field_map = FieldMap("items", RENAMES)
+    rows = [{**ROWS[0], "ITEM_NO": f"I{n}"} for n in range(7)]
+    records = [field_map.map(row)[0] for row in rows]
+    assert page_outcome(rows) == ([record.key for record in records], [msgspec.json.encode(r) for r in records])
+    assert page_outcome([*rows, {**ROWS[0], "SAFETY_STOCK": "-1"}]) is None  # in the last chunk

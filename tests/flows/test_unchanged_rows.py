@@ -44,6 +44,22 @@ class Harness:
             return original(rows, *args)
 
         monkeypatch.setattr(inbound, "map_and_check", counting)
+        page_mapper = inbound.page_mapper
+
+        def counting_pages(field_map: FieldMap) -> Any:  # a page mapped at once, else row by row (counted above)
+            plan = page_mapper(field_map)
+            if plan is None:
+                return None
+
+            def mapping(rows: Any) -> Any:
+                mapped = plan(rows)
+                if mapped is not None:
+                    self.mapped.extend(row["ITEM_NO"] for row in rows)
+                return mapped
+
+            return mapping
+
+        monkeypatch.setattr(inbound, "page_mapper", counting_pages)
 
     def run(self, lines: list[str], mapping: Mapping = MAPPING, flow: str = FLOW, columns: str = COLUMNS,
             newline: str = "\n", **options: Any) -> FlowResult:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -23,7 +24,7 @@ from syncfabric.connectors.base import Connector, Page, RawRecord
 from syncfabric.errors import RecordError, StoreError
 from syncfabric.flows.heap import collect_per_page
 from syncfabric.flows.map_worker import worker_pages
-from syncfabric.flows.rename_plan import mapper
+from syncfabric.flows.rename_plan import CHUNK, mapper, page_mapper
 from syncfabric.flows.result import FlowResult, Progress
 from syncfabric.flows.unchanged import KnownInputs, known_inputs
 from syncfabric.mapping import FieldMap
@@ -232,8 +233,10 @@ def _map_page(
 ) -> tuple[RecordBatch, list[NewQuarantine], list[str], dict[str, Links], list[str]]:
     """The page's records to store (the last row of a key wins) with their raw records (``keep_raw``), its
     rejects, warnings, xref links, and the keys of the rows skipped as unchanged (with ``inputs``: their input is
-    the one their stored state was accepted from, and their key was not met in the snapshot before, ``seen``)."""
-    by_key: dict[str, MappedRow] = {}
+    the one their stored state was accepted from, and their key was not met in the snapshot before, ``seen``).
+
+    A rename-only mapping without rules maps the page's rows all at once (``rename_plan.page_mapper``); a page
+    with a row that plan cannot take is mapped row by row, so that each problem is reported as always."""
     links: dict[str, Links] = {}
     warnings: dict[str, list[str]] = {}
     version = field_map.version
@@ -248,67 +251,102 @@ def _map_page(
     rows: Sequence[RawRecord] = page.records
     texts: list[bytes | None] | None = None
     digests: list[str | None] | None = None
-    skipped: dict[str, int] = {}
-    origin: list[int] = []
+    skipped: dict[str, int] = dict(page.unchanged) if inputs is not None else {}
+    origin: list[int] | None = None  # where each of ``rows`` is in the page, if not all of the page's records
     if inputs is not None:
-        known, digest = inputs.keys, inputs.digest
-        rows, texts, digests = [], [], []
-        # Rows the connector left unread, each placed after the records before it (a record after it wins).
-        skipped.update(page.unchanged)
-        for index, raw in enumerate(page.records):
-            hashed, text = raw.input_hash, None
-            if hashed is None:  # the connector did not look it up: hash its data
-                text = encode(raw.data)
-                hashed = digest(text)
-                key = known.get(hashed)
-                if key is not None and key not in seen:
-                    skipped[key] = index
-                    continue
-            rows.append(raw)
-            texts.append(text)
-            digests.append(hashed)
-            origin.append(index)
-    outcomes = map_and_check([raw.data for raw in rows], field_map, rules, store)
-    placed: dict[str, int] = {}
-    for index, (raw, outcome) in enumerate(zip(rows, outcomes, strict=True)):
-        record = outcome.record
-        if record is None:
-            rejected.append(NewQuarantine(
-                flow=flow_name, system=system, entity=entity,
-                reasons=outcome.reasons, payload=encode(raw.data).decode(),
-                record_key=outcome.key, location=raw.location, mapping_version=version,
-            ))
-            continue
-        key = outcome.key
-        by_key[key] = (encode(record), raw.location, None if digests is None else digests[index], raw.data,
-                       None if texts is None else texts[index])
-        if skipped:
-            placed[key] = origin[index]
-        if outcome.warnings:
-            warnings[key] = outcome.warnings
-        elif warnings:
-            warnings.pop(key, None)
-        if outcome.claims:
-            links[key] = (outcome.claims, NewQuarantine(
-                flow=flow_name, system=system, entity=entity, reasons=[],
-                payload=encode(raw.data).decode(), record_key=key, location=raw.location, mapping_version=version))
-    for key, index in placed.items():  # a key both mapped and skipped in this page: its last row wins
-        if key in skipped and skipped[key] > index:
-            del by_key[key]  # the stored state is what the skipped row maps to
-    mapped = by_key.values()
-    payloads = [payload for payload, _, _, _, _ in mapped]
-    raws = [text or encode(data) for _, _, _, data, text in mapped] if keep_raw else None
-    batch = RecordBatch(
-        list(by_key), [payload.decode() for payload in payloads], content_hashes(payloads),
-        [where for _, where, _, _, _ in mapped], [hashed for _, _, hashed, _, _ in mapped], system, batch_id,
-        version, flow_name, None if raws is None else [raw.decode() for raw in raws],
-        None if raws is None else content_hashes(raws))
-    return batch, rejected, [w for key in by_key for w in warnings.get(key, ())], links, list(skipped)
+        digests = list(map(_input_hash, rows))
+        if None in digests:  # rows the connector did not look up: hash their data
+            known, digest = inputs.keys, inputs.digest
+            rows, texts, digests, origin = [], [], [], []
+            for index, raw in enumerate(page.records):
+                hashed, text = raw.input_hash, None
+                if hashed is None:
+                    text = encode(raw.data)
+                    hashed = digest(text)
+                    key = known.get(hashed)
+                    if key is not None and key not in seen:
+                        skipped[key] = index  # placed after the records before it (a record after it wins)
+                        continue
+                rows.append(raw)
+                texts.append(text)
+                digests.append(hashed)
+                origin.append(index)
+    data = list(map(_data, rows))
+    plan = page_mapper(field_map) if not rules else None
+    mapped = plan(data) if plan is not None else None
+    accepted: list[int] | None = None  # the rows that map to ``keys``, if not all of them
+    if mapped is not None:
+        keys, payloads = mapped
+    else:
+        keys, payloads, accepted = [], [], []
+        for index, (raw, outcome) in enumerate(zip(rows, map_and_check(data, field_map, rules, store), strict=True)):
+            record = outcome.record
+            if record is None:
+                rejected.append(NewQuarantine(
+                    flow=flow_name, system=system, entity=entity,
+                    reasons=outcome.reasons, payload=encode(raw.data).decode(),
+                    record_key=outcome.key, location=raw.location, mapping_version=version,
+                ))
+                continue
+            key = outcome.key
+            keys.append(key)
+            payloads.append(encode(record))
+            accepted.append(index)
+            if outcome.warnings:
+                warnings[key] = outcome.warnings
+            elif warnings:
+                warnings.pop(key, None)
+            if outcome.claims:
+                links[key] = (outcome.claims, NewQuarantine(
+                    flow=flow_name, system=system, entity=entity, reasons=[],
+                    payload=encode(raw.data).decode(), record_key=key, location=raw.location,
+                    mapping_version=version))
+    last = dict(zip(keys, range(len(keys)), strict=True))  # each key's last record
+    for key in skipped.keys() & last.keys():  # a key both mapped and skipped in this page: its last row wins
+        row = last[key] if accepted is None else accepted[last[key]]
+        if skipped[key] > (row if origin is None else origin[row]):
+            del last[key]  # the stored state is what the skipped row maps to
+    chosen: list[int] | None = None  # the rows of the records kept, if not all rows
+    if len(last) != len(keys):
+        positions = list(last.values())
+        keys, payloads = list(last), [payloads[position] for position in positions]
+        chosen = positions if accepted is None else [accepted[position] for position in positions]
+    elif accepted is not None and len(accepted) != len(rows):
+        chosen = accepted
+    kept = rows if chosen is None else [rows[index] for index in chosen]
+    texts_of_raws = None
+    if keep_raw and texts is not None:
+        texts_of_raws = [texts[index] or encode(rows[index].data)
+                         for index in (range(len(rows)) if chosen is None else chosen)]
+    payload_texts: list[str] = []
+    payload_hashes: list[str] = []
+    where: list[str] = []
+    raws: list[str] | None = [] if keep_raw else None
+    raw_hashes: list[str] | None = [] if keep_raw else None
+    for start in range(0, len(keys), CHUNK):  # a pass per column over a few rows at a time, which stay in cache
+        stop = start + CHUNK
+        part = payloads[start:stop]
+        payload_texts += map(bytes.decode, part)
+        payload_hashes += content_hashes(part)
+        of_rows = kept[start:stop]
+        where += map(_location, of_rows)
+        if raws is not None and raw_hashes is not None:
+            raw = list(map(encode, map(_data, of_rows))) if texts_of_raws is None else texts_of_raws[start:stop]
+            raws += map(bytes.decode, raw)
+            raw_hashes += content_hashes(raw)
+    if digests is None:
+        hashes: list[str | None] = [None] * len(kept)
+    else:
+        hashes = digests if chosen is None else [digests[index] for index in chosen]
+    batch = RecordBatch(keys, payload_texts, payload_hashes, where, hashes, system, batch_id, version, flow_name,
+                        raws, raw_hashes)
+    return batch, rejected, [w for key in keys for w in warnings.get(key, ())] if warnings else [], links, \
+        list(skipped)
 
 
-MappedRow = tuple[bytes, str, str | None, Any, bytes | None]
-"""A record mapped from a row: its canonical JSON, where the row is, the row's input hash if known, the row's data,
-and its JSON encoding if already made."""
+_data = attrgetter("data")
+_location = attrgetter("location")
+_input_hash = attrgetter("input_hash")
 
 
 _encode = msgspec.json.Encoder().encode

@@ -173,6 +173,7 @@ def _work() -> None:
                     seen.clear()
                     if inputs is not None:
                         inputs.keys, inputs.live = {}, None
+                del page, batch, rejected, skipped  # freed now, so that the collection does not walk them
                 collect()
         send(("end",))
     except BaseException as exc:  # handed to the flow's process, which raises it

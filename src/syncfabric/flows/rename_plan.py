@@ -6,12 +6,21 @@ text, drop what is empty, and decode the canonical record with ``msgspec.convert
 :meth:`FieldMap.map <syncfabric.mapping.FieldMap.map>` does for such a mapping, without its general machinery.
 A row the plan cannot decode is handed to ``FieldMap.map``, so that problems are reported exactly as always; a
 record it does decode is the one ``FieldMap.map`` would have made (a test compares both on every kind of row).
+
+A page of rows (a full refresh) is mapped all at once where its every mapped value is text and the entity has no
+checks beyond those of its fields (:func:`page_mapper`): each column stripped in one pass, the records decoded in
+one ``msgspec.convert`` into a copy of the entity without ``__post_init__``, then the entity's checks run over
+the page a field at a time (:func:`~syncfabric.model.base.page_decoding`), the keys and JSON made in one pass
+each. If any row does not decode or fails a check, the page is mapped row by row instead, which reports each
+problem as always; what it accepts is what row by row accepts, byte for byte.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -19,10 +28,19 @@ import msgspec
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.xref import XrefClaim
 from syncfabric.model import Record
+from syncfabric.model.base import page_decoding
 
 Mapper = Callable[[dict[str, Any]], tuple[Record, list[XrefClaim]]]
+PageMapper = Callable[[list[dict[str, Any]]], tuple[list[str], list[bytes]] | None]
+"""Rows of a page -> the key and canonical JSON of each row's record, in order; ``None`` if some row needs the
+row-by-row path (a value that is not text, a row that does not decode or fails a check)."""
+
+CHUNK = 256
+"""Rows mapped together by a page plan: enough to spread the cost of each call, few enough that the rows' objects
+stay in the processor's cache between one pass and the next."""
 
 _PLANS: weakref.WeakKeyDictionary[FieldMap, Mapper] = weakref.WeakKeyDictionary()
+_PAGE_PLANS: weakref.WeakKeyDictionary[FieldMap, PageMapper | None] = weakref.WeakKeyDictionary()
 
 
 def mapper(field_map: FieldMap) -> Mapper:
@@ -30,6 +48,16 @@ def mapper(field_map: FieldMap) -> Mapper:
     found = _PLANS.get(field_map)
     if found is None:
         found = _PLANS[field_map] = _rename_plan(field_map) or field_map.map
+    return found
+
+
+def page_mapper(field_map: FieldMap) -> PageMapper | None:
+    """The rows of a page mapped all at once, column by column, with the results of :func:`mapper` for pages
+    whose every mapped value is text; ``None`` if ``field_map`` is no rename plan or its entity has checks of its
+    own beyond those of its fields (see :func:`~syncfabric.model.base.page_decoding`)."""
+    if field_map in _PAGE_PLANS:
+        return _PAGE_PLANS[field_map]
+    found = _PAGE_PLANS[field_map] = _page_plan(field_map)
     return found
 
 
@@ -87,3 +115,64 @@ def _other(data: dict[str, Any], target: str, value: Any) -> None:
         if not value:
             return
     data[target] = value
+
+
+def _page_plan(field_map: FieldMap) -> PageMapper | None:
+    columns = _plain_columns(field_map)
+    decoding = page_decoding(field_map.entity_cls)
+    if columns is None or decoding is None:
+        return None
+    targets = [target for target, _ in columns]
+    get = itemgetter(*(column for _, column in columns))
+    several = len(columns) > 1
+    as_list = list[decoding.unchecked]  # type: ignore[name-defined]
+    convert, encode, passes = msgspec.convert, msgspec.json.Encoder().encode, decoding.passes
+    make_keys = decoding.keys
+    problems = (msgspec.ValidationError, ValueError, TypeError)
+
+    def map_page(rows: list[dict[str, Any]]) -> tuple[list[str], list[bytes]] | None:
+        if len(rows) <= CHUNK:
+            return map_rows(rows)
+        keys: list[str] = []
+        payloads: list[bytes] = []
+        for start in range(0, len(rows), CHUNK):
+            mapped = map_rows(rows[start:start + CHUNK])
+            if mapped is None:
+                return None
+            keys += mapped[0]
+            payloads += mapped[1]
+        return keys, payloads
+
+    def map_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[bytes]] | None:
+        # What map_row does to each row, a column at a time: each value stripped, empty ones left out, and the
+        # records decoded in one call, then checked a field at a time.
+        if not rows:
+            return [], []
+        try:
+            values = list(map(get, rows))
+        except (KeyError, TypeError):  # a column missing: the row-by-row path gives it its meaning
+            return None
+        stripped, blanks = [], []
+        for target, column in zip(targets, zip(*values, strict=True) if several else (values,), strict=True):
+            try:
+                "".join(column)  # text only (map_row strips a subclass of str alike)
+            except TypeError:
+                return None
+            texts = list(map(str.strip, column))
+            stripped.append(texts)
+            if "" in texts:
+                blanks.append((target, texts))
+        data = list(map(dict, map(zip, repeat(targets), zip(*stripped, strict=True))))
+        for target, texts in blanks:
+            for index, text in enumerate(texts):
+                if not text:
+                    del data[index][target]
+        try:
+            records = convert(data, as_list, strict=False)
+        except problems:
+            return None
+        if not passes(records):
+            return None
+        return make_keys(records), list(map(encode, records))
+
+    return map_page

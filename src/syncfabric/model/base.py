@@ -33,6 +33,8 @@ import datetime as dt
 import typing
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from functools import partial
+from operator import attrgetter, is_not
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -236,22 +238,29 @@ def _check_key_part(name: str, value: str) -> None:
 
 def _compile_checks(cls: type) -> tuple[tuple[str, Check], ...]:
     """The post-decode checks of ``cls``'s own fields (nested structs check themselves), computed once per class."""
-    checks: list[tuple[str, Check]] = []
+    found = tuple((name, check) for name, check, _, _ in _field_checks(cls))
+    _CHECKS[cls] = found
+    return found
+
+
+def _field_checks(cls: type) -> list[tuple[str, Check, str, Bounds | None]]:
+    """Each check of ``cls``'s own fields: the field, the check, what it checks (``utc``, ``decimal``, ``quantity``
+    or ``key_part``) and the bounds of a decimal or quantity."""
+    checks: list[tuple[str, Check, str, Bounds | None]] = []
     key_fields = getattr(cls, "key_fields", ())
     for field in msgspec.structs.fields(cls):
         base, metadata = _unwrap(field.type)
         bounds = next((m for m in metadata if isinstance(m, Bounds)), None)
         if base is dt.datetime:
-            checks.append((field.name, _check_utc))
+            checks.append((field.name, _check_utc, "utc", None))
         elif base is Decimal:
-            checks.append((field.name, _check_finite if bounds is None else _decimal_check(bounds, False)))
+            checks.append((field.name, _check_finite if bounds is None else _decimal_check(bounds, False), "decimal",
+                           bounds))
         elif base is Quantity and bounds is not None:
-            checks.append((field.name, _decimal_check(bounds, True)))
+            checks.append((field.name, _decimal_check(bounds, True), "quantity", bounds))
         if field.name in key_fields and base is str:
-            checks.append((field.name, _check_key_part))
-    found = tuple(checks)
-    _CHECKS[cls] = found
-    return found
+            checks.append((field.name, _check_key_part, "key_part", None))
+    return checks
 
 
 _CHECKERS: dict[type, Callable[[Any], None]] = {}
@@ -270,6 +279,113 @@ def _compile_checker(cls: type) -> Callable[[Any], None]:
         lines += [f"    value = record.{name}", "    if value is not None:", f"        c{index}({name!r}, value)"]
     checker = _CHECKERS[cls] = _generated("\n".join(lines) + "\n", "check", env)
     return checker
+
+
+# --- records decoded a page at a time -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PageDecoding:
+    """How to decode many records of one class at once with the same result as one by one: into ``unchecked``, a
+    Struct with the class's fields, types, defaults and encoding but no ``__post_init__``, then ``passes`` runs the
+    class's own checks over the whole list, field by field (one pass over each checked field). Records that pass
+    encode to the same JSON as the class's records would; if ``passes`` is false, some record fails a check: decode
+    them one by one into the class to learn which and why."""
+
+    unchecked: type
+    passes: Callable[[list[Any]], bool]
+    keys: Callable[[list[Any]], list[str]]
+    """The canonical key of each record."""
+
+
+_PAGE_DECODINGS: dict[type, PageDecoding | None] = {}
+
+
+def page_decoding(cls: type) -> PageDecoding | None:
+    """The :class:`PageDecoding` of ``cls``, or ``None`` for a class whose checks are not only those of its fields
+    (its own ``__post_init__``), or whose encoding a copy would not reproduce (tagged, array-like)."""
+    if cls in _PAGE_DECODINGS:
+        return _PAGE_DECODINGS[cls]
+    found = _PAGE_DECODINGS[cls] = _page_decoding(cls)
+    return found
+
+
+def _page_decoding(cls: type) -> PageDecoding | None:
+    config = cls.__struct_config__  # type: ignore[attr-defined]
+    if cls.__post_init__ is not ModelStruct.__post_init__ or config.tag is not None or config.array_like:  # type: ignore[attr-defined]
+        return None
+    fields = msgspec.structs.fields(cls)
+    spec = []
+    for field in fields:
+        if field.default is not msgspec.NODEFAULT:
+            spec.append((field.name, field.type, field.default))
+        elif field.default_factory is not msgspec.NODEFAULT:
+            spec.append((field.name, field.type, msgspec.field(default_factory=field.default_factory)))
+        else:
+            spec.append((field.name, field.type))
+    unchecked = msgspec.defstruct(
+        f"Unchecked{cls.__name__}", spec, kw_only=True, frozen=True, omit_defaults=config.omit_defaults,
+        forbid_unknown_fields=config.forbid_unknown_fields, rename={f.name: f.encode_name for f in fields},
+        module=__name__)
+    if (unchecked.__struct_encode_fields__ != cls.__struct_encode_fields__  # type: ignore[attr-defined]
+            or unchecked.__struct_fields__ != cls.__struct_fields__):  # type: ignore[attr-defined]
+        return None
+    optional = {field.name for field in fields if _optional(field.type)}
+    checks = tuple((attrgetter(name), name in optional, name, check, kind, bounds)
+                   for name, check, kind, bounds in _field_checks(cls))
+    hints = {field.name: _unwrap(field.type)[0] for field in fields}
+    key_fields: tuple[str, ...] = cls.key_fields  # type: ignore[attr-defined]
+    if key_fields and all(hints.get(name) is str for name in key_fields):
+        get_key = attrgetter(*key_fields)
+        if len(key_fields) == 1:
+            def keys(records: list[Any]) -> list[str]:
+                return list(map(get_key, records))
+        else:
+            join = KEY_SEPARATOR.join
+
+            def keys(records: list[Any]) -> list[str]:
+                return list(map(join, map(get_key, records)))
+    else:
+        make = _compile_key(cls)
+
+        def keys(records: list[Any]) -> list[str]:
+            return list(map(make, records))
+
+    def passes(records: list[Any]) -> bool:
+        for get, optional, name, check, kind, bounds in checks:
+            values = list(filter(_given, map(get, records)) if optional else map(get, records))
+            if not values:
+                continue
+            try:
+                if kind == "key_part":
+                    if KEY_SEPARATOR in "".join(values):
+                        return False
+                elif kind == "decimal":
+                    # min and max are finite only if every value is (a NaN fails the comparisons, an infinity
+                    # is the min or the max), and within the bounds only if every value is
+                    low, high = min(values), max(values)
+                    if not (low.is_finite() and high.is_finite()) or (
+                            bounds is not None and (bounds.violation(low) or bounds.violation(high))):
+                        return False
+                else:
+                    for value in values:
+                        check(name, value)
+            except (ValueError, ArithmeticError, TypeError, AttributeError):  # a check fails
+                return False
+        return True
+
+    return PageDecoding(unchecked, passes, keys)
+
+
+_given = partial(is_not, None)
+
+
+def _optional(hint: Any) -> bool:
+    """Whether a field of type ``hint`` may hold ``None``."""
+    while typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    return hint is None or hint is type(None) or (
+        typing.get_origin(hint) in (typing.Union, _UnionType) and type(None) in typing.get_args(hint)) or hint is Any
 
 
 def _unwrap(hint: Any) -> tuple[Any, tuple[Any, ...]]:

@@ -37,7 +37,7 @@ from syncfabric.connectors.base import (
 )
 from syncfabric.connectors.files.configuration import FilesConfig, RejectFiles, RowGroup
 from syncfabric.connectors.files.exceptions import translate_error
-from syncfabric.connectors.files.formats import READERS, read_csv_known
+from syncfabric.connectors.files.formats import READERS, Rows, read_csv_known
 from syncfabric.errors import PermanentError
 
 _INCOMPLETE_SUFFIXES = (".tmp", ".part", ".partial", ".swp")
@@ -149,17 +149,29 @@ class FilesConnector(Connector):
         last_line = start_after
         read_rows = READERS[self.config.format]
         name = path.name
+
+        def room() -> int:  # rows the page takes before it is full
+            return self.page_size - len(records) - len(problems) - len(unchanged)
+
         try:
             with path.open(newline="", encoding=self.config.encoding) as handle:
                 rows = (read_rows(handle, self.config, path.name, self.system) if known is None
-                        else read_csv_known(handle, self.config, path.name, self.system, known))
+                        else read_csv_known(handle, self.config, path.name, self.system, known, room))
                 for row in rows:
-                    if type(row) is tuple:  # (last line, key): a row left unread, its input known
+                    kind = type(row)
+                    if kind is tuple:  # (last line, key): a row left unread, its input known
                         line, key = row
                         if line <= start_after:
                             continue
                         last_line = line
                         unchanged.append((key, len(records)))
+                    elif kind is Rows:  # rows of consecutive lines, one each
+                        first, block = row
+                        line = first + len(block) - 1
+                        if line <= start_after:
+                            continue
+                        last_line = line
+                        records.extend(block if first > start_after else block[start_after - first + 1:])
                     else:
                         if row.last <= start_after:
                             continue
