@@ -9,7 +9,8 @@ steps that deliver it (counted: the thread's CPU time), as a consumer woken by e
 them. 500 per commit is about what a commit holds at 10,000 events/s offered, 20 what it holds at 2,000/s. The target
 (uvicorn, its own process) is not counted. ``--without log`` or ``--without http`` leaves the delivery log or the HTTP
 request out, to see what each costs (a measurement aid, not a configuration of the product). ``--profile FILE``
-writes a cProfile of the counted part.
+writes a cProfile of the counted part. Results go to benchmarks/results/events_delivery_cpu.json and are shown as
+a table.
 
 To compare code versions, run it with ``PYTHONPATH`` set to another checkout's ``src`` (and alternate).
 """
@@ -30,6 +31,8 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).parent))
 from events_pipeline import key_of, start_target, target_connector
 from harness import machine
+from rich.console import Console
+from rich.table import Table
 
 
 def payload(n: int) -> bytes:
@@ -97,6 +100,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--without", default="", help="comma-separated: log, http")
     parser.add_argument("--profile")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "events_delivery_cpu.json")
     args = parser.parse_args()
     import syncfabric
 
@@ -108,9 +112,17 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
-    print(json.dumps({"code": str(Path(syncfabric.__file__).parent), "changes": args.changes,
-                      "per_commit": args.per_commit, "batch": args.batch, "without": args.without,
-                      "cpu_us_per_change": runs, "machine": machine()}))
+    result = {"code": str(Path(syncfabric.__file__).parent), "changes": args.changes, "per_commit": args.per_commit,
+              "batch": args.batch, "without": args.without, "cpu_us_per_change": runs, "machine": machine()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    table = Table("changes", "per commit", "left out", "CPU per change, each run",
+                  title="Delivery of the event path's changes, one thread")
+    table.add_row(f"{args.changes:,}", str(args.per_commit), args.without or "nothing",
+                  ", ".join(f"{run:.1f} µs" for run in runs))
+    console = Console()
+    console.print(table)
+    console.print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

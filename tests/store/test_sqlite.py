@@ -85,6 +85,8 @@ def test_a_commit_that_does_not_wait_for_the_disk_is_kept_and_leaves_its_connect
     with open_store(f"sqlite:///{tmp_path}/s.db") as store:
         with store.transaction(durable=False) as tx:
             tx.set_checkpoint("out", "7")
+            relaxed = tx._conn.exec_driver_sql("PRAGMA synchronous").scalar()  # type: ignore[union-attr]
+        assert relaxed == 1  # NORMAL
         with pytest.raises(RuntimeError), store.transaction(durable=False) as tx:
             tx.set_checkpoint("out", "8")
             raise RuntimeError("the batch failed")

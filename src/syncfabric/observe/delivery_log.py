@@ -40,16 +40,17 @@ def fields_of(entity: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str,
 
 
 def source_time(payload: Mapping[str, Any] | None, recorded_at: dt.datetime | None,
-                names: Sequence[str] = SOURCE_TIME_FIELDS) -> dt.datetime | None:
+                names: Sequence[str] = SOURCE_TIME_FIELDS,
+                parsed: dict[str, dt.datetime | None] | None = None) -> dt.datetime | None:
     """When the fact a record states happened at its source (see the module's definition); ``names``: the fields
-    to try (:func:`fields_of`)."""
-    return _first_time(payload, names) or recorded_at
+    to try (:func:`fields_of`); ``parsed``: time texts already parsed (see :func:`_first_time`)."""
+    return _first_time(payload, names, parsed) or recorded_at
 
 
-def change_time(payload: Mapping[str, Any] | None,
-                names: Sequence[str] = CHANGE_TIME_FIELDS) -> dt.datetime | None:
+def change_time(payload: Mapping[str, Any] | None, names: Sequence[str] = CHANGE_TIME_FIELDS,
+                parsed: dict[str, dt.datetime | None] | None = None) -> dt.datetime | None:
     """When the fact a record states changed at its source, where it says (see the module's definition)."""
-    return _first_time(payload, names)
+    return _first_time(payload, names, parsed)
 
 
 def _first_time(payload: Mapping[str, Any] | None, names: Sequence[str],
@@ -104,10 +105,9 @@ def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
         times, changes, groups = fields_of(entity)
         if times or changes or groups:
             payload = record.payload
-            when = (_first_time(payload, times, parsed) or pending.recorded_at or at) if times \
-                else pending.recorded_at or at
-            changed = _first_time(payload, changes, parsed) if changes else None
-            group = group_of(payload, groups) if groups else ""
+            when = source_time(payload, pending.recorded_at, times, parsed) or at
+            changed = change_time(payload, changes, parsed)
+            group = group_of(payload, groups)
         else:  # an entity without such fields: the time the store recorded the change, no group, no change time
             when, changed, group = pending.recorded_at or at, None, ""
         rows.append(NewDelivery(flow, system, entity, record.key, group, pending.seq, when, at, changed))
