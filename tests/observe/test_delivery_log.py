@@ -13,18 +13,19 @@ from syncfabric.flows.outbound import deliver_next, run_outbound
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
 from syncfabric.observe.clock import use_clock
+from syncfabric.observe.delivery_log import summarize
 from syncfabric.observe.freshness import change_latencies, freshness
 from syncfabric.observe.throughput import dead_letters_by_reason
-from syncfabric.store import IncomingRecord, Lineage, NewDelivery, Store, open_store
+from syncfabric.store import DeliveryBatch, IncomingRecord, Lineage, Store, open_store
 from tests.fixtures import RecordingTarget
 
 T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 
 
-def row(key: str, group: str, source: dt.datetime, confirmed: dt.datetime, entity: str = "inventory_balance"
-        ) -> NewDelivery:
-    return NewDelivery(flow="out", system="planning", entity=entity, record_key=key, group=group, seq=1,
-                       source_time=source, confirmed_at=confirmed)
+def row(key: str, group: str, source: dt.datetime, confirmed: dt.datetime, entity: str = "inventory_balance",
+        changed: dt.datetime | None = None, seq: int = 1) -> DeliveryBatch:
+    """The delivery-log row of one record confirmed alone."""
+    return summarize("out", "planning", entity, group, confirmed, [(key, seq, source, changed)])
 
 
 def test_delivery_log_round_trip_groups_and_window(any_store: Store) -> None:
@@ -42,12 +43,28 @@ def test_delivery_log_round_trip_groups_and_window(any_store: Store) -> None:
     assert p1.newest_source_time.tzinfo is not None
     assert [g.group for g in any_store.delivery_groups(entity="item")] == [""]
     window = any_store.deliveries(since=T0 + minute, until=T0 + 4 * minute, flow="out")
-    assert sorted(d.record_key for d in window) == ["A", "C"]
-    assert window[0].source_time.tzinfo is not None
+    assert sorted(d.group for d in window) == ["P1", "P2"]
+    assert window[0].newest_source_time.tzinfo is not None and window[0].confirmed_at.tzinfo is not None
 
     stats = {s.group: s for s in freshness(any_store, entity="inventory_balance", now=T0 + 10 * minute)}
     assert stats["P1"].age_seconds == 8 * 60 and stats["P1"].latency_max == 3 * 60
     assert stats["P2"].age_seconds == 70 * 60 and stats["P2"].latency_p50 == 61 * 60
+
+
+def test_a_batch_row_keeps_counts_sequences_newest_times_and_changes(any_store: Store) -> None:
+    minute = dt.timedelta(minutes=1)
+    confirmed = T0 + 10 * minute
+    batch = summarize("out", "planning", "machine_downtime", "P1", confirmed, [
+        ("E1", 7, T0, T0), ("E2", 5, T0 + 3 * minute, T0 + 3 * minute), ("E3", 9, T0 + minute, None)])
+    with any_store.transaction() as tx:
+        tx.add_deliveries([batch])
+    [stored] = any_store.deliveries(since=T0, flow="out")
+    assert stored == batch
+    assert (stored.records, stored.first_seq, stored.last_seq) == (3, 5, 9)
+    assert stored.newest_source_time == T0 + 3 * minute and stored.newest_changed_at == T0 + 3 * minute
+    assert stored.latency_max == 600.0 and stored.latency_sum == 600.0 + 420.0 + 540.0
+    assert stored.changes == (("E1", T0), ("E2", T0 + 3 * minute))
+    assert sum(n for _, n in stored.latency) == 3
 
 
 def test_prune_keeps_the_newest_of_each_group(any_store: Store) -> None:
@@ -55,9 +72,9 @@ def test_prune_keeps_the_newest_of_each_group(any_store: Store) -> None:
     with any_store.transaction() as tx:
         tx.add_deliveries([row("A", "P1", T0, T0), row("B", "P1", T0 + hour, T0 + hour),
                            row("C", "P1", T0 + 3 * hour, T0 + 3 * hour), row("D", "P2", T0, T0)])
-    assert any_store.prune_deliveries(T0 + 2 * hour) == 2  # A and B; D is P2's newest, C is recent
+    assert any_store.prune_deliveries(T0 + 2 * hour) == 2  # A's and B's rows; D is P2's newest, C is recent
     left = any_store.deliveries(since=T0 - hour, flow="out")
-    assert sorted(d.record_key for d in left) == ["C", "D"]
+    assert sorted((d.group, d.newest_source_time) for d in left) == [("P1", T0 + 3 * hour), ("P2", T0)]
     groups = {g.group: g.newest_source_time for g in any_store.delivery_groups()}
     assert groups == {"P1": T0 + 3 * hour, "P2": T0}
     assert any_store.prune_deliveries(T0 + 10 * hour) == 0
@@ -86,11 +103,13 @@ def test_deliver_next_logs_what_the_target_confirmed_not_what_it_rejected(tmp_pa
                                 ["machine_downtime", "item"], batch_size=100, retry=RetryPolicy(),
                                 result=FlowResult(flow="out", direction="outbound"))
         assert sent == 4
-        logged = {d.record_key: d for d in store.deliveries(since=T0 - dt.timedelta(days=1), flow="out")}
-        assert set(logged) == {"E1", "E2", "A"}
-        assert logged["E1"].source_time == T0 and logged["E1"].group == "P1"
-        assert logged["E2"].confirmed_at == confirmed and logged["E2"].group == "P2"
-        assert logged["A"].source_time == recorded and logged["A"].group == ""
+        logged = {(d.entity, d.group): d for d in store.deliveries(since=T0 - dt.timedelta(days=1), flow="out")}
+        assert set(logged) == {("machine_downtime", "P1"), ("machine_downtime", "P2"), ("item", "")}
+        p1, p2, item = logged[("machine_downtime", "P1")], logged[("machine_downtime", "P2")], logged[("item", "")]
+        assert p1.newest_source_time == T0 and p1.changes == (("E1", T0),) and p1.records == 1
+        assert p2.confirmed_at == confirmed and p2.records == 1
+        assert p2.changes == (("E2", T0 + dt.timedelta(minutes=3)),)
+        assert item.newest_source_time == recorded and item.changes == () and item.newest_changed_at is None
         [letters] = dead_letters_by_reason(store)
         assert (letters.flow, letters.reason, letters.count) == ("out", "work center WC1 is unknown at P2", 1)
         stats = {s.group: s for s in freshness(store, entity="machine_downtime",
@@ -133,10 +152,8 @@ def test_change_latency_runs_from_the_change_at_the_source_to_its_first_confirma
             deliver_next(store, "out", RecordingTarget(), ["inventory_balance"], batch_size=100, retry=RetryPolicy(),
                          result=FlowResult(flow="out", direction="outbound"))
         logged = store.deliveries(since=T0, flow="out")
-        assert [(d.record_key, d.changed_at) for d in logged] == [("A|P1|", T0 + hour), ("B|P1|", None),
-                                                                  ("A|P1|", T0 + hour)]
-        assert {d.record_key: (d.confirmed_at - d.source_time).total_seconds() for d in logged} == {
-            "A|P1|": 0.0, "B|P1|": 0.0}  # what the read time alone says
+        assert [(d.records, d.changes) for d in logged] == [(2, (("A|P1|", T0 + hour),)), (1, (("A|P1|", T0 + hour),))]
+        assert [d.latency_max for d in logged] == [0.0, 0.0]  # what the read time alone says
         assert change_latencies(store, flow="out", entity="inventory_balance", since=T0, until=night + hour) == [
             ("P1", 16 * 3600.0)]
         assert change_latencies(store, flow="out", entity="inventory_balance", since=night + hour,
@@ -160,6 +177,7 @@ def test_source_time_and_group_are_read_from_the_fields_the_entity_has() -> None
         ("not_in_the_model", Pending("not_in_the_model", OutboundRecord("X", 1, foreign), 3, recorded)),
         ("inventory_balance", Pending("inventory_balance", OutboundRecord("B|P1|", 2, None), 4, None)),
     ], confirmed_at=confirmed)
-    assert [(r.record_key, r.source_time, r.group, r.confirmed_at) for r in rows] == [
-        ("A", recorded, "", confirmed), ("A|P1|", T0, "P1", confirmed), ("X", T0, "P2", confirmed),
-        ("B|P1|", confirmed, "", confirmed)]
+    assert [(r.entity, r.group, r.records, r.newest_source_time, r.confirmed_at, r.first_seq) for r in rows] == [
+        ("item", "", 1, recorded, confirmed, 1), ("inventory_balance", "P1", 1, T0, confirmed, 2),
+        ("not_in_the_model", "P2", 1, T0, confirmed, 3), ("inventory_balance", "", 1, confirmed, confirmed, 4)]
+    assert rows[2].changes == (("X", T0),) and rows[1].changes == ()

@@ -1,4 +1,5 @@
-"""What outbound delivery writes to the delivery log: per confirmed record, its source time and its group.
+"""What outbound delivery writes to the delivery log: per batch a target confirmed, one row per entity and group
+(:class:`~syncfabric.store.DeliveryBatch`), summing up each record's source time, change time and latency.
 
 **Source time** of a delivered record: the first of the canonical record's own time fields that it has
 (:data:`SOURCE_TIME_FIELDS`: ``as_of`` of a balance, ``occurred_at`` of an event, ``completed_at`` of a
@@ -7,6 +8,8 @@ completion...); else the time the store recorded the change, that is when the in
 event's own time (every source time field but ``as_of``, which a snapshot stamps with its read time); None
 otherwise. Latency is measured from it, freshness from the source time.
 **Group**: the plant or location the record concerns (:data:`GROUP_FIELDS`), "" when it names none.
+**Delivery latency** of a record: confirmation time - source time (at least 0), kept as counts per bucket
+(:mod:`syncfabric.observe.histogram`) with the exact sum and maximum.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 from syncfabric.model import ENTITIES
 from syncfabric.observe import clock
-from syncfabric.store import NewDelivery
+from syncfabric.observe.histogram import bucket
+from syncfabric.store import DeliveryBatch
 
 SOURCE_TIME_FIELDS = ("as_of", "occurred_at", "completed_at", "posted_at", "confirmed_at", "shipped_at")
 CHANGE_TIME_FIELDS = ("changed_at", *SOURCE_TIME_FIELDS[1:])
@@ -92,14 +96,16 @@ def group_of(payload: Mapping[str, Any] | None, names: Sequence[str] = GROUP_FIE
 
 
 def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
-               confirmed_at: dt.datetime | None = None) -> list[NewDelivery]:
-    """Delivery-log rows for the records a target just confirmed: ``(entity, Pending)`` pairs.
+               confirmed_at: dt.datetime | None = None) -> list[DeliveryBatch]:
+    """Delivery-log rows for the records a target just confirmed (``(entity, Pending)`` pairs): one per entity and
+    group, in the order each first appears.
 
     A time text is parsed once per batch (the records of a batch often share their times, and an event's source
-    and change time are the same field)."""
+    and change time are the same field), and a latency is worked out once per source time."""
     at = confirmed_at or clock.now()
-    rows = []
     parsed: dict[str, dt.datetime | None] = {}
+    latencies: dict[dt.datetime, tuple[float, int]] = {}
+    batches: dict[tuple[str, str], _Batch] = {}
     for entity, pending in confirmed:
         record = pending.record
         times, changes, groups = fields_of(entity)
@@ -110,5 +116,66 @@ def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
             group = group_of(payload, groups)
         else:  # an entity without such fields: the time the store recorded the change, no group, no change time
             when, changed, group = pending.recorded_at or at, None, ""
-        rows.append(NewDelivery(flow, system, entity, record.key, group, pending.seq, when, at, changed))
-    return rows
+        latency = latencies.get(when)
+        if latency is None:
+            seconds = max(0.0, (at - when).total_seconds())
+            latency = latencies[when] = (seconds, bucket(seconds))
+        batch = batches.get((entity, group))
+        if batch is None:
+            batch = batches[(entity, group)] = _Batch(pending.seq, when)
+        batch.add(record.key, pending.seq, when, changed, latency)
+    return [batch.row(flow, system, entity, group, at) for (entity, group), batch in batches.items()]
+
+
+def summarize(flow: str, system: str, entity: str, group: str, confirmed_at: dt.datetime,
+              records: Iterable[tuple[str, int, dt.datetime, dt.datetime | None]]) -> DeliveryBatch:
+    """The delivery-log row of records ``(key, seq, source time, change time)`` of one entity and group that a target
+    confirmed at ``confirmed_at`` (what :func:`deliveries` makes of a batch, from times already known)."""
+    batch: _Batch | None = None
+    for key, seq, when, changed in records:
+        if batch is None:
+            batch = _Batch(seq, when)
+        seconds = max(0.0, (confirmed_at - when).total_seconds())
+        batch.add(key, seq, when, changed, (seconds, bucket(seconds)))
+    if batch is None:
+        raise ValueError(f"no records to summarize for {flow}/{entity}/{group!r}")
+    return batch.row(flow, system, entity, group, confirmed_at)
+
+
+class _Batch:
+    """The records of one entity and group of a confirmed batch, summed up as they come."""
+
+    __slots__ = ("changed", "changes", "counts", "first", "last", "maximum", "newest", "records", "total")
+
+    def __init__(self, seq: int, when: dt.datetime) -> None:
+        self.records = 0
+        self.first = self.last = seq
+        self.newest = when
+        self.changed: dt.datetime | None = None
+        self.changes: list[tuple[str, dt.datetime]] = []
+        self.counts: dict[int, int] = {}
+        self.total = self.maximum = 0.0
+
+    def add(self, key: str, seq: int, when: dt.datetime, changed: dt.datetime | None,
+            latency: tuple[float, int]) -> None:
+        self.records += 1
+        if seq < self.first:
+            self.first = seq
+        elif seq > self.last:
+            self.last = seq
+        if when > self.newest:
+            self.newest = when
+        if changed is not None:
+            self.changes.append((key, changed))
+            if self.changed is None or changed > self.changed:
+                self.changed = changed
+        seconds, b = latency
+        self.counts[b] = self.counts.get(b, 0) + 1
+        self.total += seconds
+        if seconds > self.maximum:
+            self.maximum = seconds
+
+    def row(self, flow: str, system: str, entity: str, group: str, at: dt.datetime) -> DeliveryBatch:
+        return DeliveryBatch(flow, system, entity, group, self.records, self.first, self.last, self.newest, at,
+                             tuple(sorted(self.counts.items())), self.total, self.maximum, self.changed,
+                             tuple(self.changes))

@@ -3,7 +3,8 @@
 - **newest source time**: the latest source time among the records the target confirmed (all time);
 - **age**: ``now - newest source time`` in seconds: how old the newest fact the target holds is;
 - **delivery latency** of a record: ``confirmed_at - source time`` (never below 0); p50, p95 and max over the
-  records confirmed in the window ``[now - window, now]`` (None when none was);
+  records confirmed in the window ``[now - window, now]`` (None when none was): the max exact, the percentiles from
+  the delivery log's histograms (:mod:`syncfabric.observe.histogram`: at most 12.2 % above the exact value);
 - **change latency** (:func:`change_latencies`): from the time a fact changed at its source to the first time the
   target confirmed a record carrying it, for records whose source says when they changed (the delivery log's
   ``changed_at``). A snapshot stamps its balances with the read time, so their delivery latency is the delivery's
@@ -21,7 +22,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from syncfabric.observe import clock
-from syncfabric.store import Store
+from syncfabric.observe.histogram import Histogram
+from syncfabric.store import DeliveryBatch, Store
 
 WINDOW = dt.timedelta(hours=1)
 """Latency percentiles cover the records confirmed this long before ``now``."""
@@ -80,20 +82,25 @@ def freshness(
             seen[0] += g.records
             seen[1] = max(seen[1], g.newest_source_time)
             seen[2] = max(seen[2], g.last_confirmed_at)
-    latencies: dict[tuple[str, str, str, str], list[float]] = {}
+    latencies: dict[tuple[str, str, str, str], Histogram] = {}
     for d in store.deliveries(since=now - window, until=now, flow=flow, entity=entity):
         key = (d.flow, d.system, d.entity, d.group if by_group else "")
-        latencies.setdefault(key, []).append(max(0.0, (d.confirmed_at - d.source_time).total_seconds()))
+        add_latency(latencies.setdefault(key, Histogram()), d)
     stats = []
     for key in sorted(groups):
         records, newest, confirmed = groups[key]
-        values = latencies.get(key, [])
+        values = latencies.get(key, Histogram())
         stats.append(FreshnessStat(
             flow=key[0], system=key[1], entity=key[2], group=key[3], records=records, newest_source_time=newest,
             age_seconds=max(0.0, (now - newest).total_seconds()), last_confirmed_at=confirmed,
-            window_records=len(values), latency_p50=percentile(values, 0.5), latency_p95=percentile(values, 0.95),
-            latency_max=max(values) if values else None))
+            window_records=values.records, latency_p50=values.percentile(0.5),
+            latency_p95=values.percentile(0.95), latency_max=values.maximum if values.records else None))
     return stats
+
+
+def add_latency(histogram: Histogram, batch: DeliveryBatch) -> None:
+    """Add the delivery latencies of a delivery-log row."""
+    histogram.add(batch.latency, batch.records, batch.latency_sum, batch.latency_max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +134,8 @@ def change_latencies(store: Store, *, flow: str, entity: str, since: dt.datetime
     confirmed again later is not taken for a new one."""
     first: dict[tuple[str, dt.datetime], tuple[str, dt.datetime]] = {}
     for d in store.deliveries(since=dt.datetime(1970, 1, 1, tzinfo=dt.UTC), until=until, flow=flow, entity=entity):
-        if d.changed_at is not None:
-            first.setdefault((d.record_key, d.changed_at), (d.group, d.confirmed_at))
+        for change in d.changes:
+            first.setdefault(change, (d.group, d.confirmed_at))
     return [(group, max(0.0, (confirmed - changed).total_seconds()))
             for (_, changed), (group, confirmed) in first.items() if confirmed >= since]
 
@@ -153,8 +160,8 @@ def age_profile(
         while index < len(rows) and rows[index].confirmed_at <= moment:
             d = rows[index]
             group = d.group if group_by else ""
-            if group not in newest or d.source_time > newest[group]:
-                newest[group] = d.source_time
+            if group not in newest or d.newest_source_time > newest[group]:
+                newest[group] = d.newest_source_time
             index += 1
         for group in groups:
             if group in newest:

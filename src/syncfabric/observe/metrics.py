@@ -17,14 +17,12 @@ from prometheus_client.registry import Collector
 
 from syncfabric.config.schema import Estate
 from syncfabric.observe import clock
-from syncfabric.observe.freshness import freshness
+from syncfabric.observe.freshness import add_latency, freshness
+from syncfabric.observe.histogram import LATENCY_BUCKETS, Histogram
 from syncfabric.observe.sla import MET, domain_completeness, domain_freshness
 from syncfabric.observe.throughput import dead_letters_by_reason, quarantine_by_reason
 from syncfabric.store import Store
 
-LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 12 * 3600.0,
-                   86400.0)
-"""Delivery-latency histogram buckets, in seconds: from a second to a day (nightly batch lands in the top ones)."""
 RUN_HISTORY = 10_000
 """Runs per flow summed into the records in/out counters."""
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -109,13 +107,13 @@ class StoreCollector(Collector):
         histogram = HistogramMetricFamily("syncfabric_delivery_latency_seconds",
                                           "Delivery latency of each confirmed record: confirmed minus source time.",
                                           labels=["flow"])
-        per_flow: dict[str, list[float]] = {}
+        per_flow: dict[str, Histogram] = {}
         for d in self.store.deliveries(since=_EPOCH, until=now):
-            per_flow.setdefault(d.flow, []).append(max(0.0, (d.confirmed_at - d.source_time).total_seconds()))
+            add_latency(per_flow.setdefault(d.flow, Histogram()), d)
         for flow, values in sorted(per_flow.items()):
-            buckets = [(str(bound), float(sum(v <= bound for v in values))) for bound in LATENCY_BUCKETS]
-            buckets.append(("+Inf", float(len(values))))
-            histogram.add_metric([flow], buckets, sum_value=sum(values))
+            buckets = [(str(bound), float(values.at_most(bound))) for bound in LATENCY_BUCKETS]
+            buckets.append(("+Inf", float(values.records)))
+            histogram.add_metric([flow], buckets, sum_value=values.total)
         return histogram
 
 

@@ -2,9 +2,10 @@
 
 :func:`measure` gathers, for the records one outbound flow sends of one entity (the planning platform's inventory):
 the data's age over the period (:func:`~syncfabric.observe.freshness.age_profile`), the delivery latency of the
-records confirmed in the period, completeness per domain after the newest reconciliation, open quarantine and dead
-letters by reason, and the events the estate's event flows (systems of kind mqtt or webhook) took in during the
-period. :func:`comparison_table` shows several measurements as columns.
+records confirmed in the period (percentiles to the resolution of :mod:`syncfabric.observe.histogram`),
+completeness per domain after the newest reconciliation, open quarantine and dead letters by reason, and the events
+the estate's event flows (systems of kind mqtt or webhook) took in during the period. :func:`comparison_table`
+shows several measurements as columns.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from rich.table import Table
 
 from syncfabric.config.schema import Estate
 from syncfabric.observe.completeness import completeness
-from syncfabric.observe.freshness import AgeProfile, age_profile, percentile
+from syncfabric.observe.freshness import AgeProfile, add_latency, age_profile
+from syncfabric.observe.histogram import Histogram
 from syncfabric.observe.throughput import dead_letters_by_reason, quarantine_by_reason
 from syncfabric.store import Store
 
@@ -49,8 +51,9 @@ class Measurement:
 
 def measure(estate: Estate, store: Store, *, flow: str, entity: str, start: dt.datetime, end: dt.datetime,
             step: dt.timedelta = dt.timedelta(minutes=1)) -> Measurement:
-    delivered = store.deliveries(since=start, until=end, flow=flow, entity=entity)
-    latencies = [max(0.0, (d.confirmed_at - d.source_time).total_seconds()) for d in delivered]
+    latencies = Histogram()
+    for d in store.deliveries(since=start, until=end, flow=flow, entity=entity):
+        add_latency(latencies, d)
     event_flows = {name for name, f in estate.flows.items()
                    if f.direction == "inbound" and f.system in estate.systems
                    and estate.systems[f.system].kind in EVENT_KINDS}
@@ -64,8 +67,8 @@ def measure(estate: Estate, store: Store, *, flow: str, entity: str, start: dt.d
         letters[r.reason] = letters.get(r.reason, 0) + r.count
     return Measurement(
         flow=flow, entity=entity, age=age_profile(store, flow=flow, entity=entity, start=start, end=end, step=step),
-        delivered=len(delivered), latency_p50=percentile(latencies, 0.5), latency_p95=percentile(latencies, 0.95),
-        latency_max=max(latencies) if latencies else None,
+        delivered=latencies.records, latency_p50=latencies.percentile(0.5), latency_p95=latencies.percentile(0.95),
+        latency_max=latencies.maximum if latencies.records else None,
         completeness={c.domain: c.completeness for c in completeness(store)},
         quarantined=quarantined, dead_letters=letters, events=events)
 

@@ -9,11 +9,11 @@ from syncfabric.store.base import (
     Change,
     DeadLetter,
     DeadLetterStatus,
+    DeliveryBatch,
     DeliveryGroup,
     IncomingRecord,
     Lineage,
     NewDeadLetter,
-    NewDelivery,
     NewQuarantine,
     NewQuarantineEvent,
     NewSource,
@@ -64,4 +64,4 @@ __all__ = [
     "RunStatus", "SourceRecord", "StateRow", "Store", "Transaction", "content_hash", "content_hashes", "open_store",
 ]
 __all__ += ["Alert", "Attempt", "DeadLetter", "DeadLetterStatus", "NewDeadLetter"]
-__all__ += ["DeliveryGroup", "NewDelivery"]
+__all__ += ["DeliveryBatch", "DeliveryGroup"]

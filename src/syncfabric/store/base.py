@@ -370,23 +370,33 @@ class Alert:
     raised_at: dt.datetime
 
 
-class NewDelivery(msgspec.Struct, frozen=True):
-    """A record a target confirmed: what the delivery log keeps for freshness and latency (a msgspec Struct: one is
-    built per delivered record)."""
+class DeliveryBatch(msgspec.Struct, frozen=True):
+    """The records of one entity and group a target confirmed in one batch: one delivery-log row, what it keeps for
+    freshness and latency (``syncfabric.observe``)."""
 
     flow: str
     system: str
     entity: str
-    record_key: str
     group: str
-    """The plant or location the record concerns (its ``location_id``), "" when none."""
-    seq: int
-    source_time: dt.datetime
-    """When the fact happened at the source (a record's ``as_of``, an event's ``occurred_at``...)."""
+    """The plant or location the records concern (their ``location_id``), "" when none."""
+    records: int
+    first_seq: int
+    last_seq: int
+    """The lowest and highest change-log entry delivered."""
+    newest_source_time: dt.datetime
+    """The latest time a fact of the batch happened at the source (a record's ``as_of``, an event's
+    ``occurred_at``...)."""
     confirmed_at: dt.datetime
-    changed_at: dt.datetime | None = None
-    """When the fact changed at the source, where known (an event's time, a balance's ``changed_at``); None for a
-    snapshot stamped only with its read time (see ``syncfabric.observe.freshness.change_latencies``)."""
+    latency: tuple[tuple[int, int], ...]
+    """Delivery latency (``confirmed_at`` - a record's source time, at least 0) of each record, as counts per bucket
+    (``(bucket, count)``, see :mod:`syncfabric.observe.histogram`)."""
+    latency_sum: float
+    latency_max: float
+    newest_changed_at: dt.datetime | None = None
+    changes: tuple[tuple[str, dt.datetime], ...] = ()
+    """``(record key, changed_at)`` of the records whose source says when the fact changed (an event's time, a
+    balance's ``changed_at``; not a snapshot stamped only with its read time): what
+    ``syncfabric.observe.freshness.change_latencies`` counts once per change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,8 +491,8 @@ class Transaction(ABC):
         :class:`StoreError`."""
 
     @abstractmethod
-    def add_deliveries(self, entries: Sequence[NewDelivery]) -> None:
-        """Append records a target confirmed to the delivery log (in the transaction that moves the checkpoint)."""
+    def add_deliveries(self, entries: Sequence[DeliveryBatch]) -> None:
+        """Append the batches a target confirmed to the delivery log (in the transaction that moves the checkpoint)."""
 
 
 class Store(ABC):
@@ -688,10 +698,11 @@ class Store(ABC):
 
     @abstractmethod
     def deliveries(self, *, since: dt.datetime, until: dt.datetime | None = None, flow: str | None = None,
-                   entity: str | None = None) -> list[NewDelivery]:
-        """Delivery-log rows confirmed in ``[since, until]``, oldest confirmation first."""
+                   entity: str | None = None) -> list[DeliveryBatch]:
+        """Delivery-log rows (one per batch, entity and group) confirmed in ``[since, until]``, oldest confirmation
+        first."""
 
     @abstractmethod
     def prune_deliveries(self, before: dt.datetime) -> int:
-        """Delete delivery-log rows confirmed before ``before``, except the newest (by source time) of each flow,
-        entity and group, so that freshness stays known; returns how many were deleted."""
+        """Delete delivery-log rows confirmed before ``before``, except the newest (by newest source time) of each
+        flow, entity and group, so that freshness stays known; returns how many rows were deleted."""

@@ -46,11 +46,11 @@ from syncfabric.store.base import (
     Change,
     DeadLetter,
     DeadLetterStatus,
+    DeliveryBatch,
     DeliveryGroup,
     IncomingRecord,
     Lineage,
     NewDeadLetter,
-    NewDelivery,
     NewQuarantine,
     NewQuarantineEvent,
     NewSource,
@@ -582,8 +582,8 @@ class SqlStore(Store):
 
     def delivery_groups(self, *, flow: str | None = None, entity: str | None = None) -> list[DeliveryGroup]:
         d = t.delivery
-        stmt = (select(d.c.flow, d.c.system, d.c.entity, d.c.grp, func.count(), func.max(d.c.source_time),
-                       func.max(d.c.confirmed_at))
+        stmt = (select(d.c.flow, d.c.system, d.c.entity, d.c.grp, func.sum(d.c.records),
+                       func.max(d.c.newest_source_time), func.max(d.c.confirmed_at))
                 .group_by(d.c.flow, d.c.system, d.c.entity, d.c.grp).order_by(d.c.flow, d.c.entity, d.c.grp))
         for column, value in ((d.c.flow, flow), (d.c.entity, entity)):
             if value is not None:
@@ -594,7 +594,7 @@ class SqlStore(Store):
                     for row in conn.execute(stmt)]
 
     def deliveries(self, *, since: dt.datetime, until: dt.datetime | None = None, flow: str | None = None,
-                   entity: str | None = None) -> list[NewDelivery]:
+                   entity: str | None = None) -> list[DeliveryBatch]:
         d = t.delivery
         stmt = select(d).where(d.c.confirmed_at >= since).order_by(d.c.confirmed_at, d.c.id)
         if until is not None:
@@ -603,17 +603,22 @@ class SqlStore(Store):
             if value is not None:
                 stmt = stmt.where(column == value)
         with self._reading("read the delivery log") as conn:
-            return [NewDelivery(flow=row.flow, system=row.system, entity=row.entity, record_key=row.record_key,
-                                group=row.grp, seq=row.seq, source_time=row.source_time,
-                                confirmed_at=row.confirmed_at, changed_at=row.changed_at)
+            return [DeliveryBatch(flow=row.flow, system=row.system, entity=row.entity, group=row.grp,
+                                  records=row.records, first_seq=row.first_seq, last_seq=row.last_seq,
+                                  newest_source_time=row.newest_source_time, confirmed_at=row.confirmed_at,
+                                  latency=_decode_latency(row.latency), latency_sum=row.latency_sum,
+                                  latency_max=row.latency_max, newest_changed_at=row.newest_changed_at,
+                                  changes=tuple((key, _EPOCH + micros * _MICROSECOND)
+                                                for key, micros in _decode_changes(row.changes)))
                     for row in conn.execute(stmt)]
 
     def prune_deliveries(self, before: dt.datetime) -> int:
         d = t.delivery
-        newest = (select(d.c.flow, d.c.entity, d.c.grp, func.max(d.c.source_time).label("newest"))
+        newest = (select(d.c.flow, d.c.entity, d.c.grp, func.max(d.c.newest_source_time).label("newest"))
                   .group_by(d.c.flow, d.c.entity, d.c.grp).subquery())
         keep = (select(func.max(d.c.id)).join(newest, (newest.c.flow == d.c.flow) & (newest.c.entity == d.c.entity)
-                                              & (newest.c.grp == d.c.grp) & (newest.c.newest == d.c.source_time))
+                                              & (newest.c.grp == d.c.grp)
+                                              & (newest.c.newest == d.c.newest_source_time))
                 .group_by(d.c.flow, d.c.entity, d.c.grp))
         with self._autonomous("prune the delivery log") as conn:
             kept = [row[0] for row in conn.execute(keep)]
@@ -1042,7 +1047,7 @@ class SqlTransaction(Transaction):
         with self._store._errors("add dead letters"):
             return [int(row[0]) for row in conn.execute(stmt, rows)]
 
-    def add_deliveries(self, entries: Sequence[NewDelivery]) -> None:
+    def add_deliveries(self, entries: Sequence[DeliveryBatch]) -> None:
         conn = self._live()
         if not entries:
             return
@@ -1050,15 +1055,23 @@ class SqlTransaction(Transaction):
         if writer is None:
             writer = self._store._delivery_writer = BulkWriter(t.delivery.insert(), t.delivery, conn.dialect,
                                                                skip=("id",))
-        stamps: dict[dt.datetime, Any] = {}  # a batch shares its confirmation time and many source times
+        stamp = writer.bind
+        micros: dict[dt.datetime, int] = {}  # a batch's records often share their change times
 
-        def stamp(value: dt.datetime) -> Any:
-            if value not in stamps:
-                stamps[value] = writer.bind("source_time", value)
-            return stamps[value]
+        def changes(entry: DeliveryBatch) -> str:
+            pairs = []
+            for key, changed in entry.changes:
+                at = micros.get(changed)
+                if at is None:
+                    at = micros[changed] = (changed - _EPOCH) // _MICROSECOND
+                pairs.append((key, at))
+            return _json(pairs)
 
-        rows = [(e.flow, e.system, e.entity, e.record_key, e.group, e.seq, stamp(e.source_time),
-                 stamp(e.confirmed_at), None if e.changed_at is None else stamp(e.changed_at)) for e in entries]
+        rows = [(e.flow, e.system, e.entity, e.group, e.records, e.first_seq, e.last_seq,
+                 stamp("newest_source_time", e.newest_source_time),
+                 None if e.newest_changed_at is None else stamp("newest_changed_at", e.newest_changed_at),
+                 stamp("confirmed_at", e.confirmed_at), _json(e.latency), e.latency_sum, e.latency_max, changes(e))
+                for e in entries]
         with self._store._errors("log deliveries"):
             writer.execute(conn, rows)
 
@@ -1110,6 +1123,12 @@ _json_encoder = msgspec.json.Encoder()
 
 def _json(value: object) -> str:
     return _json_encoder.encode(value).decode("utf-8")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_decode_latency = msgspec.json.Decoder(tuple[tuple[int, int], ...]).decode
+_decode_changes = msgspec.json.Decoder(list[tuple[str, int]]).decode
 
 
 def _bytes(text: str | None) -> bytes | None:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -238,14 +239,20 @@ delivery = Table(
     Column("flow", String, nullable=False),
     Column("system", String, nullable=False),
     Column("entity", String, nullable=False),
-    Column("record_key", String, nullable=False),
-    Column("grp", String, nullable=False),  # the plant or location the record concerns ("" when none)
-    Column("seq", SEQUENCE, nullable=False),  # the change-log entry delivered
-    Column("source_time", UtcDateTime, nullable=False),  # when the fact happened at the source
-    Column("confirmed_at", UtcDateTime, nullable=False),  # when the target confirmed it
-    Column("changed_at", UtcDateTime, nullable=True),  # when the fact changed at the source, where known
+    Column("grp", String, nullable=False),  # the plant or location the records concern ("" when none)
+    Column("records", Integer, nullable=False),
+    Column("first_seq", SEQUENCE, nullable=False),  # the change-log entries delivered: lowest, highest
+    Column("last_seq", SEQUENCE, nullable=False),
+    Column("newest_source_time", UtcDateTime, nullable=False),  # when the newest fact happened at the source
+    Column("newest_changed_at", UtcDateTime, nullable=True),  # when the newest fact changed there, where known
+    Column("confirmed_at", UtcDateTime, nullable=False),  # when the target confirmed the batch
+    Column("latency", Text, nullable=False),  # JSON [[bucket, count], ...]: syncfabric.observe.histogram
+    Column("latency_sum", Float, nullable=False),  # seconds, over the records
+    Column("latency_max", Float, nullable=False),
+    Column("changes", Text, nullable=False),  # JSON [[record key, changed_at in µs since 1970], ...]
     PrimaryKeyConstraint("id"),
     Index(None, "flow", "entity", "grp"),
     Index(None, "confirmed_at"),
 )
-"""The delivery log: what each outbound flow's target confirmed, for freshness and latency (``syncfabric.observe``)."""
+"""The delivery log: what each outbound flow's target confirmed, one row per batch, entity and group, for freshness
+and latency (``syncfabric.observe``)."""
