@@ -52,9 +52,9 @@ def test_munich_stock_comes_from_tryton_and_reaches_the_planning_platform(demo) 
                 assert store.history("inventory_balance", row.key)[-1].lineage.source_system == "erp-eu"
             # and the platform holds what the store holds (reconciled: store against target, complete)
             assert run.completeness == 1.0, policy
-            delivered = {d.record_key for d in store.deliveries(since=NIGHT, flow=PLANNING,
-                                                                entity="inventory_balance") if d.group == "DE-MUC"}
-            assert delivered == {row.key for row in balances}, policy
+            delivered = sum(d.records for d in store.deliveries(since=NIGHT, flow=PLANNING, entity="inventory_balance")
+                            if d.group == "DE-MUC")
+            assert delivered >= len(balances), policy
         finally:
             store.close()
 
@@ -66,11 +66,11 @@ def test_munich_stock_flows_during_the_day_under_hybrid_only(demo) -> None:
         store = _store(folder, policy)
         try:
             day[policy] = [d for d in store.deliveries(since=NIGHT, flow=PLANNING, entity="inventory_balance")
-                           if d.group == "DE-MUC" and DAY_START <= d.source_time < DAY_START + 6 * TICK * 4]
+                           if d.group == "DE-MUC" and DAY_START <= d.newest_source_time < DAY_START + 6 * TICK * 4]
         finally:
             store.close()
-    assert len(day["hybrid"]) > 24  # read from Tryton every tick, sent as it changed
-    assert all((d.confirmed_at - d.source_time).total_seconds() <= HOUR for d in day["hybrid"])
+    assert sum(d.records for d in day["hybrid"]) > 24  # read from Tryton every tick, sent as it changed
+    assert all(d.latency_max <= HOUR for d in day["hybrid"])
     assert day["batch-only"] == []  # nothing until the next night's batch
     # minutes old under hybrid (the p95 of a 6-hour day falls in the planning platform's outage hour) ...
     assert percentile(results["hybrid"].ages, 0.5) <= 15 * 60 and percentile(results["hybrid"].ages, 0.95) <= 2 * HOUR

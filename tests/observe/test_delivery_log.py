@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import random
 from pathlib import Path
 
 import msgspec
 import pytest
+import sqlalchemy
 
 from syncfabric.connectors.base import OutboundRecord
 from syncfabric.flows.outbound import deliver_next, run_outbound
 from syncfabric.flows.result import FlowResult
 from syncfabric.flows.retry import RetryPolicy
+from syncfabric.observe import histogram
 from syncfabric.observe.clock import use_clock
-from syncfabric.observe.delivery_log import summarize
-from syncfabric.observe.freshness import change_latencies, freshness
+from syncfabric.observe.delivery_log import deliveries, summarize
+from syncfabric.observe.freshness import WINDOW, change_latencies, freshness
+from syncfabric.observe.histogram import LATENCY_BUCKETS
+from syncfabric.observe.metrics import StoreCollector
 from syncfabric.observe.throughput import dead_letters_by_reason
 from syncfabric.store import DeliveryBatch, IncomingRecord, Lineage, Store, open_store
 from tests.fixtures import RecordingTarget
@@ -162,7 +168,7 @@ def test_change_latency_runs_from_the_change_at_the_source_to_its_first_confirma
 
 def test_source_time_and_group_are_read_from_the_fields_the_entity_has() -> None:
     from syncfabric.flows.outbound import Pending
-    from syncfabric.observe.delivery_log import deliveries, fields_of
+    from syncfabric.observe.delivery_log import fields_of
 
     recorded, confirmed = T0 - dt.timedelta(hours=1), T0 + dt.timedelta(minutes=1)
     assert fields_of("item") == ((), (), ())
@@ -181,3 +187,158 @@ def test_source_time_and_group_are_read_from_the_fields_the_entity_has() -> None
         ("item", "", 1, recorded, confirmed, 1), ("inventory_balance", "P1", 1, T0, confirmed, 2),
         ("not_in_the_model", "P2", 1, T0, confirmed, 3), ("inventory_balance", "", 1, confirmed, confirmed, 4)]
     assert rows[2].changes == (("X", T0),) and rows[1].changes == ()
+
+
+# -- the batch rows answer what the per-record rows did --------------------------------------------------------------
+
+RESOLUTION = 10 ** (1 / 20)  # a histogram percentile is at most this factor above the exact one (never below)
+Record = tuple[str, str, int, dt.datetime, dt.datetime, dt.datetime | None]
+"""(key, group, seq, source time, confirmed at, change time): what the delivery log used to keep per record."""
+
+
+def spread(seed: int) -> list[Record]:
+    """Records of four batches (confirmed an hour apart, the first outside the hour-long latency window), of two
+    plants, with latencies from none to days (some on a Prometheus bound, some the same); the last batch sends 20
+    changes of the third again (their change times already confirmed once)."""
+    rng = random.Random(seed)
+    records: list[Record] = []
+    seq = 0
+    for n in range(3):
+        confirmed = T0 + dt.timedelta(hours=n)
+        for i in range(300):
+            seq += 1
+            seconds = rng.choice([0.0, 60.0, 300.0, rng.uniform(0, 2), rng.uniform(0, 600), rng.expovariate(1 / 900),
+                                  rng.uniform(3600, 3 * 86400)])
+            source = confirmed - dt.timedelta(microseconds=round(seconds * 1e6))
+            records.append((f"K{n}-{i}", f"P{i % 2}", seq, source, confirmed, source))
+    again = T0 + dt.timedelta(hours=3)
+    records += [(key, group, seq + i, source, again, changed)
+                for i, (key, group, _, source, _, changed) in enumerate(records[-20:], start=1)]
+    return records
+
+
+def latency_of(record: Record) -> float:
+    return max(0.0, (record[4] - record[3]).total_seconds())
+
+
+def log(records: list[Record]) -> list[DeliveryBatch]:
+    """The delivery log outbound delivery writes for ``records``, batch by batch, through the same function."""
+    from syncfabric.flows.outbound import Pending
+
+    rows: list[DeliveryBatch] = []
+    for confirmed in sorted({r[4] for r in records}):
+        rows += deliveries("out", "planning", [
+            ("machine_downtime", Pending("machine_downtime", OutboundRecord(key, 1, downtime(key, group, source)),
+                                         seq, source))
+            for key, group, seq, source, at, _ in records if at == confirmed], confirmed_at=confirmed)
+    return rows
+
+
+def exact_percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(share * len(ordered))) - 1]
+
+
+def assert_same_answers(store: Store, records: list[Record]) -> None:
+    """Freshness, latency, change latency and the Prometheus histogram from ``store`` are what ``records``, kept one
+    by one, give: exactly, but for percentiles, to the histogram's resolution."""
+    now = T0 + dt.timedelta(hours=3, minutes=30)
+    stats = {s.group: s for s in freshness(store, entity="machine_downtime", now=now)}
+    assert set(stats) == {"P0", "P1"}
+    for group, stat in stats.items():
+        mine = [r for r in records if r[1] == group]
+        window = [latency_of(r) for r in mine if now - WINDOW <= r[4] <= now]
+        newest = max(r[3] for r in mine)
+        assert stat.records == len(mine) and stat.window_records == len(window)
+        assert stat.newest_source_time == newest and stat.age_seconds == (now - newest).total_seconds()
+        assert stat.last_confirmed_at == max(r[4] for r in mine)
+        assert stat.latency_max == max(window)
+        for share, got in ((0.5, stat.latency_p50), (0.95, stat.latency_p95)):
+            exact = exact_percentile(window, share)
+            assert got is not None and exact <= got <= exact * RESOLUTION, (group, share, exact, got)
+            assert got == min(histogram.upper_edge(histogram.bucket(exact)), max(window))
+
+    first: dict[tuple[str, dt.datetime], tuple[str, dt.datetime]] = {}
+    for key, group, _, _, at, changed in sorted(records, key=lambda r: r[4]):
+        if changed is not None:
+            first.setdefault((key, changed), (group, at))
+    since = T0 + dt.timedelta(minutes=30)
+    expected = sorted((group, max(0.0, (at - changed).total_seconds()))
+                      for (_, changed), (group, at) in first.items() if at >= since)
+    assert sorted(change_latencies(store, flow="out", entity="machine_downtime", since=since, until=now)) == expected
+
+    family = StoreCollector(None, store)._latency(now)  # type: ignore[arg-type]
+    samples = {s.labels["le"]: s.value for s in family.samples
+               if s.name.endswith("_bucket") and s.labels["flow"] == "out"}
+    values = [latency_of(r) for r in records]
+    assert samples == {**{str(bound): float(sum(v <= bound for v in values)) for bound in LATENCY_BUCKETS},
+                       "+Inf": float(len(values))}
+    [total] = [s.value for s in family.samples if s.name.endswith("_sum") and s.labels["flow"] == "out"]
+    assert total == pytest.approx(sum(values), rel=1e-12)
+
+
+def test_batch_rows_give_the_per_record_answers(any_store: Store) -> None:
+    records = spread(seed=5)
+    rows = log(records)
+    assert len(rows) == 4 * 2 and sum(r.records for r in rows) == len(records)
+    with any_store.transaction() as tx:
+        tx.add_deliveries(rows)
+    assert_same_answers(any_store, records)
+
+
+def test_histogram_percentiles_are_within_resolution_and_never_below() -> None:
+    rng = random.Random(11)
+    for _ in range(50):
+        values = [rng.choice([0.0, rng.uniform(0, 1e-3), rng.lognormvariate(3, 3), 2e6]) for _ in range(97)]
+        h = histogram.Histogram()
+        h.add_values(values)
+        assert h.records == len(values) and h.maximum == max(values)
+        for share in (0.01, 0.5, 0.9, 0.95, 0.99, 1.0):
+            exact = exact_percentile(values, share)
+            got = h.percentile(share)
+            assert got is not None and exact <= got <= max(exact * RESOLUTION, 1e-3), (share, exact, got)
+        for bound in LATENCY_BUCKETS:
+            assert h.at_most(bound) == sum(v <= bound for v in values)
+    assert histogram.Histogram().percentile(0.5) is None
+
+
+def test_migration_turns_per_record_rows_into_batch_rows(db_url: str) -> None:
+    """A database at 0013 with per-record delivery-log rows: migrated, its store answers what the rows did."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+    from sqlalchemy import table as sql_table
+
+    from syncfabric.store.sql import MIGRATIONS
+    from syncfabric.store.tables import UtcDateTime
+
+    records = spread(seed=7)
+    # another flow's row, of an entity the model does not know, without a change time, converts too
+    extra = ("X", "", 10_000, T0 - dt.timedelta(days=1), T0 - dt.timedelta(days=1), None)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0013")
+            old = sql_table("sf_delivery", *(sqlalchemy.column(name) for name in (
+                "flow", "system", "entity", "record_key", "grp", "seq")),
+                sqlalchemy.column("source_time", UtcDateTime), sqlalchemy.column("confirmed_at", UtcDateTime),
+                sqlalchemy.column("changed_at", UtcDateTime))
+            conn.execute(old.insert(), [
+                {"flow": "out", "system": "planning", "entity": "machine_downtime", "record_key": key, "grp": group,
+                 "seq": seq, "source_time": source, "confirmed_at": at, "changed_at": changed}
+                for key, group, seq, source, at, changed in records]
+                + [{"flow": "elsewhere", "system": "planning", "entity": "thing", "record_key": extra[0], "grp": "",
+                    "seq": extra[2], "source_time": extra[3], "confirmed_at": extra[4], "changed_at": None}])
+    finally:
+        engine.dispose()
+    with open_store(db_url) as store:
+        rows = store.deliveries(since=T0 - dt.timedelta(days=2), flow="out")
+        assert len(rows) == 4 * 2 and sum(r.records for r in rows) == len(records)
+        assert sorted(rows, key=lambda r: (r.confirmed_at, r.group)) == sorted(
+            log(records), key=lambda r: (r.confirmed_at, r.group))
+        [thing] = store.delivery_groups(entity="thing")
+        assert (thing.records, thing.newest_source_time, thing.group) == (1, extra[3], "")
+        assert_same_answers(store, records)
