@@ -69,7 +69,7 @@ def test_a_batch_row_keeps_counts_sequences_newest_times_and_changes(any_store: 
     assert (stored.records, stored.first_seq, stored.last_seq) == (3, 5, 9)
     assert stored.newest_source_time == T0 + 3 * minute and stored.newest_changed_at == T0 + 3 * minute
     assert stored.latency_max == 600.0 and stored.latency_sum == 600.0 + 420.0 + 540.0
-    assert stored.changes == (("E1", T0), ("E2", T0 + 3 * minute))
+    assert stored.changes == ((T0, ("E1",)), (T0 + 3 * minute, ("E2",)))
     assert sum(n for _, n in stored.latency) == 3
 
 
@@ -112,9 +112,9 @@ def test_deliver_next_logs_what_the_target_confirmed_not_what_it_rejected(tmp_pa
         logged = {(d.entity, d.group): d for d in store.deliveries(since=T0 - dt.timedelta(days=1), flow="out")}
         assert set(logged) == {("machine_downtime", "P1"), ("machine_downtime", "P2"), ("item", "")}
         p1, p2, item = logged[("machine_downtime", "P1")], logged[("machine_downtime", "P2")], logged[("item", "")]
-        assert p1.newest_source_time == T0 and p1.changes == (("E1", T0),) and p1.records == 1
+        assert p1.newest_source_time == T0 and p1.changes == ((T0, ("E1",)),) and p1.records == 1
         assert p2.confirmed_at == confirmed and p2.records == 1
-        assert p2.changes == (("E2", T0 + dt.timedelta(minutes=3)),)
+        assert p2.changes == ((T0 + dt.timedelta(minutes=3), ("E2",)),)
         assert item.newest_source_time == recorded and item.changes == () and item.newest_changed_at is None
         [letters] = dead_letters_by_reason(store)
         assert (letters.flow, letters.reason, letters.count) == ("out", "work center WC1 is unknown at P2", 1)
@@ -158,7 +158,8 @@ def test_change_latency_runs_from_the_change_at_the_source_to_its_first_confirma
             deliver_next(store, "out", RecordingTarget(), ["inventory_balance"], batch_size=100, retry=RetryPolicy(),
                          result=FlowResult(flow="out", direction="outbound"))
         logged = store.deliveries(since=T0, flow="out")
-        assert [(d.records, d.changes) for d in logged] == [(2, (("A|P1|", T0 + hour),)), (1, (("A|P1|", T0 + hour),))]
+        assert [(d.records, d.changes) for d in logged] == [(2, ((T0 + hour, ("A|P1|",)),)),
+                                                            (1, ((T0 + hour, ("A|P1|",)),))]
         assert [d.latency_max for d in logged] == [0.0, 0.0]  # what the read time alone says
         assert change_latencies(store, flow="out", entity="inventory_balance", since=T0, until=night + hour) == [
             ("P1", 16 * 3600.0)]
@@ -186,7 +187,7 @@ def test_source_time_and_group_are_read_from_the_fields_the_entity_has() -> None
     assert [(r.entity, r.group, r.records, r.newest_source_time, r.confirmed_at, r.first_seq) for r in rows] == [
         ("item", "", 1, recorded, confirmed, 1), ("inventory_balance", "P1", 1, T0, confirmed, 2),
         ("not_in_the_model", "P2", 1, T0, confirmed, 3), ("inventory_balance", "", 1, confirmed, confirmed, 4)]
-    assert rows[2].changes == (("X", T0),) and rows[1].changes == ()
+    assert rows[2].changes == ((T0, ("X",)),) and rows[1].changes == ()
 
 
 # -- the batch rows answer what the per-record rows did --------------------------------------------------------------

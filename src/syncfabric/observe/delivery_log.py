@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -41,20 +42,6 @@ def fields_of(entity: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str,
     return (tuple(name for name in SOURCE_TIME_FIELDS if name in own),
             tuple(name for name in CHANGE_TIME_FIELDS if name in own),
             tuple(name for name in GROUP_FIELDS if name in own))
-
-
-def source_time(payload: Mapping[str, Any] | None, recorded_at: dt.datetime | None,
-                names: Sequence[str] = SOURCE_TIME_FIELDS,
-                parsed: dict[str, dt.datetime | None] | None = None) -> dt.datetime | None:
-    """When the fact a record states happened at its source (see the module's definition); ``names``: the fields
-    to try (:func:`fields_of`); ``parsed``: time texts already parsed (see :func:`_first_time`)."""
-    return _first_time(payload, names, parsed) or recorded_at
-
-
-def change_time(payload: Mapping[str, Any] | None, names: Sequence[str] = CHANGE_TIME_FIELDS,
-                parsed: dict[str, dt.datetime | None] | None = None) -> dt.datetime | None:
-    """When the fact a record states changed at its source, where it says (see the module's definition)."""
-    return _first_time(payload, names, parsed)
 
 
 def _first_time(payload: Mapping[str, Any] | None, names: Sequence[str],
@@ -100,30 +87,34 @@ def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
     """Delivery-log rows for the records a target just confirmed (``(entity, Pending)`` pairs): one per entity and
     group, in the order each first appears.
 
-    A time text is parsed once per batch (the records of a batch often share their times, and an event's source
-    and change time are the same field), and a latency is worked out once per source time."""
+    The source and change time follow the module's definitions: the first of the entity's fields (:func:`fields_of`)
+    that holds a time. A time text is parsed once per batch (the records of a batch often share their times, and an
+    event's source and change time are the same field), and a latency is worked out once per source time."""
     at = confirmed_at or clock.now()
     parsed: dict[str, dt.datetime | None] = {}
-    latencies: dict[dt.datetime, tuple[float, int]] = {}
     batches: dict[tuple[str, str], _Batch] = {}
     for entity, pending in confirmed:
         record = pending.record
         times, changes, groups = fields_of(entity)
         if times or changes or groups:
             payload = record.payload
-            when = source_time(payload, pending.recorded_at, times, parsed) or at
-            changed = change_time(payload, changes, parsed)
+            stated = _first_time(payload, times, parsed)
+            when = stated or pending.recorded_at or at
+            # an event's change time is its source time (the same fields): found once
+            changed = stated if changes == times else _first_time(payload, changes, parsed)
             group = group_of(payload, groups)
         else:  # an entity without such fields: the time the store recorded the change, no group, no change time
             when, changed, group = pending.recorded_at or at, None, ""
-        latency = latencies.get(when)
-        if latency is None:
-            seconds = max(0.0, (at - when).total_seconds())
-            latency = latencies[when] = (seconds, bucket(seconds))
         batch = batches.get((entity, group))
         if batch is None:
-            batch = batches[(entity, group)] = _Batch(pending.seq, when)
-        batch.add(record.key, pending.seq, when, changed, latency)
+            batch = batches[(entity, group)] = _Batch()
+        batch.seqs.append(pending.seq)
+        batch.times.append(when)
+        if changed is not None:
+            keys = batch.changes.get(changed)
+            if keys is None:
+                keys = batch.changes[changed] = []
+            keys.append(record.key)
     return [batch.row(flow, system, entity, group, at) for (entity, group), batch in batches.items()]
 
 
@@ -131,51 +122,39 @@ def summarize(flow: str, system: str, entity: str, group: str, confirmed_at: dt.
               records: Iterable[tuple[str, int, dt.datetime, dt.datetime | None]]) -> DeliveryBatch:
     """The delivery-log row of records ``(key, seq, source time, change time)`` of one entity and group that a target
     confirmed at ``confirmed_at`` (what :func:`deliveries` makes of a batch, from times already known)."""
-    batch: _Batch | None = None
+    batch = _Batch()
     for key, seq, when, changed in records:
-        if batch is None:
-            batch = _Batch(seq, when)
-        seconds = max(0.0, (confirmed_at - when).total_seconds())
-        batch.add(key, seq, when, changed, (seconds, bucket(seconds)))
-    if batch is None:
+        batch.seqs.append(seq)
+        batch.times.append(when)
+        if changed is not None:
+            batch.changes.setdefault(changed, []).append(key)
+    if not batch.seqs:
         raise ValueError(f"no records to summarize for {flow}/{entity}/{group!r}")
     return batch.row(flow, system, entity, group, confirmed_at)
 
 
 class _Batch:
-    """The records of one entity and group of a confirmed batch, summed up as they come."""
+    """The records of one entity and group of a confirmed batch, as they come: summed up by :meth:`row` (a batch
+    shares many source times, whose latency is worked out once)."""
 
-    __slots__ = ("changed", "changes", "counts", "first", "last", "maximum", "newest", "records", "total")
+    __slots__ = ("changes", "seqs", "times")
 
-    def __init__(self, seq: int, when: dt.datetime) -> None:
-        self.records = 0
-        self.first = self.last = seq
-        self.newest = when
-        self.changed: dt.datetime | None = None
-        self.changes: list[tuple[str, dt.datetime]] = []
-        self.counts: dict[int, int] = {}
-        self.total = self.maximum = 0.0
-
-    def add(self, key: str, seq: int, when: dt.datetime, changed: dt.datetime | None,
-            latency: tuple[float, int]) -> None:
-        self.records += 1
-        if seq < self.first:
-            self.first = seq
-        elif seq > self.last:
-            self.last = seq
-        if when > self.newest:
-            self.newest = when
-        if changed is not None:
-            self.changes.append((key, changed))
-            if self.changed is None or changed > self.changed:
-                self.changed = changed
-        seconds, b = latency
-        self.counts[b] = self.counts.get(b, 0) + 1
-        self.total += seconds
-        if seconds > self.maximum:
-            self.maximum = seconds
+    def __init__(self) -> None:
+        self.seqs: list[int] = []
+        self.times: list[dt.datetime] = []
+        self.changes: dict[dt.datetime, list[str]] = {}
 
     def row(self, flow: str, system: str, entity: str, group: str, at: dt.datetime) -> DeliveryBatch:
-        return DeliveryBatch(flow, system, entity, group, self.records, self.first, self.last, self.newest, at,
-                             tuple(sorted(self.counts.items())), self.total, self.maximum, self.changed,
-                             tuple(self.changes))
+        counts: dict[int, int] = {}
+        total = maximum = 0.0
+        for when, n in Counter(self.times).items():
+            seconds = max(0.0, (at - when).total_seconds())
+            b = bucket(seconds)
+            counts[b] = counts.get(b, 0) + n
+            total += seconds * n
+            maximum = max(maximum, seconds)
+        changes = self.changes
+        return DeliveryBatch(flow, system, entity, group, len(self.seqs), min(self.seqs), max(self.seqs),
+                             max(self.times), at, tuple(sorted(counts.items())), total, maximum,
+                             max(changes) if changes else None,
+                             tuple((changed, tuple(keys)) for changed, keys in changes.items()))

@@ -134,8 +134,9 @@ def change_latencies(store: Store, *, flow: str, entity: str, since: dt.datetime
     confirmed again later is not taken for a new one."""
     first: dict[tuple[str, dt.datetime], tuple[str, dt.datetime]] = {}
     for d in store.deliveries(since=dt.datetime(1970, 1, 1, tzinfo=dt.UTC), until=until, flow=flow, entity=entity):
-        for change in d.changes:
-            first.setdefault(change, (d.group, d.confirmed_at))
+        for changed, keys in d.changes:
+            for key in keys:
+                first.setdefault((key, changed), (d.group, d.confirmed_at))
     return [(group, max(0.0, (confirmed - changed).total_seconds()))
             for (_, changed), (group, confirmed) in first.items() if confirmed >= since]
 

@@ -393,10 +393,10 @@ class DeliveryBatch(msgspec.Struct, frozen=True):
     latency_sum: float
     latency_max: float
     newest_changed_at: dt.datetime | None = None
-    changes: tuple[tuple[str, dt.datetime], ...] = ()
-    """``(record key, changed_at)`` of the records whose source says when the fact changed (an event's time, a
-    balance's ``changed_at``; not a snapshot stamped only with its read time): what
-    ``syncfabric.observe.freshness.change_latencies`` counts once per change."""
+    changes: tuple[tuple[dt.datetime, tuple[str, ...]], ...] = ()
+    """``(changed_at, record keys)``: the keys of the records whose source says when the fact changed (an event's
+    time, a balance's ``changed_at``; not a snapshot stamped only with its read time), by change time: what
+    ``syncfabric.observe.freshness.change_latencies`` counts once per key and change."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -608,8 +608,8 @@ class SqlStore(Store):
                                   newest_source_time=row.newest_source_time, confirmed_at=row.confirmed_at,
                                   latency=_decode_latency(row.latency), latency_sum=row.latency_sum,
                                   latency_max=row.latency_max, newest_changed_at=row.newest_changed_at,
-                                  changes=tuple((key, _EPOCH + micros * _MICROSECOND)
-                                                for key, micros in _decode_changes(row.changes)))
+                                  changes=tuple((_EPOCH + micros * _MICROSECOND, keys)
+                                                for micros, keys in _decode_changes(row.changes)))
                     for row in conn.execute(stmt)]
 
     def prune_deliveries(self, before: dt.datetime) -> int:
@@ -1056,21 +1056,11 @@ class SqlTransaction(Transaction):
             writer = self._store._delivery_writer = BulkWriter(t.delivery.insert(), t.delivery, conn.dialect,
                                                                skip=("id",))
         stamp = writer.bind
-        micros: dict[dt.datetime, int] = {}  # a batch's records often share their change times
-
-        def changes(entry: DeliveryBatch) -> str:
-            pairs = []
-            for key, changed in entry.changes:
-                at = micros.get(changed)
-                if at is None:
-                    at = micros[changed] = (changed - _EPOCH) // _MICROSECOND
-                pairs.append((key, at))
-            return _json(pairs)
-
         rows = [(e.flow, e.system, e.entity, e.group, e.records, e.first_seq, e.last_seq,
                  stamp("newest_source_time", e.newest_source_time),
                  None if e.newest_changed_at is None else stamp("newest_changed_at", e.newest_changed_at),
-                 stamp("confirmed_at", e.confirmed_at), _json(e.latency), e.latency_sum, e.latency_max, changes(e))
+                 stamp("confirmed_at", e.confirmed_at), _json(e.latency), e.latency_sum, e.latency_max,
+                 _json([((changed - _EPOCH) // _MICROSECOND, keys) for changed, keys in e.changes]))
                 for e in entries]
         with self._store._errors("log deliveries"):
             writer.execute(conn, rows)
@@ -1128,7 +1118,7 @@ def _json(value: object) -> str:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 _decode_latency = msgspec.json.Decoder(tuple[tuple[int, int], ...]).decode
-_decode_changes = msgspec.json.Decoder(list[tuple[str, int]]).decode
+_decode_changes = msgspec.json.Decoder(list[tuple[int, tuple[str, ...]]]).decode
 
 
 def _bytes(text: str | None) -> bytes | None:

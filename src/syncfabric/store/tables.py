@@ -249,7 +249,7 @@ delivery = Table(
     Column("latency", Text, nullable=False),  # JSON [[bucket, count], ...]: syncfabric.observe.histogram
     Column("latency_sum", Float, nullable=False),  # seconds, over the records
     Column("latency_max", Float, nullable=False),
-    Column("changes", Text, nullable=False),  # JSON [[record key, changed_at in µs since 1970], ...]
+    Column("changes", Text, nullable=False),  # JSON [[changed_at in µs since 1970, [record key, ...]], ...]
     PrimaryKeyConstraint("id"),
     Index(None, "flow", "entity", "grp"),
     Index(None, "confirmed_at"),

@@ -2,7 +2,7 @@
 
 Each row: the records' count, first and last change-log sequence, newest source time and change time, the
 confirmation time, the delivery latencies as counts per fixed log-spaced bucket (``syncfabric.observe.histogram``)
-with their exact sum and maximum, and ``(record key, change time)`` of the records that say when they changed.
+with their exact sum and maximum, and the keys of the records that say when they changed, by change time.
 Existing rows are converted: the records a flow's target confirmed at the same time (one batch) become one row per
 entity and group, with the same counts, newest times, latencies and change times.
 
@@ -92,7 +92,7 @@ def _batches(conn: sa.Connection) -> Iterator[dict[str, object]]:
                 "newest_changed_at": b.newest_changed_at, "confirmed_at": b.confirmed_at,
                 "latency": msgspec.json.encode(b.latency).decode(), "latency_sum": b.latency_sum,
                 "latency_max": b.latency_max,
-                "changes": msgspec.json.encode([(key, (at - EPOCH) // MICROSECOND) for key, at in b.changes])
+                "changes": msgspec.json.encode([((at - EPOCH) // MICROSECOND, keys) for at, keys in b.changes])
                 .decode()}
 
     for row in rows:
