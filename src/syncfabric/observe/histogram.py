@@ -6,9 +6,9 @@ last, ``len(EDGES) + 1``, those above ``EDGES[-1]``. The edges are 20 per decade
 days), a factor 10^(1/20) ≈ 1.122 apart, together with :data:`LATENCY_BUCKETS` (the Prometheus export's bounds).
 
 **Resolution**: a percentile is the upper edge of the bucket its rank falls in, and never more than the exact
-maximum; so it is at most 12.2 % above the exact nearest-rank percentile and never below it (exact for 0, for
-values on an edge, and above the last edge, where it is the maximum). A count of latencies at most one of
-:data:`LATENCY_BUCKETS` is exact.
+maximum; so it is never below the exact nearest-rank percentile and at most 12.2 % above it (at most 1 ms for one
+below 1 ms; exact for 0 and for values on an edge; one above the last edge reads as the maximum). A count of
+latencies at most one of :data:`LATENCY_BUCKETS` is exact.
 """
 
 from __future__ import annotations
