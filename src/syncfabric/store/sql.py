@@ -28,7 +28,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from itertools import chain, repeat
+from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -100,6 +100,10 @@ class BulkWriter:
     Rows here are tuples in column order carrying only values the driver takes as they are (str, int, None); a value
     that needs converting (timestamps, booleans) is the same for the whole batch and is converted once with
     :meth:`bind`. A backend may run the rows differently (PostgreSQL: one statement over a JSON document).
+
+    Values the whole batch shares may be given once (``shared``, by column name), the rows then carrying the other
+    columns only, in column order. On SQLite they are bound once per statement (numbered parameters that every row
+    of values refers to), not once per row: a first load's rows share most of their columns.
     """
 
     def __init__(self, stmt: Any, table: Table, dialect: Dialect, *, skip: Sequence[str] = ()) -> None:
@@ -114,16 +118,23 @@ class BulkWriter:
         self._many_sql = ""
         """On SQLite, the statement with :data:`VALUES_ROWS` rows of values: the same rows in a fifth to a third
         less of the database's time than one row per execution (each execution binds, steps and resets)."""
-        group = "(" + ", ".join("?" * len(self.names)) + ")"
-        if dialect.name == "sqlite" and self.positional and self.sql.count(group) == 1:
-            self._many_sql = self.sql.replace(group, ", ".join([group] * VALUES_ROWS))
+        self._group = "(" + ", ".join("?" * len(self.names)) + ")"
+        self._numbered = dialect.name == "sqlite" and self.positional and self.sql.count(self._group) == 1
+        if self._numbered:
+            self._many_sql = self.sql.replace(self._group, ", ".join([self._group] * VALUES_ROWS))
+        self._shared_sql: dict[tuple[str, ...], tuple[str, str]] = {}
 
     def bind(self, name: str, value: Any) -> Any:
         """A value as the driver takes it for column ``name`` (what SQLAlchemy would have sent)."""
         processor = self._processors[name]
         return value if processor is None else processor(value)
 
-    def execute(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    def execute(self, conn: Connection, rows: list[tuple[Any, ...]], shared: dict[str, Any] | None = None) -> None:
+        if shared:
+            if self._numbered:
+                self._execute_shared(conn, rows, shared)
+                return
+            rows = self._whole_rows(rows, shared)
         if self._many_sql and len(rows) >= VALUES_ROWS:
             whole = len(rows) - len(rows) % VALUES_ROWS
             conn.exec_driver_sql(self._many_sql, [
@@ -137,6 +148,48 @@ class BulkWriter:
         else:
             names = self.names
             conn.exec_driver_sql(self.sql, [dict(zip(names, row, strict=True)) for row in rows])
+
+    def _whole_rows(self, rows: list[tuple[Any, ...]], shared: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of every column: the shared values put in their places."""
+        unknown = set(shared) - set(self.names)
+        if unknown:
+            raise AssertionError(f"shared values of unknown columns {sorted(unknown)}")
+        own = [name not in shared for name in self.names]
+        values = [shared.get(name) for name in self.names]
+
+        def whole(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            cells = iter(row)
+            return tuple(next(cells) if mine else value for mine, value in zip(own, values, strict=True))
+
+        return [whole(row) for row in rows]
+
+    def _execute_shared(self, conn: Connection, rows: list[tuple[Any, ...]], shared: dict[str, Any]) -> None:
+        names = tuple(shared)
+        statements = self._shared_sql.get(names)
+        if statements is None:
+            unknown = set(names) - set(self.names)
+            if unknown:
+                raise AssertionError(f"shared values of unknown columns {sorted(unknown)}")
+            own = [name for name in self.names if name not in shared]
+
+            def group(row: int) -> str:
+                first = len(names) + 1 + row * len(own)
+                numbers = {name: first + at for at, name in enumerate(own)}
+                numbers.update((name, at + 1) for at, name in enumerate(names))
+                return "(" + ", ".join(f"?{numbers[name]}" for name in self.names) + ")"
+
+            statements = self._shared_sql[names] = (
+                self.sql.replace(self._group, ", ".join(group(row) for row in range(VALUES_ROWS))),
+                self.sql.replace(self._group, group(0)))
+        many_sql, one_sql = statements
+        values = tuple(shared.values())
+        whole = len(rows) - len(rows) % VALUES_ROWS
+        if whole:
+            conn.exec_driver_sql(many_sql, [
+                values + tuple(chain.from_iterable(rows[start:start + VALUES_ROWS]))
+                for start in range(0, whole, VALUES_ROWS)])
+        if whole < len(rows):
+            conn.exec_driver_sql(one_sql, [values + row for row in rows[whole:]])
 
 
 def _now() -> dt.datetime:
@@ -852,30 +905,30 @@ class SqlTransaction(Transaction):
         if len(set(keys)) != n:
             return None  # apply reports the repeated keys
 
-        def same(value: Any) -> Iterator[Any]:
-            return repeat(value, n)
-
         now = _now()
         system, batch_id, version = batch.source_system, batch.batch_id, batch.mapping_version
-        kept = batch.raws is not None and batch.raw_hashes is not None
-        raw_columns = ((same(batch.flow), where, batch.raw_hashes, batch.raws) if kept
-                       else tuple(same(None) for _ in NO_RAW))
+        state, log = store._bulk_new_state, store._bulk_log
+        shared_state = {"entity": entity, "version": 1, "deleted": state.bind("deleted", False),
+                        "updated_at": state.bind("updated_at", now)}
+        if batch.raws is not None and batch.raw_hashes is not None:
+            shared_state["raw_flow"] = batch.flow
+            raw_columns: tuple[Sequence[Any], ...] = (where, batch.raw_hashes, batch.raws)
+        else:
+            shared_state.update({"raw_flow": None, "raw_source_id": None, "raw_hash": None, "raw": None})
+            raw_columns = ()
         with store._errors(f"apply {entity}"):
             savepoint = conn.begin_nested()
             try:
                 seqs = store._allocate_seqs(conn, n)
-                state = store._bulk_state
-                store._bulk_new_state.execute(conn, list(zip(
-                    same(entity), keys, same(1), hashes, payloads, same(state.bind("deleted", False)), seqs,
-                    same(state.bind("updated_at", now)), batch.input_hashes, *raw_columns, strict=True)))
+                state.execute(conn, list(zip(keys, hashes, payloads, seqs, batch.input_hashes, *raw_columns,
+                                             strict=True)), shared_state)
             except IntegrityError:
                 savepoint.rollback()
                 return None
             savepoint.commit()
-            store._bulk_log.execute(conn, list(zip(
-                seqs, same(entity), keys, same(1), same(Op.UPSERT.value), hashes, payloads,
-                same(store._bulk_log.bind("recorded_at", now)), same(system), where, same(batch_id), same(version),
-                strict=True)))
+            log.execute(conn, list(zip(seqs, keys, hashes, payloads, where, strict=True)), {
+                "entity": entity, "version": 1, "op": Op.UPSERT.value, "recorded_at": log.bind("recorded_at", now),
+                "source_system": system, "batch_id": batch_id, "mapping_version": version})
 
         def entries() -> list[LoggedEntry]:
             return [(seq, key, 1, digest, payload.encode(), Lineage(system, source_id, batch_id, version))
