@@ -215,7 +215,10 @@ class SqlStore(Store):
         self._local = threading.local()
         self._closed = False
         self._bulk_state, self._bulk_log, self._bulk_new_state = self._bulk_writers(engine.dialect)
-        self._source_update = _SOURCE_UPDATE
+        compiled = _SOURCE_UPDATE.compile(dialect=engine.dialect)
+        self._source_update = (compiled.string, list(compiled.positiontup or ()) if compiled.positional else None)
+        """The driver's statement keeping raw records (a net change keeps thousands) and, if positional, the order
+        of its parameters."""
         self._delivery_writer: BulkWriter | None = None
         excluded = self.insert(t.checkpoint).excluded
         self._checkpoint_upsert = self.insert(t.checkpoint).on_conflict_do_update(
@@ -1075,8 +1078,11 @@ class SqlTransaction(Transaction):
         rows = {source.key: {"e": entity, "k": source.key, "f": source.flow, "s": source.source_id,
                              "h": source.raw_hash or content_hash(source.payload.encode("utf-8")), "r": source.payload}
                 for source in sources}  # the newest of a key wins
+        sql, order = self._store._source_update
+        params = list(rows.values()) if order is None else [tuple(row[name] for name in order)
+                                                             for row in rows.values()]
         with self._store._errors(f"keep the source records of {entity}"):
-            conn.execute(self._store._source_update, list(rows.values()))
+            conn.exec_driver_sql(sql, params)
 
     def add_dead_letters(self, entries: Sequence[NewDeadLetter]) -> list[int]:
         conn = self._live()
