@@ -16,7 +16,9 @@ merge cannot detect deletions from a snapshot, so dlt gets the deleted keys hand
 ``hard_delete`` column, which is less work than syncfabric's step 2.
 
 Each load records its wall time and its CPU time (user + system of this process and of any child process it waited
-for): the machine is shared, so wall time depends on what else runs, CPU time much less.
+for): the machine is shared, so wall time depends on what else runs, CPU time much less. The full refresh also
+records the CPU time of the flow's own process per record (the worker's is the rest). ``--skip-dlt`` loads with
+syncfabric only.
 
 Results go to benchmarks/results/batch_sync.json and are shown as a table.
 """
