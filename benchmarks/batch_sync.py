@@ -16,7 +16,9 @@ merge cannot detect deletions from a snapshot, so dlt gets the deleted keys hand
 ``hard_delete`` column, which is less work than syncfabric's step 2.
 
 Each load records its wall time and its CPU time (user + system of this process and of any child process it waited
-for): the machine is shared, so wall time depends on what else runs, CPU time much less.
+for): the machine is shared, so wall time depends on what else runs, CPU time much less. The full refresh also
+records the CPU time of the flow's own process per record (the worker's is the rest). ``--skip-dlt`` loads with
+syncfabric only.
 
 Results go to benchmarks/results/batch_sync.json and are shown as a table.
 """
@@ -90,19 +92,23 @@ class Timing:
     """Wall and CPU time of one load."""
 
     def __init__(self) -> None:
-        self.wall = self.cpu = 0.0
+        self.wall = self.cpu = self.own_cpu = 0.0
 
     def __enter__(self) -> Timing:
-        self._wall, self._cpu = time.perf_counter(), _cpu_time()
+        self._wall, self._cpu, self._own = time.perf_counter(), _cpu_time(), _cpu_time(children=False)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall, self.cpu = time.perf_counter() - self._wall, _cpu_time() - self._cpu
+        self.own_cpu = _cpu_time(children=False) - self._own
 
 
-def _cpu_time() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def _cpu_time(*, children: bool = True) -> float:
+    """User + system time of this process and, with ``children``, of the child processes it waited for."""
+    usages = [resource.getrusage(resource.RUSAGE_SELF)]
+    if children:
+        usages.append(resource.getrusage(resource.RUSAGE_CHILDREN))
+    return sum(usage.ru_utime + usage.ru_stime for usage in usages)
 
 
 def run_syncfabric(work: Path, exports: list[dict], *, parallel: bool = True) -> list[Timing]:
@@ -161,6 +167,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "batch_sync.json")
     parser.add_argument("--in-process", action="store_true", help="map in the flow's process (no worker process)")
+    parser.add_argument("--skip-dlt", action="store_true", help="load with syncfabric only (no dlt comparison)")
     args = parser.parse_args()
     console = Console()
 
@@ -174,17 +181,18 @@ def main() -> None:
     try:
         with console.status("syncfabric: full refresh, then net change"):
             ours = run_syncfabric(work / "syncfabric", [first, second], parallel=not args.in_process)
-        with console.status("dlt: merge, then merge with deletions"):
-            theirs = run_dlt(work / "dlt", [first, second], deleted)
+        theirs = None
+        if not args.skip_dlt:
+            with console.status("dlt: merge, then merge with deletions"):
+                theirs = run_dlt(work / "dlt", [first, second], deleted)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    import dlt
 
     def loads(timings: list[Timing]) -> dict[str, float]:
         full, net = timings
         return {"full_refresh_s": full.wall, "full_refresh_records_per_s": args.records / full.wall,
                 "full_refresh_cpu_s": full.cpu, "full_refresh_records_per_cpu_s": args.records / full.cpu,
+                "full_refresh_flow_cpu_us_per_record": full.own_cpu / args.records * 1e6,
                 "net_change_s": net.wall, "net_change_cpu_s": net.cpu}
 
     result = {
@@ -192,26 +200,34 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(), "cpus": _cpus(),
                     "load_average": {"start": load_start, "end": os.getloadavg()}},
-        "peer": f"dlt {dlt.__version__} (duckdb destination, write_disposition=merge)",
         "syncfabric_flow": {"batch_size": 5000, "parallel": not args.in_process, "keep_raw": True,
                             "store": "sqlite, WAL, synchronous=full"},
         "syncfabric": loads(ours),
-        "dlt": loads(theirs),
-        "ratio_dlt_over_syncfabric": {"full_refresh": theirs[0].wall / ours[0].wall,
-                                      "net_change": theirs[1].wall / ours[1].wall,
-                                      "full_refresh_cpu": theirs[0].cpu / ours[0].cpu,
-                                      "net_change_cpu": theirs[1].cpu / ours[1].cpu},
     }
+    if theirs is not None:
+        import dlt
+
+        result["peer"] = f"dlt {dlt.__version__} (duckdb destination, write_disposition=merge)"
+        result["dlt"] = loads(theirs)
+        result["ratio_dlt_over_syncfabric"] = {"full_refresh": theirs[0].wall / ours[0].wall,
+                                               "net_change": theirs[1].wall / ours[1].wall,
+                                               "full_refresh_cpu": theirs[0].cpu / ours[0].cpu,
+                                               "net_change_cpu": theirs[1].cpu / ours[1].cpu}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
-    table = Table("load", "syncfabric wall (CPU)", "dlt (merge) wall (CPU)", "dlt time / syncfabric time (CPU)",
+    table = Table("load", "syncfabric wall (CPU; flow process CPU per record)",
+                  *(() if theirs is None else ("dlt (merge) wall (CPU)", "dlt time / syncfabric time (CPU)")),
                   title=f"Batch sync of {args.records:,} item-location records")
-    for name, mine, peer in (("full refresh", ours[0], theirs[0]),
-                             ("net change (2% changed, 0.5% deleted, 0.5% new)", ours[1], theirs[1])):
-        table.add_row(name, f"{mine.wall:.1f} s ({args.records / mine.wall:,.0f} rec/s) ({mine.cpu:.1f} s)",
-                      f"{peer.wall:.1f} s ({args.records / peer.wall:,.0f} rec/s) ({peer.cpu:.1f} s)",
-                      f"{peer.wall / mine.wall:.2f}× ({peer.cpu / mine.cpu:.2f}×)")  # noqa: RUF001
+    for number, name in enumerate(("full refresh", "net change (2% changed, 0.5% deleted, 0.5% new)")):
+        mine = ours[number]
+        cells = [f"{mine.wall:.1f} s ({args.records / mine.wall:,.0f} rec/s) ({mine.cpu:.1f} s; "
+                 f"{mine.own_cpu / args.records * 1e6:.1f} µs)"]
+        if theirs is not None:
+            peer = theirs[number]
+            cells += [f"{peer.wall:.1f} s ({args.records / peer.wall:,.0f} rec/s) ({peer.cpu:.1f} s)",
+                      f"{peer.wall / mine.wall:.2f}× ({peer.cpu / mine.cpu:.2f}×)"]  # noqa: RUF001
+        table.add_row(name, *cells)
     console.print(table)
     console.print(f"written to {args.out}")
 

@@ -750,6 +750,57 @@ class StoreConformance:
         assert len(changes) == 16 and [c.seq for c in changes] == sorted({c.seq for c in changes})
         assert (changes[11].entity, changes[11].payload) == ("part", msgspec.json.encode({"k": "C", "n": 1}))
 
+    def test_upgrading_moves_the_raw_records_onto_the_state_rows(self, make_store: MakeStore, store_url: str
+                                                                  ) -> None:
+        state = ("INSERT INTO sf_state (entity, key, version, content_hash, payload, deleted, last_seq, updated_at,"
+                 " input_hash) VALUES ")
+        source = "INSERT INTO sf_source (entity, key, flow, source_id, raw_hash, payload, updated_at) VALUES "
+        _at_revision(make_store, store_url, "0013", [
+            state + "('item', 'A', 1, 'h1', '{\"k\":\"A\"}', false, 1, :at, 'in-A')",
+            state + "('item', 'B', 1, 'h2', '{\"k\":\"B\"}', false, 2, :at, NULL)",  # no raw record kept
+            state + "('item', 'C', 2, '', NULL, true, 3, :at, NULL)",  # deleted
+            source + "('item', 'A', 'items-in', 'items.csv:2', 'r1', '{\"NO\":\"A\"}', :at)",
+            source + "('item', 'C', 'items-in', 'items.csv:3', 'r2', '{\"NO\":\"C\"}', :at)",
+            source + "('item', 'Z', 'items-in', 'items.csv:4', 'r3', '{\"NO\":\"Z\"}', :at)",  # no state
+        ])
+        store = make_store()
+        assert [(s.key, s.flow, s.source_id, s.raw, s.payload, s.version) for s in store.sources("item")] == [
+            ("A", "items-in", "items.csv:2", '{"NO":"A"}', b'{"k":"A"}', 1)]
+        with store.transaction() as tx:  # C comes back, with the raw record it was deleted with
+            tx.apply("item", [rec("C")])
+            tx.put_sources("item", [NewSource("A", "items-in", '{"NO":"A"}', "items_2.csv:2", "r1"),
+                                    NewSource("B", "items-in", '{"NO":"B"}', "items_2.csv:3")])
+        assert [(s.key, s.source_id, s.raw) for s in store.sources("item")] == [
+            ("A", "items.csv:2", '{"NO":"A"}'), ("B", "items_2.csv:3", '{"NO":"B"}'),
+            ("C", "items.csv:3", '{"NO":"C"}')]
+        assert store.get("item", "A").payload == b'{"k":"A"}'  # type: ignore[union-attr]
+
+    def test_a_large_batch_applied_as_new_is_stored_as_apply_would(self, store: Store) -> None:
+        keys = [f"K{number:04d}" for number in range(257)]  # more than one statement's rows of values, and a rest
+
+        def batch(raw: bool) -> RecordBatch:
+            payloads = [msgspec.json.encode({"k": key}).decode() for key in keys]
+            raws = [msgspec.json.encode({"NO": key}).decode() for key in keys]
+            return RecordBatch(keys, payloads, [content_hash(p.encode()) for p in payloads],
+                               [f"items.csv:{i + 2}" for i in range(len(keys))], [f"in-{key}" for key in keys],
+                               "erp", "b1", "items@1", "items-in", raws if raw else None,
+                               [content_hash(r.encode()) for r in raws] if raw else None)
+
+        def contents(entity: str) -> tuple[object, ...]:
+            return ([(r.key, r.version, r.content_hash, r.deleted, r.payload) for r in store.current(entity)],
+                    [(c.key, c.version, c.op, c.content_hash, c.payload, c.lineage)
+                     for c in store.changes(0, entities=[entity], limit=1000)],
+                    [(s.key, s.flow, s.raw, s.source_id) for s in store.sources(entity)],
+                    store.live_inputs(entity))
+
+        for raw in (True, False):
+            with store.transaction() as tx:
+                tx.apply_batch(f"item{raw}", batch(raw))
+                assert tx.apply_batch(f"part{raw}", batch(raw), new=True).inserted == len(keys)
+            assert contents(f"item{raw}") == contents(f"part{raw}")
+            assert len(contents(f"part{raw}")[2]) == (len(keys) if raw else 0)
+        assert next(store.sources("partTrue", keys=["K0256"])).raw == '{"NO":"K0256"}'
+
     def test_upgrading_keeps_existing_entries_without_a_mapping_version(self, make_store: MakeStore,
                                                                          store_url: str) -> None:
         _quarantined_at_revision(make_store, store_url, "0002")
@@ -912,6 +963,15 @@ class StoreConformance:
 def _quarantined_at_revision(make_store: MakeStore, store_url: str, revision: str) -> None:
     """The store's database as a release at migration ``revision`` left it, holding one quarantine entry (A, from
     x.csv:2, reason ``bad @ $``, created 2025-01-02 03:04:05): an empty database migrated only that far."""
+    _at_revision(make_store, store_url, revision, [
+        "INSERT INTO sf_quarantine (flow, system, entity, record_key, location, reasons, payload, status, "
+        "created_at, updated_at) VALUES ('in', 'erp', 'item', 'A', 'x.csv:2', '[\"bad @ $\"]', '{}', "
+        "'open', :at, :at)"])
+
+
+def _at_revision(make_store: MakeStore, store_url: str, revision: str, statements: list[str]) -> None:
+    """An empty database migrated only as far as ``revision``, then ``statements`` run on it (``:at`` is the time
+    2025-01-02 03:04:05)."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import text
@@ -926,10 +986,8 @@ def _quarantined_at_revision(make_store: MakeStore, store_url: str, revision: st
             config.set_main_option("script_location", str(MIGRATIONS))
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
-            conn.execute(text(
-                "INSERT INTO sf_quarantine (flow, system, entity, record_key, location, reasons, payload, status, "
-                "created_at, updated_at) VALUES ('in', 'erp', 'item', 'A', 'x.csv:2', '[\"bad @ $\"]', '{}', "
-                "'open', :at, :at)"), {"at": dt.datetime(2025, 1, 2, 3, 4, 5)})
+            for statement in statements:
+                conn.execute(text(statement), {"at": dt.datetime(2025, 1, 2, 3, 4, 5)})
     finally:
         engine.dispose()
 

@@ -5,8 +5,9 @@ process), hashes the inputs and the records, and sends each page's records throu
 document, the columns of a :class:`~syncfabric.store.RecordBatch` (canonical JSON, hashes, raw records, all as the
 store writes them); the flow's process decodes it in one call and writes and commits page by page, in order, with
 the checkpoint of each page, exactly as without a worker. So resuming after a crash is unchanged: the worker only
-ever reads. The pipe between them holds little, so the worker runs about a page ahead, and it ends itself when the
-flow's process is gone (killed).
+ever reads. A thread of the flow's process takes the pages off the pipe as they come, up to :data:`AHEAD` pages
+ahead of the writes, so that neither process waits for the other to hand a page over; the worker ends itself when
+the flow's process is gone (killed).
 
 It takes part only where its result cannot differ from mapping in the flow's process: a mapping that only renames
 columns (nothing else is consulted), no data-quality rules (they read the store), and a connector that can be
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 from sqlalchemy.engine import make_url
@@ -41,6 +43,8 @@ from syncfabric.store import NewQuarantine, RecordBatch, Store, open_store
 
 WATCH = 0.5
 """How often the worker checks that the flow's process still runs, in seconds."""
+AHEAD = 2
+"""Pages read off the worker's pipe and not yet written (a few MB each at 5,000 records)."""
 
 Mapped = tuple[RecordBatch, list[NewQuarantine], list[str], dict[str, Any], list[str], list[str] | None]
 """What ``_map_page`` makes of a page, and for the page that completes a snapshot, the keys live when it started
@@ -70,11 +74,13 @@ def _pages(
     cursor: str | None, batch_id: str, keep_raw: bool,
 ) -> Iterator[tuple[Page, Mapped]]:
     # A process of its own (not multiprocessing's fork, which would share the store's connections and threads, nor
-    # its spawn, which imports the caller's main script again): pages come back pickled through its stdout, whose
-    # pipe blocks the worker while the flow's process is busy, so the worker runs about a page ahead. It starts
-    # first, so that it imports while this process reads the input hashes.
+    # its spawn, which imports the caller's main script again): pages come back pickled through its stdout, read by
+    # a thread of this process (:func:`_messages`). It starts first, so that it imports while this process reads
+    # the input hashes.
     worker = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert worker.stdin is not None and worker.stdout is not None
+    stop = threading.Event()
+    reader: list[threading.Thread] = []
     try:
         inputs = known_inputs(store, flow_name, field_map, None, read=False)
         # The worker reads the input hashes from the store itself (a million of them take a second to read and as
@@ -90,23 +96,58 @@ def _pages(
             worker.stdin.close()
         except BrokenPipeError:
             pass  # the worker ended at once: its exit code says why, below
-        while True:
-            try:
-                message = pickle.load(worker.stdout)
-            except EOFError:
-                raise PermanentError(f"the mapping worker of flow {flow_name!r} ended without a result (exit code "
-                                     f"{worker.wait()})") from None
+        for message in _messages(worker.stdout, stop, reader):
             if message[0] == "error":
                 raise message[1]
             if message[0] == "end":
                 return
             _, page_cursor, complete, size, batch, rejected, skipped, missing = message
             yield Page(_Sized(size), page_cursor, complete), (_decode_batch(batch), rejected, [], {}, skipped, missing)
+        raise PermanentError(f"the mapping worker of flow {flow_name!r} ended without a result (exit code "
+                             f"{worker.wait()})")
     finally:
+        stop.set()
         if worker.poll() is None:
             worker.kill()
         worker.wait()
+        for thread in reader:  # it sees the end of the pipe, or the stop, at once
+            thread.join()
         worker.stdout.close()
+
+
+def _messages(stream: IO[bytes], stop: threading.Event, started: list[threading.Thread]) -> Iterator[Any]:
+    """The worker's messages until the end of its pipe, read off it by a thread (added to ``started``) at most
+    :data:`AHEAD` messages ahead of the caller: the worker hands a page over while this process writes the last one,
+    instead of waiting for it. ``stop`` ends the thread."""
+    ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=AHEAD)
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                item: tuple[bool, Any] = (True, pickle.load(stream))
+            except EOFError:
+                item = (False, None)
+            except BaseException as exc:  # handed to the caller, which raises it
+                item = (False, exc)
+            while not stop.is_set():
+                try:
+                    ahead.put(item, timeout=WATCH)
+                    break
+                except queue.Full:
+                    continue
+            if not item[0]:
+                return
+
+    thread = threading.Thread(target=read, name="syncfabric-map-worker-pipe", daemon=True)
+    started.append(thread)
+    thread.start()
+    while True:
+        ok, value = ahead.get()
+        if not ok:
+            if value is not None:
+                raise value
+            return
+        yield value
 
 
 def _shared(url: str) -> bool:

@@ -476,7 +476,8 @@ class Transaction(ABC):
     @abstractmethod
     def put_sources(self, entity: str, sources: Sequence[NewSource]) -> None:
         """Keep the raw records that the records stored in this transaction were mapped from, one per key (the
-        newest replaces an older one). A raw record equal to the one kept writes nothing."""
+        newest replaces an older one), with the key's state (a key without one keeps none). A raw record equal to
+        the one kept writes nothing."""
 
     @abstractmethod
     def add_dead_letters(self, entries: Sequence[NewDeadLetter]) -> list[int]:

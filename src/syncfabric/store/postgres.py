@@ -58,7 +58,9 @@ class RecordsetWriter(BulkWriter):
             f"FROM json_to_recordset(CAST(%(rows)s AS JSON)) AS r({shape}) {conflict}"
         )
 
-    def execute(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    def execute(self, conn: Connection, rows: list[tuple[Any, ...]], shared: dict[str, Any] | None = None) -> None:
+        if shared:
+            rows = self._whole_rows(rows, shared)
         names = self.names
         document = _encoder.encode([dict(zip(names, row, strict=True)) for row in rows]).decode("utf-8")
         conn.exec_driver_sql(self.sql, {"rows": document})

@@ -28,7 +28,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from itertools import chain, repeat
+from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -81,7 +81,11 @@ NO_LINEAGE = Lineage()
 TOMBSTONE_HASH = ""
 """The content hash of a deleted key: it has no content."""
 STATE_UPDATES = ("version", "content_hash", "payload", "deleted", "last_seq", "updated_at", "input_hash")
-"""The state columns an upsert of an existing key overwrites."""
+"""The state columns an upsert of an existing key overwrites (its raw record is kept: see :meth:`put_sources`)."""
+NO_RAW = (None, None, None, None)
+"""The raw columns of a state row written without its raw record (an upsert leaves a stored one alone)."""
+STATE = [t.state.c[name] for name in ("entity", "key", *STATE_UPDATES)]
+"""The state columns proper, without the raw record kept alongside."""
 
 LOOKUP = (
     select(t.state.c.key, t.state.c.version, t.state.c.content_hash, t.state.c.deleted, t.state.c.input_hash)
@@ -96,6 +100,10 @@ class BulkWriter:
     Rows here are tuples in column order carrying only values the driver takes as they are (str, int, None); a value
     that needs converting (timestamps, booleans) is the same for the whole batch and is converted once with
     :meth:`bind`. A backend may run the rows differently (PostgreSQL: one statement over a JSON document).
+
+    Values the whole batch shares may be given once (``shared``, by column name), the rows then carrying the other
+    columns only, in column order. On SQLite they are bound once per statement (numbered parameters that every row
+    of values refers to), not once per row: a first load's rows share most of their columns.
     """
 
     def __init__(self, stmt: Any, table: Table, dialect: Dialect, *, skip: Sequence[str] = ()) -> None:
@@ -110,16 +118,23 @@ class BulkWriter:
         self._many_sql = ""
         """On SQLite, the statement with :data:`VALUES_ROWS` rows of values: the same rows in a fifth to a third
         less of the database's time than one row per execution (each execution binds, steps and resets)."""
-        group = "(" + ", ".join("?" * len(self.names)) + ")"
-        if dialect.name == "sqlite" and self.positional and self.sql.count(group) == 1:
-            self._many_sql = self.sql.replace(group, ", ".join([group] * VALUES_ROWS))
+        self._group = "(" + ", ".join("?" * len(self.names)) + ")"
+        self._numbered = dialect.name == "sqlite" and self.positional and self.sql.count(self._group) == 1
+        if self._numbered:
+            self._many_sql = self.sql.replace(self._group, ", ".join([self._group] * VALUES_ROWS))
+        self._shared_sql: dict[tuple[str, ...], tuple[str, str]] = {}
 
     def bind(self, name: str, value: Any) -> Any:
         """A value as the driver takes it for column ``name`` (what SQLAlchemy would have sent)."""
         processor = self._processors[name]
         return value if processor is None else processor(value)
 
-    def execute(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    def execute(self, conn: Connection, rows: list[tuple[Any, ...]], shared: dict[str, Any] | None = None) -> None:
+        if shared:
+            if self._numbered:
+                self._execute_shared(conn, rows, shared)
+                return
+            rows = self._whole_rows(rows, shared)
         if self._many_sql and len(rows) >= VALUES_ROWS:
             whole = len(rows) - len(rows) % VALUES_ROWS
             conn.exec_driver_sql(self._many_sql, [
@@ -133,6 +148,48 @@ class BulkWriter:
         else:
             names = self.names
             conn.exec_driver_sql(self.sql, [dict(zip(names, row, strict=True)) for row in rows])
+
+    def _whole_rows(self, rows: list[tuple[Any, ...]], shared: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of every column: the shared values put in their places."""
+        unknown = set(shared) - set(self.names)
+        if unknown:
+            raise AssertionError(f"shared values of unknown columns {sorted(unknown)}")
+        own = [name not in shared for name in self.names]
+        values = [shared.get(name) for name in self.names]
+
+        def whole(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            cells = iter(row)
+            return tuple(next(cells) if mine else value for mine, value in zip(own, values, strict=True))
+
+        return [whole(row) for row in rows]
+
+    def _execute_shared(self, conn: Connection, rows: list[tuple[Any, ...]], shared: dict[str, Any]) -> None:
+        names = tuple(shared)
+        statements = self._shared_sql.get(names)
+        if statements is None:
+            unknown = set(names) - set(self.names)
+            if unknown:
+                raise AssertionError(f"shared values of unknown columns {sorted(unknown)}")
+            own = [name for name in self.names if name not in shared]
+
+            def group(row: int) -> str:
+                first = len(names) + 1 + row * len(own)
+                numbers = {name: first + at for at, name in enumerate(own)}
+                numbers.update((name, at + 1) for at, name in enumerate(names))
+                return "(" + ", ".join(f"?{numbers[name]}" for name in self.names) + ")"
+
+            statements = self._shared_sql[names] = (
+                self.sql.replace(self._group, ", ".join(group(row) for row in range(VALUES_ROWS))),
+                self.sql.replace(self._group, group(0)))
+        many_sql, one_sql = statements
+        values = tuple(shared.values())
+        whole = len(rows) - len(rows) % VALUES_ROWS
+        if whole:
+            conn.exec_driver_sql(many_sql, [
+                values + tuple(chain.from_iterable(rows[start:start + VALUES_ROWS]))
+                for start in range(0, whole, VALUES_ROWS)])
+        if whole < len(rows):
+            conn.exec_driver_sql(one_sql, [values + row for row in rows[whole:]])
 
 
 def _now() -> dt.datetime:
@@ -158,7 +215,10 @@ class SqlStore(Store):
         self._local = threading.local()
         self._closed = False
         self._bulk_state, self._bulk_log, self._bulk_new_state = self._bulk_writers(engine.dialect)
-        self._source_writer = _source_writer(self.insert, engine.dialect)
+        compiled = _SOURCE_UPDATE.compile(dialect=engine.dialect)
+        self._source_update = (compiled.string, list(compiled.positiontup or ()) if compiled.positional else None)
+        """The driver's statement keeping raw records (a net change keeps thousands) and, if positional, the order
+        of its parameters."""
         self._delivery_writer: BulkWriter | None = None
         excluded = self.insert(t.checkpoint).excluded
         self._checkpoint_upsert = self.insert(t.checkpoint).on_conflict_do_update(
@@ -325,7 +385,7 @@ class SqlStore(Store):
     def get(self, entity: str, key: str) -> StateRow | None:
         with self._reading(f"get {entity} {key!r}") as conn:
             row = conn.execute(
-                select(t.state).where(t.state.c.entity == entity, t.state.c.key == key)
+                select(*STATE).where(t.state.c.entity == entity, t.state.c.key == key)
             ).one_or_none()
         return None if row is None else _state_row(row)
 
@@ -339,7 +399,7 @@ class SqlStore(Store):
         return found
 
     def current(self, entity: str, *, include_deleted: bool = False) -> Iterator[StateRow]:
-        stmt = select(t.state).where(t.state.c.entity == entity).order_by(t.state.c.key)
+        stmt = select(*STATE).where(t.state.c.entity == entity).order_by(t.state.c.key)
         if not include_deleted:
             stmt = stmt.where(t.state.c.deleted.is_(False))
         with self._reading(f"read current {entity}") as conn:
@@ -495,24 +555,24 @@ class SqlStore(Store):
 
     def sources(self, entity: str, *, flow: str | None = None, keys: Sequence[str] | None = None
                 ) -> Iterator[SourceRecord]:
-        s, st, c = t.source, t.state, t.change_log
+        st, c = t.state, t.change_log
         stmt = (
-            select(s.c.key, s.c.flow, s.c.source_id, s.c.payload.label("raw"), st.c.payload, st.c.version,
+            select(st.c.key, st.c.raw_flow, st.c.raw_source_id, st.c.raw, st.c.payload, st.c.version,
                    c.c.mapping_version)
-            .join(st, (st.c.entity == s.c.entity) & (st.c.key == s.c.key))
+            .select_from(st)
             .outerjoin(c, c.c.seq == st.c.last_seq)
-            .where(s.c.entity == entity, st.c.deleted.is_(False))
-            .order_by(s.c.key)
+            .where(st.c.entity == entity, st.c.deleted.is_(False), st.c.raw.is_not(None))
+            .order_by(st.c.key)
         )
         if flow is not None:
-            stmt = stmt.where(s.c.flow == flow)
+            stmt = stmt.where(st.c.raw_flow == flow)
         wanted = sorted(set(keys)) if keys is not None else None
-        chunks = [stmt] if wanted is None else [stmt.where(s.c.key.in_(wanted[start:start + KEY_CHUNK]))
+        chunks = [stmt] if wanted is None else [stmt.where(st.c.key.in_(wanted[start:start + KEY_CHUNK]))
                                                 for start in range(0, len(wanted), KEY_CHUNK)]
         with self._reading(f"read the source records of {entity}") as conn:
             for chunk in chunks:  # key ranges in key order, so the whole is ordered by key too
                 for row in conn.execution_options(yield_per=STREAM_ROWS).execute(chunk):
-                    yield SourceRecord(entity=entity, key=row.key, flow=row.flow, source_id=row.source_id,
+                    yield SourceRecord(entity=entity, key=row.key, flow=row.raw_flow, source_id=row.raw_source_id,
                                        raw=row.raw, payload=row.payload.encode("utf-8"), version=row.version,
                                        mapping_version=row.mapping_version or "")
 
@@ -638,7 +698,7 @@ class SqlStore(Store):
         newer = select(s.c.key).where(s.c.entity == entity, s.c.last_seq > seq)
         older = (select(c).where(c.c.entity == entity, c.c.seq <= seq, c.c.key.in_(bindparam("keys", expanding=True)))
                  .order_by(c.c.key, c.c.seq))
-        stmt = select(s).where(s.c.entity == entity).order_by(s.c.key)
+        stmt = select(*STATE).where(s.c.entity == entity).order_by(s.c.key)
         if after_key is not None:
             newer, stmt = newer.where(s.c.key > after_key), stmt.where(s.c.key > after_key)
 
@@ -727,7 +787,7 @@ LoggedEntry = tuple[int, str, int, str, bytes | None, Lineage]
 LoggedEntries = list[LoggedEntry] | Callable[[], list[LoggedEntry]]
 
 
-_LIVE_ROWS = select(t.state).where(
+_LIVE_ROWS = select(*STATE).where(
     t.state.c.entity == bindparam("entity"), t.state.c.deleted.is_(False),
     t.state.c.key.in_(bindparam("keys", expanding=True)),
 )
@@ -806,7 +866,7 @@ class SqlTransaction(Transaction):
         with store._errors(f"apply {entity}"):
             seqs = store._allocate_seqs(conn, len(changed))
             store._bulk_state.execute(conn, [
-                (entity, record.key, version, digest, text, live, seq, now_state, record.input_hash)
+                (entity, record.key, version, digest, text, live, seq, now_state, record.input_hash, *NO_RAW)
                 for (record, version, digest, text), seq in zip(changed, seqs, strict=True)
             ])
             store._bulk_log.execute(conn, [
@@ -853,32 +913,30 @@ class SqlTransaction(Transaction):
         if len(set(keys)) != n:
             return None  # apply reports the repeated keys
 
-        def same(value: Any) -> Iterator[Any]:
-            return repeat(value, n)
-
         now = _now()
         system, batch_id, version = batch.source_system, batch.batch_id, batch.mapping_version
+        state, log = store._bulk_new_state, store._bulk_log
+        shared_state = {"entity": entity, "version": 1, "deleted": state.bind("deleted", False),
+                        "updated_at": state.bind("updated_at", now)}
+        if batch.raws is not None and batch.raw_hashes is not None:
+            shared_state["raw_flow"] = batch.flow
+            raw_columns: tuple[Sequence[Any], ...] = (where, batch.raw_hashes, batch.raws)
+        else:
+            shared_state.update({"raw_flow": None, "raw_source_id": None, "raw_hash": None, "raw": None})
+            raw_columns = ()
         with store._errors(f"apply {entity}"):
             savepoint = conn.begin_nested()
             try:
                 seqs = store._allocate_seqs(conn, n)
-                state = store._bulk_state
-                store._bulk_new_state.execute(conn, list(zip(
-                    same(entity), keys, same(1), hashes, payloads, same(state.bind("deleted", False)), seqs,
-                    same(state.bind("updated_at", now)), batch.input_hashes, strict=True)))
+                state.execute(conn, list(zip(keys, hashes, payloads, seqs, batch.input_hashes, *raw_columns,
+                                             strict=True)), shared_state)
             except IntegrityError:
                 savepoint.rollback()
                 return None
             savepoint.commit()
-            store._bulk_log.execute(conn, list(zip(
-                seqs, same(entity), keys, same(1), same(Op.UPSERT.value), hashes, payloads,
-                same(store._bulk_log.bind("recorded_at", now)), same(system), where, same(batch_id), same(version),
-                strict=True)))
-            if batch.raws is not None and batch.raw_hashes is not None:
-                sources = store._source_writer
-                sources.execute(conn, list(zip(
-                    same(entity), keys, same(batch.flow), where, batch.raw_hashes, batch.raws,
-                    same(sources.bind("updated_at", now)), strict=True)))
+            log.execute(conn, list(zip(seqs, keys, hashes, payloads, where, strict=True)), {
+                "entity": entity, "version": 1, "op": Op.UPSERT.value, "recorded_at": log.bind("recorded_at", now),
+                "source_system": system, "batch_id": batch_id, "mapping_version": version})
 
         def entries() -> list[LoggedEntry]:
             return [(seq, key, 1, digest, payload.encode(), Lineage(system, source_id, batch_id, version))
@@ -906,7 +964,7 @@ class SqlTransaction(Transaction):
             dead = store._bulk_state.bind("deleted", True)
             seqs = store._allocate_seqs(conn, len(live))
             store._bulk_state.execute(conn, [
-                (entity, key, version, TOMBSTONE_HASH, None, dead, seq, now_state, None)
+                (entity, key, version, TOMBSTONE_HASH, None, dead, seq, now_state, None, *NO_RAW)
                 for (key, version), seq in zip(live, seqs, strict=True)
             ])
             store._bulk_log.execute(conn, [
@@ -1022,14 +1080,14 @@ class SqlTransaction(Transaction):
         conn = self._live()
         if not sources:
             return
-        store = self._store
-        writer = store._source_writer
-        now = writer.bind("updated_at", _now())
-        rows = {source.key: (entity, source.key, source.flow, source.source_id,
-                             source.raw_hash or content_hash(source.payload.encode("utf-8")), source.payload, now)
+        rows = {source.key: {"e": entity, "k": source.key, "f": source.flow, "s": source.source_id,
+                             "h": source.raw_hash or content_hash(source.payload.encode("utf-8")), "r": source.payload}
                 for source in sources}  # the newest of a key wins
-        with store._errors(f"keep the source records of {entity}"):
-            writer.execute(conn, list(rows.values()))
+        sql, order = self._store._source_update
+        params = list(rows.values()) if order is None else [tuple(row[name] for name in order)
+                                                             for row in rows.values()]
+        with self._store._errors(f"keep the source records of {entity}"):
+            conn.exec_driver_sql(sql, params)
 
     def add_dead_letters(self, entries: Sequence[NewDeadLetter]) -> list[int]:
         conn = self._live()
@@ -1094,16 +1152,12 @@ class SqlTransaction(Transaction):
                                                                         **values))
 
 
-def _source_writer(insert: Callable[..., Any], dialect: Dialect) -> BulkWriter:
-    """An upsert of raw source records that leaves a row alone when its raw record did not change."""
-    stmt = insert(t.source)
-    kept = ("flow", "source_id", "raw_hash", "payload", "updated_at")
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[t.source.c.entity, t.source.c.key],
-        set_={name: stmt.excluded[name] for name in kept},
-        where=(t.source.c.raw_hash != stmt.excluded.raw_hash) | (t.source.c.flow != stmt.excluded.flow),
-    )
-    return BulkWriter(stmt, t.source, dialect)
+_SOURCE_UPDATE = t.state.update().where(
+    t.state.c.entity == bindparam("e"), t.state.c.key == bindparam("k"),
+    t.state.c.raw_hash.is_(None) | (t.state.c.raw_hash != bindparam("h")) | (t.state.c.raw_flow != bindparam("f")),
+).values(raw_flow=bindparam("f"), raw_source_id=bindparam("s"), raw_hash=bindparam("h"), raw=bindparam("r"))
+"""Keeps a key's raw record on its state row, leaving the row alone when its raw record did not change. A key
+without a state has nothing to keep it with (records are stored before their raw records)."""
 
 
 # -- row conversions ----------------------------------------------------------------------------------------------
