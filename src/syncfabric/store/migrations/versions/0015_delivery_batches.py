@@ -10,7 +10,7 @@ Downgrade keeps one per-record row per batch row (its newest source and change t
 freshness stays right; counts and percentiles do not.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-02
 """
 
@@ -26,7 +26,7 @@ from alembic import op
 from syncfabric.store.tables import UtcDateTime
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
