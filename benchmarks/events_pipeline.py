@@ -689,6 +689,37 @@ def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: in
     }
 
 
+def disk_probe(folder: Path, count: int = 200) -> dict[str, float]:
+    """The disk's own share of a durable commit, measured where the stores live: ``fsync`` of a 4 KiB append, and a
+    SQLite commit of 100 rows in WAL mode with ``synchronous=FULL`` (what the baseline does per commit)."""
+    def pct(values: list[float], p: float) -> float:
+        values = sorted(values)
+        return round(values[min(len(values) - 1, int(len(values) * p))], 3)
+
+    syncs: list[float] = []
+    with open(folder / "probe", "ab") as file:
+        for _ in range(count):
+            file.write(b"x" * 4096)
+            file.flush()
+            at = time.perf_counter()
+            os.fsync(file.fileno())
+            syncs.append((time.perf_counter() - at) * 1000)
+    commits: list[float] = []
+    db = sqlite3.connect(folder / "probe.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, payload TEXT)")
+    for _ in range(count):
+        at = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO t (payload) VALUES (?)", [("x" * 200,)] * 100)
+        db.execute("COMMIT")
+        commits.append((time.perf_counter() - at) * 1000)
+    db.close()
+    return {"fsync_p50_ms": pct(syncs, 0.5), "fsync_p99_ms": pct(syncs, 0.99), "fsync_max_ms": pct(syncs, 1),
+            "sqlite_commit_100_rows_p50_ms": pct(commits, 0.5), "sqlite_commit_100_rows_p99_ms": pct(commits, 0.99)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--role", choices=["hub", "sender", "deliver"], default="hub")
@@ -722,11 +753,15 @@ def main() -> None:
                     senders=args.senders, target=args.target)
         return
     console = Console()
+    with tempfile.TemporaryDirectory(prefix="bench-disk-") as folder:
+        disk = disk_probe(Path(folder))
+    console.print({"disk": disk})
     process, target = start_target()
     pipelines = {"syncfabric": SyncfabricHub, "syncfabric-2p": SyncfabricTwoProcesses, "baseline": BaselineHub}
     hubs = {name: pipelines[name] for name in args.pipelines.split(",")}
     results: dict[str, Any] = {name: {} for name in hubs}
     rates = [float(r) for r in args.rates.split(",") if r]
+    start_load = os.getloadavg()[0]
     try:
         runs: list[tuple[str, dict[str, Any]]] = [
             ("throughput", {"events": args.events, "batch": args.batch, "rate": 0.0, "senders": args.senders})]
@@ -764,7 +799,8 @@ def main() -> None:
         "ingest": "webhook HTTP (signed JSON arrays, keep-alive)", "store": "sqlite WAL synchronous=full",
         "target": "local idempotent HTTP target (uvicorn, own process)", "events": args.events, "batch": args.batch,
         "senders": args.senders, "rates": rates, "seconds": args.seconds,
-        "machine": f"{machine()}, load average {load[0]:.1f} at the end"}
+        "machine": f"{machine()}, load average {load[0]:.1f} at the end", "disk": disk,
+        "load_average_at_start": round(start_load, 1)}
     table = Table("pipeline", "run", "offered (/s)", "events/s", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)",
                   "hub CPU (us/event)", "events/commit", title="Webhook → store → target, end to end")
     for name in hubs:
