@@ -31,6 +31,11 @@ Measurements per pipeline (each on a fresh store, the target reset):
 The sender process also waits for the target to hold every event (it asks every 20 ms): nothing but the hub runs in
 the hub's process while it is measured.
 
+With ``--trace``, each syncfabric run also reports where the time goes (``stages``): when each event passed each
+stage of the hub (:data:`STAGES`), p50/p99 per step and its share among the 1% slowest events, the thread CPU per
+commit, delivery and PUT, and the garbage collector's pauses by generation. Every run probes the disk where the
+stores live first (``setup.disk``: fsync of a 4 KiB append, a 100-row SQLite commit with ``synchronous=FULL``).
+
 Results go to benchmarks/results/events_pipeline.json and are shown as a table.
 """
 
@@ -39,6 +44,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import queue
@@ -284,7 +290,8 @@ class SyncfabricHub:
             ready = self.folder / "deliver.ready"
             self.child = subprocess.Popen([sys.executable, __file__, "--role", "deliver", "--estate",
                                            str(self.folder / "estate.yaml"), "--url", self.target,
-                                           "--sent", str(self.folder / "deliver.json")])
+                                           "--sent", str(self.folder / "deliver.json"),
+                                           *(["--trace"] if TRACE is not None else [])])
             while not ready.exists():
                 if self.child.poll() is not None:
                     raise RuntimeError("the delivery process ended")
@@ -299,7 +306,10 @@ class SyncfabricHub:
         if self.child is not None:
             self.child.send_signal(signal.SIGTERM)
             self.child.wait(30)
-            batches = json.loads((self.folder / "deliver.json").read_text())["batches"]
+            delivered = json.loads((self.folder / "deliver.json").read_text())
+            batches = delivered["batches"]
+            if TRACE is not None:
+                TRACE.load(delivered["trace"])
         else:
             self.deliverers.join()
             [consumer] = self.deliverers.consumers
@@ -343,13 +353,163 @@ def deliver_main(estate: Path, target: str, out: Path) -> None:
     [consumer] = deliverers.consumers
     consumer.connector.close()
     runtime.close()
-    out.write_text(json.dumps({"batches": consumer.stats.batches}))
+    out.write_text(json.dumps({"batches": consumer.stats.batches,
+                               "trace": TRACE.dump() if TRACE is not None else {}}))
 
 
 def process_cpu(pid: int) -> float:
     """User + system CPU seconds of a running process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- where the time goes: stage times per event (--trace) ----------------------------------------------------------
+
+STAGES = ("received", "batched", "committed", "read", "sending", "confirmed", "recorded")
+"""The times noted per event in the hub (with ``--trace``), after the sender's POST: the request's events handed to
+the flow's thread, its batch's commit begun and ended, the batch read by the consumer (its delivery begun), the PUT
+begun and answered, the delivery's outcome committed. The target notes when it applied each event."""
+
+
+TRACE: Trace | None = None
+
+
+def number_of(key: str) -> int:
+    return int(key[3:11])
+
+
+class Trace:
+    """Notes the stage times of every event in this process, by wrapping the functions of the event path (a cost
+    of a few microseconds per batch, and the stage lists per event)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[tuple[float, list[int]]]] = {stage: [] for stage in STAGES}
+        self.cpu: dict[str, float] = {"commit": 0.0, "deliver": 0.0, "put": 0.0}
+        """Thread CPU seconds of the listener's commits, the consumer's deliveries, and their PUTs within them."""
+        self.pauses: list[tuple[int, float]] = []
+        """The garbage collector's pauses (every thread of the process waits), in seconds."""
+        self._collecting = 0.0
+
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._collecting = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._collecting))
+
+    def note(self, stage: str, numbers: list[int]) -> None:
+        self.times[stage].append((time.monotonic(), numbers))
+
+    def install(self, listening: bool, delivering: bool) -> None:
+        import gc
+
+        from syncfabric.connectors import inbox
+        from syncfabric.flows import listen, stream
+
+        gc.callbacks.append(lambda phase, info: TRACE._gc(phase, info) if TRACE is not None else None)
+
+        if listening:
+            put_many, commit = inbox.Inbox.put_many, listen.commit_batch
+
+            def traced_put_many(box: Any, items: Sequence[Any]) -> None:
+                self.note("received", [number_of(i.record.data.get("shipment_id", "SH-00000000")) for i in items])
+                put_many(box, items)
+
+            def traced_commit(store: Any, flow: str, field_map: Any, batch: Sequence[Any], *a: Any, **k: Any) -> Any:
+                numbers = [number_of(i.record.data.get("shipment_id", "SH-00000000")) for i in batch]
+                self.note("batched", numbers)
+                cpu = time.thread_time()
+                acks = commit(store, flow, field_map, batch, *a, **k)
+                self.cpu["commit"] += time.thread_time() - cpu
+                self.note("committed", numbers)
+                return acks
+
+            inbox.Inbox.put_many = traced_put_many  # type: ignore[method-assign]
+            listen.commit_batch = traced_commit  # type: ignore[assignment]
+        if delivering:
+            deliver = stream.deliver_changes
+
+            def traced_deliver(store: Any, flow: str, connector: Any, changes: Sequence[Any], **k: Any) -> Any:
+                numbers = [number_of(c.key) for c in changes]
+                self.note("read", numbers)
+                write = connector.write
+
+                def traced_write(entity: str, records: Sequence[Any]) -> Any:
+                    sent = [number_of(r.key) for r in records]
+                    self.note("sending", sent)
+                    cpu = time.thread_time()
+                    outcome = write(entity, records)
+                    self.cpu["put"] += time.thread_time() - cpu
+                    self.note("confirmed", sent)
+                    return outcome
+
+                connector.write = traced_write
+                cpu = time.thread_time()
+                try:
+                    return deliver(store, flow, connector, changes, **k)
+                finally:
+                    self.cpu["deliver"] += time.thread_time() - cpu
+                    del connector.write
+                    self.note("recorded", numbers)
+
+            stream.deliver_changes = traced_deliver  # type: ignore[assignment]
+
+    def first(self) -> dict[str, dict[int, float]]:
+        """Per stage, when each event first reached it."""
+        firsts: dict[str, dict[int, float]] = {}
+        for stage, noted in self.times.items():
+            seen = firsts[stage] = {}
+            for at, numbers in noted:
+                for n in numbers:
+                    seen.setdefault(n, at)
+        return firsts
+
+    def dump(self) -> dict[str, Any]:
+        return {**{stage: [[at, numbers] for at, numbers in noted] for stage, noted in self.times.items()},
+                "cpu": self.cpu, "pauses": self.pauses}
+
+    def load(self, dumped: dict[str, Any]) -> None:
+        for stage, noted in dumped.items():
+            if stage == "pauses":
+                self.pauses.extend((g, s) for g, s in noted)
+            elif stage == "cpu":
+                self.cpu.update({name: self.cpu[name] + seconds for name, seconds in noted.items()})
+            elif noted:
+                self.times[stage] = [(at, numbers) for at, numbers in noted]
+
+
+def stage_breakdown(trace: Trace, sent: list[Any], applied: dict[str, float]) -> dict[str, Any]:
+    """Per step between stages (sender's POST → … → target applied): p50/p99 of its duration over all events, and
+    its mean among the 1% slowest events end to end; and the batch sizes of each stage."""
+    firsts = trace.first()
+    posted = {i: at for n, count, at, _, _ in sent for i in range(n, n + count)}
+    target = {number_of(key): at for key, at in applied.items()}
+    order = [("posted", posted), *((stage, firsts[stage]) for stage in STAGES[:5]), ("applied", target),
+             ("confirmed", firsts["confirmed"]), ("recorded", firsts["recorded"])]
+    events = [n for n in posted if all(n in times for _, times in order)]
+    if not events:
+        return {}
+    total = {n: (target[n] - posted[n]) * 1000 for n in events}
+    slow = sorted(events, key=total.__getitem__)[-max(1, len(events) // 100):]
+
+    def pct(values: list[float], p: float) -> float:
+        return round(sorted(values)[min(len(values) - 1, int(len(values) * p))], 2)
+
+    steps = {}
+    for (a, ta), (b, tb) in itertools.pairwise(order):
+        gaps = [(tb[n] - ta[n]) * 1000 for n in events]
+        steps[f"{a}→{b}"] = {"p50_ms": pct(gaps, 0.5), "p99_ms": pct(gaps, 0.99),
+                              "slowest_1pct_mean_ms": round(sum((tb[n] - ta[n]) * 1000 for n in slow) / len(slow), 2)}
+    sizes = {stage: round(sum(len(numbers) for _, numbers in noted) / max(len(noted), 1), 1)
+             for stage, noted in trace.times.items() if stage in ("batched", "read", "sending")}
+    batches = {"commit": len(trace.times["committed"]), "deliver": len(trace.times["recorded"]),
+               "put": len(trace.times["confirmed"])}
+    cpu = {f"{name}_cpu_us_per_batch": round(seconds / max(batches[name], 1) * 1e6)
+           for name, seconds in trace.cpu.items()}
+    return {"events": len(events), "end_to_end_p99_ms": pct(list(total.values()), 0.99), "steps": steps,
+            "mean_events_per": sizes, **cpu,
+            "gc_pauses": {f"generation_{g}": {
+                "count": len(ms := [s * 1000 for gen, s in trace.pauses if gen == g]),
+                "max_ms": round(max(ms, default=0), 2), "total_ms": round(sum(ms), 1)} for g in (0, 1, 2)}}
 
 
 # -- the minimal pipeline ------------------------------------------------------------------------------------------
@@ -495,6 +655,8 @@ def settle(target: str, expected: int, timeout: float = 120) -> None:
 def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: int, rate: float,
             senders: int) -> dict[str, Any]:
     httpx.post(f"{target}/reset").raise_for_status()
+    if TRACE is not None:
+        TRACE.__init__()  # type: ignore[misc]
     hub = hub_class(folder, target)
     hub.start()
     cpu = hub.cpu()  # the hub's own CPU time, every thread and process of it (not the sender's, not the target's)
@@ -527,7 +689,40 @@ def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: in
         "max_ms": round(waits[-1], 2), "hub_cpu_us_per_event": round(cpu / max(len(waits), 1) * 1e6, 1),
         "answer_p50_ms": pct(answers, 0.5), "answer_p99_ms": pct(answers, 0.99),
         **extra,
+        **({"stages": stage_breakdown(TRACE, sent, confirmed)} if TRACE is not None and hub_class is not BaselineHub
+           else {}),
     }
+
+
+def disk_probe(folder: Path, count: int = 200) -> dict[str, float]:
+    """The disk's own share of a durable commit, measured where the stores live: ``fsync`` of a 4 KiB append, and a
+    SQLite commit of 100 rows in WAL mode with ``synchronous=FULL`` (what the baseline does per commit)."""
+    def pct(values: list[float], p: float) -> float:
+        values = sorted(values)
+        return round(values[min(len(values) - 1, int(len(values) * p))], 3)
+
+    syncs: list[float] = []
+    with open(folder / "probe", "ab") as file:
+        for _ in range(count):
+            file.write(b"x" * 4096)
+            file.flush()
+            at = time.perf_counter()
+            os.fsync(file.fileno())
+            syncs.append((time.perf_counter() - at) * 1000)
+    commits: list[float] = []
+    db = sqlite3.connect(folder / "probe.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, payload TEXT)")
+    for _ in range(count):
+        at = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO t (payload) VALUES (?)", [("x" * 200,)] * 100)
+        db.execute("COMMIT")
+        commits.append((time.perf_counter() - at) * 1000)
+    db.close()
+    return {"fsync_p50_ms": pct(syncs, 0.5), "fsync_p99_ms": pct(syncs, 0.99), "fsync_max_ms": pct(syncs, 1),
+            "sqlite_commit_100_rows_p50_ms": pct(commits, 0.5), "sqlite_commit_100_rows_p99_ms": pct(commits, 0.99)}
 
 
 def main() -> None:
@@ -547,7 +742,14 @@ def main() -> None:
     parser.add_argument("--target", default="", help="sender: wait until this target holds every event sent")
     parser.add_argument("--sent", type=Path)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "events_pipeline.json")
+    parser.add_argument("--trace", action="store_true",
+                        help="note when each event passes each stage in the hub and report where the time goes "
+                             "(costs the hub a little CPU)")
     args = parser.parse_args()
+    global TRACE
+    if args.trace:
+        TRACE = Trace()
+        TRACE.install(listening=args.role == "hub", delivering=args.role in ("hub", "deliver"))
     if args.role == "deliver":
         deliver_main(args.estate, args.url, args.sent)
         return
@@ -556,11 +758,15 @@ def main() -> None:
                     senders=args.senders, target=args.target)
         return
     console = Console()
+    with tempfile.TemporaryDirectory(prefix="bench-disk-") as folder:
+        disk = disk_probe(Path(folder))
+    console.print({"disk": disk})
     process, target = start_target()
     pipelines = {"syncfabric": SyncfabricHub, "syncfabric-2p": SyncfabricTwoProcesses, "baseline": BaselineHub}
     hubs = {name: pipelines[name] for name in args.pipelines.split(",")}
     results: dict[str, Any] = {name: {} for name in hubs}
     rates = [float(r) for r in args.rates.split(",") if r]
+    start_load = os.getloadavg()[0]
     try:
         runs: list[tuple[str, dict[str, Any]]] = [
             ("throughput", {"events": args.events, "batch": args.batch, "rate": 0.0, "senders": args.senders})]
@@ -598,7 +804,8 @@ def main() -> None:
         "ingest": "webhook HTTP (signed JSON arrays, keep-alive)", "store": "sqlite WAL synchronous=full",
         "target": "local idempotent HTTP target (uvicorn, own process)", "events": args.events, "batch": args.batch,
         "senders": args.senders, "rates": rates, "seconds": args.seconds,
-        "machine": f"{machine()}, load average {load[0]:.1f} at the end"}
+        "machine": f"{machine()}, load average {load[0]:.1f} at the end", "disk": disk,
+        "load_average_at_start": round(start_load, 1)}
     table = Table("pipeline", "run", "offered (/s)", "events/s", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)",
                   "hub CPU (us/event)", "events/commit", title="Webhook → store → target, end to end")
     for name in hubs:

@@ -31,9 +31,9 @@ import msgspec
 from syncfabric.store import Change, Lineage, Op, Store
 
 
-class Message(msgspec.Struct, frozen=True):
+class Message(msgspec.Struct, frozen=True, gc=False):
     """One canonical change as a consumer receives it: the change-log entry, and where it is on the bus (a msgspec
-    Struct: one is built per change fetched)."""
+    Struct: one is built per change fetched; untracked by the garbage collector, as :class:`Change` is)."""
 
     change: Change
     position: int

@@ -41,9 +41,10 @@ Probe = Callable[[], bool]
 """Whether the target is healthy right now (it answers a cheap request)."""
 
 
-class Pending(msgspec.Struct, frozen=True):
+class Pending(msgspec.Struct, frozen=True, gc=False):
     """A record on its way to the target, with the change-log entry it comes from (a msgspec Struct: one is built
-    per delivered change)."""
+    per delivered change; untracked by the garbage collector, as :class:`~syncfabric.store.Change` is: nothing it
+    holds refers back to it)."""
 
     entity: str
     record: OutboundRecord
