@@ -312,3 +312,27 @@ def test_an_array_split_over_several_commits_is_answered_once_its_last_event_is_
             stop.set()
             worker.join(10)
             connector.close()
+
+
+def test_a_post_that_arrives_as_the_server_starts_finds_its_flow(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server may answer before the flow's subscription returns: its inbox is there from the first request."""
+    from syncfabric.connectors.webhook.connector import WebhookConnector
+
+    port = free_port()
+    estate = PlantEstate(tmp_path, webhook_port=port)
+    first: list[int] = []
+    listen = WebhookConnector._listen
+
+    def listen_then_post(self: WebhookConnector) -> None:
+        listen(self)
+        if not first:  # unsigned: refused by the flow's check, which a 404 would never reach
+            first.append(httpx.post(f"http://127.0.0.1:{port}/events/shipment-milestones", content=b"{}").status_code)
+
+    monkeypatch.setattr(WebhookConnector, "_listen", listen_then_post)
+    with Runtime(load_estate(estate.path, environ=estate.environ)) as runtime:
+        listener = Listener(runtime, ["milestones-in"])
+        listener.start()
+        listener.stop()
+        listener.join()
+    assert first == [401]

@@ -60,8 +60,12 @@ class WebhookConnector(Connector):
         with self._lock:  # flows subscribe from threads of their own
             if entity in self._inboxes:
                 raise PermanentError(f"two flows listen on {self.path(entity)}", system=self.system, entity=entity)
-            self._listen()
-            inbox = self._inboxes[entity] = Inbox()
+            inbox = self._inboxes[entity] = Inbox()  # before the server starts, so no early POST gets a 404
+            try:
+                self._listen()
+            except BaseException:
+                del self._inboxes[entity]
+                raise
         return Subscription(inbox, batch_size=batch_size, max_wait=max_wait, poll=poll,
                             on_close=lambda: self._unsubscribe(entity))
 
