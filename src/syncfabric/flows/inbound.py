@@ -322,7 +322,6 @@ def _map_page(
     payload_hashes: list[str] = []
     where: list[str] = []
     raws: list[str] | None = [] if keep_raw else None
-    raw_hashes: list[str] | None = [] if keep_raw else None
     for start in range(0, len(keys), CHUNK):  # a pass per column over a few rows at a time, which stay in cache
         stop = start + CHUNK
         part = payloads[start:stop]
@@ -330,16 +329,15 @@ def _map_page(
         payload_hashes += content_hashes(part)
         of_rows = kept[start:stop]
         where += map(_location, of_rows)
-        if raws is not None and raw_hashes is not None:
-            raw = list(map(encode, map(_data, of_rows))) if texts_of_raws is None else texts_of_raws[start:stop]
+        if raws is not None:
+            raw = map(encode, map(_data, of_rows)) if texts_of_raws is None else texts_of_raws[start:stop]
             raws += map(bytes.decode, raw)
-            raw_hashes += content_hashes(raw)
     if digests is None:
         hashes: list[str | None] = [None] * len(kept)
     else:
         hashes = digests if chosen is None else [digests[index] for index in chosen]
     batch = RecordBatch(keys, payload_texts, payload_hashes, where, hashes, system, batch_id, version, flow_name,
-                        raws, raw_hashes)
+                        raws)
     return batch, rejected, [w for key in keys for w in warnings.get(key, ())] if warnings else [], links, \
         list(skipped)
 

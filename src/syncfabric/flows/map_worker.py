@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 import msgspec
-from sqlalchemy.engine import make_url
 
 from syncfabric.config.schema import Mapping
 from syncfabric.connectors.base import Connector, Page
@@ -154,6 +153,8 @@ def _shared(url: str) -> bool:
     """Whether another process opening the store URL ``url`` reaches the same store (not an in-memory SQLite)."""
     if not url:
         return False
+    from sqlalchemy.engine import make_url  # here: the worker itself never needs SQLAlchemy on a first load
+
     parsed = make_url(url)
     return not parsed.drivername.startswith("sqlite") or parsed.database not in (None, "", ":memory:")
 

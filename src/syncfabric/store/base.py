@@ -96,8 +96,6 @@ class RecordBatch(msgspec.Struct, frozen=True):
     """The inbound flow whose mapping made the records (the raw records' ``flow``)."""
     raws: list[str] | None = None
     """The raw record behind each record as JSON text, kept with the keys the batch writes; ``None`` keeps none."""
-    raw_hashes: list[str] | None = None
-    """``content_hash`` of each raw record's UTF-8, with ``raws``."""
 
     def records(self) -> list[IncomingRecord]:
         """The batch as records for :meth:`Transaction.apply`."""
@@ -108,11 +106,11 @@ class RecordBatch(msgspec.Struct, frozen=True):
 
     def sources(self, keys: Sequence[str]) -> list[NewSource]:
         """The raw records behind ``keys`` (keys of the batch), for :meth:`Transaction.put_sources`."""
-        if self.raws is None or self.raw_hashes is None or not keys:
+        if self.raws is None or not keys:
             return []
         index = {key: number for number, key in enumerate(self.keys)}
-        raws, digests, where, flow = self.raws, self.raw_hashes, self.source_ids, self.flow
-        return [NewSource(key, flow, raws[number], where[number], digests[number])
+        raws, where, flow = self.raws, self.source_ids, self.flow
+        return [NewSource(key, flow, raws[number], where[number])
                 for key in keys for number in (index[key],)]
 
     def without(self, keys: set[str]) -> RecordBatch:
@@ -124,8 +122,7 @@ class RecordBatch(msgspec.Struct, frozen=True):
 
         return msgspec.structs.replace(
             self, keys=pick(self.keys), payloads=pick(self.payloads), hashes=pick(self.hashes),
-            source_ids=pick(self.source_ids), input_hashes=pick(self.input_hashes), raws=pick(self.raws),
-            raw_hashes=pick(self.raw_hashes))
+            source_ids=pick(self.source_ids), input_hashes=pick(self.input_hashes), raws=pick(self.raws))
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +265,6 @@ class NewSource(msgspec.Struct, frozen=True):
     payload: str
     """The raw record as received, as JSON text (the same form quarantine keeps)."""
     source_id: str = ""
-    raw_hash: str = ""
-    """``content_hash`` of the payload's UTF-8 if the producer already computed it; else empty."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ TOMBSTONE_HASH = ""
 """The content hash of a deleted key: it has no content."""
 STATE_UPDATES = ("version", "content_hash", "payload", "deleted", "last_seq", "updated_at", "input_hash")
 """The state columns an upsert of an existing key overwrites (its raw record is kept: see :meth:`put_sources`)."""
-NO_RAW = (None, None, None, None)
+NO_RAW = (None,) * sum(column.name.startswith("raw") for column in t.state.c)
 """The raw columns of a state row written without its raw record (an upsert leaves a stored one alone)."""
 STATE = [t.state.c[name] for name in ("entity", "key", *STATE_UPDATES)]
 """The state columns proper, without the raw record kept alongside."""
@@ -918,11 +918,11 @@ class SqlTransaction(Transaction):
         state, log = store._bulk_new_state, store._bulk_log
         shared_state = {"entity": entity, "version": 1, "deleted": state.bind("deleted", False),
                         "updated_at": state.bind("updated_at", now)}
-        if batch.raws is not None and batch.raw_hashes is not None:
+        if batch.raws is not None:
             shared_state["raw_flow"] = batch.flow
-            raw_columns: tuple[Sequence[Any], ...] = (where, batch.raw_hashes, batch.raws)
+            raw_columns: tuple[Sequence[Any], ...] = (where, batch.raws)
         else:
-            shared_state.update({"raw_flow": None, "raw_source_id": None, "raw_hash": None, "raw": None})
+            shared_state.update({"raw_flow": None, "raw_source_id": None, "raw": None})
             raw_columns = ()
         with store._errors(f"apply {entity}"):
             savepoint = conn.begin_nested()
@@ -1081,7 +1081,7 @@ class SqlTransaction(Transaction):
         if not sources:
             return
         rows = {source.key: {"e": entity, "k": source.key, "f": source.flow, "s": source.source_id,
-                             "h": source.raw_hash or content_hash(source.payload.encode("utf-8")), "r": source.payload}
+                             "r": source.payload}
                 for source in sources}  # the newest of a key wins
         sql, order = self._store._source_update
         params = list(rows.values()) if order is None else [tuple(row[name] for name in order)
@@ -1154,8 +1154,8 @@ class SqlTransaction(Transaction):
 
 _SOURCE_UPDATE = t.state.update().where(
     t.state.c.entity == bindparam("e"), t.state.c.key == bindparam("k"),
-    t.state.c.raw_hash.is_(None) | (t.state.c.raw_hash != bindparam("h")) | (t.state.c.raw_flow != bindparam("f")),
-).values(raw_flow=bindparam("f"), raw_source_id=bindparam("s"), raw_hash=bindparam("h"), raw=bindparam("r"))
+    t.state.c.raw.is_(None) | (t.state.c.raw != bindparam("r")) | (t.state.c.raw_flow != bindparam("f")),
+).values(raw_flow=bindparam("f"), raw_source_id=bindparam("s"), raw=bindparam("r"))
 """Keeps a key's raw record on its state row, leaving the row alone when its raw record did not change. A key
 without a state has nothing to keep it with (records are stored before their raw records)."""
 

@@ -85,7 +85,6 @@ state = Table(
     # none was kept. Kept on the state row (not a table of its own): one row and one index entry fewer per record.
     Column("raw_flow", String, nullable=True),  # the inbound flow whose mapping turned it into the current state
     Column("raw_source_id", String, nullable=True),
-    Column("raw_hash", String, nullable=True),
     Column("raw", Text, nullable=True),  # the raw record as received (a CSV row as JSON, a document)
     PrimaryKeyConstraint("entity", "key"),
 )

@@ -3,6 +3,7 @@
 A full refresh wrote three rows per record (state, change log, raw record), each a table b-tree entry and a
 primary-key index entry; the raw record on the state row saves one row and one index entry per record. Raw records
 of keys that have no state (never visible: every reader joined them to the state) are dropped with the table.
+No hash of the raw record is kept: an unchanged one is recognised by its text when it is written again.
 
 Revision ID: 0014
 Revises: 0013
@@ -19,8 +20,8 @@ down_revision = "0013"
 branch_labels = None
 depends_on = None
 
-RAW = ("raw_flow", "raw_source_id", "raw_hash", "raw")
-FROM_SOURCE = {"raw_flow": "flow", "raw_source_id": "source_id", "raw_hash": "raw_hash", "raw": "payload"}
+RAW = ("raw_flow", "raw_source_id", "raw")
+FROM_SOURCE = {"raw_flow": "flow", "raw_source_id": "source_id", "raw": "payload"}
 
 
 def upgrade() -> None:
@@ -47,7 +48,7 @@ def downgrade() -> None:
         sa.PrimaryKeyConstraint("entity", "key", name="pk_sf_source"),
     )
     op.execute("INSERT INTO sf_source (entity, key, flow, source_id, raw_hash, payload, updated_at)"
-               " SELECT entity, key, raw_flow, raw_source_id, raw_hash, raw, updated_at FROM sf_state"
+               " SELECT entity, key, raw_flow, raw_source_id, '', raw, updated_at FROM sf_state"
                " WHERE raw IS NOT NULL")
     with op.batch_alter_table("sf_state") as batch:
         for name in RAW:
