@@ -83,12 +83,14 @@ def _pages(
     try:
         inputs = known_inputs(store, flow_name, field_map, None, read=False)
         # The worker reads the input hashes from the store itself (a million of them take a second to read and as
-        # long again to hand over), unless the store lives in this process only.
+        # long again to hand over), unless the store lives in this process only, or holds no live key of the
+        # entity yet (a first load: the worker then opens no store at all).
         url = getattr(store, "url", "")
-        shared = _shared(url)
-        if inputs is not None and not shared:
-            inputs.read(store, field_map.entity_cls.entity)
-        known = (inputs.salt, inputs.keys, inputs.live, url if shared else None) if inputs is not None else None
+        entity = field_map.entity_cls.entity
+        here = inputs is not None and (not _shared(url) or store.count(entity) == 0)
+        if inputs is not None and here:
+            inputs.read(store, entity)
+        known = (inputs.salt, inputs.keys, inputs.live, None if here else url) if inputs is not None else None
         try:
             pickle.dump((os.getpid(), connector, flow_name, field_map.name, mapping, source, cursor, batch_id, known,
                          keep_raw), worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)
