@@ -87,10 +87,12 @@ def _pages(
         # entity yet (a first load: the worker then opens no store at all).
         url = getattr(store, "url", "")
         entity = field_map.entity_cls.entity
-        here = inputs is not None and (not _shared(url) or store.count(entity) == 0)
-        if inputs is not None and here:
-            inputs.read(store, entity)
-        known = (inputs.salt, inputs.keys, inputs.live, None if here else url) if inputs is not None else None
+        known = None
+        if inputs is not None:
+            here = not _shared(url) or store.count(entity) == 0
+            if here:
+                inputs.read(store, entity)
+            known = (inputs.salt, inputs.keys, inputs.live, None if here else url)
         try:
             pickle.dump((os.getpid(), connector, flow_name, field_map.name, mapping, source, cursor, batch_id, known,
                          keep_raw), worker.stdin, protocol=pickle.HIGHEST_PROTOCOL)

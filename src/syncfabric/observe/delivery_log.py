@@ -22,7 +22,7 @@ from typing import Any
 
 from syncfabric.model import ENTITIES
 from syncfabric.observe import clock
-from syncfabric.observe.histogram import bucket
+from syncfabric.observe.histogram import Histogram
 from syncfabric.store import DeliveryBatch
 
 SOURCE_TIME_FIELDS = ("as_of", "occurred_at", "completed_at", "posted_at", "confirmed_at", "shipped_at")
@@ -108,13 +108,7 @@ def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
         batch = batches.get((entity, group))
         if batch is None:
             batch = batches[(entity, group)] = _Batch()
-        batch.seqs.append(pending.seq)
-        batch.times.append(when)
-        if changed is not None:
-            keys = batch.changes.get(changed)
-            if keys is None:
-                keys = batch.changes[changed] = []
-            keys.append(record.key)
+        batch.add(record.key, pending.seq, when, changed)
     return [batch.row(flow, system, entity, group, at) for (entity, group), batch in batches.items()]
 
 
@@ -124,10 +118,7 @@ def summarize(flow: str, system: str, entity: str, group: str, confirmed_at: dt.
     confirmed at ``confirmed_at`` (what :func:`deliveries` makes of a batch, from times already known)."""
     batch = _Batch()
     for key, seq, when, changed in records:
-        batch.seqs.append(seq)
-        batch.times.append(when)
-        if changed is not None:
-            batch.changes.setdefault(changed, []).append(key)
+        batch.add(key, seq, when, changed)
     if not batch.seqs:
         raise ValueError(f"no records to summarize for {flow}/{entity}/{group!r}")
     return batch.row(flow, system, entity, group, confirmed_at)
@@ -144,17 +135,21 @@ class _Batch:
         self.times: list[dt.datetime] = []
         self.changes: dict[dt.datetime, list[str]] = {}
 
+    def add(self, key: str, seq: int, when: dt.datetime, changed: dt.datetime | None) -> None:
+        self.seqs.append(seq)
+        self.times.append(when)
+        if changed is not None:
+            keys = self.changes.get(changed)
+            if keys is None:
+                keys = self.changes[changed] = []
+            keys.append(key)
+
     def row(self, flow: str, system: str, entity: str, group: str, at: dt.datetime) -> DeliveryBatch:
-        counts: dict[int, int] = {}
-        total = maximum = 0.0
+        latencies = Histogram()
         for when, n in Counter(self.times).items():
-            seconds = max(0.0, (at - when).total_seconds())
-            b = bucket(seconds)
-            counts[b] = counts.get(b, 0) + n
-            total += seconds * n
-            maximum = max(maximum, seconds)
+            latencies.add_value((at - when).total_seconds(), n)
         changes = self.changes
         return DeliveryBatch(flow, system, entity, group, len(self.seqs), min(self.seqs), max(self.seqs),
-                             max(self.times), at, tuple(sorted(counts.items())), total, maximum,
+                             max(self.times), at, latencies.stored(), latencies.total, latencies.maximum,
                              max(changes) if changes else None,
                              tuple((changed, tuple(keys)) for changed, keys in changes.items()))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
 
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 12 * 3600.0,
                    86400.0)
@@ -59,14 +58,14 @@ class Histogram:
         self.total += total
         self.maximum = max(self.maximum, maximum)
 
-    def add_values(self, values: Iterable[float]) -> None:
-        for value in values:
-            seconds = max(0.0, value)
-            b = bucket(seconds)
-            self.counts[b] = self.counts.get(b, 0) + 1
-            self.records += 1
-            self.total += seconds
-            self.maximum = max(self.maximum, seconds)
+    def add_value(self, seconds: float, n: int = 1) -> None:
+        """Add ``n`` latencies of ``seconds`` (below 0 counts as 0)."""
+        seconds = max(0.0, seconds)
+        b = bucket(seconds)
+        self.counts[b] = self.counts.get(b, 0) + n
+        self.records += n
+        self.total += seconds * n
+        self.maximum = max(self.maximum, seconds)
 
     def stored(self) -> Counts:
         return tuple(sorted(self.counts.items()))

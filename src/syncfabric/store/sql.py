@@ -151,9 +151,7 @@ class BulkWriter:
 
     def _whole_rows(self, rows: list[tuple[Any, ...]], shared: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Rows of every column: the shared values put in their places."""
-        unknown = set(shared) - set(self.names)
-        if unknown:
-            raise AssertionError(f"shared values of unknown columns {sorted(unknown)}")
+        self._check_shared(shared)
         own = [name not in shared for name in self.names]
         values = [shared.get(name) for name in self.names]
 
@@ -163,13 +161,16 @@ class BulkWriter:
 
         return [whole(row) for row in rows]
 
+    def _check_shared(self, shared: dict[str, Any]) -> None:
+        unknown = set(shared) - set(self.names)
+        if unknown:
+            raise AssertionError(f"shared values of unknown columns {sorted(unknown)}")
+
     def _execute_shared(self, conn: Connection, rows: list[tuple[Any, ...]], shared: dict[str, Any]) -> None:
         names = tuple(shared)
         statements = self._shared_sql.get(names)
         if statements is None:
-            unknown = set(names) - set(self.names)
-            if unknown:
-                raise AssertionError(f"shared values of unknown columns {sorted(unknown)}")
+            self._check_shared(shared)
             own = [name for name in self.names if name not in shared]
 
             def group(row: int) -> str:
