@@ -96,3 +96,50 @@ def test_a_commit_that_does_not_wait_for_the_disk_is_kept_and_leaves_its_connect
             with store.transaction() as tx:
                 levels.append(tx._conn.exec_driver_sql("PRAGMA synchronous").scalar())  # type: ignore[union-attr]
         assert levels == [2, 2, 2]
+
+
+def test_small_reads_see_what_other_connections_commit(tmp_path: Path) -> None:
+    """A checkpoint, the held keys and the change log are read through the thread's own connection, kept open:
+    each read still sees what another store (another process) committed since the last one."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    with open_store(url) as store, open_store(url) as other:
+        assert store.checkpoint("out") is None and store.held_keys("out") == {} and store.changes(0) == []
+        with other.transaction() as tx:
+            tx.set_checkpoint("out", "7")
+            tx.apply("item", [IncomingRecord("A", b"{}")])
+        assert store.checkpoint("out") == "7"
+        assert [change.key for change in store.changes(0)] == ["A"]
+        with sqlite3.connect(tmp_path / "s.db") as raw:  # not even through a store
+            raw.execute("UPDATE sf_checkpoint SET value = '8' WHERE name = 'out'")
+        assert store.checkpoint("out") == "8"
+
+
+def test_each_thread_reads_through_its_own_connection_closed_with_the_store(tmp_path: Path) -> None:
+    import threading
+
+    from syncfabric.errors import StoreError
+
+    store = open_store(f"sqlite:///{tmp_path}/s.db")
+    assert isinstance(store, SqliteStore)
+    with store.transaction() as tx:
+        tx.set_checkpoint("out", "7")
+    readers: dict[str, sqlite3.Connection] = {}
+    seen: list[str | None] = []
+
+    def read(name: str) -> None:
+        seen.append(store.checkpoint("out"))
+        readers[name] = store._reader()
+
+    for name in ("first", "second"):
+        thread = threading.Thread(target=read, args=(name,))
+        thread.start()
+        thread.join()
+    read("main")
+    assert store._reader() is readers["main"]  # kept for the thread's next reads
+    assert seen == ["7", "7", "7"] and len({id(reader) for reader in readers.values()}) == 3
+    store.close()
+    for reader in readers.values():
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            reader.execute("SELECT 1")
+    with pytest.raises(StoreError):
+        store.checkpoint("out")
