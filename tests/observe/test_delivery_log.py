@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -121,6 +122,37 @@ def test_deliver_next_logs_what_the_target_confirmed_not_what_it_rejected(tmp_pa
         stats = {s.group: s for s in freshness(store, entity="machine_downtime",
                                                now=confirmed + dt.timedelta(minutes=1))}
         assert stats["P2"].records == 1 and stats["P2"].age_seconds == 3 * 60 and stats["P2"].latency_max == 2 * 60
+
+
+class Answering(RecordingTarget):
+    """Answers a write with the keys ``answer`` makes of those sent, as accepted (reordered, some left out, one it
+    was not sent)."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def write(self, entity: str, records: Any) -> Any:
+        outcome = super().write(entity, records)
+        outcome.accepted = self.answer(outcome.accepted)
+        return outcome
+
+
+@pytest.mark.parametrize(("answer", "logged"), [
+    (lambda keys: keys, ["E1", "E2", "E3"]),
+    (lambda keys: keys[::-1], ["E3", "E2", "E1"]),
+    (lambda keys: [*keys[1:], "NOT-SENT"], ["E2", "E3"]),
+])
+def test_the_log_holds_the_records_the_target_says_it_took(tmp_path: Path, answer: Any, logged: list[str]) -> None:
+    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        for minute, event in enumerate(["E1", "E2", "E3"]):
+            put(store, "machine_downtime", event, downtime(event, "P1", T0 + dt.timedelta(minutes=minute)))
+        result = FlowResult(flow="out", direction="outbound")
+        deliver_next(store, "out", Answering(answer), ["machine_downtime"], batch_size=100, retry=RetryPolicy(),
+                     result=result)
+        [row] = store.deliveries(since=T0 - dt.timedelta(days=1), flow="out")
+        assert row.records == len(logged) and result.records_out == len(answer(["E1", "E2", "E3"]))
+        assert [key for _, keys in row.changes for key in keys] == logged
 
 
 @pytest.mark.parametrize("mode", ["full", "plan_cut"])

@@ -54,7 +54,9 @@ class Pending(msgspec.Struct, frozen=True, gc=False):
 
     @classmethod
     def of_change(cls, change: Change) -> Pending:
-        payload = None if change.op is Op.DELETE or change.payload is None else _decode(change.payload)
+        # One per delivered change: the payload read once, and Op.DELETE not looked up on its class each time (an
+        # enum member's lookup costs as much as building the record).
+        payload = None if change.payload is None or change.op is _DELETE else _decode(change.payload)
         return cls(change.entity, OutboundRecord(change.key, change.version, payload), change.seq, change.recorded_at)
 
     @classmethod
@@ -162,23 +164,19 @@ def deliver_changes(
     commit their dead letters, the target's ids and ``checkpoints`` in one transaction. ``stop`` set while it waits
     to retry (or between the records of a batch written one by one) raises
     :class:`~syncfabric.flows.retry.Stopped`, and nothing of the batch is committed."""
-    latest: dict[tuple[str, str], Change] = {}
-    for change in changes:  # the newest change of a key supersedes older ones in the same batch
-        latest.pop((change.entity, change.key), None)
-        latest[(change.entity, change.key)] = change
     held = store.held_keys(flow_name)
     letters: list[NewDeadLetter] = []
     by_entity: dict[str, list[Pending]] = {}
-    for ident, change in latest.items():
-        pending = Pending.of_change(change)
-        first = held.get(ident) if held else None
+    of_change = Pending.of_change
+    for change in newest(changes):
+        first = held.get((change.entity, change.key)) if held else None
         if first is None:
             if (group := by_entity.get(change.entity)) is None:
                 group = by_entity[change.entity] = []
-            group.append(pending)
+            group.append(of_change(change))
         else:
             reason = f"held behind dead letter #{first} of the same key, so that the key's changes stay in order"
-            letters.append(_dead_letter(flow_name, connector.system, pending, reason,
+            letters.append(_dead_letter(flow_name, connector.system, of_change(change), reason,
                                         [Attempt(_now(), "held", reason)], held_by=first))
     links: list[Link] = []
     confirmed: list[tuple[str, Pending]] = []
@@ -193,6 +191,15 @@ def deliver_changes(
         log.warning("%s: %d changes dead-lettered for %s (keys %s)", flow_name, len(letters), connector.system,
                     ", ".join(sorted({letter.record_key for letter in letters})[:10]))
     result.last_batch = len(changes)
+
+
+def newest(changes: Sequence[Change]) -> Sequence[Change]:
+    """The newest change of each key (it supersedes older ones in the same batch), in the order of the batch: a
+    batch of distinct keys, the usual one, as it is."""
+    last = {(change.entity, change.key): at for at, change in enumerate(changes)}
+    if len(last) == len(changes):
+        return changes
+    return [changes[at] for at in sorted(last.values())]
 
 
 def _send_full(
@@ -320,16 +327,21 @@ def _deliver(
                 raise
             outcome = _write_one_by_one(connector, flow_name, entity, pending, retry, history, on_retry, probe,
                                         letters, stop)
-        result.records_out += len(outcome.accepted)
-        result.per_entity[entity] = result.per_entity.get(entity, 0) + len(outcome.accepted)
+        accepted = outcome.accepted
+        result.records_out += len(accepted)
+        result.per_entity[entity] = result.per_entity.get(entity, 0) + len(accepted)
+        if links is not None:
+            links.extend((entity, external, key) for key, external in outcome.links.items())
+        if not outcome.rejected and confirmed is not None and len(accepted) == len(pending) \
+                and accepted == [item.record.key for item in pending]:  # taken as sent, the usual answer
+            confirmed.extend([(entity, item) for item in pending])
+            continue
         by_key = {item.record.key: item for item in pending}
         for key, reason in outcome.rejected.items():
             letters.append(_dead_letter(flow_name, connector.system, by_key[key], reason,
                                         [*history, Attempt(_now(), "rejected", reason)]))
-        if links is not None:
-            links.extend((entity, external, key) for key, external in outcome.links.items())
         if confirmed is not None:
-            confirmed.extend((entity, by_key[key]) for key in outcome.accepted if key in by_key)
+            confirmed.extend((entity, by_key[key]) for key in accepted if key in by_key)
     return letters
 
 
@@ -438,6 +450,7 @@ def _keep_links(tx: Transaction, system: str, links: Sequence[Link]) -> None:
 
 
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
+_DELETE = Op.DELETE
 
 
 def _from_state(row: StateRow) -> OutboundRecord:
