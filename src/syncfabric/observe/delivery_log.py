@@ -45,24 +45,24 @@ def fields_of(entity: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str,
 
 
 def _first_time(payload: Mapping[str, Any] | None, names: Sequence[str],
-                parsed: dict[str, dt.datetime | None] | None = None) -> dt.datetime | None:
+                parsed: dict[str, dt.datetime | None]) -> dt.datetime | None:
     """The first of ``names`` in ``payload`` that holds a time; ``parsed``: the texts parsed so far (None: not
     a time)."""
-    if payload and names:
+    if payload:
         for name in names:
             value = payload.get(name)
             if isinstance(value, str):
-                if parsed is not None and value in parsed:
-                    known = parsed[value]
-                else:
-                    known = _parse(value)
-                    if parsed is not None:
-                        parsed[value] = known
+                known = parsed.get(value, _UNSEEN)
+                if known is _UNSEEN:
+                    known = parsed[value] = _parse(value)
                 if known is not None:
-                    return known
+                    return known  # type: ignore[return-value]
             elif isinstance(value, dt.datetime):
                 return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     return None
+
+
+_UNSEEN = object()
 
 
 def _parse(text: str) -> dt.datetime | None:
@@ -88,27 +88,35 @@ def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
     group, in the order each first appears.
 
     The source and change time follow the module's definitions: the first of the entity's fields (:func:`fields_of`)
-    that holds a time. A time text is parsed once per batch (the records of a batch often share their times, and an
-    event's source and change time are the same field), and a latency is worked out once per source time."""
+    that holds a time. The fields are looked up once per run of records of one entity (a batch is mostly one), a
+    time text is parsed once per batch (the records of a batch often share their times, and an event's source and
+    change time are the same field), and a latency is worked out once per source time."""
     at = confirmed_at or clock.now()
     parsed: dict[str, dt.datetime | None] = {}
     batches: dict[tuple[str, str], _Batch] = {}
+    current: str | None = None
+    times: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    same = plain = False
     for entity, pending in confirmed:
-        record = pending.record
-        times, changes, groups = fields_of(entity)
-        if times or changes or groups:
-            payload = record.payload
-            stated = _first_time(payload, times, parsed)
-            when = stated or pending.recorded_at or at
-            # an event's change time is its source time (the same fields): found once
-            changed = stated if changes == times else _first_time(payload, changes, parsed)
-            group = group_of(payload, groups)
-        else:  # an entity without such fields: the time the store recorded the change, no group, no change time
+        if entity != current:
+            current = entity
+            times, changes, groups = fields_of(entity)
+            same = changes == times  # an event's change time is its source time (the same fields): found once
+            plain = not (times or changes or groups)
+        if plain:  # an entity without such fields: the time the store recorded the change, no group, no change time
             when, changed, group = pending.recorded_at or at, None, ""
+        else:
+            payload = pending.record.payload
+            stated = _first_time(payload, times, parsed) if times else None
+            when = stated or pending.recorded_at or at
+            changed = stated if same else _first_time(payload, changes, parsed)
+            group = group_of(payload, groups) if groups else ""
         batch = batches.get((entity, group))
         if batch is None:
             batch = batches[(entity, group)] = _Batch()
-        batch.add(record.key, pending.seq, when, changed)
+        batch.add(pending.record.key, pending.seq, when, changed)
     return [batch.row(flow, system, entity, group, at) for (entity, group), batch in batches.items()]
 
 
