@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
-from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, case, func, select
+from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, case, func, null, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql import Executable
 
@@ -220,6 +220,11 @@ class SqlStore(Store):
         self._source_update = (compiled.string, list(compiled.positiontup or ()) if compiled.positional else None)
         """The driver's statement keeping raw records (a net change keeps thousands) and, if positional, the order
         of its parameters."""
+        compiled = _NEW_STATE_FROM_LOG.compile(dialect=engine.dialect)
+        self._new_state_from_log = (
+            compiled.string, list(compiled.positiontup or ()) if compiled.positional else None)
+        """The driver's statement inserting the state rows of new keys from their change-log entries just written
+        and, if positional, the order of its parameters (see :meth:`SqlTransaction._insert_new`)."""
         self._delivery_writer: BulkWriter | None = None
         excluded = self.insert(t.checkpoint).excluded
         self._checkpoint_upsert = self.insert(t.checkpoint).on_conflict_do_update(
@@ -925,19 +930,29 @@ class SqlTransaction(Transaction):
         else:
             shared_state.update({"raw_flow": None, "raw_source_id": None, "raw": None})
             raw_columns = ()
+        shared_log = {"entity": entity, "version": 1, "op": Op.UPSERT.value,
+                      "recorded_at": log.bind("recorded_at", now), "source_system": system, "batch_id": batch_id,
+                      "mapping_version": version}
+        from_log = not raw_columns and not any(batch.input_hashes)
         with store._errors(f"apply {entity}"):
             savepoint = conn.begin_nested()
             try:
                 seqs = store._allocate_seqs(conn, n)
-                state.execute(conn, list(zip(keys, hashes, payloads, seqs, batch.input_hashes, *raw_columns,
-                                             strict=True)), shared_state)
+                if from_log:  # the change log first, the state rows copied from it: one statement, no rows built
+                    log.execute(conn, list(zip(seqs, keys, hashes, payloads, where, strict=True)), shared_log)
+                    sql, order = store._new_state_from_log
+                    params = {"deleted": shared_state["deleted"], "updated_at": shared_state["updated_at"],
+                              "first": seqs[0], "last": seqs[-1]}
+                    conn.exec_driver_sql(sql, params if order is None else tuple(params[name] for name in order))
+                else:
+                    state.execute(conn, list(zip(keys, hashes, payloads, seqs, batch.input_hashes, *raw_columns,
+                                                 strict=True)), shared_state)
             except IntegrityError:
                 savepoint.rollback()
                 return None
             savepoint.commit()
-            log.execute(conn, list(zip(seqs, keys, hashes, payloads, where, strict=True)), {
-                "entity": entity, "version": 1, "op": Op.UPSERT.value, "recorded_at": log.bind("recorded_at", now),
-                "source_system": system, "batch_id": batch_id, "mapping_version": version})
+            if not from_log:
+                log.execute(conn, list(zip(seqs, keys, hashes, payloads, where, strict=True)), shared_log)
 
         def entries() -> list[LoggedEntry]:
             return [(seq, key, 1, digest, payload.encode(), Lineage(system, source_id, batch_id, version))
@@ -1159,6 +1174,19 @@ _SOURCE_UPDATE = t.state.update().where(
 ).values(raw_flow=bindparam("f"), raw_source_id=bindparam("s"), raw=bindparam("r"))
 """Keeps a key's raw record on its state row, leaving the row alone when its raw record did not change. A key
 without a state has nothing to keep it with (records are stored before their raw records)."""
+
+
+_LOG = t.change_log.c
+_NEW_STATE_FROM_LOG = t.state.insert().from_select(
+    [column.name for column in t.state.c],
+    select(_LOG.entity, _LOG.key, _LOG.version, _LOG.content_hash, _LOG.payload,
+           bindparam("deleted", type_=t.state.c.deleted.type), _LOG.seq,
+           bindparam("updated_at", type_=t.state.c.updated_at.type), *(null() for _ in range(1 + len(NO_RAW))))
+    .where(_LOG.seq.between(bindparam("first"), bindparam("last"))),
+)
+"""The state rows of new keys without input hashes or raw records, copied from the change-log entries of
+``first`` to ``last`` that the same transaction just wrote as their first versions (the write lock keeps every
+other writer's entries out of the range)."""
 
 
 # -- row conversions ----------------------------------------------------------------------------------------------
