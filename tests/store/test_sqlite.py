@@ -143,3 +143,72 @@ def test_each_thread_reads_through_its_own_connection_closed_with_the_store(tmp_
             reader.execute("SELECT 1")
     with pytest.raises(StoreError):
         store.checkpoint("out")
+
+
+def test_the_log_is_checkpointed_off_the_committing_thread_and_the_thread_ends_with_the_store(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from syncfabric.store.wal import FALLBACK_PAGES
+
+    path = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        with store.transaction() as tx:
+            tx.apply("item", [IncomingRecord(f"K{n}", b'{"n": %d}' % n) for n in range(500)])
+            driver = tx._live().connection.driver_connection  # type: ignore[attr-defined]
+            assert driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == FALLBACK_PAGES
+        deadline = time.monotonic() + 5
+        while _rows_in_the_file_alone(path, tmp_path / "copy.db") != 500:  # without its log: checkpointed
+            assert time.monotonic() < deadline, "the commit's pages never reached the database file"
+            time.sleep(0.02)
+        assert [t for t in threading.enumerate() if t.name.startswith("wal-checkpoint")]
+    finally:
+        store.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("wal-checkpoint")]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM sf_state").fetchone()[0] == 500
+
+
+def test_the_log_stays_small_under_commits_that_never_pause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits back to back: each begins before the checkpoint of the one before has ended, so the log would only
+    grow (to tens of megabytes in a second here). Past RESTART_PAGES the thread copies the rest holding the write
+    queue, and the next commit starts the log over."""
+    import time
+
+    from syncfabric.store import wal
+
+    monkeypatch.setattr(wal, "RESTART_PAGES", 50)
+    path = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{path}")
+    biggest = commits = 0
+    try:
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            with store.transaction() as tx:
+                tx.apply("item", [IncomingRecord(f"K{commits}-{n}", b'{"text": "%s"}' % (b"x" * 200))
+                                  for n in range(50)])
+            commits += 1
+            biggest = max(biggest, Path(f"{path}-wal").stat().st_size)
+    finally:
+        store.close()
+    assert commits > 50
+    assert biggest < 3_000_000, f"the log grew to {biggest:,} bytes over {commits} commits"
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM sf_state").fetchone()[0] == commits * 50
+
+
+def _rows_in_the_file_alone(path: Path, copy: Path) -> int:
+    """The state rows of the database file without its write-ahead log (a copy of the file alone)."""
+    import shutil
+
+    shutil.copyfile(path, copy)
+    try:
+        with sqlite3.connect(copy) as conn:
+            return int(conn.execute("SELECT count(*) FROM sf_state").fetchone()[0])
+    except sqlite3.DatabaseError:  # copied halfway through a checkpoint, or before the tables reached the file
+        return -1
+    finally:
+        copy.unlink()
+        for extra in ("-wal", "-shm"):
+            Path(f"{copy}{extra}").unlink(missing_ok=True)

@@ -48,6 +48,7 @@ from syncfabric.store import tables as t
 from syncfabric.store.base import Change, DeadLetterStatus, Lineage, Op
 from syncfabric.store.recent import RecentChanges
 from syncfabric.store.sql import BulkWriter, LoggedEntries, SqlStore, as_utc
+from syncfabric.store.wal import FALLBACK_PAGES, WalCheckpointer
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -123,6 +124,7 @@ class SqliteStore(SqlStore):
             "PRAGMA journal_mode = WAL",
             f"PRAGMA synchronous = {synchronous.upper()}",
             "PRAGMA foreign_keys = ON",
+            f"PRAGMA wal_autocheckpoint = {FALLBACK_PAGES}",  # checkpoints run in a thread of their own (.wal)
         )
 
         @event.listens_for(engine, "connect")
@@ -155,6 +157,7 @@ class SqliteStore(SqlStore):
         self._readers: list[sqlite3.Connection] = []
         """Per reading thread, its connection for small reads and for waiting (closed with the store)."""
         self._readers_lock = threading.Lock()
+        self._wal = WalCheckpointer(path, self._write_queue, self._synchronous)
         super().__init__(url, engine)
         self._checkpoint_writer = BulkWriter(self._checkpoint_upsert, t.checkpoint, engine.dialect)
 
@@ -168,6 +171,7 @@ class SqliteStore(SqlStore):
             with super()._writing(action, durable=durable) as conn:
                 yield conn
             appended = self._local.appends  # reached only once committed
+            self._wal.committed()
             self._recent.committed(logged)  # in commit order: still holding the write queue
         if appended:
             with self._appended:
@@ -329,6 +333,7 @@ class SqliteStore(SqlStore):
             return dict(cursor.fetchall())
 
     def close(self) -> None:
+        self._wal.close()
         with self._readers_lock:
             super().close()
             for reader in self._readers:
