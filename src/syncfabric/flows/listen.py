@@ -41,9 +41,11 @@ if TYPE_CHECKING:
     from syncfabric.flows.runtime import Runtime
 
 STORED = Acknowledgement("stored")
-MAX_WAIT = 0.002
-"""How long a batch waits for more events after its first. Short, for latency: under load events queue up while
-the previous batch commits, so batches grow by themselves (the next one takes everything that arrived meanwhile)."""
+MAX_WAIT = 0.0
+"""How long a batch waits for more events after its first: not at all. A batch takes what is queued when the
+previous one's commit ended, so batches grow by themselves with the load (group commit), and an event that finds
+the listener idle is committed at once. A wait of 2 ms put 2 ms on every event at 10,000 events/s (requests of 100
+events, each its own batch either way): the end-to-end p50 5.2-7.0 ms without it against 7.7-9.7 ms."""
 
 
 @dataclass
