@@ -671,6 +671,10 @@ def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: in
                    for i in range(n, n + count) if key_of(i) in confirmed)
     answers = sorted((answered - at) * 1000 for _, _, at, answered, _ in sent)
     first_sent = min(at for _, _, at, _, _ in sent)
+    by_second: dict[int, list[float]] = {}  # where a p99 comes from: one bad second, or all of them
+    for n, count, at, _, _ in sent:
+        by_second.setdefault(int(at - first_sent), []).extend(
+            (confirmed[key_of(i)] - at) * 1000 for i in range(n, n + count) if key_of(i) in confirmed)
     last_sent = max(at for _, _, at, _, _ in sent)
     span = max(confirmed.values()) - first_sent if confirmed else float("nan")
     counts = httpx.get(f"{target}/counts").json()
@@ -688,6 +692,8 @@ def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: in
         "p50_ms": pct(waits, 0.50), "p95_ms": pct(waits, 0.95), "p99_ms": pct(waits, 0.99),
         "max_ms": round(waits[-1], 2), "hub_cpu_us_per_event": round(cpu / max(len(waits), 1) * 1e6, 1),
         "answer_p50_ms": pct(answers, 0.5), "answer_p99_ms": pct(answers, 0.99),
+        "p99_ms_by_second_sent": [pct(sorted(values), 0.99) for _, values in sorted(by_second.items()) if values]
+        if rate else None,
         **extra,
         **({"stages": stage_breakdown(TRACE, sent, confirmed)} if TRACE is not None and hub_class is not BaselineHub
            else {}),
