@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -135,3 +136,66 @@ def test_sync_leaves_event_flows_to_listen(tmp_path: Path) -> None:
     one = runner.invoke(app, ["sync", "milestones-in", "--estate", str(estate.path)], env=estate.environ)
     assert one.exit_code == 1
     assert "run the flow with `syncfabric listen FLOW`" in one.output
+
+
+def test_a_batch_mapped_as_one_page_is_committed_as_one_mapped_event_by_event(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shipment milestones (a rename-only mapping, optional fields left out) are mapped a batch at a time; what that
+    stores, acknowledges and counts is what mapping each event on its own does: new keys, a redelivery, a changed
+    event, and batches the page cannot take (an event that fails its checks, a key twice)."""
+    import syncfabric.flows.listen as listen
+    from syncfabric.connectors.base import RawRecord, Received
+    from syncfabric.flows.listen import ListenResult, commit_batch
+
+    batches = [
+        [milestone(1), milestone(2)],
+        [milestone(1), milestone(2, place="BEANR"), milestone(3, detail="customs")],  # again, changed, new
+        [milestone(4), milestone(5, occurred_at="not a time")],  # one fails its checks: event by event
+        [milestone(6), milestone(6, place="PLGDN")],  # a key twice: event by event, the last kept
+    ]
+
+    def run(folder: Path, one_by_one: bool) -> tuple[list[list[str]], dict[str, int], dict[str, bytes], int]:
+        pages = 0
+        original = listen._map_all_at_once
+
+        def counted(*args: Any) -> Any:
+            nonlocal pages
+            mapped = None if one_by_one else original(*args)
+            pages += mapped is not None
+            return mapped
+
+        monkeypatch.setattr(listen, "_map_all_at_once", counted)
+        folder.mkdir()
+        estate = PlantEstate(folder)
+        statuses: list[list[str]] = []
+        with Runtime(load_estate(estate.path, environ=estate.environ)) as runtime:
+            field_map = runtime.field_map("logistics-milestones")
+            result = ListenResult(flow="milestones-in", direction="inbound")
+            for number, events in enumerate(batches):
+                batch = [Received(RawRecord(event, f"webhook://test/{number}/{at}"), lambda ack: None)
+                         for at, event in enumerate(events)]
+                acks = commit_batch(runtime.store, "milestones-in", field_map, batch, result)
+                statuses.append([ack.status for ack in acks])
+            stored = list(runtime.store.current("shipment_milestone"))
+            counts = {name: getattr(result, name) for name in ("inserted", "updated", "unchanged", "superseded",
+                                                                 "quarantined", "received")}
+            counts["versions"] = sum(row.version for row in stored)
+        return statuses, counts, {row.key: row.payload or b"" for row in stored}, pages
+
+    paged = run(tmp_path / "paged", one_by_one=False)
+    single = run(tmp_path / "single", one_by_one=True)
+    assert paged[3] == 2 and single[3] == 0  # the first two batches as pages
+    assert paged[:3] == single[:3]
+    statuses, counts, rows, _ = paged
+    assert statuses == [["stored", "stored"], ["stored", "stored", "stored"], ["stored", "quarantined"],
+                        ["stored", "stored"]]
+    assert counts["inserted"] == 5 and counts["updated"] == 1 and counts["quarantined"] == 1
+    at = "|departed|2026-03-02T08:00:00+00:00"
+    assert json.loads(rows[f"SH-00002{at}"])["place"] == "BEANR"
+    assert json.loads(rows[f"SH-00003{at}"])["detail"] == "customs"
+    assert json.loads(rows[f"SH-00006{at}"])["place"] == "PLGDN"
+
+    # A key stored with a newer source time than the page's event keeps what it holds (read from the JSON).
+    times = listen._payload_times(["K", "L"], [b'{"occurred_at": "2026-03-02T08:00:00Z"}',
+                                               b'{"occurred_at": "2026-03-02T10:00:00Z"}'], "occurred_at")
+    assert listen._superseded({"K": "2026-03-02T09:00:00Z", "L": "2026-03-02T09:00:00Z"}, times) == {"K"}

@@ -89,6 +89,18 @@ def test_a_page_of_text_rows_that_all_map_is_mapped_at_once_as_row_by_row() -> N
     assert page_outcome([]) == ([], [])
 
 
+def test_a_page_with_columns_left_out_or_null_is_mapped_at_once_as_row_by_row() -> None:
+    """Events leave their optional fields out: such a page still maps at once, a missing or null column left out
+    of the record as row by row leaves it out."""
+    field_map = FieldMap("items", RENAMES)
+    rows = [{"ITEM_NO": "I1", "SITE": "P100"}, {"ITEM_NO": "I2", "SITE": "P100", "PLANNER": None},
+            {"ITEM_NO": " I3", "SITE": "P200", "PROCUREMENT": "buy", "SAFETY_STOCK": "2"}]
+    records = [field_map.map(row)[0] for row in rows]
+    assert page_outcome(rows) == ([record.key for record in records],
+                                  [msgspec.json.encode(record) for record in records])
+    assert page_outcome([{"ITEM_NO": "I1", "SITE": "P100"}, {"SITE": "P200"}]) is None  # no item: row by row
+
+
 @pytest.mark.parametrize("bad", [row for row in ROWS if outcome(FieldMap("items", RENAMES).map, row)[0] == "error"]
                          + [ROWS[2], ROWS[-1]])
 def test_a_page_with_a_row_that_fails_or_is_not_all_text_goes_row_by_row(bad: dict[str, Any]) -> None:

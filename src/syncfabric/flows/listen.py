@@ -30,6 +30,7 @@ from syncfabric.connectors.base import Acknowledgement, Connector, Received
 from syncfabric.errors import ConfigError
 from syncfabric.flows.heap import settle_after_start_up
 from syncfabric.flows.inbound import InboundCheckpoint, _link, _write_page, map_and_check
+from syncfabric.flows.rename_plan import page_mapper
 from syncfabric.flows.result import FlowResult
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.rules import RuleSet
@@ -136,6 +137,64 @@ def commit_batch(
             rows.append(received.record.data)
         else:
             quarantine(index, [problem.reason], problem.raw, problem.location)
+    mapped = _map_all_at_once(rows, field_map, rules)
+    if mapped is not None:  # the usual batch: every event mapped, no key twice, nothing more to check per event
+        keys, payloads = mapped
+        records = RecordBatch(
+            keys=keys, payloads=[payload.decode() for payload in payloads], hashes=content_hashes(payloads),
+            source_ids=[batch[index].record.location for index in usable], input_hashes=[None] * len(keys),
+            source_system=system, batch_id=batch_id, mapping_version=field_map.version)
+        outcomes: Sequence[Any] = ()
+        time_of = _payload_times(keys, payloads, time_field)
+    else:
+        keys, records, time_of, outcomes = _map_one_by_one(
+            batch, usable, rows, field_map, rules, store, result, links, warnings, quarantine, flow_name, batch_id)
+    last = batch[-1].record.location
+    checkpoint = encode(InboundCheckpoint(cursor=last)).decode()
+    refused_before = len(rejected)
+    with store.transaction() as tx:
+        stored = tx.stored_fields(entity, keys, time_field) if keys else {}
+        stale = _superseded(stored, time_of)
+        if stale:
+            records = records.without(stale)
+            links = {key: link for key, link in links.items() if key not in stale}
+            result.superseded += len(stale)
+        records, rejected = _link(tx, records, rejected, links)
+        # Events are keyed by their own ids: a batch whose keys have no state yet is inserted without a look-up
+        # (if one has a state after all, the store applies the batch as an update: the same result).
+        _write_page(tx, entity, records, rejected, result, new=stored.keys() <= stale)
+        tx.set_checkpoint(flow_name, checkpoint)
+    if len(rejected) > refused_before:  # cross-reference conflicts found in the transaction
+        positions: dict[str, list[int]] = {}
+        if outcomes:
+            for index, outcome in zip(usable, outcomes, strict=True):
+                if outcome.record is not None:
+                    positions.setdefault(outcome.key, []).append(index)
+        else:  # mapped all at once: one event per key, in order
+            for index, key in zip(usable, keys, strict=True):
+                positions[key] = [index]
+        for entry in rejected[refused_before:]:
+            for index in positions.get(entry.record_key, ()):
+                acks[index] = Acknowledgement("quarantined", tuple(entry.reasons))
+    result.warn(warnings)
+    result.received += len(batch)
+    result.batches += 1
+    result.last_location = last
+    result.checkpoint = last
+    return acks
+
+
+def _map_one_by_one(
+    batch: Sequence[Received], usable: list[int], rows: list[dict[str, Any]], field_map: FieldMap,
+    rules: RuleSet | None, store: Store, result: ListenResult, links: dict[str, Any], warnings: list[str],
+    quarantine: Callable[..., None], flow_name: str, batch_id: str,
+) -> tuple[list[str], RecordBatch, Callable[[str], dt.datetime | None], list[Any]]:
+    """Each event mapped and checked on its own (:func:`map_and_check`): its problems quarantined with their
+    reasons, of two events of one key the newer by source time kept. The keys kept, their records, each one's
+    source time, and the outcomes."""
+    time_field = source_time_field(field_map.entity_cls)
+    system, entity = field_map.system, field_map.entity_cls.entity
+    encode = _encode
     outcomes = map_and_check(rows, field_map, rules, store)
     kept: dict[str, int] = {}
     """Per key, the outcome of the event kept: the newest by source time, of equal times the last."""
@@ -164,37 +223,35 @@ def commit_batch(
             links[key] = (outcome.claims, NewQuarantine(
                 flow=flow_name, system=system, entity=entity, reasons=[], payload=encode(raw.data).decode(),
                 record_key=key, location=raw.location))
-    keys = list(kept)
-    records = _records(batch, usable, outcomes, kept, field_map, batch_id)
-    last = batch[-1].record.location
-    checkpoint = encode(InboundCheckpoint(cursor=last)).decode()
-    refused_before = len(rejected)
-    with store.transaction() as tx:
-        stored = tx.stored_fields(entity, keys, time_field) if keys else {}
-        stale = _superseded(stored, times)
-        if stale:
-            records = records.without(stale)
-            links = {key: link for key, link in links.items() if key not in stale}
-            result.superseded += len(stale)
-        records, rejected = _link(tx, records, rejected, links)
-        # Events are keyed by their own ids: a batch whose keys have no state yet is inserted without a look-up
-        # (if one has a state after all, the store applies the batch as an update: the same result).
-        _write_page(tx, entity, records, rejected, result, new=stored.keys() <= stale)
-        tx.set_checkpoint(flow_name, checkpoint)
-    if len(rejected) > refused_before:  # cross-reference conflicts found in the transaction
-        positions: dict[str, list[int]] = {}
-        for index, outcome in zip(usable, outcomes, strict=True):
-            if outcome.record is not None:
-                positions.setdefault(outcome.key, []).append(index)
-        for entry in rejected[refused_before:]:
-            for index in positions.get(entry.record_key, ()):
-                acks[index] = Acknowledgement("quarantined", tuple(entry.reasons))
-    result.warn(warnings)
-    result.received += len(batch)
-    result.batches += 1
-    result.last_location = last
-    result.checkpoint = last
-    return acks
+    return list(kept), _records(batch, usable, outcomes, kept, field_map, batch_id), times.get, outcomes
+
+
+def _map_all_at_once(rows: list[dict[str, Any]], field_map: FieldMap,
+                     rules: RuleSet | None) -> tuple[list[str], list[bytes]] | None:
+    """The key and canonical JSON of each event's record, mapped as one page (``rename_plan.page_mapper``: a
+    rename-only mapping, an entity with no checks beyond its fields', no rules); ``None`` where some event needs
+    the path one by one: one that does not map or fails a check, a key twice, another kind of mapping."""
+    plan = page_mapper(field_map) if not rules and rows else None
+    mapped = plan(rows) if plan is not None else None
+    if mapped is None or len(set(mapped[0])) != len(mapped[0]):
+        return None
+    return mapped
+
+
+def _payload_times(keys: list[str], payloads: list[bytes],
+                   time_field: str | None) -> Callable[[str], dt.datetime | None]:
+    """The source time of each key's record, read from its JSON when asked (only for keys already stored)."""
+    if time_field is None:
+        return lambda key: None
+    at = {key: number for number, key in enumerate(keys)}
+
+    def time_of(key: str) -> dt.datetime | None:
+        number = at.get(key)
+        if number is None:
+            return None
+        return _parse_time(_decode(payloads[number]).get(time_field))
+
+    return time_of
 
 
 def _records(batch: Sequence[Received], usable: list[int], outcomes: Sequence[Any], kept: dict[str, int],
@@ -216,12 +273,12 @@ def source_time_field(entity_cls: Any) -> str | None:
     return next((name for name in SOURCE_TIME_FIELDS if name in fields), None)
 
 
-def _superseded(stored: dict[str, Any], times: dict[str, dt.datetime]) -> set[str]:
+def _superseded(stored: dict[str, Any], time_of: Callable[[str], dt.datetime | None]) -> set[str]:
     """The keys whose stored record is newer by source time (``stored``: the stored source time of each key found)
-    than the batch's event of that key (``times``)."""
+    than the batch's event of that key (``time_of``)."""
     stale: set[str] = set()
     for key, value in stored.items():
-        when = times.get(key)
+        when = time_of(key)
         if when is not None and value is not None:
             held = _parse_time(value)
             if held is not None and when < held:
@@ -237,6 +294,7 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 class Listener:

@@ -123,7 +123,8 @@ def _page_plan(field_map: FieldMap) -> PageMapper | None:
     if columns is None or decoding is None:
         return None
     targets = [target for target, _ in columns]
-    get = itemgetter(*(column for _, column in columns))
+    names = [column for _, column in columns]
+    get = itemgetter(*names)
     several = len(columns) > 1
     as_list = list[decoding.unchecked]  # type: ignore[name-defined]
     convert, encode, passes = msgspec.convert, msgspec.json.Encoder().encode, decoding.passes
@@ -150,10 +151,14 @@ def _page_plan(field_map: FieldMap) -> PageMapper | None:
             return [], []
         try:
             values = list(map(get, rows))
-        except (KeyError, TypeError):  # a column missing: the row-by-row path gives it its meaning
+        except KeyError:  # a column missing from some row (an event's optional fields): None, as map_row reads it
+            values = [tuple(map(row.get, names)) for row in rows] if several else [row.get(names[0]) for row in rows]
+        except TypeError:
             return None
         stripped, blanks = [], []
         for target, column in zip(targets, zip(*values, strict=True) if several else (values,), strict=True):
+            if None in column:  # left out, as map_row leaves out a missing or null value
+                column = ["" if value is None else value for value in column]
             try:
                 "".join(column)  # text only (map_row strips a subclass of str alike)
             except TypeError:
