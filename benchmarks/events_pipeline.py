@@ -672,7 +672,7 @@ def measure(hub_class: Any, folder: Path, target: str, *, events: int, batch: in
     answers = sorted((answered - at) * 1000 for _, _, at, answered, _ in sent)
     first_sent = min(at for _, _, at, _, _ in sent)
     by_second: dict[int, list[float]] = {}  # where a p99 comes from: one bad second, or all of them
-    for n, count, at, _, _ in sent:
+    for n, count, at, _, _ in sent if rate else ():
         by_second.setdefault(int(at - first_sent), []).extend(
             (confirmed[key_of(i)] - at) * 1000 for i in range(n, n + count) if key_of(i) in confirmed)
     last_sent = max(at for _, _, at, _, _ in sent)

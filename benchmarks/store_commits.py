@@ -125,9 +125,14 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100, help="records per commit")
     parser.add_argument("--gaps", default="0.002,0", help="seconds between commits, one run each (0: none)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/store_commits.json"))
+    parser.add_argument("--one", choices=PIPELINES, help=argparse.SUPPRESS)  # a run in a child process
     args = parser.parse_args()
-    console = Console()
     work = batches(args.commits, args.records)
+    if args.one:  # its result as the last line: read by run_apart
+        with Progress(disable=True) as quiet:
+            print(json.dumps(run(args.one, work, float(args.gaps), quiet)))
+        return
+    console = Console()
     runs: list[dict[str, Any]] = []
     gaps = [float(text) for text in args.gaps.split(",")]
     with Progress(console=console) as progress:
@@ -173,16 +178,4 @@ def run_apart(pipeline: str, args: argparse.Namespace, gap: float) -> dict[str, 
 
 
 if __name__ == "__main__":
-    if "--one" in sys.argv:
-        at = sys.argv.index("--one")
-        name = sys.argv.pop(at + 1)
-        sys.argv.pop(at)
-        options = argparse.ArgumentParser()
-        options.add_argument("--commits", type=int)
-        options.add_argument("--records", type=int)
-        options.add_argument("--gaps", type=float)
-        one = options.parse_args()
-        with Progress(disable=True) as quiet:
-            print(json.dumps(run(name, batches(one.commits, one.records), one.gaps, quiet)))
-    else:
-        main()
+    main()

@@ -138,17 +138,46 @@ def commit_batch(
         else:
             quarantine(index, [problem.reason], problem.raw, problem.location)
     mapped = _map_all_at_once(rows, field_map, rules)
+    outcomes: Sequence[Any] = ()
     if mapped is not None:  # the usual batch: every event mapped, no key twice, nothing more to check per event
         keys, payloads = mapped
-        records = RecordBatch(
-            keys=keys, payloads=[payload.decode() for payload in payloads], hashes=content_hashes(payloads),
-            source_ids=[batch[index].record.location for index in usable], input_hashes=[None] * len(keys),
-            source_system=system, batch_id=batch_id, mapping_version=field_map.version)
-        outcomes: Sequence[Any] = ()
+        records = _record_batch(keys, payloads, [batch[index].record.location for index in usable], field_map,
+                                batch_id)
         time_of = _payload_times(keys, payloads, time_field)
     else:
-        keys, records, time_of, outcomes = _map_one_by_one(
-            batch, usable, rows, field_map, rules, store, result, links, warnings, quarantine, flow_name, batch_id)
+        outcomes = map_and_check(rows, field_map, rules, store)
+        kept: dict[str, int] = {}
+        """Per key, the outcome of the event kept: the newest by source time, of equal times the last."""
+        times: dict[str, dt.datetime] = {}
+        for number, (index, outcome) in enumerate(zip(usable, outcomes, strict=True)):
+            record = outcome.record
+            if record is None:
+                raw = batch[index].record
+                quarantine(index, outcome.reasons, encode(raw.data).decode(), raw.location, outcome.key)
+                continue
+            key = outcome.key
+            if time_field is not None:
+                when = getattr(record, time_field)
+                if isinstance(when, dt.datetime):
+                    before = times.get(key)
+                    if before is not None and when != before:
+                        result.superseded += 1  # of this batch, the older of two events of one key
+                        if when < before:
+                            continue
+                    times[key] = when
+            kept[key] = number
+            if outcome.warnings:
+                warnings.extend(outcome.warnings)
+            if outcome.claims:
+                raw = batch[index].record
+                links[key] = (outcome.claims, NewQuarantine(
+                    flow=flow_name, system=system, entity=entity, reasons=[], payload=encode(raw.data).decode(),
+                    record_key=key, location=raw.location))
+        keys = list(kept)
+        numbers = list(kept.values())
+        records = _record_batch(keys, [encode(outcomes[number].record) for number in numbers],
+                                [batch[usable[number]].record.location for number in numbers], field_map, batch_id)
+        time_of = times.get
     last = batch[-1].record.location
     checkpoint = encode(InboundCheckpoint(cursor=last)).decode()
     refused_before = len(rejected)
@@ -184,48 +213,6 @@ def commit_batch(
     return acks
 
 
-def _map_one_by_one(
-    batch: Sequence[Received], usable: list[int], rows: list[dict[str, Any]], field_map: FieldMap,
-    rules: RuleSet | None, store: Store, result: ListenResult, links: dict[str, Any], warnings: list[str],
-    quarantine: Callable[..., None], flow_name: str, batch_id: str,
-) -> tuple[list[str], RecordBatch, Callable[[str], dt.datetime | None], list[Any]]:
-    """Each event mapped and checked on its own (:func:`map_and_check`): its problems quarantined with their
-    reasons, of two events of one key the newer by source time kept. The keys kept, their records, each one's
-    source time, and the outcomes."""
-    time_field = source_time_field(field_map.entity_cls)
-    system, entity = field_map.system, field_map.entity_cls.entity
-    encode = _encode
-    outcomes = map_and_check(rows, field_map, rules, store)
-    kept: dict[str, int] = {}
-    """Per key, the outcome of the event kept: the newest by source time, of equal times the last."""
-    times: dict[str, dt.datetime] = {}
-    for number, (index, outcome) in enumerate(zip(usable, outcomes, strict=True)):
-        record = outcome.record
-        if record is None:
-            raw = batch[index].record
-            quarantine(index, outcome.reasons, encode(raw.data).decode(), raw.location, outcome.key)
-            continue
-        key = outcome.key
-        if time_field is not None:
-            when = getattr(record, time_field)
-            if isinstance(when, dt.datetime):
-                before = times.get(key)
-                if before is not None and when != before:
-                    result.superseded += 1  # of this batch, the older of two events of one key
-                    if when < before:
-                        continue
-                times[key] = when
-        kept[key] = number
-        if outcome.warnings:
-            warnings.extend(outcome.warnings)
-        if outcome.claims:
-            raw = batch[index].record
-            links[key] = (outcome.claims, NewQuarantine(
-                flow=flow_name, system=system, entity=entity, reasons=[], payload=encode(raw.data).decode(),
-                record_key=key, location=raw.location))
-    return list(kept), _records(batch, usable, outcomes, kept, field_map, batch_id), times.get, outcomes
-
-
 def _map_all_at_once(rows: list[dict[str, Any]], field_map: FieldMap,
                      rules: RuleSet | None) -> tuple[list[str], list[bytes]] | None:
     """The key and canonical JSON of each event's record, mapped as one page (``rename_plan.page_mapper``: a
@@ -254,18 +241,14 @@ def _payload_times(keys: list[str], payloads: list[bytes],
     return time_of
 
 
-def _records(batch: Sequence[Received], usable: list[int], outcomes: Sequence[Any], kept: dict[str, int],
-             field_map: FieldMap, batch_id: str) -> RecordBatch:
-    """The kept events' canonical records (``kept``: the number of each one's outcome) as one batch of columns,
-    each encoded once and all hashed in one call."""
-    encode = _encode
-    numbers = list(kept.values())
-    payloads = [encode(outcomes[number].record) for number in numbers]
+def _record_batch(keys: list[str], payloads: list[bytes], source_ids: list[str], field_map: FieldMap,
+                  batch_id: str) -> RecordBatch:
+    """The kept events' canonical records (their keys, canonical JSON and where each came from) as one batch of
+    columns, all hashed in one call."""
     return RecordBatch(
-        keys=list(kept), payloads=[payload.decode() for payload in payloads], hashes=content_hashes(payloads),
-        source_ids=[batch[usable[number]].record.location for number in numbers], input_hashes=[None] * len(numbers),
-        source_system=field_map.system, batch_id=batch_id, mapping_version=field_map.version)
-
+        keys=keys, payloads=[payload.decode() for payload in payloads], hashes=content_hashes(payloads),
+        source_ids=source_ids, input_hashes=[None] * len(keys), source_system=field_map.system, batch_id=batch_id,
+        mapping_version=field_map.version)
 
 def source_time_field(entity_cls: Any) -> str | None:
     """The field giving an entity's source time (the first of SOURCE_TIME_FIELDS it has), None when it has none."""

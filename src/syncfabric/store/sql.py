@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
-from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, case, func, null, select
+from sqlalchemy import Connection, Dialect, Engine, Row, Table, bindparam, case, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql import Executable
 
@@ -1178,15 +1178,15 @@ without a state has nothing to keep it with (records are stored before their raw
 
 _LOG = t.change_log.c
 _NEW_STATE_FROM_LOG = t.state.insert().from_select(
-    [column.name for column in t.state.c],
+    ["entity", "key", "version", "content_hash", "payload", "deleted", "last_seq", "updated_at"],
     select(_LOG.entity, _LOG.key, _LOG.version, _LOG.content_hash, _LOG.payload,
            bindparam("deleted", type_=t.state.c.deleted.type), _LOG.seq,
-           bindparam("updated_at", type_=t.state.c.updated_at.type), *(null() for _ in range(1 + len(NO_RAW))))
+           bindparam("updated_at", type_=t.state.c.updated_at.type))
     .where(_LOG.seq.between(bindparam("first"), bindparam("last"))),
 )
 """The state rows of new keys without input hashes or raw records, copied from the change-log entries of
 ``first`` to ``last`` that the same transaction just wrote as their first versions (the write lock keeps every
-other writer's entries out of the range)."""
+other writer's entries out of the range); the columns not named (the input hash, the raw record) stay NULL."""
 
 
 # -- row conversions ----------------------------------------------------------------------------------------------

@@ -54,10 +54,6 @@ class WalCheckpointer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.checkpoints = 0
-        """Checkpoints run so far (one that found nothing to copy counts too)."""
-        self.restarts = 0
-        """Of those, the ones run holding the write queue, so that the next commit starts the log over."""
 
     def committed(self) -> None:
         """Note a commit of this process; the first one starts the thread."""
@@ -98,9 +94,6 @@ class WalCheckpointer:
     def _checkpoint(self, db: sqlite3.Connection) -> None:
         # (busy, pages in the log, pages copied); a PASSIVE checkpoint never waits for a lock
         _, pages, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self.checkpoints += 1
         if pages >= RESTART_PAGES:
             with self._writers:  # no commit of this process meanwhile: the log ends up copied in full
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            self.checkpoints += 1
-            self.restarts += 1
