@@ -101,6 +101,59 @@ def test_a_page_with_columns_left_out_or_null_is_mapped_at_once_as_row_by_row() 
     assert page_outcome([{"ITEM_NO": "I1", "SITE": "P100"}, {"SITE": "P200"}]) is None  # no item: row by row
 
 
+MILESTONES_AS_SENT = Mapping(system="logistics", entity="shipment_milestone", fields={
+    "shipment_id": "shipment_id", "milestone": "milestone", "occurred_at": "occurred_at", "place": "place",
+    "carrier": "carrier", "detail": "detail"})
+MILESTONES_EVERY_FIELD = Mapping(system="logistics", entity="shipment_milestone", fields={
+    **MILESTONES_AS_SENT.fields, "location_id": "location_id", "estimated_arrival": "estimated_arrival"})
+MILESTONES_RENAMED = Mapping(system="logistics", entity="shipment_milestone", fields={
+    "shipment_id": "ShipmentRef", "milestone": "Status", "occurred_at": "EventTime", "place": "Where",
+    "carrier": "Carrier"})
+
+
+@pytest.mark.parametrize("mapping", [MILESTONES_AS_SENT, MILESTONES_EVERY_FIELD, MILESTONES_RENAMED],
+                         ids=["same names", "every field, same names", "renamed"])
+@pytest.mark.parametrize("tweak", ["as sent", "null", "left out", "padded", "blank", "other keys"])
+def test_a_page_of_events_maps_at_once_as_row_by_row(mapping: Mapping, tweak: str) -> None:
+    """Rows taken as they came (decoded straight from them) or stripped and rebuilt first: either way the records
+    row by row makes. A row's keys that the mapping does not name are never read, even where they are named like
+    a field of the entity."""
+    field_map = FieldMap("milestones", mapping)
+    columns = dict(mapping.fields)
+    rows = []
+    for n in range(5):
+        row = {columns["shipment_id"]: f"SH-{n}", columns["milestone"]: "departed",
+               columns["occurred_at"]: f"2026-03-02T08:0{n}:00Z", columns["place"]: "DEHAM",
+               columns["carrier"]: "OceanLine"}
+        if "detail" in columns:
+            row[columns["detail"]] = f"vessel {n}"
+        rows.append(row)
+    place = columns["place"]
+    if tweak == "null":
+        rows[1][place] = None
+    elif tweak == "left out":
+        del rows[2][place]
+    elif tweak == "padded":
+        rows[3][place] = " DEHAM "
+    elif tweak == "blank":
+        rows[3][place] = "  "
+    elif tweak == "other keys":
+        for row in rows:
+            row.update({"location_id": "P100", "estimated_arrival": "2026-03-09T00:00:00Z", "noise": 1})
+    records = [field_map.map(row)[0] for row in rows]
+    plan = rename_plan.page_mapper(field_map)
+    assert plan is not None
+    assert plan(rows) == ([record.key for record in records], [msgspec.json.encode(record) for record in records])
+
+
+def test_a_page_of_events_with_a_bad_time_goes_row_by_row() -> None:
+    plan = rename_plan.page_mapper(FieldMap("milestones", MILESTONES_RENAMED))
+    assert plan is not None
+    good = {"ShipmentRef": "SH-1", "Status": "departed", "EventTime": "2026-03-02T08:00:00Z"}
+    assert plan([good, {**good, "EventTime": "yesterday"}]) is None
+    assert plan([good, {**good, "EventTime": "2026-03-02T08:00:00+01:00"}]) is None  # not UTC
+
+
 @pytest.mark.parametrize("bad", [row for row in ROWS if outcome(FieldMap("items", RENAMES).map, row)[0] == "error"]
                          + [ROWS[2], ROWS[-1]])
 def test_a_page_with_a_row_that_fails_or_is_not_all_text_goes_row_by_row(bad: dict[str, Any]) -> None:

@@ -334,22 +334,7 @@ def _page_decoding(cls: type) -> PageDecoding | None:
     checks = tuple((attrgetter(name), name in optional, name, check, kind, bounds)
                    for name, check, kind, bounds in _field_checks(cls))
     hints = {field.name: _unwrap(field.type)[0] for field in fields}
-    key_fields: tuple[str, ...] = cls.key_fields  # type: ignore[attr-defined]
-    if key_fields and all(hints.get(name) is str for name in key_fields):
-        get_key = attrgetter(*key_fields)
-        if len(key_fields) == 1:
-            def keys(records: list[Any]) -> list[str]:
-                return list(map(get_key, records))
-        else:
-            join = KEY_SEPARATOR.join
-
-            def keys(records: list[Any]) -> list[str]:
-                return list(map(join, map(get_key, records)))
-    else:
-        make = _compile_key(cls)
-
-        def keys(records: list[Any]) -> list[str]:
-            return list(map(make, records))
+    keys = _page_keys(cls.key_fields, hints)  # type: ignore[attr-defined]
 
     def passes(records: list[Any]) -> bool:
         for get, optional, name, check, kind, bounds in checks:
@@ -378,6 +363,37 @@ def _page_decoding(cls: type) -> PageDecoding | None:
 
 
 _given = partial(is_not, None)
+
+
+def _page_keys(key_fields: tuple[str, ...], hints: dict[str, Any]) -> Callable[[list[Any]], list[str]]:
+    """The canonical keys of many records a key field at a time, as :attr:`Record.key` makes them one by one: a
+    text column taken as it is, a timestamp column in UTC written by one encoding of the whole column (its ``Z``
+    replaced by ``+00:00``, as ``isoformat`` writes it), anything else through :func:`_key_part`; the parts
+    joined row by row in one call."""
+    getters = [(attrgetter(name), hints.get(name)) for name in key_fields]
+    join = KEY_SEPARATOR.join
+
+    def column(records: list[Any], get: Callable[[Any], Any], hint: Any) -> list[str]:
+        values = list(map(get, records))
+        kinds = set(map(type, values))
+        if kinds == {str}:
+            return values
+        if kinds == {dt.datetime} and hint is dt.datetime and set(map(_tzinfo, values)) == {_UTC}:
+            return _TEXTS(_encode(values).replace(b'Z"', b'+00:00"'))
+        return list(map(_key_part, values))
+
+    def keys(records: list[Any]) -> list[str]:
+        if not records or not getters:
+            return [""] * len(records)
+        if len(getters) == 1:
+            return column(records, *getters[0])
+        return list(map(join, zip(*(column(records, get, hint) for get, hint in getters), strict=True)))
+
+    return keys
+
+
+_tzinfo = attrgetter("tzinfo")
+_TEXTS = msgspec.json.Decoder(list[str]).decode
 
 
 def _optional(hint: Any) -> bool:
