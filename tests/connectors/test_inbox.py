@@ -7,17 +7,17 @@ import time
 
 import pytest
 
-from syncfabric.connectors.base import Acknowledgement, RawRecord, Received
+from syncfabric.connectors.base import Acknowledgement, Received
 from syncfabric.connectors.inbox import Inbox, Subscription
 from syncfabric.errors import TransientError
 
 
 def item(number: int) -> Received:
-    return Received(RawRecord({"n": number}, f"#{number}"), lambda outcome: None)
+    return Received([{"n": number}], f"#{number}", lambda first, outcomes: None)
 
 
 def numbers(batch: list[Received]) -> list[int]:
-    return [received.record.data["n"] for received in batch]
+    return [row["n"] for received in batch for row in received.rows]
 
 
 def test_take_returns_at_most_a_batch_and_nothing_after_the_poll() -> None:

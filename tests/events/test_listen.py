@@ -144,7 +144,7 @@ def test_a_batch_mapped_as_one_page_is_committed_as_one_mapped_event_by_event(tm
     stores, acknowledges and counts is what mapping each event on its own does: new keys, a redelivery, a changed
     event, and batches the page cannot take (an event that fails its checks, a key twice)."""
     import syncfabric.flows.listen as listen
-    from syncfabric.connectors.base import RawRecord, Received
+    from syncfabric.connectors.base import Received
     from syncfabric.flows.listen import ListenResult, commit_batch
 
     batches = [
@@ -172,7 +172,7 @@ def test_a_batch_mapped_as_one_page_is_committed_as_one_mapped_event_by_event(tm
             field_map = runtime.field_map("logistics-milestones")
             result = ListenResult(flow="milestones-in", direction="inbound")
             for number, events in enumerate(batches):
-                batch = [Received(RawRecord(event, f"webhook://test/{number}/{at}"), lambda ack: None)
+                batch = [Received([event], f"webhook://test/{number}/{at}", lambda first, outcomes: None)
                          for at, event in enumerate(events)]
                 acks = commit_batch(runtime.store, "milestones-in", field_map, batch, result)
                 statuses.append([ack.status for ack in acks])
