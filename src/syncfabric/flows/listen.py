@@ -252,12 +252,15 @@ def _map_all_at_once(rows: list[dict[str, Any]], field_map: FieldMap,
 
 def _payload_times(keys: list[str], payloads: list[bytes],
                    time_field: str | None) -> Callable[[str], dt.datetime | None]:
-    """The source time of each key's record, read from its JSON when asked (only for keys already stored)."""
+    """The source time of each key's record, read from its JSON when asked (only for keys already stored: for a
+    batch of new events never, so the position of each key is only worked out at the first question)."""
     if time_field is None:
         return lambda key: None
-    at = {key: number for number, key in enumerate(keys)}
+    at: dict[str, int] = {}
 
     def time_of(key: str) -> dt.datetime | None:
+        if not at:
+            at.update(zip(keys, range(len(keys)), strict=True))
         number = at.get(key)
         if number is None:
             return None
