@@ -4,10 +4,13 @@ app (signature, replay window, decoding) → the listener's batch (mapping, cata
 
 The same estate as ``events_pipeline.py``. The ASGI app is the one the webhook connector serves, called directly (no
 sockets, no uvicorn) on one event loop, and each batch is committed with :func:`syncfabric.flows.listen.commit_batch`
-in the same thread, so the figure is the product's own CPU per event without the HTTP server's, the scheduling of
-threads, or the waits for the interpreter lock. ``--profile`` shows where it goes (cProfile, by own time).
+and acknowledged with :func:`~syncfabric.flows.listen.acknowledge` in the same thread, so the figure is the product's
+own CPU per event without the HTTP server's, the scheduling of threads, or the waits for the interpreter lock.
+``--profile`` shows where it goes (cProfile, by own time).
 
-To compare code versions, run it with ``PYTHONPATH`` set to another checkout's ``src`` (and alternate).
+To compare code versions, run it with ``PYTHONPATH`` set to another checkout's ``src`` (and alternate). Code from
+before a request was handed to the listener whole (one ``Received`` per event, acknowledged one by one) is run the
+way its listener ran it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def run(folder: Path, *, requests: int, batch: int, per_commit: int, profile: bo
     import syncfabric
     import syncfabric.sandbox.server as server
     from syncfabric.config import load_estate
+    from syncfabric.flows import listen
     from syncfabric.flows.heap import settle_after_start_up
     from syncfabric.flows.listen import ListenResult, commit_batch
     from syncfabric.flows.runtime import Runtime
@@ -62,6 +66,16 @@ def run(folder: Path, *, requests: int, batch: int, per_commit: int, profile: bo
     result = ListenResult(flow=FLOW, direction="inbound")
     bodies = [msgspec.json.encode([event(i) for i in range(n * batch, (n + 1) * batch)]) for n in range(requests)]
     statuses: list[int] = []
+    acknowledge = getattr(listen, "acknowledge", None)
+    if acknowledge is not None:
+        def count(taken: list[Any]) -> int:
+            return sum(len(received.rows) for received in taken)
+    else:  # one Received per event
+        count = len
+
+        def acknowledge(taken: list[Any], acks: list[Any]) -> None:
+            for received, ack in zip(taken, acks, strict=True):
+                received.ack(ack)
 
     async def post(body: bytes) -> None:
         stamp = str(int(time.time()))
@@ -91,12 +105,10 @@ def run(folder: Path, *, requests: int, batch: int, per_commit: int, profile: bo
         for start in range(0, requests, per_commit):
             tasks = [asyncio.create_task(post(body)) for body in bodies[start:start + per_commit]]
             taken: list[Any] = []
-            while len(taken) < batch * len(tasks):  # let the requests reach the inbox
+            while count(taken) < batch * len(tasks):  # let the requests reach the inbox
                 await asyncio.sleep(0)
                 taken.extend(subscription.inbox.take(batch * per_commit, 0, 0))
-            acks = commit_batch(store, FLOW, field_map, taken, result, rules=rules)
-            for received, ack in zip(taken, acks, strict=True):
-                received.ack(ack)
+            acknowledge(taken, commit_batch(store, FLOW, field_map, taken, result, rules=rules))
             await asyncio.gather(*tasks)
 
     profiler = None

@@ -408,14 +408,18 @@ class Trace:
         gc.callbacks.append(lambda phase, info: TRACE._gc(phase, info) if TRACE is not None else None)
 
         if listening:
-            put_many, commit = inbox.Inbox.put_many, listen.commit_batch
+            put, commit = inbox.Inbox.put, listen.commit_batch
 
-            def traced_put_many(box: Any, items: Sequence[Any]) -> None:
-                self.note("received", [number_of(i.record.data.get("shipment_id", "SH-00000000")) for i in items])
-                put_many(box, items)
+            def numbers_of(deliveries: Sequence[Any]) -> list[int]:
+                return [number_of(row.get("shipment_id", "SH-00000000") if isinstance(row, dict) else "SH-00000000")
+                        for delivery in deliveries for row in delivery.rows]
+
+            def traced_put(box: Any, item: Any) -> None:  # the webhook's hand-over of a request
+                self.note("received", numbers_of([item]))
+                put(box, item)
 
             def traced_commit(store: Any, flow: str, field_map: Any, batch: Sequence[Any], *a: Any, **k: Any) -> Any:
-                numbers = [number_of(i.record.data.get("shipment_id", "SH-00000000")) for i in batch]
+                numbers = numbers_of(batch)
                 self.note("batched", numbers)
                 cpu = time.thread_time()
                 acks = commit(store, flow, field_map, batch, *a, **k)
@@ -423,7 +427,7 @@ class Trace:
                 self.note("committed", numbers)
                 return acks
 
-            inbox.Inbox.put_many = traced_put_many  # type: ignore[method-assign]
+            inbox.Inbox.put = traced_put  # type: ignore[method-assign]
             listen.commit_batch = traced_commit  # type: ignore[assignment]
         if delivering:
             deliver = stream.deliver_changes

@@ -7,17 +7,17 @@ import time
 
 import pytest
 
-from syncfabric.connectors.base import Acknowledgement, RawRecord, Received
+from syncfabric.connectors.base import Acknowledgement, Received
 from syncfabric.connectors.inbox import Inbox, Subscription
 from syncfabric.errors import TransientError
 
 
 def item(number: int) -> Received:
-    return Received(RawRecord({"n": number}, f"#{number}"), lambda outcome: None)
+    return Received([{"n": number}], f"#{number}", lambda first, outcomes: None)
 
 
 def numbers(batch: list[Received]) -> list[int]:
-    return [received.record.data["n"] for received in batch]
+    return [row["n"] for received in batch for row in received.rows]
 
 
 def test_take_returns_at_most_a_batch_and_nothing_after_the_poll() -> None:
@@ -79,3 +79,25 @@ def test_records_handed_over_together_are_taken_in_order_across_batches() -> Non
     assert numbers(inbox.take(10, max_wait=0.01, poll=0.1)) == [6, 7, 8]
     with pytest.raises(TransientError, match="connection lost"):
         inbox.take(10, max_wait=0.01, poll=0.1)
+
+
+def test_a_delivery_larger_than_the_room_left_is_taken_in_parts_that_know_their_place() -> None:
+    """A request of ten events between two single ones, taken four records at a time: its parts in order, each
+    with the index of its first row and its rows' locations, acknowledged as the part it is."""
+    acked: list[tuple[int, int]] = []
+    request = Received([{"n": n} for n in range(10)], "POST /events/x", lambda first, outcomes: acked.append(
+        (first, len(outcomes))), numbered=True)
+    inbox = Inbox()
+    inbox.put(item(100))
+    inbox.put(request)
+    inbox.put(item(200))
+    batches = [inbox.take(4, max_wait=0.01, poll=0.1) for _ in range(3)]
+    assert [numbers(batch) for batch in batches] == [[100, 0, 1, 2], [3, 4, 5, 6], [7, 8, 9, 200]]
+    parts = [batches[0][1], batches[1][0], batches[2][0]]
+    assert [part.first for part in parts] == [0, 3, 7]
+    assert parts[2].locations() == ["POST /events/x [7]", "POST /events/x [8]", "POST /events/x [9]"]
+    assert batches[2][1].locations() == ["#200"]
+    for part in parts:
+        part.ack(part.first, [Acknowledgement("stored")] * len(part.rows))
+    assert acked == [(0, 3), (3, 4), (7, 3)]
+    assert inbox.take(4, max_wait=0.01, poll=0.05) == []

@@ -144,7 +144,7 @@ def test_a_batch_mapped_as_one_page_is_committed_as_one_mapped_event_by_event(tm
     stores, acknowledges and counts is what mapping each event on its own does: new keys, a redelivery, a changed
     event, and batches the page cannot take (an event that fails its checks, a key twice)."""
     import syncfabric.flows.listen as listen
-    from syncfabric.connectors.base import RawRecord, Received
+    from syncfabric.connectors.base import Received
     from syncfabric.flows.listen import ListenResult, commit_batch
 
     batches = [
@@ -172,7 +172,7 @@ def test_a_batch_mapped_as_one_page_is_committed_as_one_mapped_event_by_event(tm
             field_map = runtime.field_map("logistics-milestones")
             result = ListenResult(flow="milestones-in", direction="inbound")
             for number, events in enumerate(batches):
-                batch = [Received(RawRecord(event, f"webhook://test/{number}/{at}"), lambda ack: None)
+                batch = [Received([event], f"webhook://test/{number}/{at}", lambda first, outcomes: None)
                          for at, event in enumerate(events)]
                 acks = commit_batch(runtime.store, "milestones-in", field_map, batch, result)
                 statuses.append([ack.status for ack in acks])
@@ -199,3 +199,59 @@ def test_a_batch_mapped_as_one_page_is_committed_as_one_mapped_event_by_event(tm
     times = listen._payload_times(["K", "L"], [b'{"occurred_at": "2026-03-02T08:00:00Z"}',
                                                b'{"occurred_at": "2026-03-02T10:00:00Z"}'], "occurred_at")
     assert listen._superseded({"K": "2026-03-02T09:00:00Z", "L": "2026-03-02T09:00:00Z"}, times) == {"K"}
+
+
+def test_a_request_taken_across_batches_is_acknowledged_part_by_part_each_after_its_commit(tmp_path: Path) -> None:
+    """A webhook request of 8 events (one not an object, one failing its checks) through batches of 3: each part
+    is acknowledged in order, only once the commit holding it is done, and the request is answered once the last
+    part is; each refused element is in quarantine under its own index, each stored one has it as its lineage."""
+    import asyncio
+
+    import msgspec
+
+    from syncfabric.connectors.inbox import Inbox
+    from syncfabric.connectors.webhook.connector import WebhookConnector, _outcome
+    from syncfabric.flows.listen import ListenResult, acknowledge, commit_batch
+
+    where = "POST /events/shipment-milestones from 127.0.0.1 at 1767225600"
+    events: list[object] = [milestone(n) for n in range(8)]
+    events[2] = 7
+    events[6] = milestone(6, milestone="teleported")
+    loop = asyncio.new_event_loop()
+    estate = PlantEstate(tmp_path)
+    try:
+        with Runtime(load_estate(estate.path, environ=estate.environ)) as runtime:
+            store = runtime.store
+            delivery, answers, single = WebhookConnector._events(json.dumps(events).encode(), where, loop)
+            assert not single and len(delivery.rows) == 8 and set(delivery.problems or ()) == {2}
+            acked: list[tuple[int, list[str], int]] = []
+
+            def ack(first: int, outcomes: list[Any]) -> None:  # what the part's commit left in the store by now
+                acked.append((first, [outcome.status for outcome in outcomes], store.count("shipment_milestone")))
+                delivery.ack(first, outcomes)
+
+            inbox = Inbox()
+            inbox.put(msgspec.structs.replace(delivery, ack=ack))
+            field_map = runtime.field_map("logistics-milestones")
+            result = ListenResult(flow="milestones-in", direction="inbound")
+            while batch := inbox.take(3, max_wait=0, poll=0):
+                assert not answers.future.done()
+                acknowledge(batch, commit_batch(store, "milestones-in", field_map, batch, result))
+                loop.run_until_complete(asyncio.sleep(0))  # the answer's wake-up, if it is due
+            assert acked == [(0, ["stored", "stored", "quarantined"], 2), (3, ["stored", "stored", "stored"], 5),
+                             (6, ["quarantined", "stored"], 6)]
+            status, answer = _outcome(loop.run_until_complete(answers.future), single)
+            assert status == 202 and answer["status"] == "partly quarantined" and answer["events"] == 8
+            assert [entry["index"] for entry in answer["quarantined"]] == [2, 6]
+            assert answer["quarantined"][0]["reasons"] == ["event must be a JSON object, got int @ $[2]"]
+            assert "@ $.milestone" in answer["quarantined"][1]["reasons"][0]
+            assert (result.received, result.inserted, result.quarantined, result.batches) == (8, 6, 2, 3)
+            assert sorted(entry.location for entry in store.quarantine()) == [f"{where} [2]", f"{where} [6]"]
+            log = store.changes(0, entities=["shipment_milestone"], limit=100)
+            assert [change.lineage.source_id for change in log] == [f"{where} [{n}]" for n in (0, 1, 3, 4, 5, 7)]
+            assert json.loads(store.checkpoint("milestones-in") or "{}")["cursor"] == f"{where} [7]"
+
+            one, answers, single = WebhookConnector._events(json.dumps(milestone(9)).encode(), where, loop)
+            assert single and one.locations() == [where]  # a body of one object: its location as it is
+    finally:
+        loop.close()

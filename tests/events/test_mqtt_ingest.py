@@ -34,7 +34,7 @@ def take(subscription, count: int, timeout: float = 15.0) -> list[Received]:
 
 
 def ids(received: list[Received]) -> list[str]:
-    return [str(item.record.data["event_id"]) for item in received]
+    return [str(row["event_id"]) for item in received for row in item.rows]
 
 
 def test_only_acknowledged_messages_leave_the_broker(mosquitto: Broker) -> None:
@@ -46,17 +46,17 @@ def test_only_acknowledged_messages_leave_the_broker(mosquitto: Broker) -> None:
         first = take(subscription, 10)
         assert ids(first) == [f"DT-{n:06d}" for n in range(10)]
         for item in first[:4]:
-            item.ack(STORED)
+            item.ack(item.first, [STORED])
     # Leaving the subscription sends those PUBACKs: its graceful disconnect is queued behind them on the client's
     # loop, and closing waits for it. The same durable subscription again: the broker delivers the six it never
     # got a PUBACK for, and no others.
     with connector.subscribe(topic, durable="flow", max_wait=0.1) as subscription:
         again = take(subscription, 6)
         assert ids(again) == [f"DT-{n:06d}" for n in range(4, 10)]
-        assert all(item.record.location.startswith(f"mqtt://{mosquitto.host}:{mosquitto.port}/{topic}")
+        assert all(item.location.startswith(f"mqtt://{mosquitto.host}:{mosquitto.port}/{topic}")
                    for item in again)
         for item in again:
-            item.ack(STORED)
+            item.ack(item.first, [STORED])
     with connector.subscribe(topic, durable="flow", poll=0.5) as subscription:
         assert take(subscription, 1, timeout=1.0) == []
 
@@ -72,9 +72,9 @@ def test_messages_larger_than_a_read_and_many_small_ones_arrive_whole(mosquitto:
         publish(mosquitto, [(topic, json.dumps(event).encode()) for event in events])
         taken = take(subscription, len(events))
         for item in taken:
-            item.ack(STORED)
-    assert [item.record.data["description"] for item in taken] == [event["description"] for event in events]
-    assert all(item.problem is None for item in taken)
+            item.ack(item.first, [STORED])
+    assert [row["description"] for item in taken for row in item.rows] == [event["description"] for event in events]
+    assert all(len(item.rows) == 1 and item.problems is None for item in taken)
 
 
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])
@@ -91,7 +91,7 @@ def test_members_of_a_shared_subscription_each_get_a_share_and_keep_it(mosquitto
         with connector.subscribe_shared(topic, group=group, durable=member, max_wait=0.1) as subscription:
             shares[member] = take(subscription, 10)
             for item in shares[member][:5]:
-                item.ack(STORED)
+                item.ack(item.first, [STORED])
     assert sorted(ids(shares["w0"]) + ids(shares["w1"])) == [f"DT-{n:06d}" for n in range(20)]
     assert shares["w0"] and shares["w1"]
     # What a member took but did not acknowledge comes to it again; then it is retired: unsubscribed, drained,
@@ -99,14 +99,14 @@ def test_members_of_a_shared_subscription_each_get_a_share_and_keep_it(mosquitto
     with connector.drain_shared(topic, group=group, durable="w1", max_wait=0.1) as subscription:
         again = take(subscription, 5)
         for item in again:
-            item.ack(STORED)
+            item.ack(item.first, [STORED])
     assert ids(again) == ids(shares["w1"][5:])
     connector.end_session("w1")
     publish(mosquitto, [(topic, json.dumps(downtime(n)).encode()) for n in range(20, 30)])
     with connector.subscribe_shared(topic, group=group, durable="w0", max_wait=0.1) as subscription:
         rest = take(subscription, 15)
         for item in rest:
-            item.ack(STORED)
+            item.ack(item.first, [STORED])
     assert ids(rest) == ids(shares["w0"][5:]) + [f"DT-{n:06d}" for n in range(20, 30)]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from syncfabric.config import load_estate
-from syncfabric.connectors.base import Acknowledgement, RawRecord, Received
+from syncfabric.connectors.base import Acknowledgement, Received
 from syncfabric.flows.listen import ListenResult, commit_batch
 from syncfabric.flows.listen_workers import Layout, next_layout, read_layout
 from syncfabric.flows.runtime import Runtime
@@ -108,7 +108,7 @@ def test_an_older_event_of_a_key_does_not_replace_a_newer_one(tmp_path: Path) ->
     acks: list[Acknowledgement] = []
 
     def received(event: dict[str, object]) -> Received:
-        return Received(RawRecord(event, f"mqtt://test/{event['event_id']}"), acks.append)
+        return Received([event], f"mqtt://test/{event['event_id']}", lambda first, outcomes: acks.extend(outcomes))
 
     newer = downtime(1, occurred_at="2026-03-02T07:00:00Z", ended_at="2026-03-02T06:50:00Z")
     older = downtime(1, occurred_at="2026-03-02T06:15:00Z")
@@ -151,7 +151,7 @@ def test_a_batch_with_keys_already_stored_is_applied_as_any_change(tmp_path: Pat
     acks: list[Acknowledgement] = []
 
     def received(event: dict[str, object]) -> Received:
-        return Received(RawRecord(event, f"mqtt://test/{event['event_id']}"), acks.append)
+        return Received([event], f"mqtt://test/{event['event_id']}", lambda first, outcomes: acks.extend(outcomes))
 
     with Runtime(load_estate(estate.path, environ=estate.environ)) as runtime:
         store = runtime.store

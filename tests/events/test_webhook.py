@@ -282,7 +282,8 @@ def test_a_delivery_may_carry_an_array_of_events_answered_once_all_are_committed
 
 
 def test_an_array_split_over_several_commits_is_answered_once_its_last_event_is_committed(tmp_path: Path) -> None:
-    """Batches of 7 commit a 50-event delivery in pieces; the answer waits for the last piece."""
+    """Batches of 7 commit a 50-event delivery in pieces; the answer waits for the last piece, and tells of an
+    element refused in any piece by its index."""
     from syncfabric.flows.listen import listen_flow
 
     port = free_port()
@@ -308,6 +309,15 @@ def test_an_array_split_over_several_commits_is_answered_once_its_last_event_is_
                 assert store.count("shipment_milestone") == 50  # all of them committed before the answer
             steps = [after - before for before, after in itertools.pairwise([0, *commits])]  # running totals
             assert all(0 < step <= 7 for step in steps) and sum(steps) == 50, steps  # batches of at most 7
+            mixed: list[object] = [milestone(500 + n) for n in range(12)]
+            mixed[3], mixed[9] = "departed", milestone(509, milestone="lost")  # in the first piece, in the second
+            partly = Endpoint(estate, None, port).post(  # type: ignore[arg-type]
+                "shipment-milestones", json.dumps(mixed).encode())
+            assert partly.status_code == 202 and partly.json()["events"] == 12
+            assert [entry["index"] for entry in partly.json()["quarantined"]] == [3, 9]
+            with open_store(estate.store_url) as store:
+                assert store.count("shipment_milestone") == 60
+                assert sorted(entry.location[-4:] for entry in store.quarantine()) == [" [3]", " [9]"]
         finally:
             stop.set()
             worker.join(10)

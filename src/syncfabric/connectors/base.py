@@ -110,14 +110,36 @@ class Acknowledgement(msgspec.Struct, frozen=True):
 
 
 class Received(msgspec.Struct, frozen=True):
-    """One record from a subscription, with the function that acknowledges it to its source (a PUBACK, an HTTP
-    answer). Unacknowledged records are delivered again by the source, so acknowledging is the last step. One is
-    made per event, so it is a Struct (a tenth of a frozen dataclass's cost to build)."""
+    """Records that arrived together from a subscription (one MQTT message; the events of one webhook request),
+    with the function that acknowledges them to their source (a PUBACK, the HTTP answer). Unacknowledged records
+    are delivered again by the source, so acknowledging is the last step. A request of many events is one of these
+    around its decoded array: nothing is built per event on the way in, and the listener maps and acknowledges the
+    rows together. A delivery larger than a batch is taken in parts (:meth:`part`), each acknowledged on its own."""
 
-    record: RawRecord
-    ack: Callable[[Acknowledgement], None]
-    problem: RejectedRaw | None = None
-    """Set instead of a usable ``record.data`` when the body could not even be decoded (not JSON)."""
+    rows: list[Any]
+    """The records as decoded, in order: ``dict``s, except where ``problems`` names one (that may be anything)."""
+    location: str
+    """Where they came from: the location of the only record, or with ``numbered`` what each record's location
+    starts with (``POST /events/x from 10.0.0.5 at 1767225600`` and `` [3]`` for the fourth)."""
+    ack: Callable[[int, list[Acknowledgement]], None]
+    """Called once per part, after its commit, with ``first`` and the acknowledgement of each of ``rows``."""
+    problems: dict[int, RejectedRaw] | None = None
+    """The records that could not be used (not JSON, not an object), by their index in the delivery."""
+    numbered: bool = False
+    """The records are the elements of an array, each located by its index in it."""
+    first: int = 0
+    """The index in the delivery of ``rows[0]`` (not 0 for the second part of a delivery split across batches)."""
+
+    def part(self, start: int, stop: int) -> Received:
+        """``rows[start:stop]`` with their location and acknowledgement (the part's own ``first``)."""
+        return msgspec.structs.replace(self, rows=self.rows[start:stop], first=self.first + start)
+
+    def locations(self) -> list[str]:
+        """Where each of ``rows`` came from, in order (built only when asked: the listener asks once per batch)."""
+        if not self.numbered:
+            return [self.location] * len(self.rows)
+        prefix, first = self.location, self.first
+        return [f"{prefix} [{index}]" for index in range(first, first + len(self.rows))]
 
 
 class Connector:

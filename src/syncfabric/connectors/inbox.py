@@ -3,8 +3,9 @@
 A subscribing connector (MQTT, webhook) runs its protocol on an asyncio loop in a thread of its own; the flow
 takes what arrived in small batches, commits each batch in one store transaction (one fsync for many records:
 group commit), and only then acknowledges the batch's records to their source. Records that arrive together (the
-events of one webhook request) are handed over as one item: one queue operation and one wake-up of the flow's
-thread for all of them, which on a busy process is what the hand-over costs.
+events of one webhook request: one :class:`Received`; MQTT messages read in one wake-up: several) are handed over
+as one item: one queue operation and one wake-up of the flow's thread for all of them, which on a busy process is
+what the hand-over costs.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ class Inbox:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Received | list[Received] | ConnectorError] = queue.SimpleQueue()
         self._carry: list[Received] = []
-        """What is left of a group larger than the last batch had room for (only the taker's thread touches it)."""
+        """What is left of an item larger than the last batch had room for, first the rest of a delivery taken in
+        part (only the taker's thread touches it)."""
 
     def put(self, item: Received) -> None:
         self._queue.put(item)
 
     def put_many(self, items: Sequence[Received]) -> None:
-        """Hand over records that arrived together, in order, as one item (taken across batches if need be)."""
+        """Hand over deliveries that arrived together, in order, as one item (taken across batches if need be)."""
         if items:
             self._queue.put(list(items))
 
@@ -38,11 +40,13 @@ class Inbox:
         self._queue.put(error)
 
     def take(self, batch_size: int, max_wait: float, poll: float) -> list[Received]:
-        """Up to ``batch_size`` records: waits ``poll`` seconds for a first one (none: ``[]``), then gathers
-        what else arrives within ``max_wait`` seconds of it."""
+        """Deliveries holding up to ``batch_size`` records in all: waits ``poll`` seconds for a first one (none:
+        ``[]``), then gathers what else arrives within ``max_wait`` seconds of it. A delivery that does not fit is
+        split: its first part ends the batch, the rest starts the next one."""
         batch: list[Received] = []
         if self._carry:
-            self._add(batch, self._carry, batch_size)
+            carry, self._carry = self._carry, []
+            room = self._add(batch, carry, batch_size)
         else:
             try:
                 first = self._queue.get(timeout=poll)
@@ -50,9 +54,9 @@ class Inbox:
                 return []
             if isinstance(first, ConnectorError):
                 raise first
-            self._add(batch, first, batch_size)
+            room = self._add(batch, first, batch_size)
         deadline = time.monotonic() + max_wait
-        while len(batch) < batch_size:
+        while room > 0:
             remaining = deadline - time.monotonic()
             try:
                 item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
@@ -61,16 +65,25 @@ class Inbox:
             if isinstance(item, ConnectorError):
                 self._queue.put(item)  # raised by the next take, after this batch is committed
                 break
-            self._add(batch, item, batch_size)
+            room = self._add(batch, item, room)
         return batch
 
-    def _add(self, batch: list[Received], item: Received | list[Received], batch_size: int) -> None:
-        if not isinstance(item, list):
-            batch.append(item)
-            return
-        room = batch_size - len(batch)
-        batch.extend(item[:room])
-        self._carry = item[room:]
+    def _add(self, batch: list[Received], item: Received | list[Received], room: int) -> int:
+        """Add to ``batch`` what fits of ``item`` in ``room`` records, keep the rest for the next batch; the room
+        left."""
+        items = item if isinstance(item, list) else (item,)
+        for number, received in enumerate(items):
+            size = len(received.rows)
+            if size > room:
+                rest = list(items[number:])
+                if room:
+                    batch.append(received.part(0, room))
+                    rest[0] = received.part(room, size)
+                self._carry = rest
+                return 0
+            batch.append(received)
+            room -= size
+        return room
 
 
 class Subscription(Iterator[list[Received]]):

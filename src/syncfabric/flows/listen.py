@@ -22,6 +22,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -93,9 +94,8 @@ def listen_flow(
             on_ready()
         for batch in subscription:
             if batch:
-                acks = commit_batch(store, flow_name, field_map, batch, result, rules=rules, batch_id=batch_id)
-                for received, ack in zip(batch, acks, strict=True):
-                    received.ack(ack)
+                acknowledge(batch, commit_batch(store, flow_name, field_map, batch, result, rules=rules,
+                                                batch_id=batch_id))
                 if on_batch is not None:
                     on_batch(result)
             if stop.is_set():
@@ -112,11 +112,10 @@ def commit_batch(
     store: Store, flow_name: str, field_map: FieldMap, batch: Sequence[Received], result: ListenResult, *,
     rules: RuleSet | None = None, batch_id: str = "",
 ) -> list[Acknowledgement]:
-    """Map, check and commit one batch (records, quarantine and checkpoint in one transaction); the
-    acknowledgement each event is owed, in order."""
+    """Map, check and commit one batch of deliveries (records, quarantine and checkpoint in one transaction); the
+    acknowledgement each of their events is owed, in order (delivery by delivery, row by row)."""
     entity = field_map.entity_cls.entity
     system = field_map.system
-    acks: list[Acknowledgement] = [STORED] * len(batch)
     rejected: list[NewQuarantine] = []
     time_field = source_time_field(field_map.entity_cls)
     links = {}
@@ -128,21 +127,34 @@ def commit_batch(
                                       payload=payload, record_key=key, location=location))
         acks[index] = Acknowledgement("quarantined", tuple(reasons))
 
-    usable: list[int] = []
-    rows = []
-    for index, received in enumerate(batch):
-        problem = received.problem
-        if problem is None:
-            usable.append(index)
-            rows.append(received.record.data)
-        else:
-            quarantine(index, [problem.reason], problem.raw, problem.location)
+    where = _joined([received.locations() for received in batch])
+    """Each event's location (its lineage's ``source_id``, or its quarantine entry's), by position in the batch."""
+    acks: list[Acknowledgement] = [STORED] * len(where)
+    usable: Sequence[int] = range(len(where))
+    """The positions of the events to map: all but those their source could not read."""
+    if not any(received.problems for received in batch):  # the usual batch: the deliveries' rows as they are
+        rows = _joined([received.rows for received in batch])
+    else:
+        readable: list[int] = []
+        rows = []
+        index = 0
+        for received in batch:
+            problems = received.problems or {}
+            for number, row in enumerate(received.rows, received.first):
+                problem = problems.get(number)
+                if problem is None:
+                    readable.append(index)
+                    rows.append(row)
+                else:
+                    quarantine(index, [problem.reason], problem.raw, problem.location)
+                index += 1
+        usable = readable
     mapped = _map_all_at_once(rows, field_map, rules)
     outcomes: Sequence[Any] = ()
     if mapped is not None:  # the usual batch: every event mapped, no key twice, nothing more to check per event
         keys, payloads = mapped
-        records = _record_batch(keys, payloads, [batch[index].record.location for index in usable], field_map,
-                                batch_id)
+        records = _record_batch(keys, payloads, where if len(usable) == len(where) else [where[i] for i in usable],
+                                field_map, batch_id)
         time_of = _payload_times(keys, payloads, time_field)
     else:
         outcomes = map_and_check(rows, field_map, rules, store)
@@ -152,8 +164,7 @@ def commit_batch(
         for number, (index, outcome) in enumerate(zip(usable, outcomes, strict=True)):
             record = outcome.record
             if record is None:
-                raw = batch[index].record
-                quarantine(index, outcome.reasons, encode(raw.data).decode(), raw.location, outcome.key)
+                quarantine(index, outcome.reasons, encode(rows[number]).decode(), where[index], outcome.key)
                 continue
             key = outcome.key
             if time_field is not None:
@@ -169,16 +180,15 @@ def commit_batch(
             if outcome.warnings:
                 warnings.extend(outcome.warnings)
             if outcome.claims:
-                raw = batch[index].record
                 links[key] = (outcome.claims, NewQuarantine(
-                    flow=flow_name, system=system, entity=entity, reasons=[], payload=encode(raw.data).decode(),
-                    record_key=key, location=raw.location))
+                    flow=flow_name, system=system, entity=entity, reasons=[], payload=encode(rows[number]).decode(),
+                    record_key=key, location=where[index]))
         keys = list(kept)
         numbers = list(kept.values())
         records = _record_batch(keys, [encode(outcomes[number].record) for number in numbers],
-                                [batch[usable[number]].record.location for number in numbers], field_map, batch_id)
+                                [where[usable[number]] for number in numbers], field_map, batch_id)
         time_of = times.get
-    last = batch[-1].record.location
+    last = where[-1]
     checkpoint = encode(InboundCheckpoint(cursor=last)).decode()
     refused_before = len(rejected)
     with store.transaction() as tx:
@@ -206,11 +216,26 @@ def commit_batch(
             for index in positions.get(entry.record_key, ()):
                 acks[index] = Acknowledgement("quarantined", tuple(entry.reasons))
     result.warn(warnings)
-    result.received += len(batch)
+    result.received += len(where)
     result.batches += 1
     result.last_location = last
     result.checkpoint = last
     return acks
+
+
+def acknowledge(batch: Sequence[Received], acks: list[Acknowledgement]) -> None:
+    """Acknowledge a committed batch (``acks``: what :func:`commit_batch` returned for it) to the sources: one call
+    per delivery, or part of one, with the acknowledgements of its rows."""
+    start = 0
+    for received in batch:
+        end = start + len(received.rows)
+        received.ack(received.first, acks[start:end])
+        start = end
+
+
+def _joined(lists: list[list[Any]]) -> list[Any]:
+    """The lists one after the other (the only one as it is: a batch is often one delivery)."""
+    return lists[0] if len(lists) == 1 else list(chain.from_iterable(lists))
 
 
 def _map_all_at_once(rows: list[dict[str, Any]], field_map: FieldMap,
@@ -227,12 +252,15 @@ def _map_all_at_once(rows: list[dict[str, Any]], field_map: FieldMap,
 
 def _payload_times(keys: list[str], payloads: list[bytes],
                    time_field: str | None) -> Callable[[str], dt.datetime | None]:
-    """The source time of each key's record, read from its JSON when asked (only for keys already stored)."""
+    """The source time of each key's record, read from its JSON when asked (only for keys already stored: for a
+    batch of new events never, so the position of each key is only worked out at the first question)."""
     if time_field is None:
         return lambda key: None
-    at = {key: number for number, key in enumerate(keys)}
+    at: dict[str, int] = {}
 
     def time_of(key: str) -> dt.datetime | None:
+        if not at:
+            at.update(zip(keys, range(len(keys)), strict=True))
         number = at.get(key)
         if number is None:
             return None

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from syncfabric.connectors.base import Acknowledgement, Capability, Connector, RawRecord, Received, RejectedRaw
+from syncfabric.connectors.base import Acknowledgement, Capability, Connector, Received, RejectedRaw
 from syncfabric.connectors.inbox import Inbox, Subscription
 from syncfabric.connectors.mqtt.configuration import MqttConfig
 from syncfabric.connectors.mqtt.exceptions import describe_payload_error, translate_error
@@ -261,13 +261,13 @@ class _Session:
         except msgspec.DecodeError as exc:
             raw = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
             problem = RejectedRaw(raw=raw, reason=describe_payload_error(exc), location=location)
-            return Received(RawRecord({}, location), ack, problem)
+            return Received([{}], location, ack, {0: problem})
         if not isinstance(data, dict):
             problem = RejectedRaw(raw=msgspec.json.encode(data).decode(), location=location,
                                   reason=f"message body must be a JSON object, got {type(data).__name__}")
-            return Received(RawRecord({}, location), ack, problem)
+            return Received([{}], location, ack, {0: problem})
         data.setdefault("_topic", topic)
-        return Received(RawRecord(data, location), ack)
+        return Received([data], location, ack)
 
     def acknowledge(self, generation: int, mid: int, qos: int) -> None:
         """Send the PUBACK from the client's own loop (paho is not thread-safe); the acknowledgements of a batch
@@ -298,5 +298,5 @@ class _Ack:
     def __init__(self, session: _Session, generation: int, mid: int, qos: int) -> None:
         self.session, self.generation, self.mid, self.qos = session, generation, mid, qos
 
-    def __call__(self, outcome: Acknowledgement) -> None:
+    def __call__(self, first: int, outcomes: list[Acknowledgement]) -> None:  # a message is one record
         self.session.acknowledge(self.generation, self.mid, self.qos)

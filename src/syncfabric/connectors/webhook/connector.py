@@ -4,8 +4,8 @@ A plain ASGI app served by uvicorn (on its own thread) takes ``POST <path_prefix
 or a JSON array of events (answered once all are committed: ``{"status": "stored", "events": N}``, or 202 with
 the index and reasons of each one quarantined). The signature and the timestamp are checked first
 (:mod:`.signature`); a refused delivery is logged and answered 401 (409 when replayed) and never processed. An
-accepted one is handed to the flow, which commits it in a batch with others (group commit) and then answers
-through :class:`Received.ack`:
+accepted one is handed to the flow as one :class:`Received` (an array's events as its rows, not an object per
+event), which the flow commits in a batch with others (group commit) and then answers through its ``ack``:
 
     200 {"status": "stored"}                         in the store
     202 {"status": "quarantined", "reasons": [...]}   kept in quarantine with its reasons (sending again won't help)
@@ -22,12 +22,11 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
-from functools import partial
 from typing import Any
 
 import msgspec
 
-from syncfabric.connectors.base import Acknowledgement, Capability, Connector, RawRecord, Received, RejectedRaw
+from syncfabric.connectors.base import Acknowledgement, Capability, Connector, Received, RejectedRaw
 from syncfabric.connectors.inbox import Inbox, Subscription
 from syncfabric.connectors.webhook.configuration import WebhookConfig
 from syncfabric.connectors.webhook.exceptions import DeliveryRefused
@@ -146,11 +145,11 @@ class WebhookConnector(Connector):
                 return
             loop = asyncio.get_running_loop()
             location = f"{where} at {headers.get(config.timestamp_header)}"
-            events, answers, single = self._events(body, location, loop)
-            if not events:  # an empty array: nothing to wait for
+            delivery, answers, single = self._events(body, location, loop)
+            if not delivery.rows:  # an empty array: nothing to wait for
                 await _answer(send, 200, {"status": "stored", "events": 0})
                 return
-            inbox.put_many(events)  # one hand-over for the whole request
+            inbox.put(delivery)  # one hand-over for the whole request
             try:
                 outcomes = await asyncio.wait_for(answers.future, config.answer_timeout_seconds)
             except TimeoutError:
@@ -162,37 +161,36 @@ class WebhookConnector(Connector):
         return app
 
     @staticmethod
-    def _events(body: bytes, location: str, loop: asyncio.AbstractEventLoop) -> tuple[list[Received], _Answers, bool]:
-        """The events of a body (one JSON object, or a JSON array of them) each with its acknowledgement, the
-        delivery's answers, and whether it was a single event."""
-        def unreadable(reason: str, raw: str) -> tuple[list[Received], _Answers, bool]:
+    def _events(body: bytes, location: str, loop: asyncio.AbstractEventLoop) -> tuple[Received, _Answers, bool]:
+        """The events of a body (one JSON object, or a JSON array of them) as one delivery, its answers, and
+        whether it was a single event. An array's events are the decoded array itself, checked to be objects by
+        the decoder; an element's location (``<location> [<index>]``) is made here only for one refused."""
+        def unreadable(reason: str, raw: str) -> tuple[Received, _Answers, bool]:
             answers = _Answers(loop, 1)
             problem = RejectedRaw(raw=raw, reason=reason, location=location)
-            return [Received(RawRecord({}, location), partial(answers.ack, 0), problem)], answers, True
+            return Received([{}], location, answers.ack, {0: problem}), answers, True
 
+        problems: dict[int, RejectedRaw] | None = None
         try:
-            data = _decode(body)
-        except msgspec.DecodeError as exc:
-            return unreadable(f"body is not JSON: {exc}", body.decode("utf-8", "replace"))
+            data = _decode_events(body)
+        except msgspec.DecodeError:  # not JSON, or not objects: the plain decoding tells which
+            try:
+                data = _decode(body)
+            except msgspec.DecodeError as exc:
+                return unreadable(f"body is not JSON: {exc}", body.decode("utf-8", "replace"))
+            if isinstance(data, list):
+                problems = {
+                    index: RejectedRaw(raw=_encode(element).decode(), location=f"{location} [{index}]",
+                                       reason=f"event must be a JSON object, got {type(element).__name__} @ $[{index}]")
+                    for index, element in enumerate(data) if element.__class__ is not dict}
         if isinstance(data, dict):
             answers = _Answers(loop, 1)
-            return [Received(RawRecord(data, location), partial(answers.ack, 0))], answers, True
+            return Received([data], location, answers.ack), answers, True
         if not isinstance(data, list):
             return unreadable(f"body must be a JSON object (one event) or an array of them, got {type(data).__name__}",
                               body.decode("utf-8", "replace"))
         answers = _Answers(loop, len(data))
-        ack = answers.ack
-        events: list[Received] = []
-        append = events.append
-        for index, element in enumerate(data):
-            where = f"{location} [{index}]"
-            if element.__class__ is dict:
-                append(Received(RawRecord(element, where), partial(ack, index)))
-            else:
-                problem = RejectedRaw(raw=_encode(element).decode(), location=where,
-                                      reason=f"event must be a JSON object, got {type(element).__name__} @ $[{index}]")
-                append(Received(RawRecord({}, where), partial(ack, index), problem))
-        return events, answers, False
+        return Received(data, location, answers.ack, problems or None, numbered=True), answers, False
 
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -201,6 +199,8 @@ Asgi = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 _JSON = ((b"content-type", b"application/json"),)
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
+_decode_events = msgspec.json.Decoder(dict[str, Any] | list[dict[str, Any]]).decode
+"""A body as the usual delivery is: one event, or an array of events, every one an object."""
 
 
 def _outcome(outcomes: list[Acknowledgement], single: bool) -> tuple[int, dict[str, Any]]:
@@ -255,7 +255,8 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 class _Answers:
     """The acks of one delivery's events: the request's future resolves, on the server's loop, once every event of
-    the delivery is acknowledged (one wake-up of the loop per request, not per event)."""
+    the delivery is acknowledged (one wake-up of the loop per request, not per event). Acknowledged a part at a
+    time (each event once): all at once, or in the parts of a delivery split across batches."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
         self.loop = loop
@@ -264,16 +265,16 @@ class _Answers:
         self._left = count
         self._lock = threading.Lock()
 
-    def ack(self, index: int, outcome: Acknowledgement) -> None:
+    def ack(self, first: int, outcomes: list[Acknowledgement]) -> None:
+        """The acknowledgements of the delivery's events from index ``first`` on, in order."""
         with self._lock:
-            if self._outcomes[index] is None:
-                self._left -= 1
-            self._outcomes[index] = outcome
+            self._outcomes[first:first + len(outcomes)] = outcomes
+            self._left -= len(outcomes)
             if self._left:
                 return
-            outcomes = [outcome for outcome in self._outcomes if outcome is not None]  # all of them by now
+            done: list[Any] = self._outcomes  # every one acknowledged by now
         with contextlib.suppress(RuntimeError):  # the server stopped; the sender will send it again
-            self.loop.call_soon_threadsafe(self._resolve, outcomes)
+            self.loop.call_soon_threadsafe(self._resolve, done)
 
     def _resolve(self, outcomes: list[Acknowledgement]) -> None:
         if not self.future.done():
