@@ -15,8 +15,8 @@ each. Where every value is one a row's mapping takes as it is (text with nothing
 field's default is null: an event's usual shape), the records are decoded from the rows themselves, without a
 stripped copy of each (:func:`_direct_decoding`). If any row does not decode or fails a check, the page is mapped
 row by row instead, which reports each problem as always; what it accepts is what row by row accepts, byte for
-byte. A page of 1,000 shipment milestones maps in 2.7 µs per event this way (3.4 µs with a stripped copy of each
-row and the keys made record by record).
+byte. A page of 1,000 shipment milestones in the catalog's names maps in 2.4 µs per event this way (3.4 µs with
+a stripped copy of each row and the keys made record by record).
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ import msgspec
 from syncfabric.mapping import FieldMap
 from syncfabric.mapping.xref import XrefClaim
 from syncfabric.model import Record
-from syncfabric.model.base import page_decoding
+from syncfabric.model.base import field_spec, page_decoding
 
 Mapper = Callable[[dict[str, Any]], tuple[Record, list[XrefClaim]]]
+Direct = Callable[[list[Any], bool], list[Any]]
+"""Rows of a page, and whether they hold the mapped columns only -> their records (:func:`_direct_decoding`)."""
 PageMapper = Callable[[list[dict[str, Any]]], tuple[list[str], list[bytes]] | None]
 """Rows of a page -> the key and canonical JSON of each row's record, in order; ``None`` if some row needs the
 row-by-row path (a value that is not text, a row that does not decode or fails a check)."""
@@ -155,10 +157,12 @@ def _page_plan(field_map: FieldMap) -> PageMapper | None:
         # records decoded in one call, then checked a field at a time.
         if not rows:
             return [], []
+        complete = True  # every row has every mapped column
         try:
             values = list(map(get, rows))
         except KeyError:  # a column missing from some row (an event's optional fields): None, as map_row reads it
             values = [tuple(map(row.get, names)) for row in rows] if several else [row.get(names[0]) for row in rows]
+            complete = False
         except TypeError:
             return None
         stripped, blanks = [], []
@@ -181,7 +185,7 @@ def _page_plan(field_map: FieldMap) -> PageMapper | None:
                 as_sent = False
         try:
             if as_sent and direct is not None:
-                records = direct(rows)
+                records = direct(rows, complete and set(map(len, rows)) == {len(names)})
             else:
                 data = list(map(dict, map(zip, repeat(targets), zip(*stripped, strict=True))))
                 for target, texts in blanks:
@@ -198,42 +202,34 @@ def _page_plan(field_map: FieldMap) -> PageMapper | None:
     return map_page
 
 
-def _direct_decoding(unchecked: type, columns: tuple[tuple[str, str], ...]) -> Callable[[list[Any]], list[Any]] | None:
-    """Records decoded from the rows as they came, without a dict per row: into a copy of ``unchecked`` that reads
-    each mapped field from its source column (and the others from no column at all, so that a row's other keys are
-    never read), then, where the copy's names are not the entity's or the entity refuses unknown fields, copied into
-    ``unchecked`` attribute by attribute, both in one call each. For rows whose every value map_row would take as
-    it is; ``None`` where no such copy can be made (a column mapped to two fields)."""
+def _direct_decoding(unchecked: type, columns: tuple[tuple[str, str], ...]) -> Direct | None:
+    """Records decoded from the rows as they came, without a dict per row, for rows whose every value map_row
+    would take as it is; ``None`` where no such decoding can be made (a column mapped to two fields).
+
+    Rows that use the entity's own names and hold nothing but the mapped columns (``only_mapped``: the events of
+    the catalog's own schemas) are decoded into ``unchecked`` itself. Others are decoded into a copy of it that reads
+    each mapped field from its source column and the other fields from no column at all (so that a row's other keys
+    are never read), then copied into ``unchecked`` attribute by attribute: two calls instead of one."""
     sources = dict(columns)
     if len(set(sources.values())) != len(sources):
         return None
     fields = msgspec.structs.fields(unchecked)
-    spec: list[Any] = []
-    for field in fields:
-        if field.default is not msgspec.NODEFAULT:
-            spec.append((field.name, field.type, field.default))
-        elif field.default_factory is not msgspec.NODEFAULT:
-            spec.append((field.name, field.type, msgspec.field(default_factory=field.default_factory)))
-        else:
-            spec.append((field.name, field.type))
     rename = {field.name: sources.get(field.name, f"unmapped {field.name}") for field in fields}
     try:
-        reading = msgspec.defstruct(f"{unchecked.__name__}FromColumns", spec, kw_only=True, frozen=True,
-                                    rename=rename, module=__name__)
+        reading = msgspec.defstruct(f"{unchecked.__name__}FromColumns", field_spec(unchecked), kw_only=True,
+                                    frozen=True, rename=rename, module=__name__)
     except (TypeError, ValueError):  # a source column the struct cannot be named by
         return None
     as_read, as_list = list[reading], list[unchecked]  # type: ignore[valid-type]
     convert = msgspec.convert
-    if (reading.__struct_encode_fields__ == unchecked.__struct_encode_fields__  # type: ignore[attr-defined]
-            and not unchecked.__struct_config__.forbid_unknown_fields):  # type: ignore[attr-defined]
-        def decode(rows: list[Any]) -> list[Any]:
-            return convert(rows, as_list, strict=False)
-        return decode
+    own_names = all(sources[field.name] == field.encode_name for field in fields if field.name in sources)
 
-    def decode_renamed(rows: list[Any]) -> list[Any]:
+    def decode(rows: list[Any], only_mapped: bool) -> list[Any]:
+        if own_names and only_mapped:
+            return convert(rows, as_list, strict=False)
         return convert(convert(rows, as_read, strict=False), as_list, from_attributes=True)
 
-    return decode_renamed
+    return decode
 
 
 def _defaults_to_none(unchecked: type, name: str) -> bool:

@@ -310,21 +310,27 @@ def page_decoding(cls: type) -> PageDecoding | None:
     return found
 
 
-def _page_decoding(cls: type) -> PageDecoding | None:
-    config = cls.__struct_config__  # type: ignore[attr-defined]
-    if cls.__post_init__ is not ModelStruct.__post_init__ or config.tag is not None or config.array_like:  # type: ignore[attr-defined]
-        return None
-    fields = msgspec.structs.fields(cls)
-    spec = []
-    for field in fields:
+def field_spec(cls: type) -> list[tuple[Any, ...]]:
+    """The fields of Struct ``cls`` as :func:`msgspec.defstruct` takes them (name, type, default), to define a copy
+    of it."""
+    spec: list[tuple[Any, ...]] = []
+    for field in msgspec.structs.fields(cls):
         if field.default is not msgspec.NODEFAULT:
             spec.append((field.name, field.type, field.default))
         elif field.default_factory is not msgspec.NODEFAULT:
             spec.append((field.name, field.type, msgspec.field(default_factory=field.default_factory)))
         else:
             spec.append((field.name, field.type))
+    return spec
+
+
+def _page_decoding(cls: type) -> PageDecoding | None:
+    config = cls.__struct_config__  # type: ignore[attr-defined]
+    if cls.__post_init__ is not ModelStruct.__post_init__ or config.tag is not None or config.array_like:  # type: ignore[attr-defined]
+        return None
+    fields = msgspec.structs.fields(cls)
     unchecked = msgspec.defstruct(
-        f"Unchecked{cls.__name__}", spec, kw_only=True, frozen=True, omit_defaults=config.omit_defaults,
+        f"Unchecked{cls.__name__}", field_spec(cls), kw_only=True, frozen=True, omit_defaults=config.omit_defaults,
         forbid_unknown_fields=config.forbid_unknown_fields, rename={f.name: f.encode_name for f in fields},
         module=__name__)
     if (unchecked.__struct_encode_fields__ != cls.__struct_encode_fields__  # type: ignore[attr-defined]
