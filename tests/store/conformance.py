@@ -749,6 +749,32 @@ class StoreConformance:
         assert len(changes) == 16 and [c.seq for c in changes] == sorted({c.seq for c in changes})
         assert (changes[11].entity, changes[11].payload) == ("part", msgspec.json.encode({"k": "C", "n": 1}))
 
+    def test_inserting_a_batch_as_new_writes_all_of_it_or_nothing(self, store: Store) -> None:
+        def batch(keys: list[str]) -> RecordBatch:
+            payloads = [msgspec.json.encode({"k": key}) for key in keys]
+            return RecordBatch(keys, [p.decode() for p in payloads], [content_hash(p) for p in payloads],
+                               [f"events [{i}]" for i in range(len(keys))], [None] * len(keys), "mes", "b1",
+                               "events@1")
+
+        with store.transaction() as tx:
+            tx.apply("item", [rec("A")])
+            tx.delete("item", ["A"])  # a tombstone is a state too
+            tx.apply("item", [rec("B")])
+        head = store.head()
+        for keys in (["C", "A"], ["D", "B", "E"], ["F", "F"]):
+            with store.transaction() as tx:
+                assert tx.insert_new("item", batch(keys)) is None
+                tx.set_checkpoint("in", "x")  # the transaction goes on, with nothing of the batch in it
+            assert store.head() == head
+        assert sorted(r.key for r in store.current("item", include_deleted=True)) == ["A", "B"]
+        with store.transaction() as tx:
+            inserted = tx.insert_new("item", batch(["C", "D"]))
+        assert inserted is not None
+        assert (inserted.inserted, inserted.changed_keys, inserted.last_seq) == (2, ["C", "D"], store.head())
+        assert [(c.key, c.version, c.lineage.source_id) for c in store.changes(head, limit=10)] == [
+            ("C", 1, "events [0]"), ("D", 1, "events [1]")]
+        assert store.checkpoint("in") == "x"
+
     def test_upgrading_moves_the_raw_records_onto_the_state_rows(self, make_store: MakeStore, store_url: str
                                                                   ) -> None:
         state = ("INSERT INTO sf_state (entity, key, version, content_hash, payload, deleted, last_seq, updated_at,"

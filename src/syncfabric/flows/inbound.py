@@ -376,13 +376,16 @@ def _link(
 
 def _write_page(
     tx: Transaction, entity: str, batch: Any, rejected: list[NewQuarantine], result: FlowResult, *,
-    new: bool = False,
+    new: bool = False, applied: ApplyResult | None = None,
 ) -> ApplyResult:
+    """Apply a page and count it in ``result``, with its rejected records quarantined; ``applied``: the page was
+    applied already (:meth:`Transaction.insert_new <syncfabric.store.Transaction.insert_new>`), only count it."""
     if isinstance(batch, list):  # records one by one (syncfabric.flows.listen)
         applied = tx.apply(entity, batch)
         result.records_in += len(batch) + len(rejected)
     else:
-        applied = tx.apply_batch(entity, batch, new=new)
+        if applied is None:
+            applied = tx.apply_batch(entity, batch, new=new)
         result.records_in += len(batch.keys) + len(rejected)
     result.inserted += applied.inserted
     result.updated += applied.updated

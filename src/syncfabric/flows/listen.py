@@ -192,16 +192,21 @@ def commit_batch(
     checkpoint = encode(InboundCheckpoint(cursor=last)).decode()
     refused_before = len(rejected)
     with store.transaction() as tx:
-        stored = tx.stored_fields(entity, keys, time_field) if keys else {}
-        stale = _superseded(stored, time_of)
-        if stale:
-            records = records.without(stale)
-            links = {key: link for key, link in links.items() if key not in stale}
-            result.superseded += len(stale)
-        records, rejected = _link(tx, records, rejected, links)
-        # Events are keyed by their own ids: a batch whose keys have no state yet is inserted without a look-up
-        # (if one has a state after all, the store applies the batch as an update: the same result).
-        _write_page(tx, entity, records, rejected, result, new=stored.keys() <= stale)
+        # Events are keyed by their own ids, so a batch's keys mostly have no state yet: a batch without
+        # cross-references is inserted as new keys first, which needs no look-up. Only if one of its keys has a
+        # state after all (the store then wrote nothing) are the stored source times read and compared.
+        inserted = tx.insert_new(entity, records) if keys and not links else None
+        if inserted is not None:
+            _write_page(tx, entity, records, rejected, result, applied=inserted)
+        else:
+            stored = tx.stored_fields(entity, keys, time_field) if keys else {}
+            stale = _superseded(stored, time_of)
+            if stale:
+                records = records.without(stale)
+                links = {key: link for key, link in links.items() if key not in stale}
+                result.superseded += len(stale)
+            records, rejected = _link(tx, records, rejected, links)
+            _write_page(tx, entity, records, rejected, result, new=stored.keys() <= stale)
         tx.set_checkpoint(flow_name, checkpoint)
     if len(rejected) > refused_before:  # cross-reference conflicts found in the transaction
         positions: dict[str, list[int]] = {}

@@ -432,6 +432,14 @@ class Transaction(ABC):
             self.put_sources(entity, batch.sources(result.changed_keys))
         return result
 
+    def insert_new(self, entity: str, batch: RecordBatch) -> ApplyResult | None:
+        """Insert the batch's records as the first version of their keys, as :meth:`apply_batch` would; ``None``,
+        having written nothing, if one of the keys has a state already (deleted ones included) or a key is given
+        twice. A backend may find that out from the insert itself, without looking the keys up first."""
+        if len(set(batch.keys)) != len(batch.keys) or self.stored_fields(entity, batch.keys, None):
+            return None
+        return self.apply_batch(entity, batch)
+
     @abstractmethod
     def delete(self, entity: str, keys: Sequence[str], lineage: Lineage = Lineage()) -> ApplyResult:  # noqa: B008
         """Mark keys deleted (a tombstone in the change log). Unknown or already deleted keys write nothing."""

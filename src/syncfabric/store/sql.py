@@ -224,7 +224,7 @@ class SqlStore(Store):
         self._new_state_from_log = (
             compiled.string, list(compiled.positiontup or ()) if compiled.positional else None)
         """The driver's statement inserting the state rows of new keys from their change-log entries just written
-        and, if positional, the order of its parameters (see :meth:`SqlTransaction._insert_new`)."""
+        and, if positional, the order of its parameters (see :meth:`SqlTransaction.insert_new`)."""
         self._delivery_writer: BulkWriter | None = None
         excluded = self.insert(t.checkpoint).excluded
         self._checkpoint_upsert = self.insert(t.checkpoint).on_conflict_do_update(
@@ -903,15 +903,17 @@ class SqlTransaction(Transaction):
 
     def apply_batch(self, entity: str, batch: RecordBatch, *, new: bool = False) -> ApplyResult:
         if new and batch.keys:
-            inserted = self._insert_new(entity, batch)
+            inserted = self.insert_new(entity, batch)
             if inserted is not None:
                 return inserted
         return super().apply_batch(entity, batch)
 
-    def _insert_new(self, entity: str, batch: RecordBatch) -> ApplyResult | None:
-        """Insert the batch's records as the first version of their keys, with their change-log entries and raw
-        records; ``None``, having written nothing, if a key has a state already (the database's primary key says
-        so: no key is looked up). Rows are made by zipping the batch's columns, not one object per record."""
+    def insert_new(self, entity: str, batch: RecordBatch) -> ApplyResult | None:
+        """The records inserted with their change-log entries and raw records; whether a key has a state already
+        the database's primary key says (no key is looked up: the insert fails, and is rolled back to a savepoint).
+        Rows are made by zipping the batch's columns, not one object per record."""
+        if not batch.keys:
+            return ApplyResult()
         conn = self._live()
         store = self._store
         keys, payloads, hashes, where = batch.keys, batch.payloads, batch.hashes, batch.source_ids
