@@ -283,6 +283,7 @@ def _record_batch(keys: list[str], payloads: list[bytes], source_ids: list[str],
         source_ids=source_ids, input_hashes=[None] * len(keys), source_system=field_map.system, batch_id=batch_id,
         mapping_version=field_map.version)
 
+
 def source_time_field(entity_cls: Any) -> str | None:
     """The field giving an entity's source time (the first of SOURCE_TIME_FIELDS it has), None when it has none."""
     fields = getattr(entity_cls, "__struct_fields__", ())
