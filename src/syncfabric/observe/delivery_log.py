@@ -102,9 +102,10 @@ def _groups(payloads: Sequence[Mapping[str, Any] | None], names: Sequence[str]) 
     """:func:`group_of` of each payload, a field at a time over all of them."""
     found: list[str] = [""] * len(payloads)
     for name in names:
-        found = [label or (value if isinstance(value, str) else "")
-                 for label, value in zip(found, [payload.get(name) if payload else None for payload in payloads],
-                                         strict=True)]
+        values = [payload.get(name) if payload else None for payload in payloads]
+        if values.count(None) != len(values):  # a field none of them has (an event at no location of ours) is skipped
+            found = [label or (value if isinstance(value, str) else "")
+                     for label, value in zip(found, values, strict=True)]
     return found
 
 
@@ -122,12 +123,14 @@ def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
     at = confirmed_at or clock.now()
     parsed: dict[str, dt.datetime | None] = {}
     batches: dict[tuple[str, str], _Batch] = {}
-    for entity, run in itertools.groupby(confirmed, key=_entity):
+    for entity, run in itertools.groupby(confirmed, key=_first):
         pending = [item for _, item in run]
         times, changes, groups = fields_of(entity)
         payloads = [item.record.payload for item in pending] if times or changes or groups else []
         stated = _times(payloads, times, parsed) if times else None
-        if stated is None:  # no source time field: the time the store recorded the change
+        if stated is not None and None not in stated:  # every record says when
+            when = stated
+        elif stated is None:  # no source time field: the time the store recorded the change
             when = [item.recorded_at or at for item in pending]
         else:
             when = [time or item.recorded_at or at for time, item in zip(stated, pending, strict=True)]
@@ -152,7 +155,7 @@ def deliveries(flow: str, system: str, confirmed: Iterable[tuple[str, Any]],
     return [batch.row(flow, system, entity, group, at) for (entity, group), batch in batches.items()]
 
 
-_entity = operator.itemgetter(0)
+_first = operator.itemgetter(0)
 
 
 def _batch(batches: dict[tuple[str, str], _Batch], entity: str, group: str) -> _Batch:
@@ -199,11 +202,12 @@ class _Batch:
 
     def row(self, flow: str, system: str, entity: str, group: str, at: dt.datetime) -> DeliveryBatch:
         latencies = Histogram()
-        for when, n in Counter(self.times).items():
+        counts = Counter(self.times)
+        for when, n in counts.items():
             latencies.add_value((at - when).total_seconds(), n)
         changes = self._changes()
         return DeliveryBatch(flow, system, entity, group, len(self.seqs), min(self.seqs), max(self.seqs),
-                             max(self.times), at, latencies.stored(), latencies.total, latencies.maximum,
+                             max(counts), at, latencies.stored(), latencies.total, latencies.maximum,
                              max(changed for changed, _ in changes) if changes else None, changes)
 
     def _changes(self) -> tuple[tuple[dt.datetime, tuple[str, ...]], ...]:
