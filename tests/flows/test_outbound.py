@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -477,3 +478,47 @@ def test_a_repair_after_reconciliation_keeps_the_links_the_target_gives(store: S
     sent = {record.key: record.external_id for _, records in target.writes for record in records}
     assert sent == {"RM-1": None, "RM-2": "doc,RM-2"}  # RM-2 updates the document it has
     assert store.xref_external("planning", "item", "RM-1") == "doc,RM-1"  # kept, as delivery keeps it
+
+
+def test_a_key_two_entities_share_is_not_folded_into_one() -> None:
+    from syncfabric.flows.outbound import newest
+
+    distinct = [change(1, "item", "A"), change(2, "location", "B")]
+    assert newest(distinct) is distinct  # the usual batch, as it is
+    shared = [change(1, "item", "A"), change(2, "location", "A")]
+    assert newest(shared) is shared
+    folded = [change(1, "item", "A"), change(2, "location", "A"), change(3, "item", "B"), change(4, "item", "A")]
+    assert [c.seq for c in newest(folded)] == [2, 3, 4]
+
+
+def test_a_batch_is_split_by_entity_in_its_own_order() -> None:
+    from syncfabric.flows.outbound import by_entity_of
+
+    one = [change(1, "item", "A"), change(2, "item", "B")]
+    assert by_entity_of(one) == {"item": one} and by_entity_of(one)["item"] is one
+    mixed = [change(1, "item", "A"), change(2, "location", "P"), change(3, "item", "B"), change(4, "location", "Q")]
+    split = by_entity_of(mixed)
+    assert list(split) == ["item", "location"]
+    assert [[c.seq for c in group] for group in split.values()] == [[1, 3], [2, 4]]
+    assert by_entity_of([]) == {}
+
+
+def test_pending_records_of_a_batch_are_those_of_each_change() -> None:
+    from syncfabric.flows.outbound import Pending
+    from syncfabric.store import Op
+
+    changes = [change(1, "item", "A"), change(2, "item", "B", op=Op.DELETE), change(3, "item", "C", payload=None)]
+    built = Pending.of_changes(changes)
+    assert built == [Pending.of_change(c) for c in changes]
+    assert [(p.entity, p.record.key, p.record.version, p.record.payload, p.seq, p.recorded_at) for p in built] == [
+        ("item", "A", 1, {"key": "A"}, 1, T), ("item", "B", 1, None, 2, T), ("item", "C", 1, None, 3, T)]
+
+
+T = dt.datetime(2026, 12, 3, 8, 0, tzinfo=dt.UTC)
+
+
+def change(seq: int, entity: str, key: str, *, op: Any = None, payload: bytes | None = b"") -> Any:
+    from syncfabric.store import Change, Op
+
+    body = msgspec.json.encode({"key": key}) if payload == b"" else payload
+    return Change(seq, entity, key, 1, op or Op.UPSERT, "", body, T, Lineage("erp"))

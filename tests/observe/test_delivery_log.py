@@ -376,3 +376,81 @@ def test_migration_turns_per_record_rows_into_batch_rows(db_url: str) -> None:
         [thing] = store.delivery_groups(entity="thing")
         assert (thing.records, thing.newest_source_time, thing.group) == (1, extra[3], "")
         assert_same_answers(store, records)
+
+
+# -- the rows worked out a column at a time are those of the definitions, record by record --------------------------
+
+
+def one_by_one(confirmed: list[tuple[str, Any]], at: dt.datetime) -> list[DeliveryBatch]:
+    """The delivery-log rows the module's definitions give, worked out record by record: the first of the entity's
+    fields holding a time (a datetime, or a text that parses as one), the first holding a non-empty text."""
+    from syncfabric.observe.delivery_log import fields_of
+
+    def first_time(payload: dict[str, Any] | None, names: tuple[str, ...]) -> dt.datetime | None:
+        for name in names:
+            value = (payload or {}).get(name)
+            if isinstance(value, dt.datetime):
+                return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+            if isinstance(value, str):
+                try:
+                    parsed = dt.datetime.fromisoformat(value)
+                except ValueError:
+                    continue
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        return None
+
+    by_group: dict[tuple[str, str], list[tuple[str, int, dt.datetime, dt.datetime | None]]] = {}
+    for entity, pending in confirmed:
+        times, changes, groups = fields_of(entity)
+        payload = pending.record.payload
+        source = first_time(payload, times) or pending.recorded_at or at
+        group = next((v for v in ((payload or {}).get(name) for name in groups) if isinstance(v, str) and v), "")
+        by_group.setdefault((entity, group), []).append(
+            (pending.record.key, pending.seq, source, first_time(payload, changes)))
+    return [summarize("out", "planning", entity, group, at, records) for (entity, group), records in by_group.items()]
+
+
+def mixed_batch(seed: int) -> list[tuple[str, Any]]:
+    """Confirmed records of events, balances, items and an entity the model does not know, in runs and interleaved:
+    shared and distinct time texts, texts that are no time, datetimes with and without a zone, fields missing or
+    empty, deletions, several groups in one run."""
+    from syncfabric.flows.outbound import Pending
+
+    rng = random.Random(seed)
+    texts = ["2026-11-02T08:00:00+00:00", "2026-11-02T08:00:00Z", "2026-11-02T09:30:00", "not a time", "", 7,
+             "2026-11-02T07:59:59.500000+02:00", None]
+    times = [*texts, T0 - dt.timedelta(minutes=3), dt.datetime(2026, 11, 2, 7, 0)]
+    places = ["P1", "P2", "", None, 3]
+    confirmed: list[tuple[str, Any]] = []
+    seq = 0
+    for _ in range(rng.randint(1, 6)):
+        entity = rng.choice(["machine_downtime", "shipment_milestone", "inventory_balance", "item",
+                             "not_in_the_model"])
+        for _ in range(rng.randint(1, 40)):
+            seq += 1
+            fields = {"as_of": rng.choice(times), "occurred_at": rng.choice(times), "changed_at": rng.choice(times),
+                      "started_at": rng.choice(times), "location_id": rng.choice(places),
+                      "to_location_id": rng.choice(places), "shipment_id": "S"}
+            payload = None if rng.random() < 0.1 else {name: value for name, value in fields.items()
+                                                       if rng.random() < 0.8}
+            recorded = rng.choice([None, T0 - dt.timedelta(hours=1)])
+            confirmed.append((entity, Pending(entity, OutboundRecord(f"K{seq % 25}", seq, payload), seq, recorded)))
+    return confirmed
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_rows_worked_out_by_column_are_those_record_by_record(seed: int) -> None:
+    confirmed = mixed_batch(seed)
+    at = T0 + dt.timedelta(minutes=5)
+    assert deliveries("out", "planning", confirmed, confirmed_at=at) == one_by_one(confirmed, at)
+
+
+def test_a_run_of_one_shared_time_keeps_every_key_under_it() -> None:
+    from syncfabric.flows.outbound import Pending
+
+    event = {"shipment_id": "S", "milestone": "departed", "occurred_at": "2026-11-02T08:00:00+00:00"}
+    confirmed = [("shipment_milestone", Pending("shipment_milestone", OutboundRecord(f"K{n}", 1, event), n, None))
+                 for n in range(1, 4)]
+    [row_] = deliveries("out", "planning", confirmed, confirmed_at=T0 + dt.timedelta(seconds=2))
+    assert row_.changes == ((T0, ("K1", "K2", "K3")),) and row_.newest_changed_at == T0
+    assert (row_.records, row_.first_seq, row_.last_seq, row_.latency_sum) == (3, 1, 3, 6.0)

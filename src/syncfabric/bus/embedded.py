@@ -151,21 +151,22 @@ class EmbeddedSubscription(PartitionedSubscription):
         store, partitions = self.bus.store, self.bus.partitions
         after = self._cursor[partition]
         found: list[Message] = []
-        limit = max_messages if partitions == 1 else SCAN
-        for _ in range(SCAN_PAGES):  # bounded, so that a fetch renews its leases in time even on a long backlog
-            if partitions > 1:
-                page, ended = self._page(after, limit)
-            else:
-                page = store.changes(after, entities=self.entities, limit=limit)
-                ended = len(page) < limit
-            for change in page:
-                after = change.seq
-                if partitions == 1 or partition_of(change.entity, change.key, partitions) == partition:
-                    found.append(Message(change, change.seq))
-                    if len(found) == max_messages:
-                        break
-            if ended or len(found) == max_messages:
-                break
+        if partitions == 1:  # every change is the partition's: one read of the batch, its messages in one go
+            page = store.changes(after, entities=self.entities, limit=max_messages)
+            found = [Message(change, change.seq) for change in page]
+            if page:
+                after = page[-1].seq
+        else:
+            for _ in range(SCAN_PAGES):  # bounded, so that a fetch renews its leases in time even on a long backlog
+                page, ended = self._page(after, SCAN)
+                for change in page:
+                    after = change.seq
+                    if partition_of(change.entity, change.key, partitions) == partition:
+                        found.append(Message(change, change.seq))
+                        if len(found) == max_messages:
+                            break
+                if ended or len(found) == max_messages:
+                    break
         self._cursor[partition] = after
         if not found:
             if after > self._acked[partition]:  # only other partitions' changes: move on, so the lag reads true

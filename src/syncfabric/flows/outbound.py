@@ -54,10 +54,18 @@ class Pending(msgspec.Struct, frozen=True, gc=False):
 
     @classmethod
     def of_change(cls, change: Change) -> Pending:
-        # One per delivered change: the payload read once, and Op.DELETE not looked up on its class each time (an
-        # enum member's lookup costs as much as building the record).
-        payload = None if change.payload is None or change.op is _DELETE else _decode(change.payload)
-        return cls(change.entity, OutboundRecord(change.key, change.version, payload), change.seq, change.recorded_at)
+        return cls.of_changes([change])[0]
+
+    @classmethod
+    def of_changes(cls, changes: Iterable[Change]) -> list[Pending]:
+        """One per change, in one comprehension (a batch's are built together: no call per change)."""
+        # The payload read once, and Op.DELETE not looked up on its class each time (an enum member's lookup costs as
+        # much as building the record).
+        decode, delete, record = _decode, _DELETE, OutboundRecord
+        return [cls(change.entity, record(change.key, change.version,
+                                          None if change.payload is None or change.op is delete
+                                          else decode(change.payload)), change.seq, change.recorded_at)
+                for change in changes]
 
     @classmethod
     def of_state(cls, row: StateRow) -> Pending:
@@ -166,18 +174,19 @@ def deliver_changes(
     :class:`~syncfabric.flows.retry.Stopped`, and nothing of the batch is committed."""
     held = store.held_keys(flow_name)
     letters: list[NewDeadLetter] = []
-    by_entity: dict[str, list[Pending]] = {}
-    of_change = Pending.of_change
-    for change in newest(changes):
-        first = held.get((change.entity, change.key)) if held else None
-        if first is None:
-            if (group := by_entity.get(change.entity)) is None:
-                group = by_entity[change.entity] = []
-            group.append(of_change(change))
-        else:
+    todo = newest(changes)
+    if held:
+        kept: list[Change] = []
+        for change in todo:
+            first = held.get((change.entity, change.key))
+            if first is None:
+                kept.append(change)
+                continue
             reason = f"held behind dead letter #{first} of the same key, so that the key's changes stay in order"
-            letters.append(_dead_letter(flow_name, connector.system, of_change(change), reason,
+            letters.append(_dead_letter(flow_name, connector.system, Pending.of_change(change), reason,
                                         [Attempt(_now(), "held", reason)], held_by=first))
+        todo = kept
+    by_entity = {entity: Pending.of_changes(group) for entity, group in by_entity_of(todo).items()}
     links: list[Link] = []
     confirmed: list[tuple[str, Pending]] = []
     letters += _deliver(connector, flow_name, by_entity, retry, result, on_retry, probe, links=links,
@@ -196,10 +205,28 @@ def deliver_changes(
 def newest(changes: Sequence[Change]) -> Sequence[Change]:
     """The newest change of each key (it supersedes older ones in the same batch), in the order of the batch: a
     batch of distinct keys, the usual one, as it is."""
+    if len({change.key for change in changes}) == len(changes):  # distinct keys: distinct (entity, key) too
+        return changes
     last = {(change.entity, change.key): at for at, change in enumerate(changes)}
-    if len(last) == len(changes):
+    if len(last) == len(changes):  # a key of two entities
         return changes
     return [changes[at] for at in sorted(last.values())]
+
+
+def by_entity_of(changes: Sequence[Change]) -> dict[str, Sequence[Change]]:
+    """The changes of each entity, in the order of the batch (entities in the order each first appears): a batch
+    of one entity, the usual one, as it is."""
+    if not changes:
+        return {}
+    entity = changes[0].entity
+    if [change.entity for change in changes].count(entity) == len(changes):
+        return {entity: changes}
+    groups: dict[str, list[Change]] = {}
+    for change in changes:
+        if (group := groups.get(change.entity)) is None:
+            group = groups[change.entity] = []
+        group.append(change)
+    return groups
 
 
 def _send_full(

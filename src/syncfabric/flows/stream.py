@@ -159,7 +159,7 @@ class StreamConsumer:
         partition, last = batch.partition, batch.messages[-1].seq
         flow_mark = int(self.store.checkpoint(self.flow) or 0)
         mark = max(flow_mark, self._mark(partition, flow_mark))
-        todo = [m.change for m in batch if m.seq > mark]
+        todo = [change for m in batch.messages if (change := m.change).seq > mark]
         upto = max(last, mark)
         # One commit per batch: the partition mark, the bus's own cursor and, when this moves the lowest mark, the
         # flow checkpoint go into the transaction that records the batch's outcome (marks not read yet count as
